@@ -1,0 +1,153 @@
+//! The bank contract: what salur asks of a bank and what the bank answers. Specified for
+//! outsiders in `queues/asyncapi.yaml` with JSON schemas in `queues/schemas/`.
+//!
+//! Requests go to the topic exchange `salur.bank` with routing key
+//! `bank.<bank_code>.<kind>` and wait on the queue `salur.bank.<bank_code>`; answers go to the
+//! topic exchange `salur.bank.replies` with the same routing key. A bank may answer late,
+//! twice, or out of order: salur applies an answer only to a record still waiting for it.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    AccountOpen,
+    AccountInquiry,
+    Transfer,
+}
+
+impl RequestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccountOpen => "account_open",
+            Self::AccountInquiry => "account_inquiry",
+            Self::Transfer => "transfer",
+        }
+    }
+
+    /// `bank.<code>.<kind>`
+    pub fn routing_key(self, bank_code: &str) -> String {
+        format!("bank.{bank_code}.{}", self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankRequest {
+    pub v: u32,
+    pub request_id: Uuid,
+    pub bank_code: String,
+    pub sent_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub body: RequestBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RequestBody {
+    AccountOpen { items: Vec<AccountOpenItem> },
+    AccountInquiry { items: Vec<AccountInquiryItem> },
+    Transfer { items: Vec<TransferItem> },
+}
+
+impl RequestBody {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Self::AccountOpen { .. } => RequestKind::AccountOpen,
+            Self::AccountInquiry { .. } => RequestKind::AccountInquiry,
+            Self::Transfer { .. } => RequestKind::Transfer,
+        }
+    }
+}
+
+/// Open a savings account for a recipient (the bank checks the NIK at the civil registry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountOpenItem {
+    /// salur's record id; the answer carries it back.
+    pub item_id: String,
+    pub nik: String,
+    pub kk: String,
+    pub name: String,
+    pub mother_name: String,
+    pub birth_place: String,
+    /// `YYYY-MM-DD`
+    pub birth_date: String,
+    /// `L` or `P`
+    pub sex: String,
+    pub address: String,
+    pub region_code: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// Confirm an account the recipient already has, and tell its holder's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInquiryItem {
+    pub item_id: String,
+    pub account_number: String,
+    pub nik: String,
+    pub name: String,
+}
+
+/// SNAP BI amount: `{"value": "600000.00", "currency": "IDR"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub value: String,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferItem {
+    pub item_id: String,
+    /// Deterministic per record: a bank that sees it twice pays once.
+    pub idempotency_key: String,
+    pub account_number: String,
+    pub account_name: String,
+    pub amount: Money,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankReply {
+    pub v: u32,
+    pub request_id: Uuid,
+    pub bank_code: String,
+    pub kind: RequestKind,
+    pub answered_at: DateTime<Utc>,
+    pub items: Vec<ReplyItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// Done: account opened / found, or transfer settled.
+    Ok,
+    /// Refused for good (NIK not found at the civil registry, account closed, …).
+    Rejected,
+    /// Not done this time (timeout, maintenance): ask again later with the same item.
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyItem {
+    pub item_id: String,
+    pub status: ItemStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_name: Option<String>,
+    /// The bank's transfer reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<BankReason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankReason {
+    pub code: String,
+    pub message: String,
+}

@@ -1,0 +1,5 @@
+//! The bank side: the contract types, and `bank-sim`, the reference implementation of the
+//! contract that the demo and the tests run against.
+
+pub mod contract;
+pub mod sim;

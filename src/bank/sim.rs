@@ -1,0 +1,440 @@
+//! `salur bank-sim`: a bank integration for the demo and the tests. It opens accounts (a
+//! generated account number; the holder's name upper-cased and cut to 30 characters, as banks
+//! do), answers inquiries, and settles transfers, never paying one idempotency key twice: a
+//! repeated request gets the first answer. Its ledger lives in the `bank_sim` schema.
+//!
+//! Faults for tests: transient errors, rejections, duplicated answers, delay, all seeded.
+
+use crate::bank::contract::*;
+use crate::broker::{Broker, Outgoing, Publisher, names, topology};
+use crate::config::Settings;
+use futures::StreamExt as _;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::str::FromStr as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How the simulated bank behaves.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Bank codes served (their queues are consumed); empty means every known bank.
+    pub banks: Vec<String>,
+    /// Share of items answered with a transient error (nothing stored; ask again).
+    pub transient_error_rate: f64,
+    /// Share of new items refused for good (NIK not found, account not found, transfer refused).
+    pub reject_rate: f64,
+    /// Share of answers sent twice.
+    pub duplicate_rate: f64,
+    /// Wait before answering.
+    pub delay: Duration,
+    pub seed: u64,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            banks: Vec::new(),
+            transient_error_rate: 0.0,
+            reject_rate: 0.0,
+            duplicate_rate: 0.0,
+            delay: Duration::ZERO,
+            seed: 1,
+        }
+    }
+}
+
+const SCHEMA: &str = "
+CREATE SCHEMA IF NOT EXISTS bank_sim;
+CREATE SEQUENCE IF NOT EXISTS bank_sim.numbers;
+CREATE TABLE IF NOT EXISTS bank_sim.accounts (
+    bank_code      text NOT NULL,
+    nik            text NOT NULL,
+    account_number text,
+    account_name   text,
+    status         text NOT NULL,
+    reason         text,
+    opened_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (bank_code, nik)
+);
+CREATE TABLE IF NOT EXISTS bank_sim.inquiries (
+    bank_code      text NOT NULL,
+    account_number text NOT NULL,
+    account_name   text,
+    status         text NOT NULL,
+    reason         text,
+    PRIMARY KEY (bank_code, account_number)
+);
+CREATE TABLE IF NOT EXISTS bank_sim.transfers (
+    idempotency_key text PRIMARY KEY,
+    bank_code       text NOT NULL,
+    item_id         text NOT NULL,
+    account_number  text NOT NULL,
+    amount          numeric(18, 2) NOT NULL,
+    status          text NOT NULL,
+    reason          text,
+    reference       text,
+    settled_at      timestamptz NOT NULL DEFAULT now()
+);
+";
+
+/// Creates the simulator's ledger if it is missing.
+pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(7450211)")
+        .execute(&mut *tx)
+        .await?;
+    for statement in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Runs the simulator until `cancel`, reconnecting when RabbitMQ goes away.
+pub async fn run(
+    settings: Settings,
+    pool: PgPool,
+    opts: SimOptions,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    ensure_schema(&pool).await?;
+    let banks: Vec<String> = if opts.banks.is_empty() {
+        crate::domain::BankCode::KNOWN
+            .iter()
+            .map(|(code, _)| (*code).to_owned())
+            .collect()
+    } else {
+        opts.banks.clone()
+    };
+    let sim = Arc::new(Sim {
+        settings: settings.clone(),
+        pool,
+        rng: Mutex::new(StdRng::seed_from_u64(opts.seed)),
+        opts,
+    });
+    loop {
+        let broker = tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            b = Broker::connect_with_retry(&settings, Duration::from_secs(3600)) => b?,
+        };
+        topology::declare(&broker).await?;
+        let stop = cancel.child_token();
+        let mut tasks = tokio::task::JoinSet::new();
+        for code in &banks {
+            let (channel, consumer) = broker
+                .consume(&names::bank_queue(code), &format!("bank-sim-{code}"))
+                .await?;
+            let publisher = broker.publisher().await?;
+            let sim = sim.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move { sim.serve(channel, consumer, publisher, stop).await });
+        }
+        tracing::info!(banks = ?banks, "bank-sim serving");
+        let mut failed = None;
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            Some(r) = tasks.join_next() => { failed = Some(r); }
+        }
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
+        broker.close().await;
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        tracing::warn!(result = ?failed.map(|r| r.map(|r| r.map_err(|e| format!("{e:#}")))), "bank-sim lost its connection; reconnecting");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+struct Sim {
+    settings: Settings,
+    pool: PgPool,
+    opts: SimOptions,
+    rng: Mutex<StdRng>,
+}
+
+impl Sim {
+    fn roll(&self, rate: f64) -> bool {
+        rate > 0.0 && self.rng.lock().expect("rng").random_bool(rate.min(1.0))
+    }
+
+    async fn serve(
+        &self,
+        channel: lapin::Channel,
+        mut consumer: lapin::Consumer,
+        publisher: Publisher,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            let delivery = tokio::select! {
+                _ = stop.cancelled() => break,
+                d = consumer.next() => match d {
+                    Some(d) => d?,
+                    None => anyhow::bail!("bank queue consumer closed"),
+                },
+            };
+            let request: BankRequest = match serde_json::from_slice(&delivery.data) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bank-sim drops a request it cannot read");
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions { requeue: false, ..Default::default() })
+                        .await?;
+                    continue;
+                }
+            };
+            if !self.opts.delay.is_zero() {
+                tokio::time::sleep(self.opts.delay).await;
+            }
+            let reply = match self.answer(&request).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "bank-sim failed; the request goes back to its queue");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions { requeue: true, ..Default::default() })
+                        .await?;
+                    continue;
+                }
+            };
+            let message = Outgoing {
+                exchange: self.settings.name(names::BANK_REPLIES),
+                routing_key: reply.kind.routing_key(&reply.bank_code),
+                payload: serde_json::to_vec(&reply)?,
+            };
+            let times = if self.roll(self.opts.duplicate_rate) { 2 } else { 1 };
+            let messages = vec![message; times];
+            publisher.publish_all(&messages).await?;
+            delivery.acker.ack(BasicAckOptions::default()).await?;
+        }
+        let _ = channel.close(200, "bye".into()).await;
+        Ok(())
+    }
+
+    /// The answer to one request; what was decided before is answered the same way.
+    pub async fn answer(&self, request: &BankRequest) -> anyhow::Result<BankReply> {
+        let bank = request.bank_code.as_str();
+        let items = match &request.body {
+            RequestBody::AccountOpen { items } => self.open(bank, items).await?,
+            RequestBody::AccountInquiry { items } => self.inquire(bank, items).await?,
+            RequestBody::Transfer { items } => self.transfer(bank, items).await?,
+        };
+        Ok(BankReply {
+            v: VERSION,
+            request_id: request.request_id,
+            bank_code: request.bank_code.clone(),
+            kind: request.body.kind(),
+            answered_at: chrono::Utc::now(),
+            items,
+        })
+    }
+
+    /// Splits items into transient errors (answered now, nothing stored) and the rest, each
+    /// with a fresh decision whether to reject it (used only if it is new).
+    fn decide<'a, T>(&self, items: &'a [T], id: impl Fn(&T) -> &str) -> (Vec<ReplyItem>, Vec<(&'a T, bool)>) {
+        let mut errors = Vec::new();
+        let mut rest = Vec::new();
+        for item in items {
+            if self.roll(self.opts.transient_error_rate) {
+                errors.push(ReplyItem {
+                    item_id: id(item).to_owned(),
+                    status: ItemStatus::Error,
+                    account_number: None,
+                    account_name: None,
+                    reference: None,
+                    reason: Some(BankReason {
+                        code: "SERVICE_UNAVAILABLE".into(),
+                        message: "core banking timed out, try again".into(),
+                    }),
+                });
+            } else {
+                rest.push((item, self.roll(self.opts.reject_rate)));
+            }
+        }
+        (errors, rest)
+    }
+
+    async fn open(&self, bank: &str, items: &[AccountOpenItem]) -> anyhow::Result<Vec<ReplyItem>> {
+        let (mut out, rest) = self.decide(items, |i| &i.item_id);
+        let nik: Vec<&str> = rest.iter().map(|(i, _)| i.nik.as_str()).collect();
+        let name: Vec<String> = rest.iter().map(|(i, _)| bank_name(&i.name)).collect();
+        let status: Vec<&str> = rest.iter().map(|(_, rej)| if *rej { "rejected" } else { "ok" }).collect();
+        let stored: Vec<(String, Option<String>, Option<String>, String, Option<String>)> = sqlx::query_as(
+            "WITH new AS (
+                 INSERT INTO bank_sim.accounts (bank_code, nik, account_number, account_name, status, reason)
+                 SELECT $1, u.nik,
+                        CASE WHEN u.status = 'ok' THEN $1 || lpad(nextval('bank_sim.numbers')::text, 10, '0') END,
+                        CASE WHEN u.status = 'ok' THEN u.name END,
+                        u.status,
+                        CASE WHEN u.status = 'rejected' THEN 'NIK_NOT_FOUND' END
+                 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(nik, name, status)
+                 ON CONFLICT DO NOTHING
+                 RETURNING nik, account_number, account_name, status, reason
+             )
+             SELECT * FROM new
+             UNION ALL
+             SELECT nik, account_number, account_name, status, reason FROM bank_sim.accounts
+             WHERE bank_code = $1 AND nik = ANY($2)",
+        )
+        .bind(bank)
+        .bind(&nik)
+        .bind(&name)
+        .bind(&status)
+        .fetch_all(&self.pool)
+        .await?;
+        let by_nik: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
+        for (item, _) in rest {
+            let (_, account, holder, status, reason) = &by_nik.get(&item.nik).ok_or_else(|| anyhow::anyhow!("a concurrent request decided this item; ask again"))?;
+            out.push(stored_item(&item.item_id, status, account.clone(), holder.clone(), None, reason.as_deref(),
+                "NIK not found at the civil registry (Dukcapil)"));
+        }
+        Ok(out)
+    }
+
+    async fn inquire(&self, bank: &str, items: &[AccountInquiryItem]) -> anyhow::Result<Vec<ReplyItem>> {
+        let (mut out, rest) = self.decide(items, |i| &i.item_id);
+        let account: Vec<&str> = rest.iter().map(|(i, _)| i.account_number.as_str()).collect();
+        let name: Vec<String> = rest.iter().map(|(i, _)| bank_name(&i.name)).collect();
+        let status: Vec<&str> = rest.iter().map(|(_, rej)| if *rej { "rejected" } else { "ok" }).collect();
+        let stored: Vec<(String, Option<String>, String, Option<String>)> = sqlx::query_as(
+            "WITH new AS (
+                 INSERT INTO bank_sim.inquiries (bank_code, account_number, account_name, status, reason)
+                 SELECT $1, u.account, CASE WHEN u.status = 'ok' THEN u.name END, u.status,
+                        CASE WHEN u.status = 'rejected' THEN 'ACCOUNT_NOT_FOUND' END
+                 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(account, name, status)
+                 ON CONFLICT DO NOTHING
+                 RETURNING account_number, account_name, status, reason
+             )
+             SELECT * FROM new
+             UNION ALL
+             SELECT account_number, account_name, status, reason FROM bank_sim.inquiries
+             WHERE bank_code = $1 AND account_number = ANY($2)",
+        )
+        .bind(bank)
+        .bind(&account)
+        .bind(&name)
+        .bind(&status)
+        .fetch_all(&self.pool)
+        .await?;
+        let by_account: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
+        for (item, _) in rest {
+            let (number, holder, status, reason) = &by_account.get(&item.account_number).ok_or_else(|| anyhow::anyhow!("a concurrent request decided this item; ask again"))?;
+            out.push(stored_item(&item.item_id, status, Some(number.clone()), holder.clone(), None, reason.as_deref(),
+                "no such account at this bank"));
+        }
+        Ok(out)
+    }
+
+    async fn transfer(&self, bank: &str, items: &[TransferItem]) -> anyhow::Result<Vec<ReplyItem>> {
+        let (mut out, rest) = self.decide(items, |i| &i.item_id);
+        let mut keys = Vec::new();
+        let mut ids = Vec::new();
+        let mut accounts = Vec::new();
+        let mut amounts = Vec::new();
+        let mut status = Vec::new();
+        let mut reason = Vec::new();
+        for (item, reject) in &rest {
+            let amount = Decimal::from_str(&item.amount.value)
+                .ok()
+                .filter(|a| *a > Decimal::ZERO && item.amount.currency == "IDR");
+            let (s, r) = match (amount, reject) {
+                (None, _) => ("rejected", Some("INVALID_AMOUNT")),
+                (Some(_), true) => ("rejected", Some("ACCOUNT_DORMANT")),
+                (Some(_), false) => ("ok", None),
+            };
+            keys.push(item.idempotency_key.as_str());
+            ids.push(item.item_id.as_str());
+            accounts.push(item.account_number.as_str());
+            amounts.push(amount.unwrap_or_default());
+            status.push(s);
+            reason.push(r);
+        }
+        let stored: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+            "WITH new AS (
+                 INSERT INTO bank_sim.transfers
+                     (idempotency_key, bank_code, item_id, account_number, amount, status, reason, reference)
+                 SELECT u.key, $1, u.item_id, u.account, u.amount, u.status, u.reason,
+                        CASE WHEN u.status = 'ok'
+                             THEN 'SIM' || $1 || lpad(nextval('bank_sim.numbers')::text, 12, '0') END
+                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[], $7::text[])
+                     AS u(key, item_id, account, amount, status, reason)
+                 ON CONFLICT DO NOTHING
+                 RETURNING idempotency_key, status, reason, reference
+             )
+             SELECT * FROM new
+             UNION ALL
+             SELECT idempotency_key, status, reason, reference FROM bank_sim.transfers
+             WHERE idempotency_key = ANY($2)",
+        )
+        .bind(bank)
+        .bind(&keys)
+        .bind(&ids)
+        .bind(&accounts)
+        .bind(&amounts)
+        .bind(&status)
+        .bind(&reason)
+        .fetch_all(&self.pool)
+        .await?;
+        let by_key: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
+        for (item, _) in rest {
+            let (_, status, reason, reference) = &by_key.get(&item.idempotency_key).ok_or_else(|| anyhow::anyhow!("a concurrent request decided this item; ask again"))?;
+            out.push(stored_item(&item.item_id, status, None, None, reference.clone(), reason.as_deref(),
+                "the transfer was refused"));
+        }
+        Ok(out)
+    }
+}
+
+fn stored_item(
+    item_id: &str,
+    status: &str,
+    account_number: Option<String>,
+    account_name: Option<String>,
+    reference: Option<String>,
+    reason: Option<&str>,
+    message: &str,
+) -> ReplyItem {
+    let ok = status == "ok";
+    ReplyItem {
+        item_id: item_id.to_owned(),
+        status: if ok { ItemStatus::Ok } else { ItemStatus::Rejected },
+        account_number: if ok { account_number } else { None },
+        account_name: if ok { account_name } else { None },
+        reference: if ok { reference } else { None },
+        reason: reason.map(|code| BankReason {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }),
+    }
+}
+
+/// How a bank writes a holder's name: upper case, cut to 30 characters.
+pub fn bank_name(name: &str) -> String {
+    name.trim().to_uppercase().chars().take(30).collect()
+}
+
+/// The simulator's ledger, for tests and the demo: settled transfers.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Settlement {
+    pub idempotency_key: String,
+    pub item_id: String,
+    pub amount: Decimal,
+    pub reference: Option<String>,
+}
+
+pub async fn settlements(pool: &PgPool) -> sqlx::Result<Vec<Settlement>> {
+    sqlx::query_as(
+        "SELECT idempotency_key, item_id, amount, reference FROM bank_sim.transfers
+         WHERE status = 'ok' ORDER BY item_id",
+    )
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,134 @@
+//! The only module that speaks AMQP: connecting, declaring the topology, publishing with
+//! confirms and consuming with manual acks. Everything else sees [`Broker`], [`Publisher`] and
+//! [`Outgoing`].
+
+mod publish;
+pub mod topology;
+
+pub use publish::{Outgoing, PublishError, Publisher};
+
+use crate::config::{Settings, redact_url};
+use anyhow::Context as _;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+
+/// Base names of the exchanges and queues in `queues/topology.json`. Use
+/// [`Settings::name`] to get the name in the configured namespace.
+pub mod names {
+    pub const WORK: &str = "salur.work";
+    pub const RETRY: &str = "salur.retry";
+    pub const BANK: &str = "salur.bank";
+    pub const BANK_REPLIES: &str = "salur.bank.replies";
+    pub const PARKED: &str = "salur.parked";
+    pub const BLOCKED_QUEUE: &str = "salur.blocked";
+    pub const DEAD_QUEUE: &str = "salur.dead";
+
+    /// The queue a stage consumes.
+    pub fn stage_queue(stage: &str) -> String {
+        format!("salur.stage.{stage}")
+    }
+
+    /// The queue holding one bank's requests, consumed by that bank's integration.
+    pub fn bank_queue(bank_code: &str) -> String {
+        format!("salur.bank.{bank_code}")
+    }
+}
+
+/// An open connection to RabbitMQ, and the settings that name things in it.
+pub struct Broker {
+    pub conn: Connection,
+    pub settings: Settings,
+}
+
+impl Broker {
+    /// Connects once. The error says where and how to start RabbitMQ.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let conn = Connection::connect(&settings.amqp_url, ConnectionProperties::default())
+            .await
+            .map_err(|e| unreachable_error(settings, e))?;
+        Ok(Self {
+            conn,
+            settings: settings.clone(),
+        })
+    }
+
+    /// Connects, retrying with jittered exponential backoff for up to about `max_wait`.
+    pub async fn connect_with_retry(
+        settings: &Settings,
+        max_wait: std::time::Duration,
+    ) -> anyhow::Result<Self> {
+        use backon::{ExponentialBuilder, Retryable};
+        (|| Self::connect(settings))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_jitter()
+                    .with_min_delay(std::time::Duration::from_millis(200))
+                    .with_max_delay(std::time::Duration::from_secs(5))
+                    .with_total_delay(Some(max_wait))
+                    .without_max_times(),
+            )
+            .notify(|e, after| tracing::warn!(error = %e, ?after, "RabbitMQ not reachable yet, retrying"))
+            .await
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        self.conn
+            .create_channel()
+            .await
+            .context("cannot open a RabbitMQ channel")
+    }
+
+    /// A channel in confirm mode, for publishing.
+    pub async fn publisher(&self) -> anyhow::Result<Publisher> {
+        Publisher::new(self.channel().await?).await
+    }
+
+    /// A consumer on `queue` (a base name) with manual acks and the configured prefetch.
+    pub async fn consume(&self, queue: &str, tag: &str) -> anyhow::Result<(Channel, Consumer)> {
+        let ch = self.channel().await?;
+        ch.basic_qos(self.settings.prefetch, BasicQosOptions::default())
+            .await
+            .context("basic.qos")?;
+        let name = self.settings.name(queue);
+        let consumer = ch
+            .basic_consume(
+                name.as_str().into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .with_context(|| format!("cannot consume from queue {name}: run `salur topology` first"))?;
+        Ok((ch, consumer))
+    }
+
+    /// Messages ready on a queue (a base name), by passive declare.
+    pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let ch = self.channel().await?;
+        let q = ch
+            .queue_declare(
+                self.settings.name(queue).as_str().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        let _ = ch.close(200, "ok".into()).await;
+        Ok(q.message_count())
+    }
+
+    pub async fn close(&self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}
+
+fn unreachable_error(settings: &Settings, e: lapin::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot reach RabbitMQ at {} ({e}): start it with `rabbitmq-server -detached` \
+         (or `scripts/services.sh`), or set AMQP_URL",
+        redact_url(&settings.amqp_url)
+    )
+}

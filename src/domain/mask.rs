@@ -1,0 +1,66 @@
+//! Masking of identifiers (NIK, KK, account numbers) for logs and reports.
+
+/// Masks `input` character by character, keeping only enough to recognise it:
+/// - 16 characters or more (a NIK or KK): the first 4 and the last 4, e.g. `5301********0001`;
+/// - 8 to 15 characters: the last 4 only;
+/// - fewer than 8: nothing.
+///
+/// Works the same on raw, invalid input (letters, separators), so it is safe to call on any
+/// value an office typed. An input of 8 characters or more is never returned in clear.
+pub fn mask_digits(input: &str) -> String {
+    let chars: Vec<char> = input.chars().collect();
+    let len = chars.len();
+    let (head, tail) = match len {
+        16.. => (4, 4),
+        8..=15 => (0, 4),
+        _ => (0, 0),
+    };
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < head || i >= len - tail { *c } else { '*' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nik_keeps_its_first_and_last_four_digits() {
+        assert_eq!(mask_digits("5301234567890001"), "5301********0001");
+    }
+
+    #[test]
+    fn a_long_account_number_keeps_first_and_last_four() {
+        assert_eq!(mask_digits("12345678901234567890"), "1234************7890");
+    }
+
+    #[test]
+    fn medium_values_keep_only_the_last_four() {
+        assert_eq!(mask_digits("1234567890"), "******7890");
+        assert_eq!(mask_digits("12345678"), "****5678");
+        assert_eq!(mask_digits("530123456789000"), "***********9000");
+    }
+
+    #[test]
+    fn short_values_are_fully_masked() {
+        assert_eq!(mask_digits("1234567"), "*******");
+        assert_eq!(mask_digits(""), "");
+    }
+
+    #[test]
+    fn raw_invalid_input_is_masked_by_character() {
+        assert_eq!(mask_digits("53012345678900x1"), "5301********00x1");
+        assert_eq!(mask_digits("abcdefghij"), "******ghij");
+    }
+
+    #[test]
+    fn nothing_of_eight_characters_or_more_comes_back_in_clear() {
+        for len in 8..40 {
+            let input: String = "9".repeat(len);
+            assert_ne!(mask_digits(&input), input);
+            assert_eq!(mask_digits(&input).chars().count(), len);
+        }
+    }
+}

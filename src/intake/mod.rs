@@ -1,0 +1,14 @@
+//! Office files in: CSV or JSON batches read into [`RawRecord`]s, and a generator of realistic
+//! demo batches.
+//!
+//! Intake refuses a file only when it cannot be read as a batch at all (see [`IntakeError`]).
+//! A row whose *values* are missing or invalid is kept as it is: the account-opening stage
+//! blocks it later with reasons, so no recipient is ever silently dropped.
+
+pub mod file;
+pub mod generate;
+
+pub use file::{IntakeError, parse_bytes, parse_file};
+
+mod raw;
+pub use raw::RawRecord;

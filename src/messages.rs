@@ -1,0 +1,76 @@
+//! What salur puts on its own queues: stage work and parked (dead-lettered) records.
+//! The bank contract lives in [`crate::bank::contract`].
+
+use crate::domain::Reason;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Schema version of every message salur writes. A consumer parks a message with another
+/// version in `salur.dead` instead of guessing.
+pub const VERSION: u32 = 1;
+
+/// The three stages a record goes through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    AccountOpening,
+    Verification,
+    Transfer,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::AccountOpening, Stage::Verification, Stage::Transfer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::AccountOpening => "account_opening",
+            Stage::Verification => "verification",
+            Stage::Transfer => "transfer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A chunk of records for one stage. Published to `salur.work` with the stage name as routing
+/// key (or through a retry tier, `<tier>.<stage>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageMessage {
+    pub v: u32,
+    pub stage: Stage,
+    pub batch_id: Uuid,
+    pub record_ids: Vec<i64>,
+}
+
+/// A record parked on `salur.blocked` (fixable: incomplete administrative data) or `salur.dead`
+/// (an operator decides). Carries the record id and reasons, never personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParkedRecord {
+    pub v: u32,
+    pub record_id: i64,
+    pub batch_id: Uuid,
+    pub row: i32,
+    pub stage: Stage,
+    pub state: String,
+    pub reasons: Vec<Reason>,
+}
+
+/// A message no consumer could process (not JSON, unknown version, …), parked on `salur.dead`
+/// with its body kept for an operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoisonMessage {
+    pub v: u32,
+    pub queue: String,
+    pub reason: String,
+    /// The original body, lossily decoded as UTF-8.
+    pub raw: String,
+}

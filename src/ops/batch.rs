@@ -1,0 +1,221 @@
+//! `salur batch status|report`: where a batch's records are, why some stopped, and what was paid.
+
+use crate::store::State;
+use futures::TryStreamExt as _;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StateTotal {
+    pub records: i64,
+    /// IDR, as a decimal string in JSON.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BatchStatus {
+    pub batch_id: Uuid,
+    pub office: String,
+    pub program: String,
+    pub period: String,
+    pub file_name: String,
+    pub records: i64,
+    /// Records still moving through the pipeline.
+    pub in_flight: i64,
+    /// Records and amounts per state (states with no record are left out).
+    pub states: BTreeMap<String, StateTotal>,
+    /// Records per reason code, over records that are blocked, rejected, failed or dead.
+    pub reasons: BTreeMap<String, i64>,
+}
+
+impl BatchStatus {
+    pub fn count(&self, state: State) -> i64 {
+        self.states.get(state.as_str()).map_or(0, |t| t.records)
+    }
+
+    pub fn amount(&self, state: State) -> Decimal {
+        self.states
+            .get(state.as_str())
+            .map_or(Decimal::ZERO, |t| t.amount)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("no batch {0}: check the id printed by `salur submit`")]
+    NotFound(Uuid),
+    #[error("batch {0} still has {1} records in flight after waiting {2:?}")]
+    Timeout(Uuid, i64, Duration),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchError> {
+    let head: Option<(String, String, String, String, i32)> = sqlx::query_as(
+        "SELECT office, program, period, file_name, record_count FROM batches WHERE id = $1",
+    )
+    .bind(batch_id)
+    .fetch_optional(pool)
+    .await?;
+    let (office, program, period, file_name, records) = head.ok_or(BatchError::NotFound(batch_id))?;
+    let rows: Vec<(String, i64, Option<Decimal>)> = sqlx::query_as(
+        "SELECT state, count(*), sum(amount) FROM records WHERE batch_id = $1 GROUP BY state",
+    )
+    .bind(batch_id)
+    .fetch_all(pool)
+    .await?;
+    let mut states = BTreeMap::new();
+    let mut in_flight = 0;
+    for (state, n, amount) in rows {
+        if State::parse(&state).is_some_and(State::in_flight) {
+            in_flight += n;
+        }
+        states.insert(
+            state,
+            StateTotal {
+                records: n,
+                amount: amount.unwrap_or_default(),
+            },
+        );
+    }
+    let reasons: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT reason->>'code', count(DISTINCT r.id)
+         FROM records r, jsonb_array_elements(r.reasons) reason
+         WHERE r.batch_id = $1 AND r.state IN ('blocked', 'rejected', 'failed', 'dead')
+         GROUP BY 1",
+    )
+    .bind(batch_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(BatchStatus {
+        batch_id,
+        office,
+        program,
+        period,
+        file_name,
+        records: i64::from(records),
+        in_flight,
+        states,
+        reasons: reasons.into_iter().collect(),
+    })
+}
+
+/// Polls until no record of the batch is in flight; `on_progress` sees every poll.
+pub async fn wait(
+    pool: &PgPool,
+    batch_id: Uuid,
+    timeout: Option<Duration>,
+    mut on_progress: impl FnMut(&BatchStatus),
+) -> Result<BatchStatus, BatchError> {
+    let started = std::time::Instant::now();
+    loop {
+        let s = status(pool, batch_id).await?;
+        on_progress(&s);
+        if s.in_flight == 0 {
+            return Ok(s);
+        }
+        if let Some(t) = timeout
+            && started.elapsed() > t
+        {
+            return Err(BatchError::Timeout(batch_id, s.in_flight, t));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `Rp1.542.000.000` (with `,50` when there are cents), as offices write it.
+pub fn rupiah(amount: Decimal) -> String {
+    let rounded = amount.round_dp(2);
+    let whole = rounded.trunc().abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    let cents = ((rounded.fract().abs()) * Decimal::from(100)).trunc();
+    let sign = if amount.is_sign_negative() && !amount.is_zero() { "-" } else { "" };
+    if cents.is_zero() {
+        format!("{sign}Rp{grouped}")
+    } else {
+        format!("{sign}Rp{grouped},{cents:0>2}")
+    }
+}
+
+impl std::fmt::Display for BatchStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "batch {} ({} {} {}, from {}): {} records, {} in flight",
+            self.batch_id, self.office, self.program, self.period, self.file_name, self.records, self.in_flight
+        )?;
+        for state in State::ALL {
+            if let Some(t) = self.states.get(state.as_str()) {
+                writeln!(f, "  {:<20} {:>9}  {:>22}", state.as_str(), t.records, rupiah(t.amount))?;
+            }
+        }
+        if !self.reasons.is_empty() {
+            writeln!(f, "reasons (records blocked, rejected, failed or dead):")?;
+            let mut reasons: Vec<_> = self.reasons.iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (code, n) in reasons {
+                writeln!(f, "  {code:<28} {n:>9}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One CSV row per record: row number, masked NIK, state, reason codes, amount, bank reference.
+pub async fn report(pool: &PgPool, batch_id: Uuid, out: impl std::io::Write) -> anyhow::Result<u64> {
+    status(pool, batch_id).await?;
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["row", "nik", "state", "reasons", "amount", "bank_reference"])?;
+    let mut rows = sqlx::query_as::<_, (i32, Option<String>, String, serde_json::Value, Option<Decimal>, Option<String>)>(
+        "SELECT row_number, nik, state, reasons, amount, bank_reference
+         FROM records WHERE batch_id = $1 ORDER BY row_number",
+    )
+    .bind(batch_id)
+    .fetch(pool);
+    let mut n = 0;
+    while let Some((row, nik, state, reasons, amount, reference)) = rows.try_next().await? {
+        let codes: Vec<String> = reasons
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| r.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        w.write_record([
+            row.to_string(),
+            nik.as_deref().map(crate::domain::mask_digits).unwrap_or_default(),
+            state,
+            codes.join("|"),
+            amount.map(|a| format!("{a:.2}")).unwrap_or_default(),
+            reference.unwrap_or_default(),
+        ])?;
+        n += 1;
+    }
+    w.flush()?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rupiah_groups_thousands_with_dots() {
+        assert_eq!(rupiah(Decimal::from(600_000)), "Rp600.000");
+        assert_eq!(rupiah(Decimal::from(1_542_000_000i64)), "Rp1.542.000.000");
+        assert_eq!(rupiah(Decimal::new(60000050, 2)), "Rp600.000,50");
+        assert_eq!(rupiah(Decimal::ZERO), "Rp0");
+    }
+}

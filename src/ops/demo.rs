@@ -1,0 +1,199 @@
+//! `salur demo`: a realistic batch through the whole pipeline on the local services, with the
+//! workers and bank-sim in this process.
+
+use super::batch::{self, BatchStatus};
+use super::submit::{self, BatchInfo};
+use crate::bank::sim::{self, SimOptions};
+use crate::broker::{Broker, topology};
+use crate::config::Settings;
+use crate::intake::generate;
+use crate::metrics::Metrics;
+use crate::store::{self, State};
+use crate::worker::{self, WorkerOptions};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub recipients: u32,
+    pub incomplete: u32,
+    pub seed: u64,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+    /// Give up waiting after this long.
+    pub timeout: Duration,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            recipients: 3000,
+            incomplete: 430,
+            seed: 42,
+            progress: true,
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoSummary {
+    pub batch_id: Uuid,
+    pub file: PathBuf,
+    pub recipients: u32,
+    pub disbursed: i64,
+    pub blocked: i64,
+    /// Records per blocked reason, as the pipeline found them.
+    pub blocked_reasons: BTreeMap<String, i64>,
+    /// What the generator put in, per reason: the demo checks that the pipeline found exactly this.
+    pub expected_reasons: BTreeMap<String, u32>,
+    pub wall_seconds: f64,
+    pub records_per_second: f64,
+    pub status: BatchStatus,
+}
+
+pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
+    anyhow::ensure!(
+        opts.incomplete <= opts.recipients,
+        "--incomplete ({}) cannot be more than --recipients ({})",
+        opts.incomplete,
+        opts.recipients
+    );
+    let pool = store::migrate(settings).await?;
+    let broker = Broker::connect(settings).await?;
+    topology::declare(&broker).await?;
+    broker.close().await;
+
+    let cancel = CancellationToken::new();
+    let metrics = Arc::new(Metrics::new());
+    let mut services = tokio::task::JoinSet::new();
+    services.spawn(worker::run(
+        settings.clone(),
+        pool.clone(),
+        WorkerOptions::default(),
+        metrics.clone(),
+        cancel.clone(),
+    ));
+    services.spawn(sim::run(settings.clone(), pool.clone(), SimOptions::default(), cancel.clone()));
+    if let Some(addr) = settings.metrics_addr {
+        let (metrics, cancel) = (metrics.clone(), cancel.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, metrics, cancel).await {
+                tracing::warn!(error = format!("{e:#}"), "demo runs without /metrics");
+            }
+        });
+    }
+
+    // The office's file, written as an office would export it.
+    let demo = generate::generate(opts.recipients, opts.incomplete, opts.seed);
+    let stamp = chrono::Local::now().format("%Y%m%d%H%M%S%3f").to_string();
+    let dir = std::env::temp_dir().join("salur-demo");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(format!("bpnt-{stamp}.csv"));
+    generate::write_csv(&demo.records, std::fs::File::create(&file)?)?;
+    // Each demo is its own disbursement period, so runs never see each other as double recipients.
+    let info = BatchInfo {
+        office: "DINSOS-5371".into(),
+        program: "BPNT".into(),
+        period: format!("DEMO-{stamp}"),
+    };
+
+    let started = Instant::now();
+    let batch_id = submit::submit_file(settings, &pool, &file, &info).await?;
+    let bar = opts.progress.then(|| {
+        let bar = indicatif::ProgressBar::new(u64::from(opts.recipients));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} settled ({per_sec}) {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let waited = batch::wait(&pool, batch_id, Some(opts.timeout), |s| {
+        if let Some(bar) = &bar {
+            bar.set_position((s.records - s.in_flight) as u64);
+            bar.set_message(format!(
+                "disbursed {}, blocked {}",
+                s.count(State::Disbursed),
+                s.count(State::Blocked)
+            ));
+        }
+    })
+    .await;
+    let elapsed = started.elapsed();
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    cancel.cancel();
+    while let Some(r) = services.join_next().await {
+        if let Err(e) = r? {
+            tracing::warn!(error = format!("{e:#}"), "a demo service stopped with an error");
+        }
+    }
+    let status = waited?;
+    let blocked_reasons: BTreeMap<String, i64> = status.reasons.clone();
+    let summary = DemoSummary {
+        batch_id,
+        file,
+        recipients: opts.recipients,
+        disbursed: status.count(State::Disbursed),
+        blocked: status.count(State::Blocked),
+        blocked_reasons,
+        expected_reasons: demo
+            .expected_reasons
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), *v))
+            .collect(),
+        wall_seconds: elapsed.as_secs_f64(),
+        records_per_second: f64::from(opts.recipients) / elapsed.as_secs_f64().max(1e-9),
+        status,
+    };
+    Ok(summary)
+}
+
+impl DemoSummary {
+    /// Problems found comparing the outcome with what the generator put in.
+    pub fn discrepancies(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let complete = i64::from(self.recipients) - self.expected_reasons_records();
+        if self.disbursed != complete {
+            problems.push(format!("expected {complete} disbursed, got {}", self.disbursed));
+        }
+        let expected: BTreeMap<String, i64> = self
+            .expected_reasons
+            .iter()
+            .map(|(k, v)| (k.clone(), i64::from(*v)))
+            .collect();
+        if expected != self.blocked_reasons {
+            problems.push(format!(
+                "blocked reasons differ: expected {expected:?}, got {:?}",
+                self.blocked_reasons
+            ));
+        }
+        problems
+    }
+
+    fn expected_reasons_records(&self) -> i64 {
+        self.status.records - self.disbursed.max(0) - (self.status.records - self.disbursed - self.blocked)
+            + (i64::from(self.recipients) - self.status.records)
+    }
+}
+
+impl std::fmt::Display for DemoSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "office file: {}", self.file.display())?;
+        write!(f, "{}", self.status)?;
+        writeln!(
+            f,
+            "{} disbursed, {} blocked; {} records in {:.1} s ({:.0} records/s end to end)",
+            self.disbursed, self.blocked, self.recipients, self.wall_seconds, self.records_per_second
+        )
+    }
+}

@@ -1,0 +1,5 @@
+//! What people do with salur: submit a batch, follow it, report on it, run the demo.
+
+pub mod batch;
+pub mod demo;
+pub mod submit;

@@ -1,0 +1,125 @@
+//! Account opening: records with incomplete administrative data are blocked with every reason
+//! found; complete ones are sent to their bank to open an account (or, when the office gave an
+//! account number, to confirm it).
+
+use super::{Tally, group_by, parked_message, write};
+use crate::bank::contract::{
+    AccountInquiryItem, AccountOpenItem, BankRequest, RequestBody, RequestKind, VERSION,
+};
+use crate::broker::{Outgoing, names};
+use crate::config::Settings;
+use crate::domain::{Recipient, validate};
+use crate::messages::{Stage, StageMessage};
+use crate::store::{Change, State, records};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+const STAGE: Stage = Stage::AccountOpening;
+
+pub async fn handle(
+    settings: &Settings,
+    conn: &mut PgConnection,
+    msg: &StageMessage,
+) -> sqlx::Result<Tally> {
+    let rows = records::lock_in_state(conn, &msg.record_ids, State::Received).await?;
+    let mut tally = Tally {
+        skipped: (msg.record_ids.len() - rows.len()) as u64,
+        ..Default::default()
+    };
+    let mut changes = Vec::with_capacity(rows.len());
+    let mut out = Vec::new();
+    let mut complete: Vec<(&crate::store::RecordRow, Recipient)> = Vec::new();
+    for row in &rows {
+        match validate(&row.raw()) {
+            Ok(recipient) => {
+                let mut c = Change::to(row.id, State::AccountRequested);
+                c.amount = Some(recipient.amount.value());
+                c.nik_valid = Some(recipient.nik.as_str().to_owned());
+                changes.push(c);
+                complete.push((row, recipient));
+            }
+            Err(reasons) => {
+                tally.reasons(STAGE, &reasons);
+                let c = Change::to(row.id, State::Blocked).with_reasons(reasons);
+                out.push(parked_message(settings, row, STAGE, &c));
+                changes.push(c);
+            }
+        }
+    }
+    tally.count(STAGE, "blocked", (rows.len() - complete.len()) as u64);
+    tally.count(STAGE, "advanced", complete.len() as u64);
+
+    // One request per bank and kind.
+    let by_bank = group_by(complete.iter().map(|(r, _)| *r), |r| {
+        (r.bank_code.clone(), r.account_number.is_some())
+    });
+    let recipients: std::collections::HashMap<i64, &Recipient> =
+        complete.iter().map(|(r, rec)| (r.id, rec)).collect();
+    for ((_, has_account), group) in by_bank {
+        let first = recipients[&group[0].id];
+        let bank_code = first.bank.as_str().to_owned();
+        let body = if has_account {
+            RequestBody::AccountInquiry {
+                items: group
+                    .iter()
+                    .map(|r| {
+                        let rec = recipients[&r.id];
+                        AccountInquiryItem {
+                            item_id: r.id.to_string(),
+                            account_number: rec
+                                .account_number
+                                .as_ref()
+                                .map(|a| a.as_str().to_owned())
+                                .unwrap_or_default(),
+                            nik: rec.nik.as_str().to_owned(),
+                            name: rec.name.clone(),
+                        }
+                    })
+                    .collect(),
+            }
+        } else {
+            RequestBody::AccountOpen {
+                items: group
+                    .iter()
+                    .map(|r| open_item(r.id, recipients[&r.id]))
+                    .collect(),
+            }
+        };
+        out.push(bank_request(settings, &bank_code, body));
+    }
+    write(conn, State::Received, &changes, &out).await?;
+    Ok(tally)
+}
+
+fn open_item(id: i64, rec: &Recipient) -> AccountOpenItem {
+    AccountOpenItem {
+        item_id: id.to_string(),
+        nik: rec.nik.as_str().to_owned(),
+        kk: rec.kk.as_str().to_owned(),
+        name: rec.name.clone(),
+        mother_name: rec.mother_name.clone(),
+        birth_place: rec.birth_place.clone(),
+        birth_date: rec.birth_date.format("%Y-%m-%d").to_string(),
+        sex: rec.sex.as_code().to_owned(),
+        address: rec.address.clone(),
+        region_code: rec.region.as_str().to_owned(),
+        phone: rec.phone.clone(),
+    }
+}
+
+/// A request to a bank, routed `bank.<code>.<kind>` on `salur.bank`.
+pub fn bank_request(settings: &Settings, bank_code: &str, body: RequestBody) -> Outgoing {
+    let kind: RequestKind = body.kind();
+    Outgoing {
+        exchange: settings.name(names::BANK),
+        routing_key: kind.routing_key(bank_code),
+        payload: serde_json::to_vec(&BankRequest {
+            v: VERSION,
+            request_id: Uuid::new_v4(),
+            bank_code: bank_code.to_owned(),
+            sent_at: chrono::Utc::now(),
+            body,
+        })
+        .expect("requests serialize"),
+    }
+}

@@ -1,0 +1,252 @@
+//! The three stages and the bank-answer handler, all of one shape: take a message, lock the
+//! records it names that are still in the expected state, decide each record's outcome, write
+//! the state changes, audit rows and outgoing messages in one transaction. The consumer loop
+//! ([`crate::worker`]) knows nothing stage-specific; it calls [`process_one`].
+
+pub mod account_opening;
+pub mod replies;
+pub mod transfer;
+pub mod verification;
+
+use crate::broker::{Outgoing, names};
+use crate::config::Settings;
+use crate::domain::{Reason, ReasonCode};
+use crate::messages::{self, ParkedRecord, Stage, StageMessage};
+use crate::store::{Change, RecordRow, State};
+use rust_decimal::Decimal;
+use sqlx::{PgConnection, PgPool};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// What a consumer reads: a stage's work, or the banks' answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    Stage(Stage),
+    BankReplies,
+}
+
+impl Input {
+    /// The queue (base name) this input is consumed from.
+    pub fn queue(self) -> String {
+        match self {
+            Input::Stage(s) => names::stage_queue(s.as_str()),
+            Input::BankReplies => names::BANK_REPLIES.to_owned(),
+        }
+    }
+
+    /// The label used in metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Input::Stage(s) => s.as_str(),
+            Input::BankReplies => "bank_replies",
+        }
+    }
+}
+
+/// How one message went, for metrics and logs: records per outcome, reasons, money paid.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Tally {
+    /// `(stage, outcome) -> records`
+    pub outcomes: BTreeMap<(Stage, &'static str), u64>,
+    pub reasons: BTreeMap<(Stage, ReasonCode), u64>,
+    /// `program -> IDR`
+    pub disbursed: BTreeMap<String, Decimal>,
+    /// Records named by the message that were not in the expected state (redelivery, late or
+    /// duplicate answer): nothing was done to them.
+    pub skipped: u64,
+}
+
+impl Tally {
+    pub fn count(&mut self, stage: Stage, outcome: &'static str, n: u64) {
+        if n > 0 {
+            *self.outcomes.entry((stage, outcome)).or_default() += n;
+        }
+    }
+
+    pub fn reasons(&mut self, stage: Stage, reasons: &[Reason]) {
+        for r in reasons {
+            *self.reasons.entry((stage, r.code)).or_default() += 1;
+        }
+    }
+}
+
+/// A message that cannot be processed, ever: it is parked on `salur.dead` with its body.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Poison(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("unreadable message: {0}")]
+    Poison(#[from] Poison),
+    /// The database failed; the message is put back and tried again.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Handles one message in one transaction. Redelivery-safe: records already past the expected
+/// state are skipped.
+pub async fn process_one(
+    settings: &Settings,
+    pool: &PgPool,
+    input: Input,
+    body: &[u8],
+) -> Result<Tally, ProcessError> {
+    let mut tx = pool.begin().await?;
+    let tally = match input {
+        Input::Stage(stage) => {
+            let msg = decode_stage(body, stage)?;
+            match stage {
+                Stage::AccountOpening => account_opening::handle(settings, &mut tx, &msg).await?,
+                Stage::Verification => verification::handle(settings, &mut tx, &msg).await?,
+                Stage::Transfer => transfer::handle(settings, &mut tx, &msg).await?,
+            }
+        }
+        Input::BankReplies => {
+            let reply = replies::decode(body)?;
+            replies::handle(settings, &mut tx, &reply).await?
+        }
+    };
+    tx.commit().await?;
+    Ok(tally)
+}
+
+fn decode_stage(body: &[u8], stage: Stage) -> Result<StageMessage, Poison> {
+    let msg: StageMessage = serde_json::from_slice(body)
+        .map_err(|e| Poison(format!("not a stage message: {e}")))?;
+    if msg.v != messages::VERSION {
+        return Err(Poison(format!(
+            "stage message version {} is not supported (expected {})",
+            msg.v,
+            messages::VERSION
+        )));
+    }
+    if msg.stage != stage {
+        return Err(Poison(format!(
+            "a {} message arrived on the {} queue",
+            msg.stage, stage
+        )));
+    }
+    Ok(msg)
+}
+
+fn json(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).expect("messages serialize")
+}
+
+/// The next stage's work for these records.
+pub fn stage_message(settings: &Settings, stage: Stage, batch_id: Uuid, ids: Vec<i64>) -> Outgoing {
+    Outgoing {
+        exchange: settings.name(names::WORK),
+        routing_key: stage.as_str().to_owned(),
+        payload: json(&StageMessage {
+            v: messages::VERSION,
+            stage,
+            batch_id,
+            record_ids: ids,
+        }),
+    }
+}
+
+/// Delay tiers of `queues/topology.json`, shortest first.
+pub const RETRY_TIERS: [&str; 5] = ["5s", "30s", "2m", "10m", "1h"];
+
+/// Work for `stage` again, after the delay of the tier for this attempt (1-based).
+pub fn retry_message(
+    settings: &Settings,
+    stage: Stage,
+    attempt: i32,
+    batch_id: Uuid,
+    ids: Vec<i64>,
+) -> Outgoing {
+    let tier = RETRY_TIERS[(attempt.max(1) as usize - 1).min(RETRY_TIERS.len() - 1)];
+    let mut m = stage_message(settings, stage, batch_id, ids);
+    m.exchange = settings.name(names::RETRY);
+    m.routing_key = format!("{tier}.{}", stage.as_str());
+    m
+}
+
+/// A record parked on `salur.blocked` (state blocked) or `salur.dead` (state dead).
+pub fn parked_message(settings: &Settings, row: &RecordRow, stage: Stage, change: &Change) -> Outgoing {
+    let routing_key = if change.to == State::Dead { "dead" } else { "blocked" };
+    Outgoing {
+        exchange: settings.name(names::PARKED),
+        routing_key: routing_key.to_owned(),
+        payload: json(&ParkedRecord {
+            v: messages::VERSION,
+            record_id: row.id,
+            batch_id: row.batch_id,
+            row: row.row_number,
+            stage,
+            state: change.to.as_str().to_owned(),
+            reasons: change.reasons.clone(),
+        }),
+    }
+}
+
+/// Groups rows by a key, keeping first-seen order of the keys.
+pub fn group_by<'a, K: Ord + Clone>(
+    rows: impl IntoIterator<Item = &'a RecordRow>,
+    key: impl Fn(&RecordRow) -> K,
+) -> BTreeMap<K, Vec<&'a RecordRow>> {
+    let mut groups: BTreeMap<K, Vec<&RecordRow>> = BTreeMap::new();
+    for r in rows {
+        groups.entry(key(r)).or_default().push(r);
+    }
+    groups
+}
+
+/// After a transient failure: back to `back_to` with a retry through the delay tiers, or `dead`
+/// once `max_attempts` are spent. Returns the changes and the messages to send.
+pub fn retry_or_dead(
+    settings: &Settings,
+    stage: Stage,
+    rows: &[&RecordRow],
+    back_to: State,
+    why: &str,
+    tally: &mut Tally,
+) -> (Vec<Change>, Vec<Outgoing>) {
+    let mut changes = Vec::new();
+    let mut out = Vec::new();
+    let mut retry: BTreeMap<(Uuid, i32), Vec<i64>> = BTreeMap::new();
+    for row in rows {
+        let attempt = row.attempts + 1;
+        if attempt >= settings.max_attempts {
+            let reasons = vec![Reason::new(
+                ReasonCode::RetriesExhausted,
+                "record",
+                format!("{stage} failed {attempt} times, last: {why}; an operator must decide"),
+            )];
+            tally.reasons(stage, &reasons);
+            let mut c = Change::to(row.id, State::Dead)
+                .with_reasons(reasons)
+                .with_detail(serde_json::json!({"attempt": attempt, "error": why}));
+            c.attempt = true;
+            out.push(parked_message(settings, row, stage, &c));
+            changes.push(c);
+            tally.count(stage, "dead", 1);
+        } else {
+            let mut c = Change::to(row.id, back_to)
+                .with_detail(serde_json::json!({"attempt": attempt, "error": why}));
+            c.attempt = true;
+            changes.push(c);
+            retry.entry((row.batch_id, attempt)).or_default().push(row.id);
+            tally.count(stage, "retried", 1);
+        }
+    }
+    for ((batch_id, attempt), ids) in retry {
+        out.push(retry_message(settings, stage, attempt, batch_id, ids));
+    }
+    (changes, out)
+}
+
+/// Applies `changes` (all from `from`) and queues `out`, in the caller's transaction.
+pub async fn write(
+    conn: &mut PgConnection,
+    from: State,
+    changes: &[Change],
+    out: &[Outgoing],
+) -> sqlx::Result<()> {
+    crate::store::records::apply(conn, from, changes).await?;
+    crate::store::outbox::insert(conn, out).await
+}

@@ -1,0 +1,83 @@
+//! Transfer: ask each record's bank to pay it, with an idempotency key derived from the record,
+//! so that a request sent twice (a crash, a retry, a timeout) is paid once.
+
+use super::account_opening::bank_request;
+use super::{Tally, group_by, write};
+use crate::bank::contract::{Money, RequestBody, TransferItem};
+use crate::config::Settings;
+use crate::messages::{Stage, StageMessage};
+use crate::store::{Change, RecordRow, State, records};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+const STAGE: Stage = Stage::Transfer;
+
+/// Namespace of the idempotency keys (a fixed, random UUID).
+const KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6b0f_4f0e_5a1c_4c4e_9d2b_8a6f_3e21_7c55);
+
+/// The same for every request that pays this record: UUIDv5 of its batch and record id.
+pub fn idempotency_key(batch_id: Uuid, record_id: i64) -> String {
+    Uuid::new_v5(&KEY_NAMESPACE, format!("{batch_id}/{record_id}").as_bytes()).to_string()
+}
+
+pub async fn handle(
+    settings: &Settings,
+    conn: &mut PgConnection,
+    msg: &StageMessage,
+) -> sqlx::Result<Tally> {
+    let rows = records::lock_in_state(conn, &msg.record_ids, State::Verified).await?;
+    let mut tally = Tally {
+        skipped: (msg.record_ids.len() - rows.len()) as u64,
+        ..Default::default()
+    };
+    let changes: Vec<Change> = rows
+        .iter()
+        .map(|r| Change::to(r.id, State::TransferRequested))
+        .collect();
+    let out = requests(settings, &rows);
+    tally.count(STAGE, "advanced", rows.len() as u64);
+    write(conn, State::Verified, &changes, &out).await?;
+    Ok(tally)
+}
+
+/// One transfer request per bank for these records.
+pub fn requests(settings: &Settings, rows: &[RecordRow]) -> Vec<crate::broker::Outgoing> {
+    group_by(rows, |r| r.bank_code.clone().unwrap_or_default())
+        .into_values()
+        .map(|group| {
+            let bank_code = crate::domain::BankCode::parse(
+                group[0].bank_code.as_deref().unwrap_or_default(),
+            )
+            .map(|b| b.as_str().to_owned())
+            .unwrap_or_default();
+            let items = group
+                .iter()
+                .map(|r| TransferItem {
+                    item_id: r.id.to_string(),
+                    idempotency_key: idempotency_key(r.batch_id, r.id),
+                    account_number: r.bank_account.clone().unwrap_or_default(),
+                    account_name: r.bank_account_name.clone().unwrap_or_default(),
+                    amount: Money {
+                        value: format!("{:.2}", r.amount.unwrap_or_default()),
+                        currency: "IDR".into(),
+                    },
+                    description: format!("{} {}", r.program, r.period),
+                })
+                .collect();
+            bank_request(settings, &bank_code, RequestBody::Transfer { items })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_key_is_deterministic_per_record() {
+        let b = Uuid::from_u128(7);
+        assert_eq!(idempotency_key(b, 1), idempotency_key(b, 1));
+        assert_ne!(idempotency_key(b, 1), idempotency_key(b, 2));
+        assert_ne!(idempotency_key(b, 1), idempotency_key(Uuid::from_u128(8), 1));
+    }
+}

@@ -1,0 +1,122 @@
+//! Verification: the bank's account name must match the recipient's (normalised: banks upper-case
+//! and truncate names), and the NIK must not already be paid or in flight for the same programme
+//! and period in any batch of any office. The NIK is claimed in `recipient_claims`; the second
+//! claimant is `rejected` with DOUBLE_RECIPIENT and never paid.
+
+use super::{Tally, parked_message, stage_message, write};
+use crate::config::Settings;
+use crate::domain::{Reason, ReasonCode, names_match};
+use crate::messages::{Stage, StageMessage};
+use crate::store::{Change, State, records};
+use sqlx::PgConnection;
+use std::collections::HashMap;
+
+const STAGE: Stage = Stage::Verification;
+
+pub async fn handle(
+    settings: &Settings,
+    conn: &mut PgConnection,
+    msg: &StageMessage,
+) -> sqlx::Result<Tally> {
+    let rows = records::lock_in_state(conn, &msg.record_ids, State::AccountOpened).await?;
+    let mut tally = Tally {
+        skipped: (msg.record_ids.len() - rows.len()) as u64,
+        ..Default::default()
+    };
+    let mut changes = Vec::with_capacity(rows.len());
+    let mut out = Vec::new();
+
+    let mut named = Vec::new();
+    for row in &rows {
+        let name = row.name.as_deref().unwrap_or_default();
+        let account_name = row.bank_account_name.as_deref().unwrap_or_default();
+        if names_match(name, account_name) {
+            named.push(row);
+        } else {
+            let reasons = vec![Reason::new(
+                ReasonCode::NameMismatch,
+                "name",
+                "the bank account holder's name does not match the recipient's name; correct the \
+                 name to the one on the KTP",
+            )];
+            tally.reasons(STAGE, &reasons);
+            tally.count(STAGE, "blocked", 1);
+            let c = Change::to(row.id, State::Blocked).with_reasons(reasons);
+            out.push(parked_message(settings, row, STAGE, &c));
+            changes.push(c);
+        }
+    }
+
+    // Claim each NIK for its programme and period; the claim that exists after this is the
+    // one that is paid.
+    if !named.is_empty() {
+        let program: Vec<&str> = named.iter().map(|r| r.program.as_str()).collect();
+        let period: Vec<&str> = named.iter().map(|r| r.period.as_str()).collect();
+        let nik: Vec<&str> = named
+            .iter()
+            .map(|r| r.nik_valid.as_deref().unwrap_or_default())
+            .collect();
+        let ids: Vec<i64> = named.iter().map(|r| r.id).collect();
+        let owners: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "WITH wanted AS (
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                     AS w(program, period, nik, record_id)
+             ), claimed AS (
+                 INSERT INTO recipient_claims (program, period, nik, record_id)
+                 SELECT program, period, nik, record_id FROM wanted ORDER BY record_id
+                 ON CONFLICT DO NOTHING
+                 RETURNING program, period, nik, record_id
+             )
+             SELECT program, period, nik, record_id FROM claimed
+             UNION ALL
+             SELECT c.program, c.period, c.nik, c.record_id
+             FROM recipient_claims c JOIN wanted w USING (program, period, nik)",
+        )
+        .bind(&program)
+        .bind(&period)
+        .bind(&nik)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let owner: HashMap<(String, String, String), i64> = owners
+            .into_iter()
+            .map(|(p, q, n, id)| ((p, q, n), id))
+            .collect();
+        let mut verified = Vec::new();
+        for row in named {
+            let key = (
+                row.program.clone(),
+                row.period.clone(),
+                row.nik_valid.clone().unwrap_or_default(),
+            );
+            match owner.get(&key) {
+                Some(&id) if id == row.id => {
+                    changes.push(Change::to(row.id, State::Verified));
+                    verified.push(row.id);
+                }
+                other => {
+                    let reasons = vec![Reason::new(
+                        ReasonCode::DoubleRecipient,
+                        "nik",
+                        format!(
+                            "this NIK is already paid or being paid in {} {} (record {}); one NIK \
+                             is paid once per programme and period",
+                            row.program,
+                            row.period,
+                            other.map_or_else(|| "unknown".to_owned(), |id| id.to_string())
+                        ),
+                    )];
+                    tally.reasons(STAGE, &reasons);
+                    tally.count(STAGE, "rejected", 1);
+                    changes.push(Change::to(row.id, State::Rejected).with_reasons(reasons));
+                }
+            }
+        }
+        tally.count(STAGE, "advanced", verified.len() as u64);
+        if !verified.is_empty() {
+            out.push(stage_message(settings, Stage::Transfer, msg.batch_id, verified));
+        }
+    }
+    write(conn, State::AccountOpened, &changes, &out).await?;
+    Ok(tally)
+}
