@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Starts PostgreSQL and RabbitMQ on this machine if they are not running, and waits until both
+# answer. Installs them from Debian's packages if they are missing. Safe to run any number of times.
+set -euo pipefail
+
+need_install=()
+command -v pg_ctlcluster >/dev/null 2>&1 || need_install+=(postgresql)
+command -v rabbitmq-server >/dev/null 2>&1 || need_install+=(rabbitmq-server)
+if [ ${#need_install[@]} -gt 0 ]; then
+  echo "services: installing ${need_install[*]} from Debian's packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need_install[@]}" >/dev/null
+fi
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if ! pg_up; then
+  echo "services: starting PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+fi
+
+rmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! rmq_up; then
+  echo "services: starting RabbitMQ" >&2
+  rabbitmq-server -detached || true
+fi
+
+for _ in $(seq 1 120); do
+  if pg_up && rmq_up; then
+    # RabbitMQ accepts TCP a moment before it accepts AMQP sessions; give it that moment.
+    rabbitmqctl await_startup >/dev/null 2>&1 || sleep 2
+    exit 0
+  fi
+  sleep 1
+done
+pg_up || echo "services: PostgreSQL did not come up on 127.0.0.1:5432" >&2
+rmq_up || echo "services: RabbitMQ did not come up on 127.0.0.1:5672" >&2
+exit 1
