@@ -68,11 +68,17 @@ impl Settings {
                 None
             } else {
                 Some(v.parse().map_err(|_| {
-                    anyhow::anyhow!("METRICS_ADDR={v:?} is not an address like 127.0.0.1:9464 (or `off`)")
+                    anyhow::anyhow!(
+                        "METRICS_ADDR={v:?} is not an address like 127.0.0.1:9464 (or `off`)"
+                    )
                 })?)
             };
         }
-        fn num<T: std::str::FromStr>(name: &str, v: Option<String>, into: &mut T) -> anyhow::Result<()> {
+        fn num<T: std::str::FromStr>(
+            name: &str,
+            v: Option<String>,
+            into: &mut T,
+        ) -> anyhow::Result<()> {
             if let Some(v) = v {
                 *into = v
                     .parse()
@@ -80,10 +86,22 @@ impl Settings {
             }
             Ok(())
         }
-        num("SALUR_CHUNK_SIZE", var("SALUR_CHUNK_SIZE"), &mut s.chunk_size)?;
+        num(
+            "SALUR_CHUNK_SIZE",
+            var("SALUR_CHUNK_SIZE"),
+            &mut s.chunk_size,
+        )?;
         num("SALUR_PREFETCH", var("SALUR_PREFETCH"), &mut s.prefetch)?;
-        num("SALUR_CONCURRENCY", var("SALUR_CONCURRENCY"), &mut s.concurrency)?;
-        num("SALUR_MAX_ATTEMPTS", var("SALUR_MAX_ATTEMPTS"), &mut s.max_attempts)?;
+        num(
+            "SALUR_CONCURRENCY",
+            var("SALUR_CONCURRENCY"),
+            &mut s.concurrency,
+        )?;
+        num(
+            "SALUR_MAX_ATTEMPTS",
+            var("SALUR_MAX_ATTEMPTS"),
+            &mut s.max_attempts,
+        )?;
         num("SALUR_DB_POOL", var("SALUR_DB_POOL"), &mut s.db_pool)?;
         anyhow::ensure!(
             (1..=10_000).contains(&s.chunk_size),

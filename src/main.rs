@@ -132,7 +132,9 @@ enum BatchCommand {
 }
 
 fn parse_stage(s: &str) -> Result<Stage, String> {
-    Stage::parse(s).ok_or_else(|| format!("unknown stage {s:?}: use account_opening, verification or transfer"))
+    Stage::parse(s).ok_or_else(|| {
+        format!("unknown stage {s:?}: use account_opening, verification or transfer")
+    })
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -147,7 +149,9 @@ fn init_logging(default: &str) {
     // lapin logs channel-close races at shutdown as errors; our own code reports real failures.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{default},lapin=off")));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -266,7 +270,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     json,
                 } => {
                     let status = if wait {
-                        match batch::wait(&pool, id, timeout.map(Duration::from_secs), |_| {}).await {
+                        match batch::wait(&pool, id, timeout.map(Duration::from_secs), |_| {}).await
+                        {
                             Err(e @ batch::BatchError::Timeout(..)) => {
                                 eprintln!("error: {e}");
                                 return Ok(ExitCode::from(3));

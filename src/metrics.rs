@@ -2,7 +2,7 @@
 //! bank, program), never a batch, a record or a person.
 
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, CounterVec,
+    CounterVec, Encoder as _, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
@@ -29,7 +29,10 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let records = IntCounterVec::new(
-            Opts::new("salur_records_total", "Records leaving a stage, by outcome."),
+            Opts::new(
+                "salur_records_total",
+                "Records leaving a stage, by outcome.",
+            ),
             &["stage", "outcome"],
         )
         .expect("metric");
@@ -54,12 +57,18 @@ impl Metrics {
         )
         .expect("metric");
         let disbursed_idr = CounterVec::new(
-            Opts::new("salur_disbursed_idr_total", "Rupiah disbursed, by programme."),
+            Opts::new(
+                "salur_disbursed_idr_total",
+                "Rupiah disbursed, by programme.",
+            ),
             &["program"],
         )
         .expect("metric");
         let published = IntCounterVec::new(
-            Opts::new("salur_outbox_published_total", "Messages published from the outbox."),
+            Opts::new(
+                "salur_outbox_published_total",
+                "Messages published from the outbox.",
+            ),
             &["exchange"],
         )
         .expect("metric");
@@ -134,9 +143,11 @@ pub async fn serve(
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr} ({e}): set METRICS_ADDR to a free port, or `off`"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot serve metrics on {addr} ({e}): set METRICS_ADDR to a free port, or `off`"
+        )
+    })?;
     tracing::info!(%addr, "serving /metrics");
     axum::serve(listener, app)
         .with_graceful_shutdown(cancel.cancelled_owned())

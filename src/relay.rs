@@ -16,7 +16,11 @@ use tokio_util::sync::CancellationToken;
 pub const BATCH: i64 = 500;
 
 /// Publishes one batch from the outbox. Returns how many were published.
-pub async fn flush_once(pool: &PgPool, publisher: &Publisher, metrics: Option<&Metrics>) -> anyhow::Result<usize> {
+pub async fn flush_once(
+    pool: &PgPool,
+    publisher: &Publisher,
+    metrics: Option<&Metrics>,
+) -> anyhow::Result<usize> {
     let mut tx = pool.begin().await?;
     let rows = outbox::take(&mut tx, BATCH).await?;
     if rows.is_empty() {
@@ -35,7 +39,11 @@ pub async fn flush_once(pool: &PgPool, publisher: &Publisher, metrics: Option<&M
 }
 
 /// Publishes until the outbox is empty.
-pub async fn drain(pool: &PgPool, publisher: &Publisher, metrics: Option<&Metrics>) -> anyhow::Result<usize> {
+pub async fn drain(
+    pool: &PgPool,
+    publisher: &Publisher,
+    metrics: Option<&Metrics>,
+) -> anyhow::Result<usize> {
     let mut total = 0;
     loop {
         let n = flush_once(pool, publisher, metrics).await?;

@@ -77,7 +77,10 @@ pub async fn run(
                 return Ok(());
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "worker lost its connection; reconnecting");
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "worker lost its connection; reconnecting"
+                );
                 broker.close().await;
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
@@ -102,7 +105,10 @@ async fn run_connected(
     let mut consumers = tokio::task::JoinSet::new();
     for &input in inputs {
         let (channel, consumer) = broker
-            .consume(&input.queue(), &format!("salur-{}-{}", input.label(), std::process::id()))
+            .consume(
+                &input.queue(),
+                &format!("salur-{}-{}", input.label(), std::process::id()),
+            )
             .await?;
         let poison_publisher = broker.publisher().await?;
         let ctx = ctx.clone();
@@ -169,8 +175,15 @@ async fn consume(
             d = consumer.next() => d,
         };
         let delivery = match next {
-            None => break Err(anyhow::anyhow!("{} consumer was closed by the broker", input.label())),
-            Some(Err(e)) => break Err(anyhow::Error::new(e).context(format!("{} consumer", input.label()))),
+            None => {
+                break Err(anyhow::anyhow!(
+                    "{} consumer was closed by the broker",
+                    input.label()
+                ));
+            }
+            Some(Err(e)) => {
+                break Err(anyhow::Error::new(e).context(format!("{} consumer", input.label())));
+            }
             Some(Ok(d)) => d,
         };
         let permit = tokio::select! {
@@ -192,7 +205,12 @@ async fn consume(
 }
 
 #[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag))]
-async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, poison_publisher: &Publisher) {
+async fn handle_delivery(
+    ctx: &Ctx,
+    input: Input,
+    delivery: Delivery,
+    poison_publisher: &Publisher,
+) {
     let started = Instant::now();
     let outcome = process_one(&ctx.settings, &ctx.pool, input, &delivery.data).await;
     ctx.metrics
@@ -231,7 +249,10 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, poison_pub
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     let _ = delivery
                         .acker
-                        .nack(BasicNackOptions { requeue: true, ..Default::default() })
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
                         .await;
                 }
             }
@@ -241,7 +262,10 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, poison_pub
             tokio::time::sleep(Duration::from_millis(500)).await;
             let _ = delivery
                 .acker
-                .nack(BasicNackOptions { requeue: true, ..Default::default() })
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
                 .await;
         }
     }
@@ -249,10 +273,14 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, poison_pub
 
 fn record(m: &Metrics, t: &Tally) {
     for ((stage, outcome), n) in &t.outcomes {
-        m.records.with_label_values(&[stage.as_str(), outcome]).inc_by(*n);
+        m.records
+            .with_label_values(&[stage.as_str(), outcome])
+            .inc_by(*n);
     }
     for ((stage, reason), n) in &t.reasons {
-        m.reasons.with_label_values(&[stage.as_str(), reason.as_str()]).inc_by(*n);
+        m.reasons
+            .with_label_values(&[stage.as_str(), reason.as_str()])
+            .inc_by(*n);
     }
     for (program, amount) in &t.disbursed {
         use rust_decimal::prelude::ToPrimitive as _;

@@ -52,7 +52,10 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_pays_nothing_twice() {
         kills += 1;
         let s = batch::status(&env.pool, batch_id).await.unwrap();
         let settled = s.records - s.in_flight;
-        assert!(started.elapsed() < Duration::from_secs(120), "no progress: {s}");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no progress: {s}"
+        );
         last_settled = last_settled.max(settled);
         if s.in_flight == 0 {
             break;
@@ -82,7 +85,11 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_pays_nothing_twice() {
     .unwrap();
     for (id, reference) in refs {
         assert!(reference.is_some());
-        assert_eq!(by_record.get(&id.to_string()), Some(&reference), "record {id}");
+        assert_eq!(
+            by_record.get(&id.to_string()),
+            Some(&reference),
+            "record {id}"
+        );
     }
     // Every state change is audited exactly once per step.
     let steps: i64 = sqlx::query_scalar("SELECT count(*) FROM record_events")

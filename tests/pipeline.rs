@@ -31,7 +31,10 @@ async fn demo_batch_ends_2570_disbursed_430_blocked_with_reasons() {
         .map(|(k, v)| (k.as_str().to_owned(), i64::from(*v)))
         .collect();
     assert_eq!(status.reasons, expected);
-    assert_eq!(status.amount(State::Disbursed), Decimal::from(2570 * 600_000));
+    assert_eq!(
+        status.amount(State::Disbursed),
+        Decimal::from(2570 * 600_000)
+    );
 
     // Every blocked record is on the dead-letter queue, with its reasons.
     assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 430);
@@ -59,7 +62,9 @@ async fn every_reason_code_blocks_its_record_with_that_reason() {
     let defects: Vec<Defect> = vec![
         ("NIK_MISSING", |r| r.nik = None),
         ("NIK_INVALID", |r| r.nik = Some("537101450880001".into())),
-        ("NIK_BIRTH_DATE_MISMATCH", |r| r.birth_date = Some("1981-08-05".into())),
+        ("NIK_BIRTH_DATE_MISMATCH", |r| {
+            r.birth_date = Some("1981-08-05".into())
+        }),
         ("NIK_SEX_MISMATCH", |r| r.sex = Some("L".into())),
         ("KK_MISSING", |r| r.kk = None),
         ("KK_INVALID", |r| r.kk = Some("1001010101200001".into())),
@@ -67,15 +72,23 @@ async fn every_reason_code_blocks_its_record_with_that_reason() {
         ("MOTHER_NAME_MISSING", |r| r.mother_name = None),
         ("BIRTH_PLACE_MISSING", |r| r.birth_place = Some("-".into())),
         ("BIRTH_DATE_MISSING", |r| r.birth_date = None),
-        ("BIRTH_DATE_INVALID", |r| r.birth_date = Some("31/02/1980".into())),
+        ("BIRTH_DATE_INVALID", |r| {
+            r.birth_date = Some("31/02/1980".into())
+        }),
         ("SEX_MISSING", |r| r.sex = None),
         ("SEX_INVALID", |r| r.sex = Some("X".into())),
         ("ADDRESS_MISSING", |r| r.address = None),
         ("REGION_CODE_MISSING", |r| r.region_code = None),
-        ("REGION_CODE_INVALID", |r| r.region_code = Some("99.71.01.1001".into())),
+        ("REGION_CODE_INVALID", |r| {
+            r.region_code = Some("99.71.01.1001".into())
+        }),
         ("BANK_UNKNOWN", |r| r.bank_code = Some("999".into())),
-        ("ACCOUNT_NUMBER_INVALID", |r| r.account_number = Some("12AB".into())),
-        ("AMOUNT_INVALID", |r| r.amount = Some("enam ratus ribu".into())),
+        ("ACCOUNT_NUMBER_INVALID", |r| {
+            r.account_number = Some("12AB".into())
+        }),
+        ("AMOUNT_INVALID", |r| {
+            r.amount = Some("enam ratus ribu".into())
+        }),
     ];
     let records: Vec<RawRecord> = defects
         .iter()
@@ -96,7 +109,10 @@ async fn every_reason_code_blocks_its_record_with_that_reason() {
         assert_eq!(state, "blocked", "row {row} ({code})");
         assert_eq!(codes, &vec![code.to_string()], "row {row}");
     }
-    assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, defects.len() as u32);
+    assert_eq!(
+        env.queue_depth(names::BLOCKED_QUEUE).await,
+        defects.len() as u32
+    );
     env.cleanup().await;
 }
 
@@ -148,10 +164,16 @@ async fn one_nik_is_paid_once_per_programme_and_period_across_batches() {
     .unwrap();
     env.wait(second).await;
     let got = rows(&env.pool, second).await;
-    assert_eq!((got[0].1.as_str(), got[0].2.clone()), ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()]));
+    assert_eq!(
+        (got[0].1.as_str(), got[0].2.clone()),
+        ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()])
+    );
     // Within one batch too: the first of two identical rows is paid, the second rejected.
     assert_eq!(got[1].1, "disbursed");
-    assert_eq!((got[2].1.as_str(), got[2].2.clone()), ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()]));
+    assert_eq!(
+        (got[2].1.as_str(), got[2].2.clone()),
+        ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()])
+    );
 
     // The next period pays the NIK again.
     let next = env.submit(&[valid_record(1)], "2027-Q1").await;
@@ -201,7 +223,10 @@ async fn a_file_missing_a_column_is_refused_and_nothing_is_stored() {
         .unwrap_err();
     assert!(matches!(err, SubmitError::Intake(_)), "{err}");
     let text = err.to_string();
-    assert!(text.contains("no-mother.csv") && text.contains("mother_name"), "{text}");
+    assert!(
+        text.contains("no-mother.csv") && text.contains("mother_name"),
+        "{text}"
+    );
     let (batches, records, outbox): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM records), (SELECT count(*) FROM outbox)",
     )
@@ -242,7 +267,13 @@ async fn redelivered_messages_and_duplicate_answers_change_nothing_twice() {
         .map(|s| stage_message(&env.settings, *s, batch, ids.clone()))
         .collect();
     let broker = Broker::connect(&env.settings).await.unwrap();
-    broker.publisher().await.unwrap().publish_all(&again).await.unwrap();
+    broker
+        .publisher()
+        .await
+        .unwrap()
+        .publish_all(&again)
+        .await
+        .unwrap();
     broker.close().await;
     // Let the worker take them (queues drain), then compare.
     for _ in 0..100 {

@@ -152,6 +152,15 @@ pub async fn run(
     }
 }
 
+/// `(nik, account_number, account_name, status, reason)` as the ledger keeps it.
+type StoredAccount = (
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+);
+
 struct Sim {
     settings: Settings,
     pool: PgPool,
@@ -185,7 +194,10 @@ impl Sim {
                     tracing::warn!(error = %e, "bank-sim drops a request it cannot read");
                     delivery
                         .acker
-                        .nack(BasicNackOptions { requeue: false, ..Default::default() })
+                        .nack(BasicNackOptions {
+                            requeue: false,
+                            ..Default::default()
+                        })
                         .await?;
                     continue;
                 }
@@ -200,7 +212,10 @@ impl Sim {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     delivery
                         .acker
-                        .nack(BasicNackOptions { requeue: true, ..Default::default() })
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
                         .await?;
                     continue;
                 }
@@ -210,7 +225,11 @@ impl Sim {
                 routing_key: reply.kind.routing_key(&reply.bank_code),
                 payload: serde_json::to_vec(&reply)?,
             };
-            let times = if self.roll(self.opts.duplicate_rate) { 2 } else { 1 };
+            let times = if self.roll(self.opts.duplicate_rate) {
+                2
+            } else {
+                1
+            };
             let messages = vec![message; times];
             publisher.publish_all(&messages).await?;
             delivery.acker.ack(BasicAckOptions::default()).await?;
@@ -239,7 +258,11 @@ impl Sim {
 
     /// Splits items into transient errors (answered now, nothing stored) and the rest, each
     /// with a fresh decision whether to reject it (used only if it is new).
-    fn decide<'a, T>(&self, items: &'a [T], id: impl Fn(&T) -> &str) -> (Vec<ReplyItem>, Vec<(&'a T, bool)>) {
+    fn decide<'a, T>(
+        &self,
+        items: &'a [T],
+        id: impl Fn(&T) -> &str,
+    ) -> (Vec<ReplyItem>, Vec<(&'a T, bool)>) {
         let mut errors = Vec::new();
         let mut rest = Vec::new();
         for item in items {
@@ -266,8 +289,11 @@ impl Sim {
         let (mut out, rest) = self.decide(items, |i| &i.item_id);
         let nik: Vec<&str> = rest.iter().map(|(i, _)| i.nik.as_str()).collect();
         let name: Vec<String> = rest.iter().map(|(i, _)| bank_name(&i.name)).collect();
-        let status: Vec<&str> = rest.iter().map(|(_, rej)| if *rej { "rejected" } else { "ok" }).collect();
-        let stored: Vec<(String, Option<String>, Option<String>, String, Option<String>)> = sqlx::query_as(
+        let status: Vec<&str> = rest
+            .iter()
+            .map(|(_, rej)| if *rej { "rejected" } else { "ok" })
+            .collect();
+        let stored: Vec<StoredAccount> = sqlx::query_as(
             "WITH new AS (
                  INSERT INTO bank_sim.accounts (bank_code, nik, account_number, account_name, status, reason)
                  SELECT $1, u.nik,
@@ -292,18 +318,37 @@ impl Sim {
         .await?;
         let by_nik: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
-            let (_, account, holder, status, reason) = &by_nik.get(&item.nik).ok_or_else(|| anyhow::anyhow!("a concurrent request decided this item; ask again"))?;
-            out.push(stored_item(&item.item_id, status, account.clone(), holder.clone(), None, reason.as_deref(),
-                "NIK not found at the civil registry (Dukcapil)"));
+            let (_, account, holder, status, reason) = &by_nik.get(&item.nik).ok_or_else(|| {
+                anyhow::anyhow!("a concurrent request decided this item; ask again")
+            })?;
+            out.push(stored_item(
+                &item.item_id,
+                status,
+                account.clone(),
+                holder.clone(),
+                None,
+                reason.as_deref(),
+                "NIK not found at the civil registry (Dukcapil)",
+            ));
         }
         Ok(out)
     }
 
-    async fn inquire(&self, bank: &str, items: &[AccountInquiryItem]) -> anyhow::Result<Vec<ReplyItem>> {
+    async fn inquire(
+        &self,
+        bank: &str,
+        items: &[AccountInquiryItem],
+    ) -> anyhow::Result<Vec<ReplyItem>> {
         let (mut out, rest) = self.decide(items, |i| &i.item_id);
-        let account: Vec<&str> = rest.iter().map(|(i, _)| i.account_number.as_str()).collect();
+        let account: Vec<&str> = rest
+            .iter()
+            .map(|(i, _)| i.account_number.as_str())
+            .collect();
         let name: Vec<String> = rest.iter().map(|(i, _)| bank_name(&i.name)).collect();
-        let status: Vec<&str> = rest.iter().map(|(_, rej)| if *rej { "rejected" } else { "ok" }).collect();
+        let status: Vec<&str> = rest
+            .iter()
+            .map(|(_, rej)| if *rej { "rejected" } else { "ok" })
+            .collect();
         let stored: Vec<(String, Option<String>, String, Option<String>)> = sqlx::query_as(
             "WITH new AS (
                  INSERT INTO bank_sim.inquiries (bank_code, account_number, account_name, status, reason)
@@ -326,9 +371,19 @@ impl Sim {
         .await?;
         let by_account: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
-            let (number, holder, status, reason) = &by_account.get(&item.account_number).ok_or_else(|| anyhow::anyhow!("a concurrent request decided this item; ask again"))?;
-            out.push(stored_item(&item.item_id, status, Some(number.clone()), holder.clone(), None, reason.as_deref(),
-                "no such account at this bank"));
+            let (number, holder, status, reason) =
+                &by_account.get(&item.account_number).ok_or_else(|| {
+                    anyhow::anyhow!("a concurrent request decided this item; ask again")
+                })?;
+            out.push(stored_item(
+                &item.item_id,
+                status,
+                Some(number.clone()),
+                holder.clone(),
+                None,
+                reason.as_deref(),
+                "no such account at this bank",
+            ));
         }
         Ok(out)
     }
@@ -385,9 +440,19 @@ impl Sim {
         .await?;
         let by_key: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
-            let (_, status, reason, reference) = &by_key.get(&item.idempotency_key).ok_or_else(|| anyhow::anyhow!("a concurrent request decided this item; ask again"))?;
-            out.push(stored_item(&item.item_id, status, None, None, reference.clone(), reason.as_deref(),
-                "the transfer was refused"));
+            let (_, status, reason, reference) =
+                &by_key.get(&item.idempotency_key).ok_or_else(|| {
+                    anyhow::anyhow!("a concurrent request decided this item; ask again")
+                })?;
+            out.push(stored_item(
+                &item.item_id,
+                status,
+                None,
+                None,
+                reference.clone(),
+                reason.as_deref(),
+                "the transfer was refused",
+            ));
         }
         Ok(out)
     }
@@ -405,7 +470,11 @@ fn stored_item(
     let ok = status == "ok";
     ReplyItem {
         item_id: item_id.to_owned(),
-        status: if ok { ItemStatus::Ok } else { ItemStatus::Rejected },
+        status: if ok {
+            ItemStatus::Ok
+        } else {
+            ItemStatus::Rejected
+        },
         account_number: if ok { account_number } else { None },
         account_name: if ok { account_name } else { None },
         reference: if ok { reference } else { None },

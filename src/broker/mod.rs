@@ -99,7 +99,9 @@ impl Broker {
                 FieldTable::default(),
             )
             .await
-            .with_context(|| format!("cannot consume from queue {name}: run `salur topology` first"))?;
+            .with_context(|| {
+                format!("cannot consume from queue {name}: run `salur topology` first")
+            })?;
         Ok((ch, consumer))
     }
 

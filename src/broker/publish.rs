@@ -1,8 +1,8 @@
 //! Publishing with publisher confirms, `mandatory` set and returns checked: a message is only
 //! "sent" when the broker has confirmed it *and* routed it to at least one queue.
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel};
 
 /// A message to publish: exchange and routing key as they are on the broker (namespaced).
@@ -16,12 +16,18 @@ pub struct Outgoing {
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     #[error("the broker refused a message to {exchange} with routing key {routing_key} (nack)")]
-    Nacked { exchange: String, routing_key: String },
+    Nacked {
+        exchange: String,
+        routing_key: String,
+    },
     #[error(
         "no queue is bound for {exchange} with routing key {routing_key}: the message was returned \
          (run `salur topology`; for a bank, is its code known?)"
     )]
-    Unroutable { exchange: String, routing_key: String },
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
     #[error("publishing failed: {0}")]
     Broker(#[from] lapin::Error),
 }

@@ -4,7 +4,9 @@
 use super::Broker;
 use anyhow::Context as _;
 use lapin::ExchangeKind;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -49,7 +51,10 @@ pub fn definitions() -> Definitions {
 /// Arguments whose value names an exchange, and so takes the namespace too.
 const NAMED_ARGUMENTS: &[&str] = &["x-dead-letter-exchange"];
 
-fn arguments(broker: &Broker, args: &BTreeMap<String, serde_json::Value>) -> anyhow::Result<FieldTable> {
+fn arguments(
+    broker: &Broker,
+    args: &BTreeMap<String, serde_json::Value>,
+) -> anyhow::Result<FieldTable> {
     let mut table = FieldTable::default();
     for (k, v) in args {
         let value = match v {
@@ -58,7 +63,8 @@ fn arguments(broker: &Broker, args: &BTreeMap<String, serde_json::Value>) -> any
             }
             serde_json::Value::String(s) => AMQPValue::LongString(LongString::from(s.as_str())),
             serde_json::Value::Number(n) => AMQPValue::LongLongInt(
-                n.as_i64().with_context(|| format!("argument {k} must be an integer"))?,
+                n.as_i64()
+                    .with_context(|| format!("argument {k} must be an integer"))?,
             ),
             serde_json::Value::Bool(b) => AMQPValue::Boolean(*b),
             other => anyhow::bail!("argument {k} has an unsupported value {other}"),
@@ -163,8 +169,16 @@ mod tests {
             );
         }
         for b in &defs.bindings {
-            assert!(defs.exchanges.iter().any(|e| e.name == b.source), "{}", b.source);
-            assert!(defs.queues.iter().any(|q| q.name == b.destination), "{}", b.destination);
+            assert!(
+                defs.exchanges.iter().any(|e| e.name == b.source),
+                "{}",
+                b.source
+            );
+            assert!(
+                defs.queues.iter().any(|q| q.name == b.destination),
+                "{}",
+                b.destination
+            );
         }
     }
 }

@@ -239,23 +239,23 @@ pub fn validate(raw: &RawRecord) -> Result<Recipient, Vec<Reason>> {
             .ok(),
     };
 
-    if let (Some(nik), Some(date)) = (&nik, birth_date) {
-        if !nik.matches_birth_date(date) {
-            problem(
+    if let (Some(nik), Some(date)) = (&nik, birth_date)
+        && !nik.matches_birth_date(date)
+    {
+        problem(
                 ReasonCode::NikBirthDateMismatch,
                 "birth_date",
                 "Birth date does not match the date in the NIK (digits 7–12, DDMMYY, with 40 added to the day for women); check both against the KTP".into(),
             );
-        }
     }
-    if let (Some(nik), Some(sex)) = (&nik, sex) {
-        if nik.sex() != sex {
-            problem(
+    if let (Some(nik), Some(sex)) = (&nik, sex)
+        && nik.sex() != sex
+    {
+        problem(
                 ReasonCode::NikSexMismatch,
                 "sex",
                 "Sex does not match the NIK (women's NIKs have 40 added to the birth day, digits 7–8); check both against the KTP".into(),
             );
-        }
     }
 
     match (

@@ -62,7 +62,8 @@ pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchE
     .bind(batch_id)
     .fetch_optional(pool)
     .await?;
-    let (office, program, period, file_name, records) = head.ok_or(BatchError::NotFound(batch_id))?;
+    let (office, program, period, file_name, records) =
+        head.ok_or(BatchError::NotFound(batch_id))?;
     let rows: Vec<(String, i64, Option<Decimal>)> = sqlx::query_as(
         "SELECT state, count(*), sum(amount) FROM records WHERE batch_id = $1 GROUP BY state",
     )
@@ -134,13 +135,17 @@ pub fn rupiah(amount: Decimal) -> String {
     let whole = rounded.trunc().abs().to_string();
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i) % 3 == 0 {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
             grouped.push('.');
         }
         grouped.push(c);
     }
     let cents = ((rounded.fract().abs()) * Decimal::from(100)).trunc();
-    let sign = if amount.is_sign_negative() && !amount.is_zero() { "-" } else { "" };
+    let sign = if amount.is_sign_negative() && !amount.is_zero() {
+        "-"
+    } else {
+        ""
+    };
     if cents.is_zero() {
         format!("{sign}Rp{grouped}")
     } else {
@@ -153,11 +158,23 @@ impl std::fmt::Display for BatchStatus {
         writeln!(
             f,
             "batch {} ({} {} {}, from {}): {} records, {} in flight",
-            self.batch_id, self.office, self.program, self.period, self.file_name, self.records, self.in_flight
+            self.batch_id,
+            self.office,
+            self.program,
+            self.period,
+            self.file_name,
+            self.records,
+            self.in_flight
         )?;
         for state in State::ALL {
             if let Some(t) = self.states.get(state.as_str()) {
-                writeln!(f, "  {:<20} {:>9}  {:>22}", state.as_str(), t.records, rupiah(t.amount))?;
+                writeln!(
+                    f,
+                    "  {:<20} {:>9}  {:>22}",
+                    state.as_str(),
+                    t.records,
+                    rupiah(t.amount)
+                )?;
             }
         }
         if !self.reasons.is_empty() {
@@ -173,11 +190,25 @@ impl std::fmt::Display for BatchStatus {
 }
 
 /// One CSV row per record: row number, masked NIK, state, reason codes, amount, bank reference.
-pub async fn report(pool: &PgPool, batch_id: Uuid, out: impl std::io::Write) -> anyhow::Result<u64> {
+pub async fn report(
+    pool: &PgPool,
+    batch_id: Uuid,
+    out: impl std::io::Write,
+) -> anyhow::Result<u64> {
     status(pool, batch_id).await?;
     let mut w = csv::Writer::from_writer(out);
     w.write_record(["row", "nik", "state", "reasons", "amount", "bank_reference"])?;
-    let mut rows = sqlx::query_as::<_, (i32, Option<String>, String, serde_json::Value, Option<Decimal>, Option<String>)>(
+    let mut rows = sqlx::query_as::<
+        _,
+        (
+            i32,
+            Option<String>,
+            String,
+            serde_json::Value,
+            Option<Decimal>,
+            Option<String>,
+        ),
+    >(
         "SELECT row_number, nik, state, reasons, amount, bank_reference
          FROM records WHERE batch_id = $1 ORDER BY row_number",
     )
@@ -195,7 +226,9 @@ pub async fn report(pool: &PgPool, batch_id: Uuid, out: impl std::io::Write) -> 
             .unwrap_or_default();
         w.write_record([
             row.to_string(),
-            nik.as_deref().map(crate::domain::mask_digits).unwrap_or_default(),
+            nik.as_deref()
+                .map(crate::domain::mask_digits)
+                .unwrap_or_default(),
             state,
             codes.join("|"),
             amount.map(|a| format!("{a:.2}")).unwrap_or_default(),

@@ -79,7 +79,12 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         metrics.clone(),
         cancel.clone(),
     ));
-    services.spawn(sim::run(settings.clone(), pool.clone(), SimOptions::default(), cancel.clone()));
+    services.spawn(sim::run(
+        settings.clone(),
+        pool.clone(),
+        SimOptions::default(),
+        cancel.clone(),
+    ));
     if let Some(addr) = settings.metrics_addr {
         let (metrics, cancel) = (metrics.clone(), cancel.clone());
         tokio::spawn(async move {
@@ -134,7 +139,10 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     cancel.cancel();
     while let Some(r) = services.join_next().await {
         if let Err(e) = r? {
-            tracing::warn!(error = format!("{e:#}"), "a demo service stopped with an error");
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "a demo service stopped with an error"
+            );
         }
     }
     let status = waited?;
@@ -164,7 +172,10 @@ impl DemoSummary {
         let mut problems = Vec::new();
         let complete = i64::from(self.recipients) - self.expected_reasons_records();
         if self.disbursed != complete {
-            problems.push(format!("expected {complete} disbursed, got {}", self.disbursed));
+            problems.push(format!(
+                "expected {complete} disbursed, got {}",
+                self.disbursed
+            ));
         }
         let expected: BTreeMap<String, i64> = self
             .expected_reasons
@@ -181,7 +192,9 @@ impl DemoSummary {
     }
 
     fn expected_reasons_records(&self) -> i64 {
-        self.status.records - self.disbursed.max(0) - (self.status.records - self.disbursed - self.blocked)
+        self.status.records
+            - self.disbursed.max(0)
+            - (self.status.records - self.disbursed - self.blocked)
             + (i64::from(self.recipients) - self.status.records)
     }
 }
@@ -193,7 +206,11 @@ impl std::fmt::Display for DemoSummary {
         writeln!(
             f,
             "{} disbursed, {} blocked; {} records in {:.1} s ({:.0} records/s end to end)",
-            self.disbursed, self.blocked, self.recipients, self.wall_seconds, self.records_per_second
+            self.disbursed,
+            self.blocked,
+            self.recipients,
+            self.wall_seconds,
+            self.records_per_second
         )
     }
 }

@@ -38,7 +38,12 @@ pub enum SubmitError {
     Database(#[from] sqlx::Error),
 }
 
-fn check(field: &'static str, value: &str, ok: bool, rule: &'static str) -> Result<(), SubmitError> {
+fn check(
+    field: &'static str,
+    value: &str,
+    ok: bool,
+    rule: &'static str,
+) -> Result<(), SubmitError> {
     if ok {
         Ok(())
     } else {
@@ -55,7 +60,8 @@ impl BatchInfo {
         let code_like = |s: &str, max: usize| {
             !s.is_empty()
                 && s.len() <= max
-                && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         };
         check(
             "office",
@@ -153,6 +159,9 @@ pub async fn publish_now(settings: &Settings, pool: &PgPool) {
     }
     .await;
     if let Err(e) = result {
-        tracing::warn!(error = format!("{e:#}"), "the batch is stored; a worker will enqueue it");
+        tracing::warn!(
+            error = format!("{e:#}"),
+            "the batch is stored; a worker will enqueue it"
+        );
     }
 }

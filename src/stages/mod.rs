@@ -112,8 +112,8 @@ pub async fn process_one(
 }
 
 fn decode_stage(body: &[u8], stage: Stage) -> Result<StageMessage, Poison> {
-    let msg: StageMessage = serde_json::from_slice(body)
-        .map_err(|e| Poison(format!("not a stage message: {e}")))?;
+    let msg: StageMessage =
+        serde_json::from_slice(body).map_err(|e| Poison(format!("not a stage message: {e}")))?;
     if msg.v != messages::VERSION {
         return Err(Poison(format!(
             "stage message version {} is not supported (expected {})",
@@ -167,8 +167,17 @@ pub fn retry_message(
 }
 
 /// A record parked on `salur.blocked` (state blocked) or `salur.dead` (state dead).
-pub fn parked_message(settings: &Settings, row: &RecordRow, stage: Stage, change: &Change) -> Outgoing {
-    let routing_key = if change.to == State::Dead { "dead" } else { "blocked" };
+pub fn parked_message(
+    settings: &Settings,
+    row: &RecordRow,
+    stage: Stage,
+    change: &Change,
+) -> Outgoing {
+    let routing_key = if change.to == State::Dead {
+        "dead"
+    } else {
+        "blocked"
+    };
     Outgoing {
         exchange: settings.name(names::PARKED),
         routing_key: routing_key.to_owned(),
@@ -230,7 +239,10 @@ pub fn retry_or_dead(
                 .with_detail(serde_json::json!({"attempt": attempt, "error": why}));
             c.attempt = true;
             changes.push(c);
-            retry.entry((row.batch_id, attempt)).or_default().push(row.id);
+            retry
+                .entry((row.batch_id, attempt))
+                .or_default()
+                .push(row.id);
             tally.count(stage, "retried", 1);
         }
     }

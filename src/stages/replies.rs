@@ -11,8 +11,8 @@ use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashMap};
 
 pub fn decode(body: &[u8]) -> Result<BankReply, Poison> {
-    let reply: BankReply = serde_json::from_slice(body)
-        .map_err(|e| Poison(format!("not a bank reply: {e}")))?;
+    let reply: BankReply =
+        serde_json::from_slice(body).map_err(|e| Poison(format!("not a bank reply: {e}")))?;
     if reply.v != VERSION {
         return Err(Poison(format!(
             "bank reply version {} is not supported (expected {VERSION})",
@@ -29,10 +29,12 @@ pub async fn handle(
 ) -> Result<Tally, super::ProcessError> {
     let mut items: HashMap<i64, &ReplyItem> = HashMap::new();
     for item in &reply.items {
-        let id = item
-            .item_id
-            .parse::<i64>()
-            .map_err(|_| Poison(format!("bank reply item_id {:?} is not a record id", item.item_id)))?;
+        let id = item.item_id.parse::<i64>().map_err(|_| {
+            Poison(format!(
+                "bank reply item_id {:?} is not a record id",
+                item.item_id
+            ))
+        })?;
         items.insert(id, item);
     }
     let ids: Vec<i64> = items.keys().copied().collect();
@@ -88,7 +90,15 @@ pub async fn handle(
                 };
                 let reasons = vec![reason];
                 tally.reasons(stage, &reasons);
-                tally.count(stage, if to == State::Failed { "failed" } else { "blocked" }, 1);
+                tally.count(
+                    stage,
+                    if to == State::Failed {
+                        "failed"
+                    } else {
+                        "blocked"
+                    },
+                    1,
+                );
                 let c = Change::to(row.id, to)
                     .with_reasons(reasons)
                     .with_detail(detail.clone());
@@ -141,5 +151,9 @@ fn bank_reason(kind: RequestKind, item: &ReplyItem) -> Reason {
         ReasonCode::NikNotFound => "nik",
         _ => "account_number",
     };
-    Reason::new(code, field, format!("the bank refused: {bank_code}: {bank_message}"))
+    Reason::new(
+        code,
+        field,
+        format!("the bank refused: {bank_code}: {bank_message}"),
+    )
 }

@@ -45,11 +45,10 @@ pub fn requests(settings: &Settings, rows: &[RecordRow]) -> Vec<crate::broker::O
     group_by(rows, |r| r.bank_code.clone().unwrap_or_default())
         .into_values()
         .map(|group| {
-            let bank_code = crate::domain::BankCode::parse(
-                group[0].bank_code.as_deref().unwrap_or_default(),
-            )
-            .map(|b| b.as_str().to_owned())
-            .unwrap_or_default();
+            let bank_code =
+                crate::domain::BankCode::parse(group[0].bank_code.as_deref().unwrap_or_default())
+                    .map(|b| b.as_str().to_owned())
+                    .unwrap_or_default();
             let items = group
                 .iter()
                 .map(|r| TransferItem {
@@ -78,6 +77,9 @@ mod tests {
         let b = Uuid::from_u128(7);
         assert_eq!(idempotency_key(b, 1), idempotency_key(b, 1));
         assert_ne!(idempotency_key(b, 1), idempotency_key(b, 2));
-        assert_ne!(idempotency_key(b, 1), idempotency_key(Uuid::from_u128(8), 1));
+        assert_ne!(
+            idempotency_key(b, 1),
+            idempotency_key(Uuid::from_u128(8), 1)
+        );
     }
 }

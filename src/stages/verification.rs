@@ -114,7 +114,12 @@ pub async fn handle(
         }
         tally.count(STAGE, "advanced", verified.len() as u64);
         if !verified.is_empty() {
-            out.push(stage_message(settings, Stage::Transfer, msg.batch_id, verified));
+            out.push(stage_message(
+                settings,
+                Stage::Transfer,
+                msg.batch_id,
+                verified,
+            ));
         }
     }
     write(conn, State::AccountOpened, &changes, &out).await?;

@@ -37,7 +37,12 @@ impl TestEnv {
         let mut settings = base_settings();
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("salur_test_{}", &id[..12]);
-        let base = settings.database_url.rsplit_once('/').expect("url has a path").0.to_owned();
+        let base = settings
+            .database_url
+            .rsplit_once('/')
+            .expect("url has a path")
+            .0
+            .to_owned();
         settings.database_url = format!("{base}/{db_name}");
         settings.namespace = format!("t{}", &id[..12]);
         let pool = salur::store::migrate(&settings).await.expect("migrate");
@@ -66,7 +71,12 @@ impl TestEnv {
 
     pub fn start_bank(&mut self, opts: SimOptions) {
         let cancel = CancellationToken::new();
-        let h = tokio::spawn(sim::run(self.settings.clone(), self.pool.clone(), opts, cancel.clone()));
+        let h = tokio::spawn(sim::run(
+            self.settings.clone(),
+            self.pool.clone(),
+            opts,
+            cancel.clone(),
+        ));
         self.tasks.push((cancel, h));
     }
 
@@ -119,9 +129,12 @@ impl TestEnv {
         let base = admin.database_url.rsplit_once('/').unwrap().0.to_owned();
         admin.database_url = format!("{base}/postgres");
         if let Ok(pool) = salur::store::connect(&admin).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.db_name))
-                .execute(&pool)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&pool)
+            .await;
         }
     }
 }
