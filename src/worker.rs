@@ -200,7 +200,8 @@ async fn consume(
     tracker.close();
     tracker.wait().await;
     // Unacknowledged prefetched messages go back to the queue.
-    let _ = channel.close(200, "shutdown".into()).await;
+    let close = channel.close(200, "shutdown".into());
+    let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
     result
 }
 

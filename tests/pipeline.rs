@@ -15,175 +15,188 @@ use std::collections::BTreeMap;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_batch_ends_2570_disbursed_430_blocked_with_reasons() {
-    let mut env = TestEnv::new().await;
-    env.start_worker();
-    env.start_bank(SimOptions::default());
-    let demo = generate::generate(3000, 430, 42);
-    let batch = env.submit(&demo.records, "2026-Q4").await;
-    let status = env.wait(batch).await;
+    common::within_limit(async {
+        let mut env = TestEnv::new().await;
+        env.start_worker();
+        env.start_bank(SimOptions::default());
+        let demo = generate::generate(3000, 430, 42);
+        let batch = env.submit(&demo.records, "2026-Q4").await;
+        let status = env.wait(batch).await;
 
-    assert_eq!(status.count(State::Disbursed), 2570, "{status}");
-    assert_eq!(status.count(State::Blocked), 430, "{status}");
-    assert_eq!(status.in_flight, 0);
-    let expected: BTreeMap<String, i64> = demo
-        .expected_reasons
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), i64::from(*v)))
-        .collect();
-    assert_eq!(status.reasons, expected);
-    assert_eq!(
-        status.amount(State::Disbursed),
-        Decimal::from(2570 * 600_000)
-    );
+        assert_eq!(status.count(State::Disbursed), 2570, "{status}");
+        assert_eq!(status.count(State::Blocked), 430, "{status}");
+        assert_eq!(status.in_flight, 0);
+        let expected: BTreeMap<String, i64> = demo
+            .expected_reasons
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), i64::from(*v)))
+            .collect();
+        assert_eq!(status.reasons, expected);
+        assert_eq!(
+            status.amount(State::Disbursed),
+            Decimal::from(2570 * 600_000)
+        );
 
-    // Every blocked record is on the dead-letter queue, with its reasons.
-    assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 430);
-    // The bank paid each disbursed record once, and the totals reconcile to the rupiah.
-    let paid = settlements(&env.pool).await.unwrap();
-    assert_eq!(paid.len(), 2570);
-    let total: Decimal = paid.iter().map(|s| s.amount).sum();
-    assert_eq!(total, status.amount(State::Disbursed));
-    // Every record has its audit trail: received, then each step.
-    let (events, disbursed_events): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(*) FILTER (WHERE to_state = 'disbursed') FROM record_events",
-    )
-    .fetch_one(&env.pool)
-    .await
-    .unwrap();
-    assert_eq!(disbursed_events, 2570);
-    assert_eq!(events, 3000 + 430 + 2570 * 5);
-    env.cleanup().await;
+        // Every blocked record is on the dead-letter queue, with its reasons.
+        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 430);
+        // The bank paid each disbursed record once, and the totals reconcile to the rupiah.
+        let paid = settlements(&env.pool).await.unwrap();
+        assert_eq!(paid.len(), 2570);
+        let total: Decimal = paid.iter().map(|s| s.amount).sum();
+        assert_eq!(total, status.amount(State::Disbursed));
+        // Every record has its audit trail: received, then each step.
+        let (events, disbursed_events): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE to_state = 'disbursed') FROM record_events",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!(disbursed_events, 2570);
+        assert_eq!(events, 3000 + 430 + 2570 * 5);
+        env.cleanup().await;
+    })
+    .await;
 }
 
 /// One defect per record; each must be blocked with exactly that reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reason_code_blocks_its_record_with_that_reason() {
-    type Defect = (&'static str, fn(&mut RawRecord));
-    let defects: Vec<Defect> = vec![
-        ("NIK_MISSING", |r| r.nik = None),
-        ("NIK_INVALID", |r| r.nik = Some("537101450880001".into())),
-        ("NIK_BIRTH_DATE_MISMATCH", |r| {
-            r.birth_date = Some("1981-08-05".into())
-        }),
-        ("NIK_SEX_MISMATCH", |r| r.sex = Some("L".into())),
-        ("KK_MISSING", |r| r.kk = None),
-        ("KK_INVALID", |r| r.kk = Some("1001010101200001".into())),
-        ("NAME_MISSING", |r| r.name = Some("  ".into())),
-        ("MOTHER_NAME_MISSING", |r| r.mother_name = None),
-        ("BIRTH_PLACE_MISSING", |r| r.birth_place = Some("-".into())),
-        ("BIRTH_DATE_MISSING", |r| r.birth_date = None),
-        ("BIRTH_DATE_INVALID", |r| {
-            r.birth_date = Some("31/02/1980".into())
-        }),
-        ("SEX_MISSING", |r| r.sex = None),
-        ("SEX_INVALID", |r| r.sex = Some("X".into())),
-        ("ADDRESS_MISSING", |r| r.address = None),
-        ("REGION_CODE_MISSING", |r| r.region_code = None),
-        ("REGION_CODE_INVALID", |r| {
-            r.region_code = Some("99.71.01.1001".into())
-        }),
-        ("BANK_UNKNOWN", |r| r.bank_code = Some("999".into())),
-        ("ACCOUNT_NUMBER_INVALID", |r| {
-            r.account_number = Some("12AB".into())
-        }),
-        ("AMOUNT_INVALID", |r| {
-            r.amount = Some("enam ratus ribu".into())
-        }),
-    ];
-    let records: Vec<RawRecord> = defects
-        .iter()
-        .enumerate()
-        .map(|(i, (_, defect))| {
-            let mut r = valid_record(i as u32 + 1);
-            defect(&mut r);
-            r
-        })
-        .collect();
-    let mut env = TestEnv::new().await;
-    env.start_worker();
-    env.start_bank(SimOptions::default());
-    let batch = env.submit(&records, "2026-Q4").await;
-    env.wait(batch).await;
-    let got = rows(&env.pool, batch).await;
-    for ((row, state, codes), (code, _)) in got.iter().zip(&defects) {
-        assert_eq!(state, "blocked", "row {row} ({code})");
-        assert_eq!(codes, &vec![code.to_string()], "row {row}");
-    }
-    assert_eq!(
-        env.queue_depth(names::BLOCKED_QUEUE).await,
-        defects.len() as u32
-    );
-    env.cleanup().await;
+    common::within_limit(async {
+        type Defect = (&'static str, fn(&mut RawRecord));
+        let defects: Vec<Defect> = vec![
+            ("NIK_MISSING", |r| r.nik = None),
+            ("NIK_INVALID", |r| r.nik = Some("537101450880001".into())),
+            ("NIK_BIRTH_DATE_MISMATCH", |r| {
+                r.birth_date = Some("1981-08-05".into())
+            }),
+            ("NIK_SEX_MISMATCH", |r| r.sex = Some("L".into())),
+            ("KK_MISSING", |r| r.kk = None),
+            ("KK_INVALID", |r| r.kk = Some("1001010101200001".into())),
+            ("NAME_MISSING", |r| r.name = Some("  ".into())),
+            ("MOTHER_NAME_MISSING", |r| r.mother_name = None),
+            ("BIRTH_PLACE_MISSING", |r| r.birth_place = Some("-".into())),
+            ("BIRTH_DATE_MISSING", |r| r.birth_date = None),
+            ("BIRTH_DATE_INVALID", |r| {
+                r.birth_date = Some("31/02/1980".into())
+            }),
+            ("SEX_MISSING", |r| r.sex = None),
+            ("SEX_INVALID", |r| r.sex = Some("X".into())),
+            ("ADDRESS_MISSING", |r| r.address = None),
+            ("REGION_CODE_MISSING", |r| r.region_code = None),
+            ("REGION_CODE_INVALID", |r| {
+                r.region_code = Some("99.71.01.1001".into())
+            }),
+            ("BANK_UNKNOWN", |r| r.bank_code = Some("999".into())),
+            ("ACCOUNT_NUMBER_INVALID", |r| {
+                r.account_number = Some("12AB".into())
+            }),
+            ("AMOUNT_INVALID", |r| {
+                r.amount = Some("enam ratus ribu".into())
+            }),
+        ];
+        let records: Vec<RawRecord> = defects
+            .iter()
+            .enumerate()
+            .map(|(i, (_, defect))| {
+                let mut r = valid_record(i as u32 + 1);
+                defect(&mut r);
+                r
+            })
+            .collect();
+        let mut env = TestEnv::new().await;
+        env.start_worker();
+        env.start_bank(SimOptions::default());
+        let batch = env.submit(&records, "2026-Q4").await;
+        env.wait(batch).await;
+        let got = rows(&env.pool, batch).await;
+        for ((row, state, codes), (code, _)) in got.iter().zip(&defects) {
+            assert_eq!(state, "blocked", "row {row} ({code})");
+            assert_eq!(codes, &vec![code.to_string()], "row {row}");
+        }
+        assert_eq!(
+            env.queue_depth(names::BLOCKED_QUEUE).await,
+            defects.len() as u32
+        );
+        env.cleanup().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bank_refusals_block_or_fail_with_the_banks_reason() {
-    let mut env = TestEnv::new().await;
-    env.start_worker();
-    env.start_bank(SimOptions {
-        reject_rate: 1.0,
-        ..Default::default()
-    });
-    let mut inquiry = valid_record(2);
-    inquiry.account_number = Some("0123-4567-8901".into());
-    let batch = env.submit(&[valid_record(1), inquiry], "2026-Q4").await;
-    env.wait(batch).await;
-    let got = rows(&env.pool, batch).await;
-    assert_eq!(got[0].1, "blocked");
-    assert_eq!(got[0].2, vec!["NIK_NOT_FOUND"]);
-    assert_eq!(got[1].1, "blocked");
-    assert_eq!(got[1].2, vec!["ACCOUNT_NOT_FOUND"]);
-    env.cleanup().await;
+    common::within_limit(async {
+        let mut env = TestEnv::new().await;
+        env.start_worker();
+        env.start_bank(SimOptions {
+            reject_rate: 1.0,
+            ..Default::default()
+        });
+        let mut inquiry = valid_record(2);
+        inquiry.account_number = Some("0123-4567-8901".into());
+        let batch = env.submit(&[valid_record(1), inquiry], "2026-Q4").await;
+        env.wait(batch).await;
+        let got = rows(&env.pool, batch).await;
+        assert_eq!(got[0].1, "blocked");
+        assert_eq!(got[0].2, vec!["NIK_NOT_FOUND"]);
+        assert_eq!(got[1].1, "blocked");
+        assert_eq!(got[1].2, vec!["ACCOUNT_NOT_FOUND"]);
+        env.cleanup().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_nik_is_paid_once_per_programme_and_period_across_batches() {
-    let mut env = TestEnv::new().await;
-    env.start_worker();
-    env.start_bank(SimOptions::default());
-    let first = env.submit(&[valid_record(1)], "2026-Q4").await;
-    assert_eq!(env.wait(first).await.count(State::Disbursed), 1);
+    common::within_limit(async {
+        let mut env = TestEnv::new().await;
+        env.start_worker();
+        env.start_bank(SimOptions::default());
+        let first = env.submit(&[valid_record(1)], "2026-Q4").await;
+        assert_eq!(env.wait(first).await.count(State::Disbursed), 1);
 
-    // Another office lists the same NIK for the same period: rejected, never paid.
-    let second = submit::submit_records(
-        &env.settings,
-        &env.pool,
-        "other.csv",
-        &[valid_record(1), valid_record(2), {
-            let mut same_nik = valid_record(2);
-            same_nik.row = 3;
-            same_nik
-        }],
-        &BatchInfo {
-            office: "DINSOS-OTHER".into(),
-            program: "BPNT".into(),
-            period: "2026-Q4".into(),
-        },
-    )
-    .await
-    .unwrap();
-    env.wait(second).await;
-    let got = rows(&env.pool, second).await;
-    assert_eq!(
-        (got[0].1.as_str(), got[0].2.clone()),
-        ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()])
-    );
-    // Within one batch too: the first of two identical rows is paid, the second rejected.
-    assert_eq!(got[1].1, "disbursed");
-    assert_eq!(
-        (got[2].1.as_str(), got[2].2.clone()),
-        ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()])
-    );
+        // Another office lists the same NIK for the same period: rejected, never paid.
+        let second = submit::submit_records(
+            &env.settings,
+            &env.pool,
+            "other.csv",
+            &[valid_record(1), valid_record(2), {
+                let mut same_nik = valid_record(2);
+                same_nik.row = 3;
+                same_nik
+            }],
+            &BatchInfo {
+                office: "DINSOS-OTHER".into(),
+                program: "BPNT".into(),
+                period: "2026-Q4".into(),
+            },
+        )
+        .await
+        .unwrap();
+        env.wait(second).await;
+        let got = rows(&env.pool, second).await;
+        assert_eq!(
+            (got[0].1.as_str(), got[0].2.clone()),
+            ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()])
+        );
+        // Within one batch too: the first of two identical rows is paid, the second rejected.
+        assert_eq!(got[1].1, "disbursed");
+        assert_eq!(
+            (got[2].1.as_str(), got[2].2.clone()),
+            ("rejected", vec!["DOUBLE_RECIPIENT".to_owned()])
+        );
 
-    // The next period pays the NIK again.
-    let next = env.submit(&[valid_record(1)], "2027-Q1").await;
-    assert_eq!(env.wait(next).await.count(State::Disbursed), 1);
-    assert_eq!(settlements(&env.pool).await.unwrap().len(), 3);
-    env.cleanup().await;
+        // The next period pays the NIK again.
+        let next = env.submit(&[valid_record(1)], "2027-Q1").await;
+        assert_eq!(env.wait(next).await.count(State::Disbursed), 1);
+        assert_eq!(settlements(&env.pool).await.unwrap().len(), 3);
+        env.cleanup().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn semicolon_bom_indonesian_amounts_and_dates_are_paid_in_full() {
+    common::within_limit(async {
     let csv = "\u{feff}NIK;No_KK;Nama;Nama_Ibu_Kandung;Tempat_Lahir;Tanggal_Lahir;Jenis_Kelamin;Alamat;Kode_Wilayah;No_HP;Kode_Bank;No_Rekening;Nominal\r\n\
         5371014508800001;5371010101200001;Maria Ndolu;Yohana Bili;Kupang;05-08-1980;P;Jl. El Tari 5;5371011001;;002;;Rp 600.000,00\r\n\
         5371014508800002;5371010101200002;Maria Lede;Yohana Bili;Kupang;05/08/1980;P;Jl. El Tari 6;53.71.01.1001;;009;;600.000\r\n\
@@ -199,10 +212,13 @@ async fn semicolon_bom_indonesian_amounts_and_dates_are_paid_in_full() {
     assert_eq!(status.count(State::Disbursed), 4, "{status}");
     assert_eq!(status.amount(State::Disbursed), Decimal::from(2_400_000));
     env.cleanup().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_missing_a_column_is_refused_and_nothing_is_stored() {
+    common::within_limit(async {
     let env = TestEnv::new().await;
     let dir = std::env::temp_dir().join(format!("salur-test-{}", env.db_name));
     std::fs::create_dir_all(&dir).unwrap();
@@ -236,88 +252,96 @@ async fn a_file_missing_a_column_is_refused_and_nothing_is_stored() {
     assert_eq!((batches, records, outbox), (0, 0, 0));
     std::fs::remove_dir_all(&dir).unwrap();
     env.cleanup().await;
+    })
+    .await;
 }
 
 /// Every answer twice, then every stage message again: nothing changes twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_messages_and_duplicate_answers_change_nothing_twice() {
-    let mut env = TestEnv::new().await;
-    env.start_worker();
-    env.start_bank(SimOptions {
-        duplicate_rate: 1.0,
-        ..Default::default()
-    });
-    let demo = generate::generate(300, 30, 7);
-    let batch = env.submit(&demo.records, "2026-Q4").await;
-    let before = env.wait(batch).await;
-    assert_eq!(before.count(State::Disbursed), 270);
-    let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM record_events")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
+    common::within_limit(async {
+        let mut env = TestEnv::new().await;
+        env.start_worker();
+        env.start_bank(SimOptions {
+            duplicate_rate: 1.0,
+            ..Default::default()
+        });
+        let demo = generate::generate(300, 30, 7);
+        let batch = env.submit(&demo.records, "2026-Q4").await;
+        let before = env.wait(batch).await;
+        assert_eq!(before.count(State::Disbursed), 270);
+        let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM record_events")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
 
-    // Redeliver: every record id to every stage, as a crashed worker's unacked chunks would be.
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1")
-        .bind(batch)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
-    let again: Vec<Outgoing> = Stage::ALL
-        .iter()
-        .map(|s| stage_message(&env.settings, *s, batch, ids.clone()))
-        .collect();
-    let broker = Broker::connect(&env.settings).await.unwrap();
-    broker
-        .publisher()
-        .await
-        .unwrap()
-        .publish_all(&again)
-        .await
-        .unwrap();
-    broker.close().await;
-    // Let the worker take them (queues drain), then compare.
-    for _ in 0..100 {
-        let mut depth = 0;
-        for s in Stage::ALL {
-            depth += env.queue_depth(&names::stage_queue(s.as_str())).await;
+        // Redeliver: every record id to every stage, as a crashed worker's unacked chunks would be.
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1")
+            .bind(batch)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+        let again: Vec<Outgoing> = Stage::ALL
+            .iter()
+            .map(|s| stage_message(&env.settings, *s, batch, ids.clone()))
+            .collect();
+        let broker = Broker::connect(&env.settings).await.unwrap();
+        broker
+            .publisher()
+            .await
+            .unwrap()
+            .publish_all(&again)
+            .await
+            .unwrap();
+        broker.close().await;
+        // Let the worker take them (queues drain), then compare.
+        for _ in 0..100 {
+            let mut depth = 0;
+            for s in Stage::ALL {
+                depth += env.queue_depth(&names::stage_queue(s.as_str())).await;
+            }
+            if depth == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        if depth == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    env.stop_services().await;
-    let after = salur::ops::batch::status(&env.pool, batch).await.unwrap();
-    assert_eq!(after, before);
-    let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM record_events")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    assert_eq!(events_after, events_before);
-    assert_eq!(settlements(&env.pool).await.unwrap().len(), 270);
-    env.cleanup().await;
+        env.stop_services().await;
+        let after = salur::ops::batch::status(&env.pool, batch).await.unwrap();
+        assert_eq!(after, before);
+        let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM record_events")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert_eq!(events_after, events_before);
+        assert_eq!(settlements(&env.pool).await.unwrap().len(), 270);
+        env.cleanup().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_message_is_parked_and_the_consumer_keeps_working() {
-    let mut env = TestEnv::new().await;
-    env.start_worker();
-    env.start_bank(SimOptions::default());
-    let broker = Broker::connect(&env.settings).await.unwrap();
-    broker
-        .publisher()
-        .await
-        .unwrap()
-        .publish_one(Outgoing {
-            exchange: env.settings.name(names::WORK),
-            routing_key: "account_opening".into(),
-            payload: b"this is not json".to_vec(),
-        })
-        .await
-        .unwrap();
-    broker.close().await;
-    let batch = env.submit(&[valid_record(1)], "2026-Q4").await;
-    assert_eq!(env.wait(batch).await.count(State::Disbursed), 1);
-    assert_eq!(env.queue_depth(names::DEAD_QUEUE).await, 1);
-    env.cleanup().await;
+    common::within_limit(async {
+        let mut env = TestEnv::new().await;
+        env.start_worker();
+        env.start_bank(SimOptions::default());
+        let broker = Broker::connect(&env.settings).await.unwrap();
+        broker
+            .publisher()
+            .await
+            .unwrap()
+            .publish_one(Outgoing {
+                exchange: env.settings.name(names::WORK),
+                routing_key: "account_opening".into(),
+                payload: b"this is not json".to_vec(),
+            })
+            .await
+            .unwrap();
+        broker.close().await;
+        let batch = env.submit(&[valid_record(1)], "2026-Q4").await;
+        assert_eq!(env.wait(batch).await.count(State::Disbursed), 1);
+        assert_eq!(env.queue_depth(names::DEAD_QUEUE).await, 1);
+        env.cleanup().await;
+    })
+    .await;
 }

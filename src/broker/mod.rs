@@ -44,8 +44,15 @@ pub struct Broker {
 impl Broker {
     /// Connects once. The error says where and how to start RabbitMQ.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let conn = Connection::connect(&settings.amqp_url, ConnectionProperties::default())
+        let connect = Connection::connect(&settings.amqp_url, ConnectionProperties::default());
+        let conn = tokio::time::timeout(std::time::Duration::from_secs(15), connect)
             .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "RabbitMQ at {} did not answer within 15 s: is it starting or overloaded?",
+                    redact_url(&settings.amqp_url)
+                )
+            })?
             .map_err(|e| unreachable_error(settings, e))?;
         Ok(Self {
             conn,
@@ -122,8 +129,10 @@ impl Broker {
         Ok(q.message_count())
     }
 
+    /// Closes the connection; gives up waiting for the broker's answer after 5 s.
     pub async fn close(&self) {
-        let _ = self.conn.close(200, "bye".into()).await;
+        let close = self.conn.close(200, "bye".into());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), close).await;
     }
 }
 

@@ -34,6 +34,13 @@ fn base_settings() -> Settings {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn,lapin=off".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let mut settings = base_settings();
         let id = Uuid::new_v4().simple().to_string();
         let db_name = format!("salur_test_{}", &id[..12]);
@@ -179,4 +186,11 @@ pub async fn rows(pool: &PgPool, batch_id: Uuid) -> Vec<(i32, String, Vec<String
             (row, state, codes)
         })
         .collect()
+}
+
+/// Runs a test body with a time limit, so that a hang fails the test instead of the CI run.
+pub async fn within_limit(body: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(Duration::from_secs(240), body)
+        .await
+        .expect("the test did not finish within 240 s");
 }
