@@ -96,6 +96,17 @@ pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Forgets every customer and inquiry (not the transfer ledger). The demo starts from here:
+/// its generated recipients reuse NIKs across runs under other generated names, which a bank
+/// that remembers its customers would rightly answer with the old name (NAME_MISMATCH).
+pub async fn forget_customers(pool: &PgPool) -> anyhow::Result<()> {
+    ensure_schema(pool).await?;
+    sqlx::query("TRUNCATE bank_sim.accounts, bank_sim.inquiries")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Runs the simulator until `cancel`, reconnecting when RabbitMQ goes away.
 pub async fn run(
     settings: Settings,

@@ -69,6 +69,8 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     topology::declare(&broker).await?;
     broker.close().await;
 
+    sim::forget_customers(&pool).await?;
+
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
     let mut services = tokio::task::JoinSet::new();
