@@ -43,7 +43,7 @@ impl Default for Settings {
             prefetch: 50,
             concurrency: 4,
             max_attempts: 5,
-            db_pool: 16,
+            db_pool: 32,
         }
     }
 }

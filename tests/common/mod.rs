@@ -28,7 +28,7 @@ pub struct TestEnv {
 fn base_settings() -> Settings {
     let mut s = Settings::from_env().expect("settings");
     s.metrics_addr = None;
-    s.db_pool = 10;
+    s.db_pool = 20;
     s
 }
 
