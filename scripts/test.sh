@@ -4,9 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
-# Databases left by an interrupted earlier run (each test drops its own when it finishes).
-for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'salur\_test\_%'" postgres 2>/dev/null); do
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" postgres >/dev/null 2>&1 || true
+# Databases left by an interrupted earlier run (each test drops its own when it finishes). Only
+# those nobody is connected to: another test run on this machine may be using its own.
+for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database d WHERE datname LIKE 'salur\_test\_%' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)" postgres 2>/dev/null); do
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\"" postgres >/dev/null 2>&1 || true
 done
 cargo fmt --check
 cargo clippy --locked --all-targets --quiet -- -D warnings
