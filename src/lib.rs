@@ -19,6 +19,7 @@
 //! - [`ops`]: submit, batch status and report, the demo.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
 
+pub mod api;
 pub mod bank;
 pub mod broker;
 pub mod config;

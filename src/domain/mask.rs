@@ -22,6 +22,22 @@ pub fn mask_digits(input: &str) -> String {
         .collect()
 }
 
+/// Masks a person's name word by word, keeping each word's first letter:
+/// `Maria Goreti Ndolu` → `M**** G***** N****`. Enough for an office to recognise a record it
+/// sent, not enough to read the name.
+pub fn mask_name(input: &str) -> String {
+    input
+        .split_whitespace()
+        .map(|word| {
+            word.chars()
+                .enumerate()
+                .map(|(i, c)| if i == 0 { c } else { '*' })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +78,11 @@ mod tests {
             assert_ne!(mask_digits(&input), input);
             assert_eq!(mask_digits(&input).chars().count(), len);
         }
+    }
+
+    #[test]
+    fn names_keep_only_first_letters() {
+        assert_eq!(mask_name(" Maria  Goreti Ndolu"), "M**** G***** N****");
+        assert_eq!(mask_name(""), "");
     }
 }

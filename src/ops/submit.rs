@@ -9,7 +9,7 @@ use crate::intake::{self, RawRecord};
 use crate::messages::Stage;
 use crate::stages::stage_message;
 use crate::store::{outbox, records};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use std::path::Path;
 use uuid::Uuid;
 
@@ -111,39 +111,78 @@ pub async fn submit_records(
     info.validate()?;
     let batch_id = Uuid::new_v4();
     let mut tx = pool.begin().await?;
+    insert_batch(&mut tx, batch_id, file_name, info).await?;
+    const SLICE: usize = 20_000;
+    for slice in rows.chunks(SLICE) {
+        insert_rows(settings, &mut tx, batch_id, slice).await?;
+    }
+    finish_batch(&mut tx, batch_id, rows.len() as u64).await?;
+    tx.commit().await?;
+    tracing::info!(%batch_id, records = rows.len(), office = %info.office, "batch stored");
+    Ok(batch_id)
+}
+
+/// The batch row, inside the caller's transaction, with no records yet (see [`insert_rows`]
+/// and [`finish_batch`]): a caller that streams a file stores its rows as they come.
+pub async fn insert_batch(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    file_name: &str,
+    info: &BatchInfo,
+) -> Result<(), SubmitError> {
+    info.validate()?;
     sqlx::query(
         "INSERT INTO batches (id, office, program, period, file_name, record_count)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, $4, $5, 0)",
     )
     .bind(batch_id)
     .bind(&info.office)
     .bind(&info.program)
     .bind(&info.period)
     .bind(file_name)
-    .bind(rows.len() as i32)
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
-    const SLICE: usize = 20_000;
-    for slice in rows.chunks(SLICE) {
-        let amounts: Vec<_> = slice
-            .iter()
-            .map(|r| {
-                r.amount
-                    .as_deref()
-                    .and_then(|a| Amount::parse(a).ok())
-                    .map(|a| a.value())
-            })
-            .collect();
-        let ids = records::insert_received(&mut tx, batch_id, slice, &amounts).await?;
-        let messages: Vec<_> = ids
-            .chunks(settings.chunk_size)
-            .map(|chunk| stage_message(settings, Stage::AccountOpening, batch_id, chunk.to_vec()))
-            .collect();
-        outbox::insert(&mut tx, &messages).await?;
-    }
-    tx.commit().await?;
-    tracing::info!(%batch_id, records = rows.len(), office = %info.office, "batch stored");
-    Ok(batch_id)
+    Ok(())
+}
+
+/// Records (state `received`, one audit row each) and their account-opening work, in the
+/// caller's transaction.
+pub async fn insert_rows(
+    settings: &Settings,
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    rows: &[RawRecord],
+) -> Result<(), sqlx::Error> {
+    let amounts: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            r.amount
+                .as_deref()
+                .and_then(|a| Amount::parse(a).ok())
+                .map(|a| a.value())
+        })
+        .collect();
+    let ids = records::insert_received(&mut *conn, batch_id, rows, &amounts).await?;
+    let messages: Vec<_> = ids
+        .chunks(settings.chunk_size)
+        .map(|chunk| stage_message(settings, Stage::AccountOpening, batch_id, chunk.to_vec()))
+        .collect();
+    outbox::insert(conn, &messages).await?;
+    Ok(())
+}
+
+/// Sets the batch's record count once every row is stored.
+pub async fn finish_batch(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    records: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE batches SET record_count = $2 WHERE id = $1")
+        .bind(batch_id)
+        .bind(i32::try_from(records).unwrap_or(i32::MAX))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Publishes what is waiting in the outbox now, so that a batch is on its way even before a
