@@ -417,6 +417,11 @@ pub(super) fn map_header(
     Ok(columns)
 }
 
+/// Whether a header cell names a column intake knows.
+pub(super) fn is_known_column(name: &str) -> bool {
+    field_index(name).is_some()
+}
+
 /// Sets the field a mapped column stands for (see [`map_header`]) from a cell's text.
 pub(super) fn fill(record: &mut RawRecord, column: Option<usize>, text: &str) {
     if let Some(i) = column {

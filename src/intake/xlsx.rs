@@ -1,6 +1,7 @@
 //! Reading the first sheet of an Excel workbook (`.xlsx`) into [`RawRecord`]s, with the same
-//! columns (and the same header mapping) as a CSV file: the first non-empty row is the header,
-//! every later non-empty row is a recipient.
+//! columns (and the same header mapping) as a CSV file: the header is the first row that names
+//! a known column (title rows above it, as offices write them, are skipped), and every later
+//! non-empty row is a recipient.
 //!
 //! A workbook is a zip archive, which cannot be read front to back: it is read whole from
 //! memory. Cells become the text an office sees: whole numbers without a decimal point, dates as
@@ -14,7 +15,7 @@ use std::io::Cursor;
 use calamine::{Data, Reader as _};
 
 use super::RawRecord;
-use super::file::{IntakeError, fill, map_header};
+use super::file::{IntakeError, fill, is_known_column, map_header};
 
 /// The ZIP signature every `.xlsx` file starts with.
 pub fn looks_like_xlsx(bytes: &[u8]) -> bool {
@@ -42,15 +43,23 @@ pub fn parse_xlsx(file_name: &str, bytes: Vec<u8>) -> Result<Vec<RawRecord>, Int
     };
     // Sheet row numbers as Excel shows them (1-based), whatever the used range starts at.
     let first_row = range.start().map_or(0, |(r, _)| u64::from(r)) + 1;
-    let mut rows = range
+    let non_empty: Vec<(u64, &[Data])> = range
         .rows()
         .enumerate()
         .map(|(i, cells)| (first_row + i as u64, cells))
-        .filter(|(_, cells)| cells.iter().any(|c| !cell_text(c).trim().is_empty()));
-
-    let Some((header_line, header)) = rows.next() else {
+        .filter(|(_, cells)| cells.iter().any(|c| !cell_text(c).trim().is_empty()))
+        .collect();
+    if non_empty.is_empty() {
         return Err(IntakeError::Empty { file });
-    };
+    }
+    // The header: the first row naming a known column; failing that, the first row (whose
+    // missing columns the error then lists).
+    let start = non_empty
+        .iter()
+        .position(|(_, cells)| cells.iter().any(|c| is_known_column(cell_text(c).trim())))
+        .unwrap_or(0);
+    let (header_line, header) = non_empty[start];
+    let rows = non_empty[start + 1..].iter().copied();
     let headers: Vec<String> = header
         .iter()
         .map(|c| cell_text(c).trim().to_owned())
