@@ -23,6 +23,8 @@ pub struct Metrics {
     pub poison: IntCounterVec,
     /// Messages waiting in the outbox at the last relay pass.
     pub outbox_backlog: IntGauge,
+    /// Records (or, when a handler failed, whole messages) sent to a retry delay tier.
+    pub retries: IntCounterVec,
 }
 
 impl Metrics {
@@ -85,6 +87,15 @@ impl Metrics {
             "Messages waiting in the outbox at the last relay pass.",
         )
         .expect("metric");
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "salur_retries_total",
+                "Records sent to a retry delay tier after a transient failure (a message whose \
+                 handler failed counts once), by stage and tier.",
+            ),
+            &["stage", "tier"],
+        )
+        .expect("metric");
         for c in [
             Box::new(records.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reasons.clone()),
@@ -93,6 +104,7 @@ impl Metrics {
             Box::new(published.clone()),
             Box::new(poison.clone()),
             Box::new(outbox_backlog.clone()),
+            Box::new(retries.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -105,6 +117,7 @@ impl Metrics {
             published,
             poison,
             outbox_backlog,
+            retries,
         }
     }
 

@@ -2,11 +2,11 @@
 //! connection, reconnecting when RabbitMQ goes away. Shutdown: stop consuming, finish the chunks
 //! in flight, flush the relay, exit.
 
-use crate::broker::{Broker, Outgoing, Publisher, names, topology};
+use crate::broker::{Broker, Outgoing, Publisher, attempt_of, names, topology};
 use crate::config::Settings;
 use crate::messages::{self, PoisonMessage, Stage};
 use crate::metrics::Metrics;
-use crate::stages::{Input, ProcessError, Tally, process_one};
+use crate::stages::{Input, ProcessError, Tally, process_one, via_retry_tier};
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use lapin::message::Delivery;
@@ -62,15 +62,54 @@ pub async fn run(
     {
         inputs.push(Input::BankReplies);
     }
+    let sweeper = tokio::spawn(crate::sweeper::run(
+        settings.clone(),
+        ctx.pool.clone(),
+        ctx.metrics.clone(),
+        ctx.wake.clone(),
+        cancel.clone(),
+    ));
+    let result = supervise(&ctx, &settings, &opts, &inputs, &cancel).await;
+    cancel.cancel();
+    let _ = sweeper.await;
+    result
+}
+
+/// Connects, runs, and reconnects after a connection loss, until `cancel`.
+async fn supervise(
+    ctx: &Arc<Ctx>,
+    settings: &Settings,
+    opts: &WorkerOptions,
+    inputs: &[Input],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(200);
     loop {
         let broker = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            b = Broker::connect_with_retry(&settings, Duration::from_secs(3600)) => b?,
+            b = Broker::connect_with_retry(settings, Duration::from_secs(3600)) => b?,
         };
-        topology::declare(&broker).await?;
+        if let Err(e) = topology::declare(&broker).await {
+            if format!("{e:#}").contains("PRECONDITION_FAILED") {
+                broker.close().await;
+                return Err(e); // a queue exists with other arguments: a person must act
+            }
+            // A broker that is still starting (or going away again) refuses declarations.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "declaring the topology failed; reconnecting"
+            );
+            broker.close().await;
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            continue;
+        }
         tracing::info!(stages = ?opts.stages, "worker connected");
-        match run_connected(&ctx, &broker, &inputs, &cancel).await {
+        backoff = Duration::from_millis(200);
+        match run_connected(ctx, &broker, inputs, cancel).await {
             Ok(()) => {
                 broker.close().await;
                 tracing::info!("worker stopped");
@@ -110,12 +149,12 @@ async fn run_connected(
                 &format!("salur-{}-{}", input.label(), std::process::id()),
             )
             .await?;
-        let poison_publisher = broker.publisher().await?;
+        let publisher = broker.publisher().await?;
         let ctx = ctx.clone();
         let stop = consumers_stop.clone();
         let failed = failed.clone();
         consumers.spawn(async move {
-            let r = consume(ctx, input, channel, consumer, poison_publisher, stop).await;
+            let r = consume(ctx, input, channel, consumer, publisher, stop).await;
             if r.is_err() {
                 failed.cancel();
             }
@@ -163,12 +202,12 @@ async fn consume(
     input: Input,
     channel: lapin::Channel,
     mut consumer: lapin::Consumer,
-    poison_publisher: Publisher,
+    publisher: Publisher,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let permits = Arc::new(Semaphore::new(ctx.settings.concurrency));
     let tracker = TaskTracker::new();
-    let poison_publisher = Arc::new(poison_publisher);
+    let publisher = Arc::new(publisher);
     let result = loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break Ok(()),
@@ -191,7 +230,7 @@ async fn consume(
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
         };
         let ctx = ctx.clone();
-        let publisher = poison_publisher.clone();
+        let publisher = publisher.clone();
         tracker.spawn(async move {
             handle_delivery(&ctx, input, delivery, &publisher).await;
             drop(permit);
@@ -206,14 +245,23 @@ async fn consume(
 }
 
 #[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag))]
-async fn handle_delivery(
-    ctx: &Ctx,
-    input: Input,
-    delivery: Delivery,
-    poison_publisher: &Publisher,
-) {
+async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher: &Publisher) {
+    use futures::FutureExt as _;
     let started = Instant::now();
-    let outcome = process_one(&ctx.settings, &ctx.pool, input, &delivery.data).await;
+    let outcome =
+        std::panic::AssertUnwindSafe(process_one(&ctx.settings, &ctx.pool, input, &delivery.data))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(ProcessError::Poison(crate::stages::Poison(format!(
+                    "the handler panicked on this message: {what}"
+                ))))
+            });
     ctx.metrics
         .stage_duration
         .with_label_values(&[input.label()])
@@ -222,57 +270,118 @@ async fn handle_delivery(
         Ok(tally) => {
             record(&ctx.metrics, &tally);
             ctx.wake.notify_one();
+            if !tally.unknown_ids.is_empty() {
+                // The known records are handled (committed); the message is kept for an
+                // operator because it named records that do not exist.
+                let reason = format!(
+                    "the message names record ids that do not exist: {:?}",
+                    tally.unknown_ids
+                );
+                if !park(ctx, input, &delivery, &reason, publisher).await {
+                    return;
+                }
+            }
             if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered and skipped");
             }
         }
         Err(ProcessError::Poison(p)) => {
-            let queue = ctx.settings.name(&input.queue());
-            tracing::warn!(reason = %p, %queue, "parking an unreadable message on salur.dead");
-            let parked = Outgoing {
-                exchange: ctx.settings.name(names::PARKED),
-                routing_key: "dead".into(),
-                payload: serde_json::to_vec(&PoisonMessage {
-                    v: messages::VERSION,
-                    queue: queue.clone(),
-                    reason: p.0.clone(),
-                    raw: String::from_utf8_lossy(&delivery.data).into_owned(),
-                })
-                .expect("serializes"),
-            };
-            match poison_publisher.publish_one(parked).await {
-                Ok(()) => {
-                    ctx.metrics.poison.with_label_values(&[input.label()]).inc();
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not park the message; it goes back to its queue");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
-                }
+            if park(ctx, input, &delivery, &p.0, publisher).await {
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
             }
         }
         Err(ProcessError::Database(e)) => {
-            tracing::warn!(error = %e, "database error; the message goes back to its queue");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            let attempt = attempt_of(&delivery.properties) + 1;
+            let max = match input {
+                Input::Stage(stage) => ctx.settings.max_attempts(stage),
+                Input::BankReplies => ctx.settings.max_attempts,
+            };
+            if attempt as i32 >= max {
+                let reason = format!(
+                    "RETRIES_EXHAUSTED: handling failed {attempt} times; last database error: {e}"
+                );
+                if park(ctx, input, &delivery, &reason, publisher).await {
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                return;
+            }
+            let original = Outgoing {
+                exchange: String::new(),
+                routing_key: String::new(),
+                payload: delivery.data.clone(),
+            };
+            let (again, tier) = via_retry_tier(&ctx.settings, input, attempt as i32, original);
+            tracing::warn!(error = %e, attempt, tier, "database error; the message is tried again after a delay");
+            match publisher.publish_attempt(&again, attempt).await {
+                Ok(()) => {
+                    ctx.metrics
+                        .retries
+                        .with_label_values(&[input.label(), tier])
+                        .inc();
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                Err(pe) => {
+                    tracing::warn!(error = %pe, "could not send the message to a retry tier; it goes back to its queue");
+                    requeue(&delivery).await;
+                }
+            }
         }
     }
 }
 
-fn record(m: &Metrics, t: &Tally) {
+/// Parks an unreadable message on `salur.dead` with its body and the reason. False if that
+/// failed (the message then goes back to its queue).
+async fn park(
+    ctx: &Ctx,
+    input: Input,
+    delivery: &Delivery,
+    reason: &str,
+    publisher: &Publisher,
+) -> bool {
+    let queue = ctx.settings.name(&input.queue());
+    tracing::warn!(%reason, %queue, "parking a message on salur.dead");
+    let parked = Outgoing {
+        exchange: ctx.settings.name(names::PARKED),
+        routing_key: "dead".into(),
+        payload: serde_json::to_vec(&PoisonMessage {
+            v: messages::VERSION,
+            queue: queue.clone(),
+            reason: reason.to_owned(),
+            raw: String::from_utf8_lossy(&delivery.data).into_owned(),
+        })
+        .expect("serializes"),
+    };
+    match publisher.publish_one(parked).await {
+        Ok(()) => {
+            ctx.metrics.poison.with_label_values(&[input.label()]).inc();
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not park the message; it goes back to its queue");
+            requeue(delivery).await;
+            false
+        }
+    }
+}
+
+async fn requeue(delivery: &Delivery) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await;
+}
+
+/// Adds what one message (or sweep) did to the metrics.
+pub fn record(m: &Metrics, t: &Tally) {
+    for ((stage, tier), n) in &t.retries {
+        m.retries
+            .with_label_values(&[stage.as_str(), tier])
+            .inc_by(*n);
+    }
     for ((stage, outcome), n) in &t.outcomes {
         m.records
             .with_label_values(&[stage.as_str(), outcome])

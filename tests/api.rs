@@ -133,27 +133,29 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
         let other = add_office(&env.pool, "DINSOS-3578", Role::Office).await;
         let auditor = add_office(&env.pool, "BPK", Role::Auditor).await;
 
-        // Three recipients; the second has no mother's name.
-        let mut rows: Vec<RawRecord> = (1..=3).map(valid_record).collect();
+        // Four recipients; the second has no mother's name, the fourth no birth place.
+        let mut rows: Vec<RawRecord> = (1..=4).map(valid_record).collect();
         rows[1].mother_name = None;
+        rows[3].birth_place = None;
         let r = server.submit(&kupang, CSV_TYPE, csv_of(&rows), None).await;
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         let location = r.headers()["location"].to_str().unwrap().to_owned();
         let accepted: Value = r.json().await.unwrap();
         let id = accepted["batch_id"].as_str().unwrap().to_owned();
         assert_eq!(location, format!("/v1/batches/{id}"));
-        assert_eq!(accepted["records"], 3);
+        assert_eq!(accepted["records"], 4);
         let status = env.wait(id.parse().unwrap()).await;
         assert_eq!(status.office, "DINSOS-5371");
 
         // Follow it.
         let body: Value = server.get(&location, &kupang).await.json().await.unwrap();
-        assert_eq!(body["records"], 3);
+        assert_eq!(body["records"], 4);
         assert_eq!(body["in_flight"], 0);
         assert_eq!(body["states"]["disbursed"]["records"], 2);
         assert_eq!(body["states"]["disbursed"]["amount"], "1200000.00");
-        assert_eq!(body["states"]["blocked"]["records"], 1);
+        assert_eq!(body["states"]["blocked"]["records"], 2);
         assert_eq!(body["reasons"]["MOTHER_NAME_MISSING"], 1);
+        assert_eq!(body["reasons"]["BIRTH_PLACE_MISSING"], 1);
 
         let page: Value = server
             .get(
@@ -197,7 +199,7 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
                 None => break,
             }
         }
-        assert_eq!(seen, [1, 2, 3]);
+        assert_eq!(seen, [1, 2, 3, 4]);
 
         let r = server
             .get(&format!("/v1/batches/{id}/report.csv"), &kupang)
@@ -212,7 +214,7 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
         let report = r.text().await.unwrap();
         let lines: Vec<&str> = report.lines().collect();
         assert_eq!(lines[0], "row,nik,state,reasons,amount,bank_reference");
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 5);
         assert!(lines[2].starts_with("2,5371********0003,blocked,MOTHER_NAME_MISSING,600000.00"));
         assert!(!report.contains("5371014508800003"), "the NIK is masked");
 
@@ -337,6 +339,145 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
             server.get("/v1/batches", &other).await.status(),
             StatusCode::OK
         );
+
+        // Fix and replay over HTTP. The record shows masked values and its history.
+        let view: Value = server.get(&record, &kupang).await.json().await.unwrap();
+        assert_eq!(view["state"], "blocked");
+        assert_eq!(view["fields"]["mother_name"], Value::Null);
+        assert_eq!(view["fields"]["nik"], "5371********0003");
+        assert_eq!(view["history"][0]["to"], "received");
+        assert_eq!(
+            view["history"].as_array().unwrap().last().unwrap()["to"],
+            "blocked"
+        );
+        let patch = |path: String, body: Value| {
+            server
+                .request(Method::PATCH, &path, Some(&kupang))
+                .json(&body)
+                .send()
+        };
+        let r = patch(record.clone(), json!({"ibu": "x"})).await.unwrap();
+        assert_eq!(
+            problem(r, StatusCode::UNPROCESSABLE_ENTITY).await["field"],
+            "ibu"
+        );
+        let r = patch(record.clone(), json!({"mother_name": ["x"]}))
+            .await
+            .unwrap();
+        problem(r, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let r = server
+            .request(Method::PATCH, &record, Some(&kupang))
+            .header("content-type", "application/json")
+            .body("{nope")
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::BAD_REQUEST).await;
+        // A wrong correction leaves a reason; the answer says which.
+        let r = patch(
+            record.clone(),
+            json!({"mother_name": "Yohana Bili", "birth_date": "1980-13-45"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let fixed: Value = r.json().await.unwrap();
+        assert_eq!(fixed["ready"], false);
+        assert_eq!(fixed["reasons"][0]["code"], "BIRTH_DATE_INVALID");
+        let r = patch(record.clone(), json!({"tanggal_lahir": "05-08-1980"}))
+            .await
+            .unwrap();
+        let fixed: Value = r.json().await.unwrap();
+        assert_eq!(fixed["ready"], true, "{fixed}");
+        assert_eq!(fixed["reasons"], json!([]));
+        // A disbursed record is not for fixing or replaying.
+        let first: Value = server
+            .get(
+                &format!("/v1/batches/{id}/records?state=disbursed&limit=1"),
+                &kupang,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let paid = format!("/v1/records/{}", first["items"][0]["record_id"]);
+        let r = patch(paid.clone(), json!({"mother_name": "x"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            problem(r, StatusCode::CONFLICT).await["type"],
+            "/problems/not-fixable"
+        );
+        let r = server
+            .request(Method::POST, &format!("{paid}/replay"), Some(&kupang))
+            .send()
+            .await
+            .unwrap();
+        problem(r, StatusCode::CONFLICT).await;
+
+        // Replay the fixed record alone; the batch replay then finds the other still incomplete.
+        let r = server
+            .request(Method::POST, &format!("{record}/replay"), Some(&kupang))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let replayed: Value = r.json().await.unwrap();
+        assert_eq!(replayed["replayed_ids"], json!([blocked_id]));
+        let r = server
+            .request(
+                Method::POST,
+                &format!("/v1/batches/{id}/replay"),
+                Some(&kupang),
+            )
+            .send()
+            .await
+            .unwrap();
+        let replayed: Value = r.json().await.unwrap();
+        assert_eq!(replayed["replayed_ids"], json!([]));
+        assert_eq!(
+            replayed["still_blocked"][0]["reasons"][0]["code"],
+            "BIRTH_PLACE_MISSING"
+        );
+        let fourth: Value = server
+            .get(
+                &format!("/v1/batches/{id}/records?reason=BIRTH_PLACE_MISSING"),
+                &kupang,
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let fourth = format!("/v1/records/{}", fourth["items"][0]["record_id"]);
+        let fixed: Value = patch(fourth, json!({"birth_place": "Kupang"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(fixed["ready"], true);
+        let r = server
+            .request(
+                Method::POST,
+                &format!("/v1/batches/{id}/replay"),
+                Some(&kupang),
+            )
+            .send()
+            .await
+            .unwrap();
+        let replayed: Value = r.json().await.unwrap();
+        assert_eq!(replayed["replayed_ids"].as_array().unwrap().len(), 1);
+        let status = env.wait(id.parse().unwrap()).await;
+        assert_eq!(status.count(salur::store::State::Disbursed), 4);
+        let report = server
+            .get(&format!("/v1/batches/{id}/report.csv"), &kupang)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(report.matches(",disbursed,").count(), 4);
+        let view: Value = server.get(&record, &auditor).await.json().await.unwrap();
+        assert_eq!(view["state"], "disbursed");
 
         server.stop().await;
         env.cleanup().await;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::{AppState, Problem, Query};
-use crate::domain::{ReasonCode, mask_digits, mask_name};
+use crate::domain::{ReasonCode, mask_digits, mask_words};
 use crate::ops::batch;
 use crate::store::State as RecordState;
 
@@ -234,7 +234,7 @@ impl From<RecordRow> for RecordItem {
             reasons,
             nik: nik.as_deref().map(mask_digits),
             kk: kk.as_deref().map(mask_digits),
-            name: name.as_deref().map(mask_name),
+            name: name.as_deref().map(mask_words),
             bank_code,
             account_number: account_number.as_deref().map(mask_digits),
             amount,

@@ -3,4 +3,5 @@
 pub mod batch;
 pub mod demo;
 pub mod office;
+pub mod remediate;
 pub mod submit;

@@ -5,7 +5,7 @@
 pub mod outbox;
 pub mod records;
 
-pub use records::{Change, RecordRow, State};
+pub use records::{Attempt, Change, RecordRow, State};
 
 use crate::config::{Settings, redact_url};
 use sqlx::migrate::MigrateDatabase as _;
