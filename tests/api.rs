@@ -886,14 +886,15 @@ async fn an_excel_workbook_is_read_like_a_csv_file() {
             .unwrap()
             .parse()
             .unwrap();
-        let stored: Vec<(
+        type Stored = (
             i32,
             Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
             Option<String>,
-        )> = sqlx::query_as(
+        );
+        let stored: Vec<Stored> = sqlx::query_as(
             "SELECT row_number, nik, birth_date, bank_code, amount_raw, mother_name
                  FROM records WHERE batch_id = $1 ORDER BY row_number",
         )

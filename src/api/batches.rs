@@ -83,6 +83,18 @@ fn bad_cursor() -> Problem {
     )
 }
 
+/// A batch as listed, with its `created_at` in microseconds for the cursor.
+type BatchListRow = (
+    Uuid,
+    String,
+    String,
+    String,
+    String,
+    i32,
+    chrono::DateTime<chrono::Utc>,
+    i64,
+);
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -100,16 +112,7 @@ pub async fn list(
             ))
         }
     };
-    let rows: Vec<(
-        Uuid,
-        String,
-        String,
-        String,
-        String,
-        i32,
-        chrono::DateTime<chrono::Utc>,
-        i64,
-    )> = sqlx::query_as(
+    let rows: Vec<BatchListRow> = sqlx::query_as(
         "SELECT id, office, program, period, file_name, record_count, created_at,
                     (extract(epoch FROM created_at) * 1000000)::bigint
              FROM batches
