@@ -21,12 +21,22 @@ use uuid::Uuid;
 /// postgres://postgres@127.0.0.1:5432/salur), AMQP_URL (default
 /// amqp://guest:guest@127.0.0.1:5672/%2f), METRICS_ADDR (default 127.0.0.1:9464, or `off`),
 /// SALUR_NAMESPACE, SALUR_CHUNK_SIZE, SALUR_CONCURRENCY, SALUR_PREFETCH, SALUR_MAX_ATTEMPTS,
-/// RUST_LOG, LOG_FORMAT=json.
+/// RUST_LOG, LOG_FORMAT=json (or --log-format json).
 #[derive(Parser)]
 #[command(name = "salur", version)]
 struct Cli {
+    /// Log format on standard error: `text` for people, `json` (one object per line, with
+    /// batch and record ids as fields) for log collectors.
+    #[arg(long, global = true, value_enum, env = "LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -144,7 +154,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // lapin logs channel-close races at shutdown as errors; our own code reports real failures.
     let filter = EnvFilter::try_from_default_env()
@@ -152,10 +162,16 @@ fn init_logging(default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        // Event fields at the top level; the enclosing span's fields (input, batch_id) under
+        // "span".
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -180,7 +196,7 @@ fn shutdown_token() -> CancellationToken {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let long_running = matches!(cli.command, Command::Worker { .. } | Command::BankSim(_));
-    init_logging(if long_running { "info" } else { "warn" });
+    init_logging(if long_running { "info" } else { "warn" }, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {

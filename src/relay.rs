@@ -66,12 +66,8 @@ pub async fn run(
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen("salur_outbox").await?;
     loop {
+        // The backlog gauges are read by the worker's gauge refresher (crate::metrics).
         drain(&pool, &publisher, Some(&metrics)).await?;
-        let mut conn = pool.acquire().await?;
-        metrics
-            .outbox_backlog
-            .set(outbox::backlog(&mut conn).await.unwrap_or(0));
-        drop(conn);
         if cancel.is_cancelled() {
             return Ok(());
         }

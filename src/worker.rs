@@ -62,15 +62,31 @@ pub async fn run(
     {
         inputs.push(Input::BankReplies);
     }
+    // The database-derived gauges, for as long as the worker runs (connected or not).
+    let refresh_stop = cancel.child_token();
+    tokio::spawn(crate::metrics::refresh_loop(
+        ctx.pool.clone(),
+        ctx.metrics.clone(),
+        refresh_stop.clone(),
+    ));
+    let _refresh_stop = refresh_stop.drop_guard();
     let mut backoff = Duration::from_millis(200);
+    let mut connected_before = false;
     loop {
         let broker = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
             b = Broker::connect_with_retry(&settings, Duration::from_secs(3600)) => b?,
         };
         topology::declare(&broker).await?;
+        if connected_before {
+            ctx.metrics.broker_reconnects.inc();
+        }
+        connected_before = true;
+        ctx.metrics.broker_connected.set(1);
         tracing::info!(stages = ?opts.stages, "worker connected");
-        match run_connected(&ctx, &broker, &inputs, &cancel).await {
+        let outcome = run_connected(&ctx, &broker, &inputs, &cancel).await;
+        ctx.metrics.broker_connected.set(0);
+        match outcome {
             Ok(()) => {
                 broker.close().await;
                 tracing::info!("worker stopped");
@@ -205,7 +221,7 @@ async fn consume(
     result
 }
 
-#[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag))]
+#[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag, batch_id = tracing::field::Empty))]
 async fn handle_delivery(
     ctx: &Ctx,
     input: Input,
@@ -220,7 +236,13 @@ async fn handle_delivery(
         .observe(started.elapsed().as_secs_f64());
     match outcome {
         Ok(tally) => {
-            record(&ctx.metrics, &tally);
+            tracing::debug!(
+                outcomes = ?tally.outcomes,
+                skipped = tally.skipped,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "message handled"
+            );
+            record(&ctx.metrics, input, &tally);
             ctx.wake.notify_one();
             if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered and skipped");
@@ -272,7 +294,38 @@ async fn handle_delivery(
     }
 }
 
-fn record(m: &Metrics, t: &Tally) {
+fn record(m: &Metrics, input: Input, t: &Tally) {
+    if let Input::Stage(stage) = input {
+        // Every record a stage handler took up leaves with exactly one outcome.
+        let entered: u64 = t
+            .outcomes
+            .iter()
+            .filter(|((s, _), _)| *s == stage)
+            .map(|(_, n)| n)
+            .sum();
+        m.entered
+            .with_label_values(&[stage.as_str()])
+            .inc_by(entered);
+    }
+    if t.skipped > 0 {
+        m.skipped
+            .with_label_values(&[input.label()])
+            .inc_by(t.skipped);
+    }
+    for (program, n) in &t.received {
+        m.received.with_label_values(&[program]).inc_by(*n);
+    }
+    for (program, amount) in &t.requested {
+        use rust_decimal::prelude::ToPrimitive as _;
+        m.requested_idr
+            .with_label_values(&[program])
+            .inc_by(amount.to_f64().unwrap_or(0.0));
+    }
+    if let Some((bank, stage, seconds)) = &t.bank_round_trip {
+        m.bank_round_trip
+            .with_label_values(&[bank, stage.as_str()])
+            .observe(*seconds);
+    }
     for ((stage, outcome), n) in &t.outcomes {
         m.records
             .with_label_values(&[stage.as_str(), outcome])

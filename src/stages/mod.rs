@@ -54,6 +54,12 @@ pub struct Tally {
     /// Records named by the message that were not in the expected state (redelivery, late or
     /// duplicate answer): nothing was done to them.
     pub skipped: u64,
+    /// `program -> records` taken up by account opening for the first time.
+    pub received: BTreeMap<String, u64>,
+    /// `program -> IDR` requested for those records.
+    pub requested: BTreeMap<String, Decimal>,
+    /// A bank answer: `(bank code, stage, seconds since its request was committed)`.
+    pub bank_round_trip: Option<(String, Stage, f64)>,
 }
 
 impl Tally {
@@ -96,6 +102,8 @@ pub async fn process_one(
     let tally = match input {
         Input::Stage(stage) => {
             let msg = decode_stage(body, stage)?;
+            tracing::Span::current().record("batch_id", tracing::field::display(msg.batch_id));
+            tracing::debug!(batch_id = %msg.batch_id, record_ids = ?msg.record_ids, "stage message");
             match stage {
                 Stage::AccountOpening => account_opening::handle(settings, &mut tx, &msg).await?,
                 Stage::Verification => verification::handle(settings, &mut tx, &msg).await?,
@@ -104,6 +112,13 @@ pub async fn process_one(
         }
         Input::BankReplies => {
             let reply = replies::decode(body)?;
+            tracing::debug!(
+                request_id = %reply.request_id,
+                bank = %crate::metrics::bank_label(&reply.bank_code),
+                kind = reply.kind.as_str(),
+                record_ids = ?reply.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(),
+                "bank answer"
+            );
             replies::handle(settings, &mut tx, &reply).await?
         }
     };
@@ -178,6 +193,15 @@ pub fn parked_message(
     } else {
         "blocked"
     };
+    tracing::debug!(
+        record_id = row.id,
+        batch_id = %row.batch_id,
+        row = row.row_number,
+        %stage,
+        queue = routing_key,
+        reasons = ?change.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+        "record parked"
+    );
     Outgoing {
         exchange: settings.name(names::PARKED),
         routing_key: routing_key.to_owned(),

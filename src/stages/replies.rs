@@ -47,6 +47,12 @@ pub async fn handle(
     let rows = records::lock_in_state(conn, &ids, waiting).await?;
     let mut tally = Tally {
         skipped: (ids.len() - rows.len()) as u64,
+        // The records of one request went to their waiting state in one transaction.
+        bank_round_trip: rows
+            .iter()
+            .filter_map(|r| r.in_state_seconds)
+            .reduce(f64::max)
+            .map(|s| (crate::metrics::bank_label(&reply.bank_code), stage, s)),
         ..Default::default()
     };
     let mut changes = Vec::with_capacity(rows.len());
