@@ -237,7 +237,12 @@ async fn handle_delivery(
     match outcome {
         Ok(tally) => {
             tracing::debug!(
-                outcomes = ?tally.outcomes,
+                outcomes = %tally
+                    .outcomes
+                    .iter()
+                    .map(|((stage, outcome), n)| format!("{stage}.{outcome}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 skipped = tally.skipped,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "message handled"

@@ -65,12 +65,17 @@ impl TestEnv {
     }
 
     pub fn start_worker(&mut self) {
+        self.start_worker_with_metrics(Arc::new(Metrics::new()));
+    }
+
+    /// A worker counting into `metrics`, so that a test can scrape them.
+    pub fn start_worker_with_metrics(&mut self, metrics: Arc<Metrics>) {
         let cancel = CancellationToken::new();
         let h = tokio::spawn(worker::run(
             self.settings.clone(),
             self.pool.clone(),
             WorkerOptions::default(),
-            Arc::new(Metrics::new()),
+            metrics,
             cancel.clone(),
         ));
         self.tasks.push((cancel, h));
