@@ -27,7 +27,13 @@ use uuid::Uuid;
 struct Cli {
     /// Log format on standard error: `text` for people, `json` (one object per line, with
     /// batch and record ids as fields) for log collectors.
-    #[arg(long, global = true, value_enum, env = "LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub refresh_duration: Gauge,
     /// Database-gauge refreshes that failed (the gauges keep their last values).
     pub refresh_failures: IntCounter,
+    /// Every metric family's name, registered or not yet observed.
+    names: Vec<String>,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -259,6 +261,7 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
 
+        let mut names = Vec::new();
         for c in [
             Box::new(build_info) as Box<dyn prometheus::core::Collector>,
             Box::new(received.clone()),
@@ -284,8 +287,11 @@ impl Metrics {
             Box::new(refresh_duration.clone()),
             Box::new(refresh_failures.clone()),
         ] {
+            names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
             registry.register(c).expect("metric names are unique");
         }
+        names.sort();
+        names.dedup();
         // Fixed label sets start at zero, so that series exist before the first event and
         // dashboards and alerts see 0 rather than nothing.
         for (queue, _) in PARKED_QUEUES {
@@ -324,7 +330,14 @@ impl Metrics {
             broker_reconnects,
             refresh_duration,
             refresh_failures,
+            names,
         }
+    }
+
+    /// The name of every metric family, including those with no sample yet (a labelled family
+    /// shows in a scrape only once it has one).
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// The text exposition format.
@@ -424,7 +437,11 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> sqlx::Result<()> {
 
 /// Refreshes the database-derived gauges every [`REFRESH_EVERY`] until `cancel` fires. A slow
 /// database is not hammered: the pause is at least ten times the last pass.
-pub async fn refresh_loop(pool: PgPool, metrics: std::sync::Arc<Metrics>, cancel: CancellationToken) {
+pub async fn refresh_loop(
+    pool: PgPool,
+    metrics: std::sync::Arc<Metrics>,
+    cancel: CancellationToken,
+) {
     loop {
         let started = Instant::now();
         if let Err(e) = refresh(&pool, &metrics).await {
@@ -571,8 +588,10 @@ mod tests {
         let m = Metrics::new();
         let mut g = crate::store::stats::Gauges::default();
         g.parked.insert(("blocked".into(), "NIK_MISSING".into()), 3);
-        g.parked.insert(("blocked".into(), "SOMETHING_NEW".into()), 2);
-        g.parked.insert(("dead".into(), "RETRIES_EXHAUSTED".into()), 1);
+        g.parked
+            .insert(("blocked".into(), "SOMETHING_NEW".into()), 2);
+        g.parked
+            .insert(("dead".into(), "RETRIES_EXHAUSTED".into()), 1);
         g.in_flight.insert("received".into(), 7);
         m.set_gauges(&g);
         let s = parse_samples(&m.render());
@@ -587,7 +606,10 @@ mod tests {
         // Fixed: the reason goes back to 0 instead of disappearing.
         m.set_gauges(&crate::store::stats::Gauges::default());
         let s = parse_samples(&m.render());
-        assert_eq!(s["salur_parked_records"]["queue=blocked,reason=NIK_MISSING"], 0.0);
+        assert_eq!(
+            s["salur_parked_records"]["queue=blocked,reason=NIK_MISSING"],
+            0.0
+        );
         assert_eq!(s["salur_parked_records"]["queue=blocked,reason=OTHER"], 0.0);
         assert_eq!(s["salur_records_in_flight"]["state=received"], 0.0);
     }
