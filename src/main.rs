@@ -675,7 +675,11 @@ fn print_dlq(l: &remediate::DlqList) {
             r.row,
             r.state,
             r.stage.as_str(),
-            codes(&r.reasons)
+            if r.reasons.is_empty() {
+                "(corrected: replay it)".to_owned()
+            } else {
+                codes(&r.reasons)
+            }
         );
     }
 }
