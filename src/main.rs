@@ -5,6 +5,7 @@ use salur::bank::sim::{self, SimOptions};
 use salur::config::Settings;
 use salur::messages::Stage;
 use salur::metrics::Metrics;
+use salur::ops::remediate::{self, Filter, Scope};
 use salur::ops::{batch, demo, submit};
 use salur::{broker, store, worker};
 use std::path::PathBuf;
@@ -99,7 +100,106 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Then fix the blocked records from a corrections file (as the office would), replay
+        /// them, and wait until every recipient is paid.
+        #[arg(long)]
+        fix: bool,
     },
+    /// Look at one record, or correct blocked records.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
+    /// Work the parked records (salur.blocked, salur.dead): list, replay, discard.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// A record (personal data masked): state, reasons, attempts and audit history.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Correct a blocked record (`salur records fix ID --set mother_name="Siti Aminah"`), or a
+    /// batch's blocked records from a file (`--batch ID --file FIXES.csv`, keyed by a `row` or
+    /// `nik` column, one column per field). Corrections are validated at once; the answer lists
+    /// the reasons that remain. Replay with `salur dlq replay`.
+    Fix {
+        /// The record to correct.
+        #[arg(required_unless_present = "file", conflicts_with_all = ["file", "batch"])]
+        id: Option<i64>,
+        /// A correction, `field=value` (names as in the batch file); repeat for several.
+        #[arg(long = "set", value_name = "FIELD=VALUE", requires = "id")]
+        sets: Vec<String>,
+        /// The batch the corrections file is for.
+        #[arg(long, requires = "file")]
+        batch: Option<Uuid>,
+        /// A CSV of corrections.
+        #[arg(long, requires = "batch")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct DlqFilter {
+    /// Only this batch's records.
+    #[arg(long)]
+    batch: Option<Uuid>,
+    /// Only records with this reason code (e.g. MOTHER_NAME_MISSING).
+    #[arg(long, value_parser = parse_reason)]
+    reason: Option<salur::domain::ReasonCode>,
+    /// Only this record; repeat for several.
+    #[arg(long = "id", value_name = "ID")]
+    ids: Vec<i64>,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// What is parked and why: counts by reason, the oldest first.
+    List {
+        /// `blocked` (fixable data) or `dead` (retries exhausted); both by default.
+        #[arg(long, value_parser = parse_parked)]
+        queue: Option<salur::store::State>,
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Records listed at most (the counts cover all).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send parked records back: corrected blocked records restart at account opening, dead
+    /// records resume at the stage where they stopped. Still-incomplete records stay parked.
+    Replay {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Only blocked or only dead records.
+        #[arg(long, value_parser = parse_parked)]
+        queue: Option<salur::store::State>,
+        /// Replay every parked record (when no other filter is given).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a parked record for good (state rejected, reason DISCARDED, the why audited).
+    Discard {
+        #[arg(long)]
+        id: i64,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        why: String,
+    },
+    /// Bring salur.blocked and salur.dead in line with the database (replay and discard do this
+    /// themselves): drop messages of records no longer parked, put back missing ones.
+    Reconcile,
 }
 
 #[derive(Args)]
@@ -116,6 +216,9 @@ struct BankSimArgs {
     /// Share of answers sent twice (0..1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     duplicate_rate: f64,
+    /// Share of answers never sent, though the request was carried out (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    lost_answer_rate: f64,
     /// Milliseconds to wait before answering.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -151,6 +254,19 @@ fn parse_stage(s: &str) -> Result<Stage, String> {
     Stage::parse(s).ok_or_else(|| {
         format!("unknown stage {s:?}: use account_opening, verification or transfer")
     })
+}
+
+fn parse_reason(s: &str) -> Result<salur::domain::ReasonCode, String> {
+    salur::domain::ReasonCode::parse(&s.to_uppercase())
+        .ok_or_else(|| format!("unknown reason code {s:?} (see the README's reason codes)"))
+}
+
+fn parse_parked(s: &str) -> Result<salur::store::State, String> {
+    match s {
+        "blocked" => Ok(salur::store::State::Blocked),
+        "dead" => Ok(salur::store::State::Dead),
+        _ => Err(format!("{s:?}: use blocked or dead")),
+    }
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -207,7 +323,16 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<submit::SubmitError>().is_some() {
+            if e.downcast_ref::<submit::SubmitError>().is_some()
+                || matches!(
+                    e.downcast_ref::<remediate::RemediateError>(),
+                    Some(
+                        remediate::RemediateError::FixFile { .. }
+                            | remediate::RemediateError::UnknownField { .. }
+                            | remediate::RemediateError::BadAssignment(_)
+                    )
+                )
+            {
                 ExitCode::from(65)
             } else {
                 ExitCode::FAILURE
@@ -256,6 +381,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 transient_error_rate: a.transient_error_rate,
                 reject_rate: a.reject_rate,
                 duplicate_rate: a.duplicate_rate,
+                lost_answer_rate: a.lost_answer_rate,
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
             };
@@ -326,8 +452,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             timeout,
             json,
+            fix,
         } => {
             let opts = demo::DemoOptions {
+                fix,
                 recipients,
                 incomplete,
                 seed,
@@ -348,6 +476,232 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Records { command } => {
+            let pool = store::connect(&settings).await?;
+            match command {
+                RecordsCommand::Show { id, json } => {
+                    let view = remediate::show(&pool, &Scope::All, id).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&view)?);
+                    } else {
+                        print_record(&view);
+                    }
+                }
+                RecordsCommand::Fix {
+                    id,
+                    sets,
+                    batch,
+                    file,
+                    json,
+                } => {
+                    let outcomes = match (id, batch, file) {
+                        (Some(id), _, _) => {
+                            anyhow::ensure!(
+                                !sets.is_empty(),
+                                "say what to correct: --set field=value (e.g. --set mother_name=\"Siti Aminah\")"
+                            );
+                            let sets = remediate::parse_assignments(&sets)?;
+                            vec![remediate::fix(&pool, &Scope::All, id, &sets).await?]
+                        }
+                        (None, Some(batch), Some(file)) => {
+                            let reader = std::fs::File::open(&file).map_err(|e| {
+                                anyhow::anyhow!("cannot read {}: {e}", file.display())
+                            })?;
+                            remediate::fix_file(
+                                &pool,
+                                &Scope::All,
+                                batch,
+                                &file.display().to_string(),
+                                reader,
+                            )
+                            .await?
+                        }
+                        _ => anyhow::bail!("give a record id with --set, or --batch and --file"),
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+                    } else {
+                        for o in &outcomes {
+                            print_fix(o);
+                        }
+                        let ready = outcomes.iter().filter(|o| o.ready).count();
+                        println!(
+                            "{} corrected, {ready} complete; replay them with `salur dlq replay`",
+                            outcomes.len()
+                        );
+                    }
+                }
+            }
+        }
+        Command::Dlq { command } => {
+            let pool = store::connect(&settings).await?;
+            match command {
+                DlqCommand::List {
+                    queue,
+                    filter,
+                    limit,
+                    json,
+                } => {
+                    let filter = to_filter(filter, queue);
+                    let list = remediate::dlq_list(&pool, &Scope::All, &filter, limit).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&list)?);
+                    } else {
+                        print_dlq(&list);
+                    }
+                }
+                DlqCommand::Replay {
+                    filter,
+                    queue,
+                    all,
+                    json,
+                } => {
+                    let filter = to_filter(filter, queue);
+                    anyhow::ensure!(
+                        all || filter.batch_id.is_some()
+                            || filter.reason.is_some()
+                            || !filter.ids.is_empty(),
+                        "say what to replay: --batch, --reason, --id, or --all"
+                    );
+                    let out = remediate::replay(&settings, &pool, &Scope::All, &filter).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&out)?);
+                    } else {
+                        let total: u64 = out.replayed.values().sum();
+                        println!("{total} records replayed {:?}", out.replayed);
+                        for o in &out.still_blocked {
+                            print_fix(o);
+                        }
+                        if !out.still_blocked.is_empty() {
+                            println!(
+                                "{} records are still incomplete and stay blocked: correct them with `salur records fix`",
+                                out.still_blocked.len()
+                            );
+                        }
+                        if let Some(q) = out.queues {
+                            println!(
+                                "parked queues: {} messages removed, {} kept, {} restored",
+                                q.removed, q.kept, q.restored
+                            );
+                        }
+                    }
+                }
+                DlqCommand::Discard { id, why } => {
+                    let d = remediate::discard(&settings, &pool, &Scope::All, id, &why).await?;
+                    println!("record {id} was {} and is now rejected (DISCARDED)", d.was);
+                }
+                DlqCommand::Reconcile => {
+                    let r = remediate::reconcile(&settings, &pool).await?;
+                    println!(
+                        "parked queues: {} messages removed, {} kept, {} restored",
+                        r.removed, r.kept, r.restored
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn to_filter(f: DlqFilter, queue: Option<salur::store::State>) -> Filter {
+    Filter {
+        batch_id: f.batch,
+        reason: f.reason,
+        ids: f.ids,
+        state: queue,
+    }
+}
+
+fn codes(reasons: &[salur::domain::Reason]) -> String {
+    reasons
+        .iter()
+        .map(|r| r.code.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn print_fix(o: &remediate::FixOutcome) {
+    if o.ready {
+        println!("record {} (row {}): complete", o.id, o.row);
+    } else {
+        println!("record {} (row {}): still blocked:", o.id, o.row);
+        for r in &o.reasons {
+            println!("  {} {}: {}", r.code, r.field, r.message);
+        }
+    }
+}
+
+fn print_record(v: &remediate::RecordView) {
+    println!(
+        "record {} — batch {} row {} ({} {} {})",
+        v.id, v.batch_id, v.row, v.office, v.program, v.period
+    );
+    println!(
+        "state: {} (attempts in this stage: {})",
+        v.state, v.attempts
+    );
+    for r in &v.reasons {
+        println!("  {} {}: {}", r.code, r.field, r.message);
+    }
+    println!("fields (masked):");
+    for (k, val) in &v.fields {
+        println!("  {k:<15} {}", val.as_deref().unwrap_or("—"));
+    }
+    println!("history:");
+    for e in &v.history {
+        let detail = e.detail.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        println!(
+            "  {} {} → {} {} {}",
+            e.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            e.from.as_deref().unwrap_or("—"),
+            e.to,
+            codes(&e.reasons),
+            detail
+        );
+    }
+}
+
+fn print_dlq(l: &remediate::DlqList) {
+    if l.totals.is_empty() {
+        println!("nothing is parked");
+        return;
+    }
+    for (state, n) in &l.totals {
+        let queue = if state == "dead" {
+            "salur.dead"
+        } else {
+            "salur.blocked"
+        };
+        println!(
+            "{state} ({queue}): {n} records, the oldest parked {} s ago",
+            l.oldest_seconds.get(state).copied().unwrap_or(0)
+        );
+        if let Some(reasons) = l.by_reason.get(state) {
+            let mut sorted: Vec<_> = reasons.iter().collect();
+            sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (code, n) in sorted {
+                println!("  {n:>7}  {code}");
+            }
+        }
+    }
+    println!("records (oldest first):");
+    println!(
+        "  {:>10}  {:<36}  {:>6}  {:<7}  {:<15}  reasons",
+        "id", "batch", "row", "state", "stage"
+    );
+    for r in &l.records {
+        println!(
+            "  {:>10}  {:<36}  {:>6}  {:<7}  {:<15}  {}",
+            r.id,
+            r.batch_id,
+            r.row,
+            r.state,
+            r.stage.as_str(),
+            if r.reasons.is_empty() {
+                "(corrected: replay it)".to_owned()
+            } else {
+                codes(&r.reasons)
+            }
+        );
+    }
 }

@@ -30,8 +30,8 @@ pub const PARKED_QUEUES: [(&str, State); 2] = [("blocked", State::Blocked), ("de
 
 pub struct Metrics {
     pub registry: Registry,
-    /// Records received into the pipeline (taken up by account opening for the first time), by
-    /// programme. The top of the funnel.
+    /// Records received into the pipeline (taken up by account opening on their first attempt,
+    /// or replayed after a fix), by programme. The top of the funnel.
     pub received: IntCounterVec,
     /// IDR asked for by offices for the records received, by programme.
     pub requested_idr: CounterVec,
@@ -72,12 +72,15 @@ pub struct Metrics {
     pub batch_max_idle: Gauge,
     /// 1 while the worker holds a RabbitMQ connection with its consumers running.
     pub broker_connected: IntGauge,
-    /// Times the worker lost RabbitMQ and connected again.
+    /// Times the worker lost its RabbitMQ connection (it then reconnects).
     pub broker_reconnects: IntCounter,
     /// How long the last database-gauge refresh took.
     pub refresh_duration: Gauge,
     /// Database-gauge refreshes that failed (the gauges keep their last values).
     pub refresh_failures: IntCounter,
+    /// Records (or, when a handler failed, whole messages) sent to a retry delay tier, by stage
+    /// and tier (counted by the retry code).
+    pub retries: IntCounterVec,
     /// Every metric family's name, registered or not yet observed.
     names: Vec<String>,
 }
@@ -92,7 +95,7 @@ impl Metrics {
         let received = IntCounterVec::new(
             opts(
                 "salur_records_received_total",
-                "Records received into the pipeline (taken up by account opening for the first time), by programme.",
+                "Records received into the pipeline (taken up by account opening on their first attempt, or replayed after a fix), by programme.",
             ),
             &["program"],
         )
@@ -236,7 +239,7 @@ impl Metrics {
         .expect("metric");
         let broker_reconnects = IntCounter::new(
             "salur_broker_reconnects_total",
-            "Times the worker lost its RabbitMQ connection and connected again.",
+            "Times the worker lost its RabbitMQ connection (it then reconnects with backoff).",
         )
         .expect("metric");
         let refresh_duration = Gauge::new(
@@ -260,6 +263,16 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "salur_retries_total",
+                "Records sent to a retry delay tier after a transient failure (a message whose \
+                 handler failed counts once), by stage and tier.",
+            ),
+            &["stage", "tier"],
+        )
+        .expect("metric");
 
         let mut names = Vec::new();
         for c in [
@@ -286,6 +299,7 @@ impl Metrics {
             Box::new(broker_reconnects.clone()),
             Box::new(refresh_duration.clone()),
             Box::new(refresh_failures.clone()),
+            Box::new(retries.clone()),
         ] {
             names.extend(c.desc().iter().map(|d| d.fq_name.clone()));
             registry.register(c).expect("metric names are unique");
@@ -330,6 +344,7 @@ impl Metrics {
             broker_reconnects,
             refresh_duration,
             refresh_failures,
+            retries,
             names,
         }
     }

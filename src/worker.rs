@@ -2,11 +2,11 @@
 //! connection, reconnecting when RabbitMQ goes away. Shutdown: stop consuming, finish the chunks
 //! in flight, flush the relay, exit.
 
-use crate::broker::{Broker, Outgoing, Publisher, names, topology};
+use crate::broker::{Broker, Outgoing, Publisher, attempt_of, names, topology};
 use crate::config::Settings;
 use crate::messages::{self, PoisonMessage, Stage};
 use crate::metrics::Metrics;
-use crate::stages::{Input, ProcessError, Tally, process_one};
+use crate::stages::{Input, ProcessError, Tally, process_one, via_retry_tier};
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use lapin::message::Delivery;
@@ -62,37 +62,71 @@ pub async fn run(
     {
         inputs.push(Input::BankReplies);
     }
-    // The database-derived gauges, for as long as the worker runs (connected or not).
-    let refresh_stop = cancel.child_token();
-    tokio::spawn(crate::metrics::refresh_loop(
+    let sweeper = tokio::spawn(crate::sweeper::run(
+        settings.clone(),
         ctx.pool.clone(),
         ctx.metrics.clone(),
-        refresh_stop.clone(),
+        ctx.wake.clone(),
+        cancel.clone(),
     ));
-    let _refresh_stop = refresh_stop.drop_guard();
+    // The database-derived gauges (crate::metrics), connected or not.
+    let refresher = tokio::spawn(crate::metrics::refresh_loop(
+        ctx.pool.clone(),
+        ctx.metrics.clone(),
+        cancel.clone(),
+    ));
+    let result = supervise(&ctx, &settings, &opts, &inputs, &cancel).await;
+    cancel.cancel();
+    let _ = sweeper.await;
+    let _ = refresher.await;
+    result
+}
+
+/// Connects, runs, and reconnects after a connection loss, until `cancel`.
+async fn supervise(
+    ctx: &Arc<Ctx>,
+    settings: &Settings,
+    opts: &WorkerOptions,
+    inputs: &[Input],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(200);
-    let mut connected_before = false;
     loop {
         let broker = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            b = Broker::connect_with_retry(&settings, Duration::from_secs(3600)) => b?,
+            b = Broker::connect_with_retry(settings, Duration::from_secs(3600)) => b?,
         };
-        topology::declare(&broker).await?;
-        if connected_before {
-            ctx.metrics.broker_reconnects.inc();
+        if let Err(e) = topology::declare(&broker).await {
+            if format!("{e:#}").contains("PRECONDITION_FAILED") {
+                broker.close().await;
+                return Err(e); // a queue exists with other arguments: a person must act
+            }
+            // A broker that is still starting (or going away again) refuses declarations.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "declaring the topology failed; reconnecting"
+            );
+            broker.close().await;
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            continue;
         }
-        connected_before = true;
-        ctx.metrics.broker_connected.set(1);
         tracing::info!(stages = ?opts.stages, "worker connected");
-        let outcome = run_connected(&ctx, &broker, &inputs, &cancel).await;
+        backoff = Duration::from_millis(200);
+        ctx.metrics.broker_connected.set(1);
+        let connected = run_connected(ctx, &broker, inputs, cancel).await;
         ctx.metrics.broker_connected.set(0);
-        match outcome {
+        match connected {
             Ok(()) => {
                 broker.close().await;
                 tracing::info!("worker stopped");
                 return Ok(());
             }
             Err(e) => {
+                ctx.metrics.broker_reconnects.inc();
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "worker lost its connection; reconnecting"
@@ -126,12 +160,12 @@ async fn run_connected(
                 &format!("salur-{}-{}", input.label(), std::process::id()),
             )
             .await?;
-        let poison_publisher = broker.publisher().await?;
+        let publisher = broker.publisher().await?;
         let ctx = ctx.clone();
         let stop = consumers_stop.clone();
         let failed = failed.clone();
         consumers.spawn(async move {
-            let r = consume(ctx, input, channel, consumer, poison_publisher, stop).await;
+            let r = consume(ctx, input, channel, consumer, publisher, stop).await;
             if r.is_err() {
                 failed.cancel();
             }
@@ -179,12 +213,12 @@ async fn consume(
     input: Input,
     channel: lapin::Channel,
     mut consumer: lapin::Consumer,
-    poison_publisher: Publisher,
+    publisher: Publisher,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let permits = Arc::new(Semaphore::new(ctx.settings.concurrency));
     let tracker = TaskTracker::new();
-    let poison_publisher = Arc::new(poison_publisher);
+    let publisher = Arc::new(publisher);
     let result = loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break Ok(()),
@@ -207,7 +241,7 @@ async fn consume(
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
         };
         let ctx = ctx.clone();
-        let publisher = poison_publisher.clone();
+        let publisher = publisher.clone();
         tracker.spawn(async move {
             handle_delivery(&ctx, input, delivery, &publisher).await;
             drop(permit);
@@ -222,14 +256,23 @@ async fn consume(
 }
 
 #[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag, batch_id = tracing::field::Empty))]
-async fn handle_delivery(
-    ctx: &Ctx,
-    input: Input,
-    delivery: Delivery,
-    poison_publisher: &Publisher,
-) {
+async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher: &Publisher) {
+    use futures::FutureExt as _;
     let started = Instant::now();
-    let outcome = process_one(&ctx.settings, &ctx.pool, input, &delivery.data).await;
+    let outcome =
+        std::panic::AssertUnwindSafe(process_one(&ctx.settings, &ctx.pool, input, &delivery.data))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(ProcessError::Poison(crate::stages::Poison(format!(
+                    "the handler panicked on this message: {what}"
+                ))))
+            });
     ctx.metrics
         .stage_duration
         .with_label_values(&[input.label()])
@@ -247,61 +290,118 @@ async fn handle_delivery(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "message handled"
             );
-            record(&ctx.metrics, input, &tally);
+            record(&ctx.metrics, &tally);
+            record_input(&ctx.metrics, input, &tally);
             ctx.wake.notify_one();
+            if !tally.unknown_ids.is_empty() {
+                // The known records are handled (committed); the message is kept for an
+                // operator because it named records that do not exist.
+                let reason = format!(
+                    "the message names record ids that do not exist: {:?}",
+                    tally.unknown_ids
+                );
+                if !park(ctx, input, &delivery, &reason, publisher).await {
+                    return;
+                }
+            }
             if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered and skipped");
             }
         }
         Err(ProcessError::Poison(p)) => {
-            let queue = ctx.settings.name(&input.queue());
-            tracing::warn!(reason = %p, %queue, "parking an unreadable message on salur.dead");
-            let parked = Outgoing {
-                exchange: ctx.settings.name(names::PARKED),
-                routing_key: "dead".into(),
-                payload: serde_json::to_vec(&PoisonMessage {
-                    v: messages::VERSION,
-                    queue: queue.clone(),
-                    reason: p.0.clone(),
-                    raw: String::from_utf8_lossy(&delivery.data).into_owned(),
-                })
-                .expect("serializes"),
-            };
-            match poison_publisher.publish_one(parked).await {
-                Ok(()) => {
-                    ctx.metrics.poison.with_label_values(&[input.label()]).inc();
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not park the message; it goes back to its queue");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
-                }
+            if park(ctx, input, &delivery, &p.0, publisher).await {
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
             }
         }
         Err(ProcessError::Database(e)) => {
-            tracing::warn!(error = %e, "database error; the message goes back to its queue");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            let attempt = attempt_of(&delivery.properties) + 1;
+            let max = match input {
+                Input::Stage(stage) => ctx.settings.max_attempts(stage),
+                Input::BankReplies => ctx.settings.max_attempts,
+            };
+            if attempt as i32 >= max {
+                let reason = format!(
+                    "RETRIES_EXHAUSTED: handling failed {attempt} times; last database error: {e}"
+                );
+                if park(ctx, input, &delivery, &reason, publisher).await {
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                return;
+            }
+            let original = Outgoing {
+                exchange: String::new(),
+                routing_key: String::new(),
+                payload: delivery.data.clone(),
+            };
+            let (again, tier) = via_retry_tier(&ctx.settings, input, attempt as i32, original);
+            tracing::warn!(error = %e, attempt, tier, "database error; the message is tried again after a delay");
+            match publisher.publish_attempt(&again, attempt).await {
+                Ok(()) => {
+                    ctx.metrics
+                        .retries
+                        .with_label_values(&[input.label(), tier])
+                        .inc();
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                Err(pe) => {
+                    tracing::warn!(error = %pe, "could not send the message to a retry tier; it goes back to its queue");
+                    requeue(&delivery).await;
+                }
+            }
         }
     }
 }
 
-fn record(m: &Metrics, input: Input, t: &Tally) {
+/// Parks an unreadable message on `salur.dead` with its body and the reason. False if that
+/// failed (the message then goes back to its queue).
+async fn park(
+    ctx: &Ctx,
+    input: Input,
+    delivery: &Delivery,
+    reason: &str,
+    publisher: &Publisher,
+) -> bool {
+    let queue = ctx.settings.name(&input.queue());
+    tracing::warn!(%reason, %queue, "parking a message on salur.dead");
+    let parked = Outgoing {
+        exchange: ctx.settings.name(names::PARKED),
+        routing_key: "dead".into(),
+        payload: serde_json::to_vec(&PoisonMessage {
+            v: messages::VERSION,
+            queue: queue.clone(),
+            reason: reason.to_owned(),
+            raw: String::from_utf8_lossy(&delivery.data).into_owned(),
+        })
+        .expect("serializes"),
+    };
+    match publisher.publish_one(parked).await {
+        Ok(()) => {
+            ctx.metrics.poison.with_label_values(&[input.label()]).inc();
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not park the message; it goes back to its queue");
+            requeue(delivery).await;
+            false
+        }
+    }
+}
+
+async fn requeue(delivery: &Delivery) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await;
+}
+
+/// Adds what one consumed message did to the metrics that depend on where it came from.
+fn record_input(m: &Metrics, input: Input, t: &Tally) {
     if let Input::Stage(stage) = input {
-        // Every record a stage handler took up leaves with exactly one outcome.
+        // Every record a stage handler took up leaves it with exactly one outcome.
         let entered: u64 = t
             .outcomes
             .iter()
@@ -317,6 +417,10 @@ fn record(m: &Metrics, input: Input, t: &Tally) {
             .with_label_values(&[input.label()])
             .inc_by(t.skipped);
     }
+}
+
+/// Adds what one message (or sweep) did to the metrics.
+pub fn record(m: &Metrics, t: &Tally) {
     for (program, n) in &t.received {
         m.received.with_label_values(&[program]).inc_by(*n);
     }
@@ -330,6 +434,11 @@ fn record(m: &Metrics, input: Input, t: &Tally) {
         m.bank_round_trip
             .with_label_values(&[bank, stage.as_str()])
             .observe(*seconds);
+    }
+    for ((stage, tier), n) in &t.retries {
+        m.retries
+            .with_label_values(&[stage.as_str(), tier])
+            .inc_by(*n);
     }
     for ((stage, outcome), n) in &t.outcomes {
         m.records

@@ -6,7 +6,7 @@ use crate::bank::contract::{BankReply, ItemStatus, ReplyItem, RequestKind, VERSI
 use crate::config::Settings;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::Stage;
-use crate::store::{Change, RecordRow, State, records};
+use crate::store::{Attempt, Change, RecordRow, State};
 use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashMap};
 
@@ -44,17 +44,14 @@ pub async fn handle(
         }
         RequestKind::Transfer => (Stage::Transfer, State::TransferRequested),
     };
-    let rows = records::lock_in_state(conn, &ids, waiting).await?;
-    let mut tally = Tally {
-        skipped: (ids.len() - rows.len()) as u64,
-        // The records of one request went to their waiting state in one transaction.
-        bank_round_trip: rows
-            .iter()
-            .filter_map(|r| r.in_state_seconds)
-            .reduce(f64::max)
-            .map(|s| (crate::metrics::bank_label(&reply.bank_code), stage, s)),
-        ..Default::default()
-    };
+    let mut tally = Tally::default();
+    let rows = tally.lock(conn, &ids, waiting).await?;
+    // The records of one request went to their waiting state in one transaction.
+    tally.bank_round_trip = rows
+        .iter()
+        .filter_map(|r| r.in_state_seconds)
+        .reduce(f64::max)
+        .map(|s| (crate::metrics::bank_label(&reply.bank_code), stage, s));
     let mut changes = Vec::with_capacity(rows.len());
     let mut out = Vec::new();
     let mut opened: BTreeMap<uuid::Uuid, Vec<i64>> = BTreeMap::new();
@@ -66,7 +63,9 @@ pub async fn handle(
         let item = items[&row.id];
         match (item.status, reply.kind) {
             (ItemStatus::Ok, RequestKind::AccountOpen | RequestKind::AccountInquiry) => {
-                let mut c = Change::to(row.id, State::AccountOpened).with_detail(detail.clone());
+                let mut c = Change::to(row.id, State::AccountOpened)
+                    .with_detail(detail.clone())
+                    .with_attempt(Attempt::Reset);
                 c.bank_account = item.account_number.clone();
                 c.bank_account_name = item.account_name.clone();
                 if c.bank_account.is_none() {

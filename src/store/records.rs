@@ -158,6 +158,50 @@ pub async fn lock_in_state(
     .await
 }
 
+/// A record's attempt count is per stage: counted on each try that failed for a while, reset
+/// when the record moves on to the next stage (or is sent back by an operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Keep,
+    Count,
+    Reset,
+}
+
+/// Locks and returns those of `ids` (any state) whose batch belongs to `office` (every office
+/// when `None`).
+pub async fn lock_scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+) -> sqlx::Result<Vec<RecordRow>> {
+    sqlx::query_as(
+        "SELECT r.id, r.batch_id, r.row_number, r.state, r.nik, r.kk, r.name, r.mother_name,
+                r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
+                r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
+                r.bank_account, r.bank_account_name, r.bank_reference, r.attempts,
+                b.program, b.period
+         FROM records r JOIN batches b ON b.id = r.batch_id
+         WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
+         ORDER BY r.id
+         FOR UPDATE OF r",
+    )
+    .bind(ids)
+    .bind(office)
+    .fetch_all(conn)
+    .await
+}
+
+/// Those of `ids` that are no record at all.
+pub async fn missing(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT i FROM UNNEST($1::bigint[]) AS i
+         WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = i) ORDER BY i",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}
+
 /// One state change of one record. `None` fields keep their current value.
 #[derive(Debug, Clone)]
 pub struct Change {
@@ -169,8 +213,8 @@ pub struct Change {
     pub bank_account: Option<String>,
     pub bank_account_name: Option<String>,
     pub bank_reference: Option<String>,
-    /// Added to the record's attempt count.
-    pub attempt: bool,
+    /// What happens to the record's attempt count (tries in its current stage).
+    pub attempt: Attempt,
     /// Extra facts for the audit row (request id, bank reason, attempt number …).
     pub detail: Option<serde_json::Value>,
 }
@@ -186,7 +230,7 @@ impl Change {
             bank_account: None,
             bank_account_name: None,
             bank_reference: None,
-            attempt: false,
+            attempt: Attempt::Keep,
             detail: None,
         }
     }
@@ -198,6 +242,11 @@ impl Change {
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_attempt(mut self, attempt: Attempt) -> Self {
+        self.attempt = attempt;
         self
     }
 }
@@ -232,7 +281,11 @@ pub async fn apply(
         account.push(c.bank_account.as_deref());
         account_name.push(c.bank_account_name.as_deref());
         reference.push(c.bank_reference.as_deref());
-        attempt.push(i32::from(c.attempt));
+        attempt.push(match c.attempt {
+            Attempt::Keep => 0,
+            Attempt::Count => 1,
+            Attempt::Reset => -1,
+        });
         detail.push(c.detail.clone());
     }
     sqlx::query_scalar(
@@ -250,7 +303,7 @@ pub async fn apply(
                  bank_account = COALESCE(u.account, r.bank_account),
                  bank_account_name = COALESCE(u.account_name, r.bank_account_name),
                  bank_reference = COALESCE(u.reference, r.bank_reference),
-                 attempts = r.attempts + u.attempt,
+                 attempts = CASE WHEN u.attempt < 0 THEN 0 ELSE r.attempts + u.attempt END,
                  updated_at = now()
              FROM u
              WHERE r.id = u.id AND r.state = $1

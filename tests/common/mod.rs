@@ -34,6 +34,11 @@ fn base_settings() -> Settings {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        Self::with_settings(|_| {}).await
+    }
+
+    /// A test environment whose settings `tune` changes first (retry tiers, timeouts, …).
+    pub async fn with_settings(tune: impl FnOnce(&mut Settings)) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -52,6 +57,7 @@ impl TestEnv {
             .to_owned();
         settings.database_url = format!("{base}/{db_name}");
         settings.namespace = format!("t{}", &id[..12]);
+        tune(&mut settings);
         let pool = salur::store::migrate(&settings).await.expect("migrate");
         let broker = Broker::connect(&settings).await.expect("rabbitmq");
         topology::declare(&broker).await.expect("topology");
@@ -64,8 +70,11 @@ impl TestEnv {
         }
     }
 
-    pub fn start_worker(&mut self) {
-        self.start_worker_with_metrics(Arc::new(Metrics::new()));
+    /// Starts a worker for every stage; returns its metrics.
+    pub fn start_worker(&mut self) -> Arc<Metrics> {
+        let metrics = Arc::new(Metrics::new());
+        self.start_worker_with_metrics(metrics.clone());
+        metrics
     }
 
     /// A worker counting into `metrics`, so that a test can scrape them.
@@ -169,6 +178,67 @@ pub fn valid_record(n: u32) -> RawRecord {
         account_number: None,
         amount: Some("600000".into()),
     }
+}
+
+/// A defect that blocks a record with one reason code.
+pub type Defect = (&'static str, fn(&mut RawRecord));
+
+/// One defect per validation reason code, applied to a [`valid_record`].
+pub fn defects() -> Vec<Defect> {
+    vec![
+        ("NIK_MISSING", |r| r.nik = None),
+        ("NIK_INVALID", |r| r.nik = Some("537101450880001".into())),
+        ("NIK_BIRTH_DATE_MISMATCH", |r| {
+            r.birth_date = Some("1981-08-05".into())
+        }),
+        ("NIK_SEX_MISMATCH", |r| r.sex = Some("L".into())),
+        ("KK_MISSING", |r| r.kk = None),
+        ("KK_INVALID", |r| r.kk = Some("1001010101200001".into())),
+        ("NAME_MISSING", |r| r.name = Some("  ".into())),
+        ("MOTHER_NAME_MISSING", |r| r.mother_name = None),
+        ("BIRTH_PLACE_MISSING", |r| r.birth_place = Some("-".into())),
+        ("BIRTH_DATE_MISSING", |r| r.birth_date = None),
+        ("BIRTH_DATE_INVALID", |r| {
+            r.birth_date = Some("31/02/1980".into())
+        }),
+        ("SEX_MISSING", |r| r.sex = None),
+        ("SEX_INVALID", |r| r.sex = Some("X".into())),
+        ("ADDRESS_MISSING", |r| r.address = None),
+        ("REGION_CODE_MISSING", |r| r.region_code = None),
+        ("REGION_CODE_INVALID", |r| {
+            r.region_code = Some("99.71.01.1001".into())
+        }),
+        ("BANK_UNKNOWN", |r| r.bank_code = Some("999".into())),
+        ("ACCOUNT_NUMBER_INVALID", |r| {
+            r.account_number = Some("12AB".into())
+        }),
+        ("AMOUNT_INVALID", |r| {
+            r.amount = Some("enam ratus ribu".into())
+        }),
+    ]
+}
+
+/// A record's values by field key, in file order.
+pub fn fields(r: &RawRecord) -> Vec<(&'static str, Option<String>)> {
+    let values = [
+        &r.nik,
+        &r.kk,
+        &r.name,
+        &r.mother_name,
+        &r.birth_place,
+        &r.birth_date,
+        &r.sex,
+        &r.address,
+        &r.region_code,
+        &r.phone,
+        &r.bank_code,
+        &r.account_number,
+        &r.amount,
+    ];
+    salur::intake::file::field_keys()
+        .zip(values)
+        .map(|(k, v)| (k, v.clone()))
+        .collect()
 }
 
 /// Record states and reason codes per row.
