@@ -144,9 +144,21 @@ async fn scrape_during_a_run_tells_the_same_story_as_batch_status() {
 
         env.start_worker_with_metrics(m.clone());
         env.start_bank(SimOptions::default());
-        // Scrape while the batch moves (the pipeline is fast: this may already see it done).
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let moving = scrape(addr).await;
+        // Scrape while the batch moves, once the worker is connected (the pipeline is fast:
+        // this may already see the batch done).
+        let mut moving = scrape(addr).await;
+        for _ in 0..100 {
+            if value(
+                &metrics::parse_samples(&moving),
+                "salur_broker_connected",
+                "",
+            ) == 1.0
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            moving = scrape(addr).await;
+        }
         promtool_check_metrics(&moving);
         assert_eq!(
             value(
@@ -154,7 +166,8 @@ async fn scrape_during_a_run_tells_the_same_story_as_batch_status() {
                 "salur_broker_connected",
                 ""
             ),
-            1.0
+            1.0,
+            "the worker reports its RabbitMQ connection within 10 s"
         );
 
         let status = env.wait(batch).await;
