@@ -12,6 +12,7 @@
 //!   aggregate them with `max`, not `sum`.
 
 use crate::domain::ReasonCode;
+use crate::messages::Stage;
 use crate::store::State;
 use prometheus::{
     CounterVec, Encoder as _, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter,
@@ -24,6 +25,72 @@ use tokio_util::sync::CancellationToken;
 
 /// How often [`refresh_loop`] reads the database-derived gauges (longer if a pass is slow).
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+
+/// Outcomes each stage counts in `salur_records_total` (started at zero).
+const OUTCOMES: [(Stage, &[&str]); 3] = [
+    (
+        Stage::AccountOpening,
+        &[
+            "advanced",
+            "account_opened",
+            "blocked",
+            "retried",
+            "resent",
+            "dead",
+        ],
+    ),
+    (Stage::Verification, &["advanced", "blocked", "rejected"]),
+    (
+        Stage::Transfer,
+        &[
+            "advanced",
+            "disbursed",
+            "failed",
+            "retried",
+            "resent",
+            "dead",
+        ],
+    ),
+];
+
+/// Reasons each stage can find (started at zero in `salur_record_reasons_total`).
+const REASONS_BY_STAGE: [(Stage, &[ReasonCode]); 3] = [
+    (
+        Stage::AccountOpening,
+        &[
+            ReasonCode::NikMissing,
+            ReasonCode::NikInvalid,
+            ReasonCode::NikBirthDateMismatch,
+            ReasonCode::NikSexMismatch,
+            ReasonCode::KkMissing,
+            ReasonCode::KkInvalid,
+            ReasonCode::NameMissing,
+            ReasonCode::MotherNameMissing,
+            ReasonCode::BirthPlaceMissing,
+            ReasonCode::BirthDateMissing,
+            ReasonCode::BirthDateInvalid,
+            ReasonCode::SexMissing,
+            ReasonCode::SexInvalid,
+            ReasonCode::AddressMissing,
+            ReasonCode::RegionCodeMissing,
+            ReasonCode::RegionCodeInvalid,
+            ReasonCode::BankUnknown,
+            ReasonCode::AccountNumberInvalid,
+            ReasonCode::AmountInvalid,
+            ReasonCode::NikNotFound,
+            ReasonCode::AccountNotFound,
+            ReasonCode::RetriesExhausted,
+        ],
+    ),
+    (
+        Stage::Verification,
+        &[ReasonCode::NameMismatch, ReasonCode::DoubleRecipient],
+    ),
+    (
+        Stage::Transfer,
+        &[ReasonCode::TransferRejected, ReasonCode::RetriesExhausted],
+    ),
+];
 
 /// The `queue` label of the parked gauges.
 pub const PARKED_QUEUES: [(&str, State); 2] = [("blocked", State::Blocked), ("dead", State::Dead)];
@@ -119,7 +186,7 @@ impl Metrics {
         let records = IntCounterVec::new(
             opts(
                 "salur_records_total",
-                "Records leaving a stage or a step of it, by outcome (advanced, account_opened, blocked, rejected, retried, dead, disbursed, failed).",
+                "Records leaving a stage or a step of it, by outcome (advanced, account_opened, blocked, rejected, retried, resent, dead, disbursed, failed).",
             ),
             &["stage", "outcome"],
         )
@@ -307,7 +374,24 @@ impl Metrics {
         names.sort();
         names.dedup();
         // Fixed label sets start at zero, so that series exist before the first event and
-        // dashboards and alerts see 0 rather than nothing.
+        // dashboards and alerts see 0 rather than nothing, and so that `increase()` counts the
+        // first events too (Prometheus counts from a series' first sample).
+        for (stage, outcomes) in OUTCOMES {
+            entered.with_label_values(&[stage.as_str()]);
+            skipped.with_label_values(&[stage.as_str()]);
+            poison.with_label_values(&[stage.as_str()]);
+            for outcome in outcomes {
+                records.with_label_values(&[stage.as_str(), outcome]);
+            }
+        }
+        skipped.with_label_values(&["bank_replies"]);
+        poison.with_label_values(&["bank_replies"]);
+        for (stage, code) in REASONS_BY_STAGE
+            .iter()
+            .flat_map(|(stage, codes)| codes.iter().map(move |c| (stage, c)))
+        {
+            reasons.with_label_values(&[stage.as_str(), code.as_str()]);
+        }
         for (queue, _) in PARKED_QUEUES {
             parked_oldest_age.with_label_values(&[queue]).set(0.0);
         }
@@ -402,6 +486,13 @@ impl Metrics {
                 .set(g.in_flight.get(state.as_str()).copied().unwrap_or(0));
         }
         self.batches_in_flight.set(g.batches_in_flight);
+        // Programmes of batches in flight get their counters (at 0) before their first record
+        // is counted, so that `increase()` sees all of them.
+        for program in &g.programs {
+            self.received.with_label_values(&[program]);
+            self.requested_idr.with_label_values(&[program]);
+            self.disbursed_idr.with_label_values(&[program]);
+        }
         self.batch_max_idle.set(g.batch_max_idle_seconds);
     }
 }

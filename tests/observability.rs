@@ -133,6 +133,21 @@ async fn scrape_during_a_run_tells_the_same_story_as_batch_status() {
         assert_eq!(value(&s, "salur_batches_in_flight", ""), 1.0);
         assert!(value(&s, "salur_outbox_backlog_messages", "") >= 10.0);
         assert_eq!(value(&s, "salur_broker_connected", ""), 0.0);
+        // Counters exist at 0 before their first event (the programme from the batch in
+        // flight), so that Prometheus's increase() counts the first records too.
+        assert_eq!(
+            value(&s, "salur_records_received_total", "program=BPNT"),
+            0.0
+        );
+        assert_eq!(value(&s, "salur_disbursed_idr_total", "program=BPNT"), 0.0);
+        assert_eq!(
+            value(
+                &s,
+                "salur_records_total",
+                "outcome=disbursed,stage=transfer"
+            ),
+            0.0
+        );
         assert_eq!(
             value(
                 &s,

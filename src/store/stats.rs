@@ -17,6 +17,8 @@ pub struct Gauges {
     /// `state -> records`, summed over batches with at least one record in flight.
     pub in_flight: BTreeMap<String, i64>,
     pub batches_in_flight: i64,
+    /// Programmes of the batches in flight.
+    pub programs: std::collections::BTreeSet<String>,
     /// The longest any batch in flight has gone without a record changing state.
     pub batch_max_idle_seconds: f64,
     pub outbox_backlog: i64,
@@ -58,18 +60,19 @@ pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
     g.parked_oldest_age_seconds = oldest.into_iter().collect();
 
     // Per batch in flight and state: records, and how long since the last change.
-    let batches: Vec<(uuid::Uuid, String, i64, f64)> = sqlx::query_as(
-        "SELECT r.batch_id, r.state, count(*),
+    let batches: Vec<(uuid::Uuid, String, String, i64, f64)> = sqlx::query_as(
+        "SELECT r.batch_id, b.program, r.state, count(*),
                 EXTRACT(EPOCH FROM now() - max(r.updated_at))::float8
-         FROM records r
+         FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.batch_id IN (SELECT DISTINCT batch_id FROM records WHERE state = ANY($1))
-         GROUP BY r.batch_id, r.state",
+         GROUP BY r.batch_id, b.program, r.state",
     )
     .bind(in_flight_states())
     .fetch_all(pool)
     .await?;
     let mut idle: BTreeMap<uuid::Uuid, f64> = BTreeMap::new();
-    for (batch_id, state, n, since_last) in batches {
+    for (batch_id, program, state, n, since_last) in batches {
+        g.programs.insert(program);
         *g.in_flight.entry(state).or_default() += n;
         let e = idle.entry(batch_id).or_insert(f64::INFINITY);
         *e = e.min(since_last.max(0.0));
