@@ -176,6 +176,9 @@ fn resend(
     let resent = again.len() as u64;
     if resent > 0 {
         tally.count(stage, "resent", resent);
+        // In the retries metric under a tier of its own: what was re-sent, and why.
+        let tier = if bank { "bank_timeout" } else { "stale" };
+        *tally.retries.entry((stage, tier.to_owned())).or_default() += resent;
     }
     match state {
         State::AccountRequested => {
