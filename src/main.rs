@@ -104,6 +104,12 @@ enum Command {
         /// them, and wait until every recipient is paid.
         #[arg(long)]
         fix: bool,
+        /// Share of bank items answered with a transient error (0..1): shows the retries.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        transient_error_rate: f64,
+        /// Share of bank answers lost (0..1): shows the bank timeout.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        lost_answer_rate: f64,
     },
     /// Look at one record, or correct blocked records.
     Records {
@@ -453,9 +459,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             json,
             fix,
+            transient_error_rate,
+            lost_answer_rate,
         } => {
             let opts = demo::DemoOptions {
                 fix,
+                bank: SimOptions {
+                    transient_error_rate,
+                    lost_answer_rate,
+                    ..Default::default()
+                },
                 recipients,
                 incomplete,
                 seed,

@@ -335,7 +335,8 @@ impl Metrics {
             Opts::new(
                 "salur_retries_total",
                 "Records sent to a retry delay tier after a transient failure (a message whose \
-                 handler failed counts once), by stage and tier.",
+                 handler failed counts once), by stage and tier; tier bank_timeout counts bank \
+                 requests sent again for want of an answer, stale lost stage messages sent again.",
             ),
             &["stage", "tier"],
         )

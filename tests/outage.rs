@@ -17,6 +17,14 @@ use uuid::Uuid;
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// A machine-wide lock, so that two test runs (two checkouts) never stop a service at once.
+fn machine_lock() -> std::fs::File {
+    let f = std::fs::File::create(std::env::temp_dir().join("salur-outage-tests.lock"))
+        .expect("lock file");
+    f.lock().expect("lock");
+    f
+}
+
 const RECORDS: u32 = 4000;
 
 fn run(program: &str, args: &[&str]) {
@@ -101,6 +109,7 @@ fn outage_settings(s: &mut salur::Settings) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_stopped_and_started_mid_batch_the_batch_completes() {
     let _serial = ONE_AT_A_TIME.lock().await;
+    let _machine = tokio::task::spawn_blocking(machine_lock).await.unwrap();
     common::within_limit(async {
         let mut env = TestEnv::with_settings(outage_settings).await;
         env.start_worker();
@@ -124,6 +133,7 @@ async fn rabbitmq_stopped_and_started_mid_batch_the_batch_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_stopped_and_started_mid_batch_the_batch_completes() {
     let _serial = ONE_AT_A_TIME.lock().await;
+    let _machine = tokio::task::spawn_blocking(machine_lock).await.unwrap();
     common::within_limit(async {
         let mut env = TestEnv::with_settings(outage_settings).await;
         env.start_worker();

@@ -150,7 +150,7 @@ async fn lost_bank_answers_are_asked_again_and_paid_once() {
             s.chunk_size = 10;
         })
         .await;
-        env.start_worker();
+        let metrics = env.start_worker();
         env.start_bank(SimOptions {
             lost_answer_rate: 0.3,
             seed: 5,
@@ -168,6 +168,8 @@ async fn lost_bank_answers_are_asked_again_and_paid_once() {
         .await
         .unwrap();
         assert!(resent > 0, "some requests were sent again");
+        let text = metrics.render();
+        assert!(text.contains(r#"tier="bank_timeout""#), "{text}");
         // Each disbursed record's bank reference is the one the bank recorded for its key.
         let mismatched: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM records r JOIN bank_sim.transfers t ON t.item_id = r.id::text

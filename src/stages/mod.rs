@@ -225,6 +225,7 @@ pub fn stage_message(settings: &Settings, stage: Stage, batch_id: Uuid, ids: Vec
             stage,
             batch_id,
             record_ids: ids,
+            attempt: None,
         }),
     }
 }
@@ -257,7 +258,17 @@ pub fn retry_message(
     batch_id: Uuid,
     ids: Vec<i64>,
 ) -> Outgoing {
-    let m = stage_message(settings, stage, batch_id, ids);
+    let m = Outgoing {
+        exchange: String::new(),
+        routing_key: String::new(),
+        payload: json(&StageMessage {
+            v: messages::VERSION,
+            stage,
+            batch_id,
+            record_ids: ids,
+            attempt: u32::try_from(attempt).ok(),
+        }),
+    };
     via_retry_tier(settings, Input::Stage(stage), attempt, m).0
 }
 
