@@ -22,12 +22,29 @@ use uuid::Uuid;
 /// postgres://postgres@127.0.0.1:5432/salur), AMQP_URL (default
 /// amqp://guest:guest@127.0.0.1:5672/%2f), METRICS_ADDR (default 127.0.0.1:9464, or `off`),
 /// SALUR_NAMESPACE, SALUR_CHUNK_SIZE, SALUR_CONCURRENCY, SALUR_PREFETCH, SALUR_MAX_ATTEMPTS,
-/// API_ADDR (default 127.0.0.1:8080), API_BODY_LIMIT, API_XLSX_LIMIT, RUST_LOG, LOG_FORMAT=json.
+/// API_ADDR (default 127.0.0.1:8080), API_BODY_LIMIT, API_XLSX_LIMIT, RUST_LOG,
+/// LOG_FORMAT=json (or --log-format json).
 #[derive(Parser)]
 #[command(name = "salur", version)]
 struct Cli {
+    /// Log format on standard error: `text` for people, `json` (one object per line, with
+    /// batch and record ids as fields) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +117,12 @@ enum Command {
         /// them, and wait until every recipient is paid.
         #[arg(long)]
         fix: bool,
+        /// Share of bank items answered with a transient error (0..1): shows the retries.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        transient_error_rate: f64,
+        /// Share of bank answers lost (0..1): shows the bank timeout.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        lost_answer_rate: f64,
     },
     /// Look at one record, or correct blocked records.
     Records {
@@ -304,7 +327,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // lapin logs channel-close races at shutdown as errors; our own code reports real failures.
     let filter = EnvFilter::try_from_default_env()
@@ -312,10 +335,16 @@ fn init_logging(default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        // Event fields at the top level; the enclosing span's fields (input, batch_id) under
+        // "span".
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -343,7 +372,7 @@ async fn main() -> ExitCode {
         cli.command,
         Command::Worker { .. } | Command::BankSim(_) | Command::Api { .. }
     );
-    init_logging(if long_running { "info" } else { "warn" });
+    init_logging(if long_running { "info" } else { "warn" }, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -554,9 +583,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             json,
             fix,
+            transient_error_rate,
+            lost_answer_rate,
         } => {
             let opts = demo::DemoOptions {
                 fix,
+                bank: SimOptions {
+                    transient_error_rate,
+                    lost_answer_rate,
+                    ..Default::default()
+                },
                 recipients,
                 incomplete,
                 seed,
@@ -798,7 +834,11 @@ fn print_dlq(l: &remediate::DlqList) {
             r.row,
             r.state,
             r.stage.as_str(),
-            codes(&r.reasons)
+            if r.reasons.is_empty() {
+                "(corrected: replay it)".to_owned()
+            } else {
+                codes(&r.reasons)
+            }
         );
     }
 }

@@ -100,11 +100,7 @@ pub async fn run(
             }
             Err(e) => return Err(e),
         }
-        if let Ok(mut conn) = pool.acquire().await
-            && let Ok(n) = outbox::backlog(&mut conn).await
-        {
-            metrics.outbox_backlog.set(n);
-        }
+        // The backlog gauges are read by the worker's gauge refresher (crate::metrics).
         if cancel.is_cancelled() {
             return Ok(());
         }

@@ -9,6 +9,10 @@
 //!   queue, or a handler that gave up while the database was down. Its stage message is sent
 //!   again, counted as an attempt.
 //!
+//! The wait doubles with each attempt a record already had in its stage (60 s, 120 s, 240 s, …
+//! for a 60 s timeout): a bank that is only slow, its queue backed up, is not flooded with
+//! re-sends of requests it has not yet read.
+//!
 //! Once a record's attempts in its stage are spent it is `dead` (RETRIES_EXHAUSTED) and parked
 //! on `salur.dead`. Any number of workers may sweep at once: rows are taken with `SKIP LOCKED`
 //! and every change is guarded by the state it was read in.
@@ -100,8 +104,9 @@ pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> sqlx::Result<Swee
     Ok(sweep)
 }
 
-/// Records in `state` unchanged for longer than `older_than`, locked, skipping those another
-/// transaction holds.
+/// Records in `state` unchanged for longer than `older_than`, doubled for each attempt the
+/// record already had in its stage (a bank whose queue is backed up is not flooded with
+/// re-sends), locked, skipping those another transaction holds.
 async fn waiting(
     conn: &mut PgConnection,
     state: State,
@@ -109,7 +114,7 @@ async fn waiting(
 ) -> sqlx::Result<Vec<RecordRow>> {
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT id FROM records
-         WHERE state = $1 AND updated_at < now() - make_interval(secs => $2)
+         WHERE state = $1 AND updated_at < now() - make_interval(secs => $2 * power(2, least(attempts, 6)))
          ORDER BY updated_at LIMIT $3
          FOR UPDATE SKIP LOCKED",
     )
@@ -176,6 +181,9 @@ fn resend(
     let resent = again.len() as u64;
     if resent > 0 {
         tally.count(stage, "resent", resent);
+        // In the retries metric under a tier of its own: what was re-sent, and why.
+        let tier = if bank { "bank_timeout" } else { "stale" };
+        *tally.retries.entry((stage, tier.to_owned())).or_default() += resent;
     }
     match state {
         State::AccountRequested => {

@@ -69,9 +69,16 @@ pub async fn run(
         ctx.wake.clone(),
         cancel.clone(),
     ));
+    // The database-derived gauges (crate::metrics), connected or not.
+    let refresher = tokio::spawn(crate::metrics::refresh_loop(
+        ctx.pool.clone(),
+        ctx.metrics.clone(),
+        cancel.clone(),
+    ));
     let result = supervise(&ctx, &settings, &opts, &inputs, &cancel).await;
     cancel.cancel();
     let _ = sweeper.await;
+    let _ = refresher.await;
     result
 }
 
@@ -109,13 +116,17 @@ async fn supervise(
         }
         tracing::info!(stages = ?opts.stages, "worker connected");
         backoff = Duration::from_millis(200);
-        match run_connected(ctx, &broker, inputs, cancel).await {
+        ctx.metrics.broker_connected.set(1);
+        let connected = run_connected(ctx, &broker, inputs, cancel).await;
+        ctx.metrics.broker_connected.set(0);
+        match connected {
             Ok(()) => {
                 broker.close().await;
                 tracing::info!("worker stopped");
                 return Ok(());
             }
             Err(e) => {
+                ctx.metrics.broker_reconnects.inc();
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "worker lost its connection; reconnecting"
@@ -244,7 +255,7 @@ async fn consume(
     result
 }
 
-#[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag))]
+#[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag, batch_id = tracing::field::Empty))]
 async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher: &Publisher) {
     use futures::FutureExt as _;
     let started = Instant::now();
@@ -268,7 +279,19 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
         .observe(started.elapsed().as_secs_f64());
     match outcome {
         Ok(tally) => {
+            tracing::debug!(
+                outcomes = %tally
+                    .outcomes
+                    .iter()
+                    .map(|((stage, outcome), n)| format!("{stage}.{outcome}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                skipped = tally.skipped,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "message handled"
+            );
             record(&ctx.metrics, &tally);
+            record_input(&ctx.metrics, input, &tally);
             ctx.wake.notify_one();
             if !tally.unknown_ids.is_empty() {
                 // The known records are handled (committed); the message is kept for an
@@ -375,8 +398,43 @@ async fn requeue(delivery: &Delivery) {
         .await;
 }
 
+/// Adds what one consumed message did to the metrics that depend on where it came from.
+fn record_input(m: &Metrics, input: Input, t: &Tally) {
+    if let Input::Stage(stage) = input {
+        // Every record a stage handler took up leaves it with exactly one outcome.
+        let entered: u64 = t
+            .outcomes
+            .iter()
+            .filter(|((s, _), _)| *s == stage)
+            .map(|(_, n)| n)
+            .sum();
+        m.entered
+            .with_label_values(&[stage.as_str()])
+            .inc_by(entered);
+    }
+    if t.skipped > 0 {
+        m.skipped
+            .with_label_values(&[input.label()])
+            .inc_by(t.skipped);
+    }
+}
+
 /// Adds what one message (or sweep) did to the metrics.
 pub fn record(m: &Metrics, t: &Tally) {
+    for (program, n) in &t.received {
+        m.received.with_label_values(&[program]).inc_by(*n);
+    }
+    for (program, amount) in &t.requested {
+        use rust_decimal::prelude::ToPrimitive as _;
+        m.requested_idr
+            .with_label_values(&[program])
+            .inc_by(amount.to_f64().unwrap_or(0.0));
+    }
+    if let Some((bank, stage, seconds)) = &t.bank_round_trip {
+        m.bank_round_trip
+            .with_label_values(&[bank, stage.as_str()])
+            .observe(*seconds);
+    }
     for ((stage, tier), n) in &t.retries {
         m.retries
             .with_label_values(&[stage.as_str(), tier])

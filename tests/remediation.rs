@@ -164,8 +164,9 @@ async fn bank_and_verification_reasons_are_fixed_and_replayed() {
         env.start_bank(SimOptions::default());
 
         let ids = record_ids(&env, batch).await;
+        let new_nik = valid_record(51).nik.unwrap();
         let fixes: [&[(&str, &str)]; 3] = [
-            &[("nik", valid_record(51).nik.as_deref().unwrap())],
+            &[("nik", new_nik.as_str())],
             &[("account_number", "")],
             &[("no_rekening", "")],
         ];

@@ -27,6 +27,8 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Give up waiting after this long.
     pub timeout: Duration,
+    /// How the simulated bank misbehaves (transient errors, lost answers).
+    pub bank: SimOptions,
     /// After the first pass, fix the blocked records from a corrections file (as an office
     /// would), replay them and wait again.
     pub fix: bool,
@@ -41,6 +43,7 @@ impl Default for DemoOptions {
             progress: true,
             timeout: Duration::from_secs(600),
             fix: false,
+            bank: SimOptions::default(),
         }
     }
 }
@@ -54,6 +57,12 @@ pub struct DemoSummary {
     pub incomplete: u32,
     pub disbursed: i64,
     pub blocked: i64,
+    /// Records whose retries ran out (only with bank faults).
+    pub dead: i64,
+    /// Retries per `stage/tier`, from the worker's metrics.
+    pub retries: BTreeMap<String, u64>,
+    /// Whether the bank was told to misbehave: then a few records may end dead.
+    pub bank_faults: bool,
     /// Records per blocked reason, as the pipeline found them.
     pub blocked_reasons: BTreeMap<String, i64>,
     /// What the generator put in, per reason: the demo checks that the pipeline found exactly this.
@@ -109,7 +118,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     services.spawn(sim::run(
         settings.clone(),
         pool.clone(),
-        SimOptions::default(),
+        opts.bank.clone(),
         cancel.clone(),
     ));
     if let Some(addr) = settings.metrics_addr {
@@ -188,6 +197,9 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         incomplete: opts.incomplete,
         disbursed: status.count(State::Disbursed),
         blocked: status.count(State::Blocked),
+        dead: status.count(State::Dead),
+        retries: retries(&metrics),
+        bank_faults: opts.bank.transient_error_rate > 0.0 || opts.bank.lost_answer_rate > 0.0,
         blocked_reasons,
         expected_reasons: demo
             .expected_reasons
@@ -200,6 +212,28 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         fix,
     };
     Ok(summary)
+}
+
+/// `stage/tier -> retries` from the worker's counters.
+fn retries(metrics: &Metrics) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for family in metrics.registry.gather() {
+        if family.name() != "salur_retries_total" {
+            continue;
+        }
+        for m in family.get_metric() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default()
+            };
+            let key = format!("{}/{}", label("stage"), label("tier"));
+            *out.entry(key).or_default() += m.get_counter().value() as u64;
+        }
+    }
+    out
 }
 
 fn progress(bar: &Option<indicatif::ProgressBar>, s: &BatchStatus) {
@@ -286,10 +320,12 @@ impl DemoSummary {
     pub fn discrepancies(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let complete = i64::from(self.recipients - self.incomplete);
-        if self.disbursed != complete {
+        // With a misbehaving bank a few records may run out of retries: they end dead, never lost.
+        let dead_allowed = if self.bank_faults { self.dead } else { 0 };
+        if self.disbursed + dead_allowed != complete || (!self.bank_faults && self.dead != 0) {
             problems.push(format!(
-                "expected {complete} disbursed, got {}",
-                self.disbursed
+                "expected {complete} disbursed (or dead with a faulty bank), got {} disbursed and {} dead",
+                self.disbursed, self.dead
             ));
         }
         if self.blocked != i64::from(self.incomplete) {
@@ -310,7 +346,7 @@ impl DemoSummary {
             ));
         }
         if let Some(fix) = &self.fix {
-            let all = i64::from(self.recipients);
+            let all = i64::from(self.recipients) - dead_allowed;
             if fix.disbursed != all {
                 problems.push(format!(
                     "after fixing and replaying, expected {all} disbursed, got {}",
@@ -341,6 +377,14 @@ impl std::fmt::Display for DemoSummary {
             self.wall_seconds,
             self.records_per_second
         )?;
+        if !self.retries.is_empty() || self.dead > 0 {
+            let total: u64 = self.retries.values().sum();
+            writeln!(
+                f,
+                "retries: {total} {:?}; dead (retries exhausted): {}",
+                self.retries, self.dead
+            )?;
+        }
         if let Some(fix) = &self.fix {
             writeln!(
                 f,

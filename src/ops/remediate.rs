@@ -523,7 +523,9 @@ async fn batch_in_scope(
         .ok_or(RemediateError::BatchNotFound(batch_id))
 }
 
-/// Which parked records to act on. Empty filters select every parked record in scope.
+/// Which parked records to act on. Empty filters select every parked record in scope. A reason
+/// matches the record's current reasons or the ones it was parked with (a corrected record has
+/// none left, and is still replayed by `--reason` of what blocked it).
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub batch_id: Option<Uuid>,
@@ -553,7 +555,10 @@ async fn parked(
          WHERE r.state = ANY($1)
            AND ($2::text IS NULL OR b.office = $2)
            AND ($3::uuid IS NULL OR r.batch_id = $3)
-           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text)))
+           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))
+                OR EXISTS (SELECT 1 FROM record_events e
+                           WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
+                             AND e.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))))
            AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))
          ORDER BY r.updated_at, r.id
          LIMIT $6",
@@ -642,7 +647,10 @@ pub async fn dlq_list(
          WHERE r.state = ANY($1)
            AND ($2::text IS NULL OR b.office = $2)
            AND ($3::uuid IS NULL OR r.batch_id = $3)
-           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text)))
+           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))
+                OR EXISTS (SELECT 1 FROM record_events e
+                           WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
+                             AND e.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))))
            AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))
          GROUP BY 1, 2",
     )
@@ -662,7 +670,10 @@ pub async fn dlq_list(
          WHERE r.state = ANY($1)
            AND ($2::text IS NULL OR b.office = $2)
            AND ($3::uuid IS NULL OR r.batch_id = $3)
-           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text)))
+           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))
+                OR EXISTS (SELECT 1 FROM record_events e
+                           WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
+                             AND e.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))))
            AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))
          GROUP BY 1",
     )

@@ -27,6 +27,11 @@ pub async fn handle(
     let mut out = Vec::new();
     let mut complete: Vec<(&RecordRow, Recipient)> = Vec::new();
     for row in &rows {
+        if row.attempts == 0 {
+            *tally.received.entry(row.program.clone()).or_default() += 1;
+            *tally.requested.entry(row.program.clone()).or_default() +=
+                row.amount.unwrap_or_default();
+        }
         match validate(&row.raw()) {
             Ok(recipient) => {
                 let mut c = Change::to(row.id, State::AccountRequested);

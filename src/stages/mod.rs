@@ -59,6 +59,13 @@ pub struct Tally {
     pub unknown_ids: Vec<i64>,
     /// `(stage, tier) -> records` sent to a retry tier.
     pub retries: BTreeMap<(Stage, String), u64>,
+    /// `program -> records` taken up by account opening fresh: on their first attempt, or
+    /// replayed after a fix.
+    pub received: BTreeMap<String, u64>,
+    /// `program -> IDR` requested for those records.
+    pub requested: BTreeMap<String, Decimal>,
+    /// A bank answer: `(bank code, stage, seconds since its request was committed)`.
+    pub bank_round_trip: Option<(String, Stage, f64)>,
 }
 
 impl Tally {
@@ -161,6 +168,8 @@ async fn process_once(
     let tally = match input {
         Input::Stage(stage) => {
             let msg = decode_stage(body, stage)?;
+            tracing::Span::current().record("batch_id", tracing::field::display(msg.batch_id));
+            tracing::debug!(batch_id = %msg.batch_id, record_ids = ?msg.record_ids, "stage message");
             match stage {
                 Stage::AccountOpening => account_opening::handle(settings, &mut tx, &msg).await?,
                 Stage::Verification => verification::handle(settings, &mut tx, &msg).await?,
@@ -169,6 +178,13 @@ async fn process_once(
         }
         Input::BankReplies => {
             let reply = replies::decode(body)?;
+            tracing::debug!(
+                request_id = %reply.request_id,
+                bank = %crate::metrics::bank_label(&reply.bank_code),
+                kind = reply.kind.as_str(),
+                record_ids = ?reply.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(),
+                "bank answer"
+            );
             replies::handle(settings, &mut tx, &reply).await?
         }
     };
@@ -209,6 +225,7 @@ pub fn stage_message(settings: &Settings, stage: Stage, batch_id: Uuid, ids: Vec
             stage,
             batch_id,
             record_ids: ids,
+            attempt: None,
         }),
     }
 }
@@ -241,7 +258,17 @@ pub fn retry_message(
     batch_id: Uuid,
     ids: Vec<i64>,
 ) -> Outgoing {
-    let m = stage_message(settings, stage, batch_id, ids);
+    let m = Outgoing {
+        exchange: String::new(),
+        routing_key: String::new(),
+        payload: json(&StageMessage {
+            v: messages::VERSION,
+            stage,
+            batch_id,
+            record_ids: ids,
+            attempt: u32::try_from(attempt).ok(),
+        }),
+    };
     via_retry_tier(settings, Input::Stage(stage), attempt, m).0
 }
 
@@ -273,6 +300,15 @@ pub fn parked_record(settings: &Settings, parked: ParkedRecord) -> Outgoing {
     } else {
         "blocked"
     };
+    tracing::debug!(
+        record_id = parked.record_id,
+        batch_id = %parked.batch_id,
+        row = parked.row,
+        stage = %parked.stage,
+        queue = routing_key,
+        reasons = ?parked.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+        "record parked"
+    );
     Outgoing {
         exchange: settings.name(names::PARKED),
         routing_key: routing_key.to_owned(),

@@ -46,6 +46,12 @@ pub async fn handle(
     };
     let mut tally = Tally::default();
     let rows = tally.lock(conn, &ids, waiting).await?;
+    // The records of one request went to their waiting state in one transaction.
+    tally.bank_round_trip = rows
+        .iter()
+        .filter_map(|r| r.in_state_seconds)
+        .reduce(f64::max)
+        .map(|s| (crate::metrics::bank_label(&reply.bank_code), stage, s));
     let mut changes = Vec::with_capacity(rows.len());
     let mut out = Vec::new();
     let mut opened: BTreeMap<uuid::Uuid, Vec<i64>> = BTreeMap::new();

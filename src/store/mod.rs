@@ -4,6 +4,7 @@
 
 pub mod outbox;
 pub mod records;
+pub mod stats;
 
 pub use records::{Attempt, Change, RecordRow, State};
 

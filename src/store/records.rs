@@ -105,6 +105,10 @@ pub struct RecordRow {
     pub attempts: i32,
     pub program: String,
     pub period: String,
+    /// Seconds since the record entered its current state, when the query says
+    /// (`lock_in_state` does).
+    #[sqlx(default)]
+    pub in_state_seconds: Option<f64>,
 }
 
 impl RecordRow {
@@ -141,7 +145,8 @@ pub async fn lock_in_state(
                 r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
                 r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
                 r.bank_account, r.bank_account_name, r.bank_reference, r.attempts,
-                b.program, b.period
+                b.program, b.period,
+                EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id

@@ -58,8 +58,14 @@ impl TestEnv {
         settings.database_url = format!("{base}/{db_name}");
         settings.namespace = format!("t{}", &id[..12]);
         tune(&mut settings);
-        let pool = salur::store::migrate(&settings).await.expect("migrate");
-        let broker = Broker::connect(&settings).await.expect("rabbitmq");
+        // Another test run on this machine may be restarting a service (tests/outage.rs): wait
+        // for it rather than fail.
+        let pool = retry_for_a_minute(|| salur::store::migrate(&settings))
+            .await
+            .expect("migrate");
+        let broker = Broker::connect_with_retry(&settings, Duration::from_secs(60))
+            .await
+            .expect("rabbitmq");
         topology::declare(&broker).await.expect("topology");
         broker.close().await;
         Self {
@@ -73,16 +79,21 @@ impl TestEnv {
     /// Starts a worker for every stage; returns its metrics.
     pub fn start_worker(&mut self) -> Arc<Metrics> {
         let metrics = Arc::new(Metrics::new());
+        self.start_worker_with_metrics(metrics.clone());
+        metrics
+    }
+
+    /// A worker counting into `metrics`, so that a test can scrape them.
+    pub fn start_worker_with_metrics(&mut self, metrics: Arc<Metrics>) {
         let cancel = CancellationToken::new();
         let h = tokio::spawn(worker::run(
             self.settings.clone(),
             self.pool.clone(),
             WorkerOptions::default(),
-            metrics.clone(),
+            metrics,
             cancel.clone(),
         ));
         self.tasks.push((cancel, h));
-        metrics
     }
 
     pub fn start_bank(&mut self, opts: SimOptions) {
@@ -112,15 +123,29 @@ impl TestEnv {
         .expect("submit")
     }
 
+    /// Waits until no record of the batch is in flight (riding out a database restart).
     pub async fn wait(&self, batch_id: Uuid) -> BatchStatus {
-        batch::wait(&self.pool, batch_id, Some(Duration::from_secs(120)), |_| {})
-            .await
-            .expect("batch settles")
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            match batch::status(&self.pool, batch_id).await {
+                Ok(s) if s.in_flight == 0 => return s,
+                Ok(_) => {}
+                Err(batch::BatchError::Database(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "batch {batch_id} did not settle in 180 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Messages ready on a queue of this namespace (base name).
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let b = Broker::connect(&self.settings).await.unwrap();
+        let b = Broker::connect_with_retry(&self.settings, Duration::from_secs(60))
+            .await
+            .unwrap();
         let n = b.queue_depth(queue).await.unwrap();
         b.close().await;
         n
@@ -172,6 +197,22 @@ pub fn valid_record(n: u32) -> RawRecord {
         bank_code: Some("002".into()),
         account_number: None,
         amount: Some("600000".into()),
+    }
+}
+
+/// Tries `f` until it succeeds, for up to a minute.
+pub async fn retry_for_a_minute<T, F, Fut>(mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
     }
 }
 
