@@ -1071,3 +1071,48 @@ async fn a_million_row_upload_keeps_memory_flat() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn submit_reader_stores_a_stream_whole_or_not_at_all() {
+    within_limit(async {
+        use salur::ops::submit::{BatchInfo, submit_reader};
+        let env = TestEnv::new().await;
+        let info = BatchInfo {
+            office: "DINSOS-5371".into(),
+            program: "BPNT".into(),
+            period: "2026-Q4".into(),
+        };
+        let rows: Vec<RawRecord> = (1..=12_000).map(valid_record).collect();
+        let good = csv_of(&rows);
+        let id = submit_reader(
+            &env.settings,
+            &env.pool,
+            "big.csv",
+            std::io::Cursor::new(good.clone()),
+            &info,
+        )
+        .await
+        .unwrap();
+        let count: i32 = sqlx::query_scalar("SELECT record_count FROM batches WHERE id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert_eq!(count, 12_000);
+        let mut bad = good;
+        bad.extend_from_slice(b"1,2\n");
+        let err = submit_reader(
+            &env.settings,
+            &env.pool,
+            "bad.csv",
+            std::io::Cursor::new(bad),
+            &info,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("bad.csv` line 12002"), "{err}");
+        assert_eq!(batches_stored(&env.pool).await, (1, 12_000));
+        env.cleanup().await;
+    })
+    .await;
+}

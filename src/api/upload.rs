@@ -27,8 +27,8 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::{AppState, Problem, Query};
-use crate::intake::{self, IntakeError, RawRecord};
-use crate::ops::submit::{self, BatchInfo};
+use crate::intake::{self, IntakeError};
+use crate::ops::submit::{self, BatchInfo, RowSink};
 
 /// What the body is, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,9 +273,6 @@ impl<R: Read> Read for Hashing<'_, R> {
     }
 }
 
-/// Records handed from the reading thread to the storing task at a time.
-const CHUNK: usize = 5_000;
-
 #[allow(clippy::too_many_arguments)]
 async fn store(
     state: &AppState,
@@ -361,31 +358,18 @@ async fn store(
 
     let batch_id = Uuid::new_v4();
     submit::insert_batch(&mut tx, batch_id, file_name, info).await?;
-    let (rows_tx, mut rows_rx) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
     let name = file_name.to_owned();
-    let producer = tokio::task::spawn_blocking(move || {
-        let reader = Hashing {
-            inner: reader,
-            hasher: &mut hasher,
-        };
-        let count = read_records(format, &name, reader, &rows_tx, limit)?;
-        Ok::<_, Problem>((hasher.finalize().to_vec(), count))
-    });
-    let mut failure = None;
-    while let Some(chunk) = rows_rx.recv().await {
-        if let Err(e) = submit::insert_rows(&state.settings, &mut tx, batch_id, &chunk).await {
-            failure = Some(e);
-            break;
-        }
-    }
-    drop(rows_rx);
-    let produced = producer
-        .await
-        .map_err(|e| Problem::internal("reading the upload failed", &e))?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
-    let (hash, records) = produced?;
+    let (produced, records) =
+        submit::insert_streamed(&state.settings, &mut tx, batch_id, move |mut sink| {
+            let reader = Hashing {
+                inner: reader,
+                hasher: &mut hasher,
+            };
+            read_records(format, &name, reader, &mut sink, limit)?;
+            Ok::<_, Problem>(hasher.finalize().to_vec())
+        })
+        .await?;
+    let hash = produced?;
     submit::finish_batch(&mut tx, batch_id, records).await?;
     if let Some(key) = &key {
         sqlx::query(
@@ -433,21 +417,14 @@ fn intake_problem(e: IntakeError, limit: u64, format: Format) -> Problem {
     }
 }
 
-/// Reads the body on a blocking thread and sends its records in chunks. Stops early, with an
-/// error, when the storing side has gone (it failed and said why).
+/// Reads the body on a blocking thread and sends its records in chunks to the storing task.
 fn read_records<R: Read>(
     format: Format,
     file_name: &str,
     reader: R,
-    out: &tokio::sync::mpsc::Sender<Vec<RawRecord>>,
+    sink: &mut RowSink,
     limit: u64,
-) -> Result<u64, Problem> {
-    let stopped = || Problem::internal("storing the batch stopped", &"the receiver is gone");
-    let mut count = 0u64;
-    let mut send = |chunk: Vec<RawRecord>| -> Result<(), Problem> {
-        count += chunk.len() as u64;
-        out.blocking_send(chunk).map_err(|_| stopped())
-    };
+) -> Result<(), Problem> {
     if format == Format::Xlsx {
         let mut bytes = Vec::new();
         let mut reader = reader;
@@ -458,15 +435,12 @@ fn read_records<R: Read>(
             intake::parse_xlsx(file_name, bytes).map_err(|e| intake_problem(e, limit, format))?;
         let mut records = records.into_iter();
         loop {
-            let chunk: Vec<_> = records.by_ref().take(CHUNK).collect();
-            if chunk.is_empty() {
-                break;
+            let chunk: Vec<_> = records.by_ref().take(submit::STREAM_CHUNK).collect();
+            if chunk.is_empty() || !sink.send(chunk) {
+                return Ok(());
             }
-            send(chunk)?;
         }
-        return Ok(count);
     }
-
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     check_format(format, &mut reader).map_err(|e| match e {
         Ok(p) => p,
@@ -474,17 +448,7 @@ fn read_records<R: Read>(
     })?;
     let records =
         intake::parse_reader(file_name, reader).map_err(|e| intake_problem(e, limit, format))?;
-    let mut chunk = Vec::with_capacity(CHUNK);
-    for record in records {
-        chunk.push(record.map_err(|e| intake_problem(e, limit, format))?);
-        if chunk.len() == CHUNK {
-            send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))?;
-        }
-    }
-    if !chunk.is_empty() {
-        send(chunk)?;
-    }
-    Ok(count)
+    submit::send_records(records, sink).map_err(|e| intake_problem(e, limit, format))
 }
 
 /// Refuses a body that is plainly not what its `Content-Type` says (a JSON array sent as CSV,

@@ -185,6 +185,106 @@ pub async fn finish_batch(
     Ok(())
 }
 
+/// Records handed from the reading thread to the storing task at a time.
+pub const STREAM_CHUNK: usize = 5_000;
+
+/// Where a reading thread puts the records it parsed; see [`insert_streamed`].
+pub struct RowSink {
+    out: tokio::sync::mpsc::Sender<Vec<RawRecord>>,
+}
+
+impl RowSink {
+    /// Hands a chunk to the storing task, waiting while it is busy (the channel holds two
+    /// chunks, so memory stays flat). `false` when the storing side has stopped (it failed and
+    /// says why): the reader should stop too.
+    pub fn send(&mut self, chunk: Vec<RawRecord>) -> bool {
+        chunk.is_empty() || self.out.blocking_send(chunk).is_ok()
+    }
+}
+
+/// Stores the records `produce` reads on a blocking thread (a file, a request body) into the
+/// batch, inside the caller's transaction, as they come. Returns what `produce` returned and the
+/// number of records stored; a database failure wins over whatever the reader says.
+pub async fn insert_streamed<T, E, F>(
+    settings: &Settings,
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    produce: F,
+) -> Result<(Result<T, E>, u64), sqlx::Error>
+where
+    F: FnOnce(RowSink) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let (out, mut rows) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
+    let producer = tokio::task::spawn_blocking(move || produce(RowSink { out }));
+    let mut stored = 0u64;
+    let mut failure = None;
+    while let Some(chunk) = rows.recv().await {
+        if let Err(e) = insert_rows(settings, &mut *conn, batch_id, &chunk).await {
+            failure = Some(e);
+            break;
+        }
+        stored += chunk.len() as u64;
+    }
+    drop(rows);
+    let produced = producer.await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    match produced {
+        Ok(result) => Ok((result, stored)),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+/// Sends the records of an intake stream to `sink` in chunks; stops at the first error.
+pub fn send_records<R: std::io::Read>(
+    records: intake::file::RecordStream<R>,
+    sink: &mut RowSink,
+) -> Result<(), intake::IntakeError> {
+    let mut chunk = Vec::with_capacity(STREAM_CHUNK);
+    for record in records {
+        chunk.push(record?);
+        if chunk.len() == STREAM_CHUNK
+            && !sink.send(std::mem::replace(
+                &mut chunk,
+                Vec::with_capacity(STREAM_CHUNK),
+            ))
+        {
+            return Ok(());
+        }
+    }
+    sink.send(chunk);
+    Ok(())
+}
+
+/// Reads a batch file (CSV or JSON) from `reader` and stores it as it streams: parsing and
+/// inserting run side by side in one transaction, memory stays flat whatever the size of a
+/// CSV file, and nothing is stored if the file is refused, even at its last line.
+pub async fn submit_reader(
+    settings: &Settings,
+    pool: &PgPool,
+    file_name: &str,
+    reader: impl std::io::Read + Send + 'static,
+    info: &BatchInfo,
+) -> Result<Uuid, SubmitError> {
+    info.validate()?;
+    let batch_id = Uuid::new_v4();
+    let mut tx = pool.begin().await?;
+    insert_batch(&mut tx, batch_id, file_name, info).await?;
+    let name = file_name.to_owned();
+    let (read, records) = insert_streamed(settings, &mut tx, batch_id, move |mut sink| {
+        send_records(intake::parse_reader(&name, reader)?, &mut sink)
+    })
+    .await?;
+    read?;
+    finish_batch(&mut tx, batch_id, records).await?;
+    tx.commit().await?;
+    tracing::info!(%batch_id, records, office = %info.office, "batch stored");
+    Ok(batch_id)
+}
+
 /// Publishes what is waiting in the outbox now, so that a batch is on its way even before a
 /// worker's relay picks it up. Failure is not an error: any worker's relay will publish it.
 pub async fn publish_now(settings: &Settings, pool: &PgPool) {
