@@ -557,10 +557,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let filter = to_filter(filter, queue);
                     let list = remediate::dlq_list(&pool, &Scope::All, &filter, limit).await?;
+                    // What the queues hold, best effort: salur.dead also keeps unreadable
+                    // messages (no record's), with their body and reason.
+                    let mut queues = std::collections::BTreeMap::new();
+                    if let Ok(b) = broker::Broker::connect(&settings).await {
+                        for q in [broker::names::BLOCKED_QUEUE, broker::names::DEAD_QUEUE] {
+                            if let Ok(n) = b.queue_depth(q).await {
+                                queues.insert(q, n);
+                            }
+                        }
+                        b.close().await;
+                    }
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&list)?);
+                        let mut v = serde_json::to_value(&list)?;
+                        v["queue_messages"] = serde_json::to_value(&queues)?;
+                        println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
                         print_dlq(&list);
+                        for (q, n) in &queues {
+                            println!("queue {q}: {n} messages ready");
+                        }
+                        if queues.get(broker::names::DEAD_QUEUE).copied().unwrap_or(0) as i64
+                            > list.totals.get("dead").copied().unwrap_or(0)
+                        {
+                            println!(
+                                "  salur.dead holds more messages than dead records: the rest are unreadable \
+                                 messages kept with their body and reason (read them in the RabbitMQ \
+                                 management UI or with a consumer; `salur dlq reconcile` keeps them)"
+                            );
+                        }
                     }
                 }
                 DlqCommand::Replay {
@@ -591,12 +616,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 out.still_blocked.len()
                             );
                         }
-                        if let Some(q) = out.queues {
+                        if let Some(q) = &out.queues {
                             println!(
                                 "parked queues: {} messages removed, {} kept, {} restored",
                                 q.removed, q.kept, q.restored
                             );
                         }
+                        for (id, why) in &out.not_parked {
+                            eprintln!("record {id} was not replayed: {why}");
+                        }
+                    }
+                    if !out.not_parked.is_empty() {
+                        return Ok(ExitCode::FAILURE);
                     }
                 }
                 DlqCommand::Discard { id, why } => {

@@ -174,7 +174,25 @@ pub async fn lock_scoped(
     ids: &[i64],
     office: Option<&str>,
 ) -> sqlx::Result<Vec<RecordRow>> {
-    sqlx::query_as(
+    scoped(conn, ids, office, "FOR UPDATE OF r").await
+}
+
+/// Like [`lock_scoped`], without locking: for display.
+pub async fn read_scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+) -> sqlx::Result<Vec<RecordRow>> {
+    scoped(conn, ids, office, "").await
+}
+
+async fn scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+    lock: &str,
+) -> sqlx::Result<Vec<RecordRow>> {
+    sqlx::query_as(&format!(
         "SELECT r.id, r.batch_id, r.row_number, r.state, r.nik, r.kk, r.name, r.mother_name,
                 r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
                 r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
@@ -183,8 +201,8 @@ pub async fn lock_scoped(
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
          ORDER BY r.id
-         FOR UPDATE OF r",
-    )
+         {lock}"
+    ))
     .bind(ids)
     .bind(office)
     .fetch_all(conn)
