@@ -51,7 +51,12 @@ enum Command {
     /// Create the database if it is missing and apply migrations/.
     Migrate,
     /// Declare the exchanges, queues and bindings of queues/topology.json (idempotent).
-    Topology,
+    Topology {
+        /// Delete the namespace's queues and exchanges instead (their messages are lost): for
+        /// tearing down a test or staging namespace (SALUR_NAMESPACE).
+        #[arg(long)]
+        delete: bool,
+    },
     /// Run the stage consumers, the bank-answer consumer and the outbox relay until SIGINT/SIGTERM.
     Worker {
         /// A stage to run (account_opening, verification, transfer); repeat for several. Default: all.
@@ -354,11 +359,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store::migrate(&settings).await?;
             println!("database is up to date");
         }
-        Command::Topology => {
+        Command::Topology { delete } => {
             let b = broker::Broker::connect(&settings).await?;
-            broker::topology::declare(&b).await?;
+            if delete {
+                anyhow::ensure!(
+                    !settings.namespace.is_empty(),
+                    "refusing to delete the production topology: set SALUR_NAMESPACE to the namespace to tear down"
+                );
+                broker::topology::delete(&b).await?;
+                println!("topology of namespace {} deleted", settings.namespace);
+            } else {
+                broker::topology::declare(&b).await?;
+                println!("topology declared");
+            }
             b.close().await;
-            println!("topology declared");
         }
         Command::Worker { stages } => {
             let pool = store::connect(&settings).await?;

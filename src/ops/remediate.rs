@@ -952,7 +952,16 @@ pub struct Reconciled {
 }
 
 async fn reconcile_quietly(settings: &Settings, pool: &PgPool) -> Option<Reconciled> {
-    match reconcile(settings, pool).await {
+    use backon::{ExponentialBuilder, Retryable as _};
+    let tried = (|| reconcile(settings, pool))
+        .retry(
+            ExponentialBuilder::default()
+                .with_jitter()
+                .with_min_delay(std::time::Duration::from_millis(500))
+                .with_max_times(4),
+        )
+        .await;
+    match tried {
         Ok(r) => Some(r),
         Err(e) => {
             tracing::warn!(
