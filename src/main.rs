@@ -130,6 +130,9 @@ struct BankSimArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Requests answered at once per bank queue.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
 }
 
 #[derive(Subcommand)]
@@ -260,6 +263,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 duplicate_rate: a.duplicate_rate,
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
+                concurrency: a.concurrency,
             };
             sim::run(settings, pool, opts, shutdown_token()).await?;
         }

@@ -220,15 +220,29 @@ pub async fn submit_records(
 /// One batch being stored: the open transaction and how many records it holds so far.
 struct BatchWriter<'a> {
     settings: &'a Settings,
+    pool: &'a PgPool,
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     batch_id: Uuid,
     records: usize,
+    /// Ids waiting for a full chunk, per bank request they will make (see [`chunk_key`]).
+    pending: std::collections::HashMap<(String, bool), Vec<i64>>,
+}
+
+/// Which bank request a record's account opening makes: its bank, and whether it names an
+/// account (an inquiry) or not (an opening). Chunks of one key make one bank request each, so
+/// a chunk stays whole through the bank and every stage after it (records of mixed banks
+/// would split into one small request, answer and next-stage message per bank).
+fn chunk_key(r: &RawRecord) -> (String, bool) {
+    (
+        r.bank_code.as_deref().unwrap_or_default().trim().to_owned(),
+        r.account_number.is_some(),
+    )
 }
 
 impl<'a> BatchWriter<'a> {
     async fn begin(
         settings: &'a Settings,
-        pool: &PgPool,
+        pool: &'a PgPool,
         batch_id: Uuid,
         file_name: &str,
         info: &BatchInfo,
@@ -247,9 +261,11 @@ impl<'a> BatchWriter<'a> {
         .await?;
         Ok(Self {
             settings,
+            pool,
             tx,
             batch_id,
             records: 0,
+            pending: Default::default(),
         })
     }
 
@@ -259,29 +275,50 @@ impl<'a> BatchWriter<'a> {
             return Ok(());
         }
         let ids = records::copy_received(&mut self.tx, self.batch_id, rows).await?;
-        let messages: Vec<_> = ids
-            .chunks(self.settings.chunk_size)
-            .map(|chunk| {
-                stage_message(
+        let size = self.settings.chunk_size;
+        let mut messages = Vec::new();
+        for (id, row) in ids.into_iter().zip(rows) {
+            let chunk = self.pending.entry(chunk_key(row)).or_default();
+            chunk.push(id);
+            if chunk.len() == size {
+                let ids = std::mem::replace(chunk, Vec::with_capacity(size));
+                messages.push(stage_message(
                     self.settings,
                     Stage::AccountOpening,
                     self.batch_id,
-                    chunk.to_vec(),
-                )
-            })
-            .collect();
+                    ids,
+                ));
+            }
+        }
         outbox::insert(&mut self.tx, &messages).await?;
         self.records += rows.len();
         Ok(())
     }
 
     async fn finish(mut self) -> Result<usize, SubmitError> {
+        let mut rest: Vec<Vec<i64>> = self
+            .pending
+            .drain()
+            .map(|(_, ids)| ids)
+            .filter(|ids| !ids.is_empty())
+            .collect();
+        rest.sort();
+        let messages: Vec<_> = rest
+            .into_iter()
+            .map(|ids| stage_message(self.settings, Stage::AccountOpening, self.batch_id, ids))
+            .collect();
+        outbox::insert(&mut self.tx, &messages).await?;
         sqlx::query("UPDATE batches SET record_count = $2 WHERE id = $1")
             .bind(self.batch_id)
             .bind(self.records as i32)
             .execute(&mut *self.tx)
             .await?;
         self.tx.commit().await?;
+        // Wake the workers' relays now rather than at their next poll; the batch is stored
+        // either way.
+        if let Ok(mut conn) = self.pool.acquire().await {
+            let _ = outbox::notify(&mut conn).await;
+        }
         Ok(self.records)
     }
 }
