@@ -349,8 +349,11 @@ impl Sim {
              )
              SELECT * FROM new
              UNION ALL
-             SELECT nik, account_number, account_name, status, reason FROM bank_sim.accounts
-             WHERE bank_code = $1 AND nik = ANY($2)",
+             SELECT a.nik, a.account_number, a.account_name, a.status, a.reason
+             FROM UNNEST($2::text[]) AS k(nik)
+             JOIN LATERAL (
+                 SELECT * FROM bank_sim.accounts a WHERE a.bank_code = $1 AND a.nik = k.nik
+             ) a ON true",
         )
         .bind(bank)
         .bind(&nik)
@@ -402,8 +405,12 @@ impl Sim {
              )
              SELECT * FROM new
              UNION ALL
-             SELECT account_number, account_name, status, reason FROM bank_sim.inquiries
-             WHERE bank_code = $1 AND account_number = ANY($2)",
+             SELECT i.account_number, i.account_name, i.status, i.reason
+             FROM UNNEST($2::text[]) AS k(account)
+             JOIN LATERAL (
+                 SELECT * FROM bank_sim.inquiries i
+                 WHERE i.bank_code = $1 AND i.account_number = k.account
+             ) i ON true",
         )
         .bind(bank)
         .bind(&account)
@@ -468,8 +475,13 @@ impl Sim {
              )
              SELECT * FROM new
              UNION ALL
-             SELECT idempotency_key, status, reason, reference FROM bank_sim.transfers
-             WHERE idempotency_key = ANY($2)",
+             SELECT t.idempotency_key, t.status, t.reason, t.reference
+             FROM UNNEST($2::text[]) AS k(key)
+             -- A primary-key probe per key: `= ANY($2)` was planned as a sequential scan of
+             -- the whole ledger (no statistics on a young table), per request.
+             JOIN LATERAL (
+                 SELECT * FROM bank_sim.transfers t WHERE t.idempotency_key = k.key
+             ) t ON true",
         )
         .bind(bank)
         .bind(&keys)

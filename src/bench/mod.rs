@@ -203,11 +203,22 @@ fn target(what: &'static str, target: f64, measured: f64) -> Target {
     }
 }
 
+/// PostgreSQL settings of the benchmark's database, as a production operator would set them
+/// server-wide (see the README's Performance section); set per database here so that other
+/// databases on a shared server are left alone.
+pub const DATABASE_SETTINGS: &[&str] = &["wal_compression = lz4"];
+
 /// Drops and recreates the benchmark's database and queues.
 pub async fn reset(settings: &Settings) -> anyhow::Result<()> {
     drop_database(settings).await?;
     let pool = store::migrate(settings).await?;
     crate::bank::sim::ensure_schema(&pool).await?;
+    for setting in DATABASE_SETTINGS {
+        sqlx::query(&format!("ALTER DATABASE {BENCH_NAME} SET {setting}"))
+            .execute(&pool)
+            .await
+            .with_context(|| format!("setting {setting} on the benchmark database"))?;
+    }
     pool.close().await;
     let broker = Broker::connect(settings).await?;
     let _ = topology::delete(&broker).await;
@@ -287,7 +298,15 @@ impl Service {
             .env("SALUR_PREFETCH", settings.prefetch.to_string())
             .env("SALUR_CONCURRENCY", settings.concurrency.to_string())
             .env("SALUR_DB_POOL", settings.db_pool.to_string())
-            .env("METRICS_ADDR", "off")
+            .env(
+                "METRICS_ADDR",
+                // `SALUR_BENCH_WORKER_METRICS=127.0.0.1:9465` serves the worker's /metrics there,
+                // for finding where a run spends its time.
+                match std::env::var("SALUR_BENCH_WORKER_METRICS") {
+                    Ok(addr) if name == "worker" => addr,
+                    _ => "off".to_owned(),
+                },
+            )
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("warn".into()),
