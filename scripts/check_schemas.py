@@ -28,7 +28,7 @@ EXAMPLES = {
                   {"item_id": "2202", "status": "rejected",
                    "reason": {"code": "ACCOUNT_DORMANT", "message": "account is dormant"}}],
     },
-    "stage-message.v1.json": {"v": 1, "stage": "transfer", "batch_id": BATCH, "record_ids": [2201, 2202]},
+    "stage-message.v1.json": {"v": 1, "stage": "transfer", "batch_id": BATCH, "record_ids": [2201, 2202], "attempt": 2},
     "parked-record.v1.json": {
         "v": 1, "record_id": 2203, "batch_id": BATCH, "row": 14, "stage": "account_opening",
         "state": "blocked",

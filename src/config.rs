@@ -1,6 +1,9 @@
 //! Typed settings from environment variables, with defaults that work on a local machine.
 
+use crate::messages::Stage;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Where the services are and how the pipeline is tuned. Every field can be set from the
 /// environment (see [`Settings::from_env`]); the defaults reach the local PostgreSQL and
@@ -22,8 +25,22 @@ pub struct Settings {
     pub prefetch: u16,
     /// `SALUR_CONCURRENCY`: chunks a stage handles at once (each in its own transaction).
     pub concurrency: usize,
-    /// `SALUR_MAX_ATTEMPTS`: bank requests per record and stage before it is `dead`.
+    /// `SALUR_MAX_ATTEMPTS`: tries per record and stage before it is `dead` (a transient bank
+    /// error, a bank answer that never came, a failed handler each count as one).
     pub max_attempts: i32,
+    /// `SALUR_MAX_ATTEMPTS_<STAGE>` (e.g. `SALUR_MAX_ATTEMPTS_TRANSFER=8`): a stage's own limit.
+    pub stage_max_attempts: BTreeMap<Stage, i32>,
+    /// `SALUR_RETRY_TIERS`: the delays between tries, shortest first (`5s,30s,2m,10m,1h`). Each
+    /// tier is a queue `salur.retry.<tier>` whose message TTL dead-letters back to the stage; the
+    /// n-th retry waits in the n-th tier (the last one repeats).
+    pub retry_tiers: Vec<RetryTier>,
+    /// `SALUR_BANK_TIMEOUT`: how long a bank request may stay unanswered before it is sent again
+    /// with the same idempotency key (and counted as an attempt).
+    pub bank_timeout: Duration,
+    /// `SALUR_STALE_AFTER`: a record waiting for a stage (no bank request out) longer than this
+    /// has lost its message (a purged queue, a handler that gave up while the database was
+    /// down) and is sent again. Longer than the longest retry tier by default.
+    pub stale_after: Duration,
     /// `SALUR_DB_POOL`: database connections per process.
     pub db_pool: u32,
 }
@@ -31,6 +48,65 @@ pub struct Settings {
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/salur";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+pub const DEFAULT_RETRY_TIERS: &str = "5s,30s,2m,10m,1h";
+
+/// One delay tier of the retry queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryTier {
+    /// As written (`30s`): the queue is `salur.retry.<name>`, the routing key `<name>.<stage>`.
+    pub name: String,
+    pub delay: Duration,
+}
+
+impl RetryTier {
+    /// `5s,30s,2m` → tiers; names must be distinct and delays grow.
+    pub fn parse_list(list: &str) -> anyhow::Result<Vec<RetryTier>> {
+        let mut tiers: Vec<RetryTier> = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let delay = parse_duration(name)?;
+            anyhow::ensure!(
+                !delay.is_zero(),
+                "retry tier {name:?} must be longer than 0"
+            );
+            if let Some(last) = tiers.last() {
+                anyhow::ensure!(
+                    delay > last.delay,
+                    "retry tiers must grow: {name} is not longer than {}",
+                    last.name
+                );
+            }
+            tiers.push(RetryTier {
+                name: name.to_owned(),
+                delay,
+            });
+        }
+        anyhow::ensure!(
+            !tiers.is_empty(),
+            "give at least one retry tier, e.g. 5s,30s,2m"
+        );
+        Ok(tiers)
+    }
+}
+
+/// `500ms`, `5s`, `2m`, `1h`, or plain seconds (`90`).
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let bad = || {
+        anyhow::anyhow!(
+            "{s:?} is not a duration: write a whole number with ms, s, m or h (e.g. 30s, 2m)"
+        )
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(bad()),
+    })
+}
 
 impl Default for Settings {
     fn default() -> Self {
@@ -43,6 +119,10 @@ impl Default for Settings {
             prefetch: 50,
             concurrency: 4,
             max_attempts: 5,
+            stage_max_attempts: BTreeMap::new(),
+            retry_tiers: RetryTier::parse_list(DEFAULT_RETRY_TIERS).expect("default tiers parse"),
+            bank_timeout: Duration::from_secs(300),
+            stale_after: Duration::from_secs(2 * 3600),
             db_pool: 32,
         }
     }
@@ -103,6 +183,28 @@ impl Settings {
             &mut s.max_attempts,
         )?;
         num("SALUR_DB_POOL", var("SALUR_DB_POOL"), &mut s.db_pool)?;
+        for stage in Stage::ALL {
+            let name = format!("SALUR_MAX_ATTEMPTS_{}", stage.as_str().to_uppercase());
+            let mut n = 0;
+            if let Some(v) = var(&name) {
+                num(&name, Some(v), &mut n)?;
+                anyhow::ensure!(n >= 1, "{name} must be at least 1");
+                s.stage_max_attempts.insert(stage, n);
+            }
+        }
+        if let Some(v) = var("SALUR_RETRY_TIERS") {
+            s.retry_tiers = RetryTier::parse_list(&v)
+                .map_err(|e| anyhow::anyhow!("SALUR_RETRY_TIERS={v:?}: {e}"))?;
+        }
+        for (name, into) in [
+            ("SALUR_BANK_TIMEOUT", &mut s.bank_timeout),
+            ("SALUR_STALE_AFTER", &mut s.stale_after),
+        ] {
+            if let Some(v) = var(name) {
+                *into = parse_duration(&v).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                anyhow::ensure!(!into.is_zero(), "{name} must be longer than 0");
+            }
+        }
         anyhow::ensure!(
             (1..=10_000).contains(&s.chunk_size),
             "SALUR_CHUNK_SIZE must be between 1 and 10000"
@@ -110,6 +212,20 @@ impl Settings {
         anyhow::ensure!(s.concurrency >= 1, "SALUR_CONCURRENCY must be at least 1");
         anyhow::ensure!(s.max_attempts >= 1, "SALUR_MAX_ATTEMPTS must be at least 1");
         Ok(s)
+    }
+
+    /// The attempts a record gets in `stage` before it is `dead`.
+    pub fn max_attempts(&self, stage: Stage) -> i32 {
+        self.stage_max_attempts
+            .get(&stage)
+            .copied()
+            .unwrap_or(self.max_attempts)
+    }
+
+    /// The tier the `attempt`-th retry (1-based) waits in; the last tier repeats.
+    pub fn retry_tier(&self, attempt: i32) -> &RetryTier {
+        let i = (attempt.max(1) as usize - 1).min(self.retry_tiers.len() - 1);
+        &self.retry_tiers[i]
     }
 
     /// The name of an exchange or queue in this namespace.
@@ -150,6 +266,35 @@ mod tests {
             redact_url("postgres://postgres@127.0.0.1/salur"),
             "postgres://postgres@127.0.0.1/salur"
         );
+    }
+
+    #[test]
+    fn retry_tiers_parse_grow_and_repeat_the_last() {
+        let tiers = RetryTier::parse_list("500ms, 5s,2m,1h").unwrap();
+        assert_eq!(
+            tiers.iter().map(|t| t.delay).collect::<Vec<_>>(),
+            [
+                Duration::from_millis(500),
+                Duration::from_secs(5),
+                Duration::from_secs(120),
+                Duration::from_secs(3600)
+            ]
+        );
+        assert!(RetryTier::parse_list("30s,5s").is_err());
+        assert!(RetryTier::parse_list("5x").is_err());
+        assert!(RetryTier::parse_list("").is_err());
+        let s = Settings::default();
+        assert_eq!(s.retry_tier(1).name, "5s");
+        assert_eq!(s.retry_tier(5).name, "1h");
+        assert_eq!(s.retry_tier(9).name, "1h");
+    }
+
+    #[test]
+    fn stage_limits_fall_back_to_the_default() {
+        let mut s = Settings::default();
+        s.stage_max_attempts.insert(Stage::Transfer, 8);
+        assert_eq!(s.max_attempts(Stage::Transfer), 8);
+        assert_eq!(s.max_attempts(Stage::Verification), 5);
     }
 
     #[test]

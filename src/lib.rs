@@ -14,7 +14,8 @@
 //! - [`broker`]: the only module that speaks AMQP: topology, publish with confirms, consume.
 //! - [`messages`]: what salur puts on its queues; [`bank::contract`]: what it asks of banks.
 //! - [`stages`]: account opening, verification, transfer and bank answers, all of one shape.
-//! - [`relay`]: the transactional outbox's publisher.
+//! - [`relay`]: the transactional outbox's publisher; [`sweeper`]: re-sends what was not
+//!   answered in time (bank timeouts, lost messages).
 //! - [`worker`]: the consumer loop and its supervision; [`bank::sim`]: the reference bank.
 //! - [`ops`]: submit, batch status and report, the demo.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
@@ -32,6 +33,7 @@ pub mod ops;
 pub mod relay;
 pub mod stages;
 pub mod store;
+pub mod sweeper;
 pub mod worker;
 
 pub use config::Settings;

@@ -5,6 +5,7 @@ use salur::bank::sim::{self, SimOptions};
 use salur::config::Settings;
 use salur::messages::Stage;
 use salur::metrics::Metrics;
+use salur::ops::remediate::{self, Filter, Scope};
 use salur::ops::{batch, demo, submit};
 use salur::{broker, store, worker};
 use std::path::PathBuf;
@@ -21,12 +22,28 @@ use uuid::Uuid;
 /// postgres://postgres@127.0.0.1:5432/salur), AMQP_URL (default
 /// amqp://guest:guest@127.0.0.1:5672/%2f), METRICS_ADDR (default 127.0.0.1:9464, or `off`),
 /// SALUR_NAMESPACE, SALUR_CHUNK_SIZE, SALUR_CONCURRENCY, SALUR_PREFETCH, SALUR_MAX_ATTEMPTS,
-/// RUST_LOG, LOG_FORMAT=json.
+/// RUST_LOG, LOG_FORMAT=json (or --log-format json).
 #[derive(Parser)]
 #[command(name = "salur", version)]
 struct Cli {
+    /// Log format on standard error: `text` for people, `json` (one object per line, with
+    /// batch and record ids as fields) for log collectors.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -83,6 +100,16 @@ enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
+        /// Then fix the blocked records from a corrections file (as the office would), replay
+        /// them, and wait until every recipient is paid.
+        #[arg(long)]
+        fix: bool,
+        /// Share of bank items answered with a transient error (0..1): shows the retries.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        transient_error_rate: f64,
+        /// Share of bank answers lost (0..1): shows the bank timeout.
+        #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+        lost_answer_rate: f64,
     },
     /// Throughput benchmark on the local services (its own database and queues, dropped after):
     /// valid recipients through intake and every stage to disbursed, durably, with a raw
@@ -108,6 +135,101 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look at one record, or correct blocked records.
+    Records {
+        #[command(subcommand)]
+        command: RecordsCommand,
+    },
+    /// Work the parked records (salur.blocked, salur.dead): list, replay, discard.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecordsCommand {
+    /// A record (personal data masked): state, reasons, attempts and audit history.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Correct a blocked record (`salur records fix ID --set mother_name="Siti Aminah"`), or a
+    /// batch's blocked records from a file (`--batch ID --file FIXES.csv`, keyed by a `row` or
+    /// `nik` column, one column per field). Corrections are validated at once; the answer lists
+    /// the reasons that remain. Replay with `salur dlq replay`.
+    Fix {
+        /// The record to correct.
+        #[arg(required_unless_present = "file", conflicts_with_all = ["file", "batch"])]
+        id: Option<i64>,
+        /// A correction, `field=value` (names as in the batch file); repeat for several.
+        #[arg(long = "set", value_name = "FIELD=VALUE", requires = "id")]
+        sets: Vec<String>,
+        /// The batch the corrections file is for.
+        #[arg(long, requires = "file")]
+        batch: Option<Uuid>,
+        /// A CSV of corrections.
+        #[arg(long, requires = "batch")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct DlqFilter {
+    /// Only this batch's records.
+    #[arg(long)]
+    batch: Option<Uuid>,
+    /// Only records with this reason code (e.g. MOTHER_NAME_MISSING).
+    #[arg(long, value_parser = parse_reason)]
+    reason: Option<salur::domain::ReasonCode>,
+    /// Only this record; repeat for several.
+    #[arg(long = "id", value_name = "ID")]
+    ids: Vec<i64>,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// What is parked and why: counts by reason, the oldest first.
+    List {
+        /// `blocked` (fixable data) or `dead` (retries exhausted); both by default.
+        #[arg(long, value_parser = parse_parked)]
+        queue: Option<salur::store::State>,
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Records listed at most (the counts cover all).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send parked records back: corrected blocked records restart at account opening, dead
+    /// records resume at the stage where they stopped. Still-incomplete records stay parked.
+    Replay {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Only blocked or only dead records.
+        #[arg(long, value_parser = parse_parked)]
+        queue: Option<salur::store::State>,
+        /// Replay every parked record (when no other filter is given).
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close a parked record for good (state rejected, reason DISCARDED, the why audited).
+    Discard {
+        #[arg(long)]
+        id: i64,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        why: String,
+    },
+    /// Bring salur.blocked and salur.dead in line with the database (replay and discard do this
+    /// themselves): drop messages of records no longer parked, put back missing ones.
+    Reconcile,
 }
 
 #[derive(Args)]
@@ -124,6 +246,9 @@ struct BankSimArgs {
     /// Share of answers sent twice (0..1).
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     duplicate_rate: f64,
+    /// Share of answers never sent, though the request was carried out (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    lost_answer_rate: f64,
     /// Milliseconds to wait before answering.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -164,6 +289,19 @@ fn parse_stage(s: &str) -> Result<Stage, String> {
     })
 }
 
+fn parse_reason(s: &str) -> Result<salur::domain::ReasonCode, String> {
+    salur::domain::ReasonCode::parse(&s.to_uppercase())
+        .ok_or_else(|| format!("unknown reason code {s:?} (see the README's reason codes)"))
+}
+
+fn parse_parked(s: &str) -> Result<salur::store::State, String> {
+    match s {
+        "blocked" => Ok(salur::store::State::Blocked),
+        "dead" => Ok(salur::store::State::Dead),
+        _ => Err(format!("{s:?}: use blocked or dead")),
+    }
+}
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
@@ -171,7 +309,7 @@ fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
-fn init_logging(default: &str) {
+fn init_logging(default: &str, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // lapin logs channel-close races at shutdown as errors; our own code reports real failures.
     let filter = EnvFilter::try_from_default_env()
@@ -179,10 +317,16 @@ fn init_logging(default: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") {
-        builder.json().init();
-    } else {
-        builder.init();
+    match format {
+        // Event fields at the top level; the enclosing span's fields (input, batch_id) under
+        // "span".
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -207,12 +351,21 @@ fn shutdown_token() -> CancellationToken {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let long_running = matches!(cli.command, Command::Worker { .. } | Command::BankSim(_));
-    init_logging(if long_running { "info" } else { "warn" });
+    init_logging(if long_running { "info" } else { "warn" }, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<submit::SubmitError>().is_some() {
+            if e.downcast_ref::<submit::SubmitError>().is_some()
+                || matches!(
+                    e.downcast_ref::<remediate::RemediateError>(),
+                    Some(
+                        remediate::RemediateError::FixFile { .. }
+                            | remediate::RemediateError::UnknownField { .. }
+                            | remediate::RemediateError::BadAssignment(_)
+                    )
+                )
+            {
                 ExitCode::from(65)
             } else {
                 ExitCode::FAILURE
@@ -261,6 +414,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 transient_error_rate: a.transient_error_rate,
                 reject_rate: a.reject_rate,
                 duplicate_rate: a.duplicate_rate,
+                lost_answer_rate: a.lost_answer_rate,
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
                 concurrency: a.concurrency,
@@ -332,8 +486,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             seed,
             timeout,
             json,
+            fix,
+            transient_error_rate,
+            lost_answer_rate,
         } => {
             let opts = demo::DemoOptions {
+                fix,
+                bank: SimOptions {
+                    transient_error_rate,
+                    lost_answer_rate,
+                    ..Default::default()
+                },
                 recipients,
                 incomplete,
                 seed,
@@ -381,6 +544,263 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{report}");
             }
         }
+        Command::Records { command } => {
+            let pool = store::connect(&settings).await?;
+            match command {
+                RecordsCommand::Show { id, json } => {
+                    let view = remediate::show(&pool, &Scope::All, id).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&view)?);
+                    } else {
+                        print_record(&view);
+                    }
+                }
+                RecordsCommand::Fix {
+                    id,
+                    sets,
+                    batch,
+                    file,
+                    json,
+                } => {
+                    let outcomes = match (id, batch, file) {
+                        (Some(id), _, _) => {
+                            anyhow::ensure!(
+                                !sets.is_empty(),
+                                "say what to correct: --set field=value (e.g. --set mother_name=\"Siti Aminah\")"
+                            );
+                            let sets = remediate::parse_assignments(&sets)?;
+                            vec![remediate::fix(&pool, &Scope::All, id, &sets).await?]
+                        }
+                        (None, Some(batch), Some(file)) => {
+                            let reader = std::fs::File::open(&file).map_err(|e| {
+                                anyhow::anyhow!("cannot read {}: {e}", file.display())
+                            })?;
+                            remediate::fix_file(
+                                &pool,
+                                &Scope::All,
+                                batch,
+                                &file.display().to_string(),
+                                reader,
+                            )
+                            .await?
+                        }
+                        _ => anyhow::bail!("give a record id with --set, or --batch and --file"),
+                    };
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+                    } else {
+                        for o in &outcomes {
+                            print_fix(o);
+                        }
+                        let ready = outcomes.iter().filter(|o| o.ready).count();
+                        println!(
+                            "{} corrected, {ready} complete; replay them with `salur dlq replay`",
+                            outcomes.len()
+                        );
+                    }
+                }
+            }
+        }
+        Command::Dlq { command } => {
+            let pool = store::connect(&settings).await?;
+            match command {
+                DlqCommand::List {
+                    queue,
+                    filter,
+                    limit,
+                    json,
+                } => {
+                    let filter = to_filter(filter, queue);
+                    let list = remediate::dlq_list(&pool, &Scope::All, &filter, limit).await?;
+                    // What the queues hold, best effort: salur.dead also keeps unreadable
+                    // messages (no record's), with their body and reason.
+                    let mut queues = std::collections::BTreeMap::new();
+                    if let Ok(b) = broker::Broker::connect(&settings).await {
+                        for q in [broker::names::BLOCKED_QUEUE, broker::names::DEAD_QUEUE] {
+                            if let Ok(n) = b.queue_depth(q).await {
+                                queues.insert(q, n);
+                            }
+                        }
+                        b.close().await;
+                    }
+                    if json {
+                        let mut v = serde_json::to_value(&list)?;
+                        v["queue_messages"] = serde_json::to_value(&queues)?;
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        print_dlq(&list);
+                        for (q, n) in &queues {
+                            println!("queue {q}: {n} messages ready");
+                        }
+                        if queues.get(broker::names::DEAD_QUEUE).copied().unwrap_or(0) as i64
+                            > list.totals.get("dead").copied().unwrap_or(0)
+                        {
+                            println!(
+                                "  salur.dead holds more messages than dead records: the rest are unreadable \
+                                 messages kept with their body and reason (read them in the RabbitMQ \
+                                 management UI or with a consumer; `salur dlq reconcile` keeps them)"
+                            );
+                        }
+                    }
+                }
+                DlqCommand::Replay {
+                    filter,
+                    queue,
+                    all,
+                    json,
+                } => {
+                    let filter = to_filter(filter, queue);
+                    anyhow::ensure!(
+                        all || filter.batch_id.is_some()
+                            || filter.reason.is_some()
+                            || !filter.ids.is_empty(),
+                        "say what to replay: --batch, --reason, --id, or --all"
+                    );
+                    let out = remediate::replay(&settings, &pool, &Scope::All, &filter).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&out)?);
+                    } else {
+                        let total: u64 = out.replayed.values().sum();
+                        println!("{total} records replayed {:?}", out.replayed);
+                        for o in &out.still_blocked {
+                            print_fix(o);
+                        }
+                        if !out.still_blocked.is_empty() {
+                            println!(
+                                "{} records are still incomplete and stay blocked: correct them with `salur records fix`",
+                                out.still_blocked.len()
+                            );
+                        }
+                        if let Some(q) = &out.queues {
+                            println!(
+                                "parked queues: {} messages removed, {} kept, {} restored",
+                                q.removed, q.kept, q.restored
+                            );
+                        }
+                        for (id, why) in &out.not_parked {
+                            eprintln!("record {id} was not replayed: {why}");
+                        }
+                    }
+                    if !out.not_parked.is_empty() {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                DlqCommand::Discard { id, why } => {
+                    let d = remediate::discard(&settings, &pool, &Scope::All, id, &why).await?;
+                    println!("record {id} was {} and is now rejected (DISCARDED)", d.was);
+                }
+                DlqCommand::Reconcile => {
+                    let r = remediate::reconcile(&settings, &pool).await?;
+                    println!(
+                        "parked queues: {} messages removed, {} kept, {} restored",
+                        r.removed, r.kept, r.restored
+                    );
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn to_filter(f: DlqFilter, queue: Option<salur::store::State>) -> Filter {
+    Filter {
+        batch_id: f.batch,
+        reason: f.reason,
+        ids: f.ids,
+        state: queue,
+    }
+}
+
+fn codes(reasons: &[salur::domain::Reason]) -> String {
+    reasons
+        .iter()
+        .map(|r| r.code.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn print_fix(o: &remediate::FixOutcome) {
+    if o.ready {
+        println!("record {} (row {}): complete", o.id, o.row);
+    } else {
+        println!("record {} (row {}): still blocked:", o.id, o.row);
+        for r in &o.reasons {
+            println!("  {} {}: {}", r.code, r.field, r.message);
+        }
+    }
+}
+
+fn print_record(v: &remediate::RecordView) {
+    println!(
+        "record {} — batch {} row {} ({} {} {})",
+        v.id, v.batch_id, v.row, v.office, v.program, v.period
+    );
+    println!(
+        "state: {} (attempts in this stage: {})",
+        v.state, v.attempts
+    );
+    for r in &v.reasons {
+        println!("  {} {}: {}", r.code, r.field, r.message);
+    }
+    println!("fields (masked):");
+    for (k, val) in &v.fields {
+        println!("  {k:<15} {}", val.as_deref().unwrap_or("—"));
+    }
+    println!("history:");
+    for e in &v.history {
+        let detail = e.detail.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        println!(
+            "  {} {} → {} {} {}",
+            e.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            e.from.as_deref().unwrap_or("—"),
+            e.to,
+            codes(&e.reasons),
+            detail
+        );
+    }
+}
+
+fn print_dlq(l: &remediate::DlqList) {
+    if l.totals.is_empty() {
+        println!("nothing is parked");
+        return;
+    }
+    for (state, n) in &l.totals {
+        let queue = if state == "dead" {
+            "salur.dead"
+        } else {
+            "salur.blocked"
+        };
+        println!(
+            "{state} ({queue}): {n} records, the oldest parked {} s ago",
+            l.oldest_seconds.get(state).copied().unwrap_or(0)
+        );
+        if let Some(reasons) = l.by_reason.get(state) {
+            let mut sorted: Vec<_> = reasons.iter().collect();
+            sorted.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            for (code, n) in sorted {
+                println!("  {n:>7}  {code}");
+            }
+        }
+    }
+    println!("records (oldest first):");
+    println!(
+        "  {:>10}  {:<36}  {:>6}  {:<7}  {:<15}  reasons",
+        "id", "batch", "row", "state", "stage"
+    );
+    for r in &l.records {
+        println!(
+            "  {:>10}  {:<36}  {:>6}  {:<7}  {:<15}  {}",
+            r.id,
+            r.batch_id,
+            r.row,
+            r.state,
+            r.stage.as_str(),
+            if r.reasons.is_empty() {
+                "(corrected: replay it)".to_owned()
+            } else {
+                codes(&r.reasons)
+            }
+        );
+    }
 }

@@ -49,6 +49,10 @@ pub struct StageMessage {
     pub stage: Stage,
     pub batch_id: Uuid,
     pub record_ids: Vec<i64>,
+    /// On a retry through a delay tier: the attempt of the records' stage this is (1-based);
+    /// absent on first delivery. Each record's own count is kept in the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
 }
 
 /// A record parked on `salur.blocked` (fixable: incomplete administrative data) or `salur.dead`

@@ -5,6 +5,7 @@
 use crate::broker::{Outgoing, Publisher};
 use crate::metrics::Metrics;
 use crate::store::outbox;
+use backon::{BackoffBuilder as _, ExponentialBuilder, Retryable as _};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
@@ -62,6 +63,9 @@ pub async fn drain(
 
 /// Runs until `cancel`, woken by `wake` (this process committed something), by PostgreSQL
 /// notifications (another process did), or every second. Drains once more before returning.
+/// A database outage is waited out (jittered backoff); a broker failure ends the relay with an
+/// error (the worker reconnects and starts a new one). A message the broker refused (nack, e.g.
+/// a full queue) is tried again a few times with jittered backoff first.
 pub async fn run(
     pool: PgPool,
     publisher: Publisher,
@@ -69,23 +73,73 @@ pub async fn run(
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.listen("salur_outbox").await?;
+    let mut listener = None;
+    let mut db_backoff = backoff();
     loop {
-        drain(&pool, &publisher, Some(&metrics)).await?;
-        let mut conn = pool.acquire().await?;
-        metrics
-            .outbox_backlog
-            .set(outbox::backlog(&mut conn).await.unwrap_or(0));
-        drop(conn);
+        if listener.is_none() {
+            listener = listen(&pool).await;
+        }
+        let drained = (|| drain(&pool, &publisher, Some(&metrics)))
+            .retry(
+                ExponentialBuilder::default()
+                    .with_jitter()
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_times(3),
+            )
+            .when(|e| {
+                matches!(
+                    e.downcast_ref::<crate::broker::PublishError>(),
+                    Some(crate::broker::PublishError::Nacked { .. })
+                )
+            })
+            .await;
+        match drained {
+            Ok(_) => db_backoff = backoff(),
+            Err(e) if e.downcast_ref::<sqlx::Error>().is_some() => {
+                let wait = db_backoff.next().unwrap_or(Duration::from_secs(5));
+                tracing::warn!(error = %e, ?wait, "outbox relay cannot reach the database; waiting");
+                listener = None;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(wait) => continue,
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        // The backlog gauges are read by the worker's gauge refresher (crate::metrics).
         if cancel.is_cancelled() {
             return Ok(());
         }
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = wake.notified() => {}
-            n = listener.recv() => { n?; }
+            n = notified => {
+                if n.is_err() {
+                    listener = None;
+                }
+            }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
+}
+
+fn backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times()
+        .build()
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut l = PgListener::connect_with(pool).await.ok()?;
+    l.listen("salur_outbox").await.ok()?;
+    Some(l)
 }

@@ -2,11 +2,11 @@
 //! connection, reconnecting when RabbitMQ goes away. Shutdown: stop consuming, finish the chunks
 //! in flight, flush the relay, exit.
 
-use crate::broker::{Broker, Outgoing, Publisher, names, topology};
+use crate::broker::{Broker, Outgoing, Publisher, attempt_of, names, topology};
 use crate::config::Settings;
 use crate::messages::{self, PoisonMessage, Stage};
 use crate::metrics::Metrics;
-use crate::stages::{Input, ProcessError, Tally, process_one};
+use crate::stages::{Input, ProcessError, Tally, process_one, via_retry_tier};
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use lapin::message::Delivery;
@@ -62,21 +62,71 @@ pub async fn run(
     {
         inputs.push(Input::BankReplies);
     }
+    let sweeper = tokio::spawn(crate::sweeper::run(
+        settings.clone(),
+        ctx.pool.clone(),
+        ctx.metrics.clone(),
+        ctx.wake.clone(),
+        cancel.clone(),
+    ));
+    // The database-derived gauges (crate::metrics), connected or not.
+    let refresher = tokio::spawn(crate::metrics::refresh_loop(
+        ctx.pool.clone(),
+        ctx.metrics.clone(),
+        cancel.clone(),
+    ));
+    let result = supervise(&ctx, &settings, &opts, &inputs, &cancel).await;
+    cancel.cancel();
+    let _ = sweeper.await;
+    let _ = refresher.await;
+    result
+}
+
+/// Connects, runs, and reconnects after a connection loss, until `cancel`.
+async fn supervise(
+    ctx: &Arc<Ctx>,
+    settings: &Settings,
+    opts: &WorkerOptions,
+    inputs: &[Input],
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
     let mut backoff = Duration::from_millis(200);
     loop {
         let broker = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            b = Broker::connect_with_retry(&settings, Duration::from_secs(3600)) => b?,
+            b = Broker::connect_with_retry(settings, Duration::from_secs(3600)) => b?,
         };
-        topology::declare(&broker).await?;
+        if let Err(e) = topology::declare(&broker).await {
+            if format!("{e:#}").contains("PRECONDITION_FAILED") {
+                broker.close().await;
+                return Err(e); // a queue exists with other arguments: a person must act
+            }
+            // A broker that is still starting (or going away again) refuses declarations.
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "declaring the topology failed; reconnecting"
+            );
+            broker.close().await;
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+            continue;
+        }
         tracing::info!(stages = ?opts.stages, "worker connected");
-        match run_connected(&ctx, &broker, &inputs, &cancel).await {
+        backoff = Duration::from_millis(200);
+        ctx.metrics.broker_connected.set(1);
+        let connected = run_connected(ctx, &broker, inputs, cancel).await;
+        ctx.metrics.broker_connected.set(0);
+        match connected {
             Ok(()) => {
                 broker.close().await;
                 tracing::info!("worker stopped");
                 return Ok(());
             }
             Err(e) => {
+                ctx.metrics.broker_reconnects.inc();
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "worker lost its connection; reconnecting"
@@ -110,12 +160,12 @@ async fn run_connected(
                 &format!("salur-{}-{}", input.label(), std::process::id()),
             )
             .await?;
-        let poison_publisher = broker.publisher().await?;
+        let publisher = broker.publisher().await?;
         let ctx = ctx.clone();
         let stop = consumers_stop.clone();
         let failed = failed.clone();
         consumers.spawn(async move {
-            let r = consume(ctx, input, channel, consumer, poison_publisher, stop).await;
+            let r = consume(ctx, input, channel, consumer, publisher, stop).await;
             if r.is_err() {
                 failed.cancel();
             }
@@ -163,7 +213,7 @@ async fn consume(
     input: Input,
     channel: lapin::Channel,
     mut consumer: lapin::Consumer,
-    poison_publisher: Publisher,
+    publisher: Publisher,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     // The bank-answer consumer carries two messages per chunk (the account and the transfer
@@ -175,7 +225,7 @@ async fn consume(
     };
     let permits = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
-    let poison_publisher = Arc::new(poison_publisher);
+    let publisher = Arc::new(publisher);
     let result = loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break Ok(()),
@@ -198,7 +248,7 @@ async fn consume(
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
         };
         let ctx = ctx.clone();
-        let publisher = poison_publisher.clone();
+        let publisher = publisher.clone();
         tracker.spawn(async move {
             handle_delivery(&ctx, input, delivery, &publisher).await;
             drop(permit);
@@ -212,74 +262,259 @@ async fn consume(
     result
 }
 
-#[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag))]
-async fn handle_delivery(
-    ctx: &Ctx,
-    input: Input,
-    delivery: Delivery,
-    poison_publisher: &Publisher,
-) {
+#[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag, batch_id = tracing::field::Empty))]
+async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher: &Publisher) {
+    use futures::FutureExt as _;
     let started = Instant::now();
-    let outcome = process_one(&ctx.settings, &ctx.pool, input, &delivery.data).await;
+    let outcome =
+        std::panic::AssertUnwindSafe(process_one(&ctx.settings, &ctx.pool, input, &delivery.data))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(ProcessError::Poison(crate::stages::Poison(format!(
+                    "the handler panicked on this message: {what}"
+                ))))
+            });
     ctx.metrics
         .stage_duration
         .with_label_values(&[input.label()])
         .observe(started.elapsed().as_secs_f64());
     match outcome {
         Ok(tally) => {
+            tracing::debug!(
+                outcomes = %tally
+                    .outcomes
+                    .iter()
+                    .map(|((stage, outcome), n)| format!("{stage}.{outcome}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                skipped = tally.skipped,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "message handled"
+            );
             record(&ctx.metrics, &tally);
+            record_input(&ctx.metrics, input, &tally);
             ctx.wake.notify_one();
+            if !tally.unknown_ids.is_empty() {
+                // The known records are handled (committed); the message is kept for an
+                // operator because it named records that do not exist.
+                let reason = format!(
+                    "the message names record ids that do not exist: {:?}",
+                    tally.unknown_ids
+                );
+                if !park(ctx, input, &delivery, &reason, publisher).await {
+                    return;
+                }
+            }
             if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
                 tracing::warn!(error = %e, "ack failed; the message will be redelivered and skipped");
             }
         }
         Err(ProcessError::Poison(p)) => {
-            let queue = ctx.settings.name(&input.queue());
-            tracing::warn!(reason = %p, %queue, "parking an unreadable message on salur.dead");
-            let parked = Outgoing {
-                exchange: ctx.settings.name(names::PARKED),
-                routing_key: "dead".into(),
-                payload: serde_json::to_vec(&PoisonMessage {
-                    v: messages::VERSION,
-                    queue: queue.clone(),
-                    reason: p.0.clone(),
-                    raw: String::from_utf8_lossy(&delivery.data).into_owned(),
-                })
-                .expect("serializes"),
-            };
-            match poison_publisher.publish_one(parked).await {
-                Ok(()) => {
-                    ctx.metrics.poison.with_label_values(&[input.label()]).inc();
-                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not park the message; it goes back to its queue");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await;
-                }
+            if park(ctx, input, &delivery, &p.0, publisher).await {
+                let _ = delivery.acker.ack(BasicAckOptions::default()).await;
             }
         }
         Err(ProcessError::Database(e)) => {
-            tracing::warn!(error = %e, "database error; the message goes back to its queue");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let _ = delivery
-                .acker
-                .nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await;
+            let attempt = attempt_of(&delivery.properties) + 1;
+            let max = match input {
+                Input::Stage(stage) => ctx.settings.max_attempts(stage),
+                Input::BankReplies => ctx.settings.max_attempts,
+            };
+            if attempt as i32 >= max {
+                let reason = format!(
+                    "RETRIES_EXHAUSTED: handling failed {attempt} times; last database error: {e}"
+                );
+                if park(ctx, input, &delivery, &reason, publisher).await {
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                return;
+            }
+            let original = Outgoing {
+                exchange: String::new(),
+                routing_key: String::new(),
+                payload: delivery.data.clone(),
+            };
+            let (again, tier) = via_retry_tier(&ctx.settings, input, attempt as i32, original);
+            tracing::warn!(error = %e, attempt, tier, "database error; the message is tried again after a delay");
+            match publisher.publish_attempt(&again, attempt).await {
+                Ok(()) => {
+                    ctx.metrics
+                        .retries
+                        .with_label_values(&[input.label(), tier])
+                        .inc();
+                    let _ = delivery.acker.ack(BasicAckOptions::default()).await;
+                }
+                Err(pe) => {
+                    tracing::warn!(error = %pe, "could not send the message to a retry tier; it goes back to its queue");
+                    requeue(&delivery).await;
+                }
+            }
         }
     }
 }
 
-fn record(m: &Metrics, t: &Tally) {
+/// Parks an unreadable message on `salur.dead` with its body and the reason. False if that
+/// failed (the message then goes back to its queue).
+async fn park(
+    ctx: &Ctx,
+    input: Input,
+    delivery: &Delivery,
+    reason: &str,
+    publisher: &Publisher,
+) -> bool {
+    let queue = ctx.settings.name(&input.queue());
+    let logged = redact_quoted(reason);
+    tracing::warn!(reason = %logged, %queue, "parking a message on salur.dead");
+    let parked = Outgoing {
+        exchange: ctx.settings.name(names::PARKED),
+        routing_key: "dead".into(),
+        payload: serde_json::to_vec(&PoisonMessage {
+            v: messages::VERSION,
+            queue: queue.clone(),
+            reason: if input == Input::BankReplies {
+                logged.clone()
+            } else {
+                reason.to_owned()
+            },
+            raw: kept_body(input, &delivery.data),
+        })
+        .expect("serializes"),
+    };
+    match publisher.publish_one(parked).await {
+        Ok(()) => {
+            ctx.metrics.poison.with_label_values(&[input.label()]).inc();
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not park the message; it goes back to its queue");
+            requeue(delivery).await;
+            false
+        }
+    }
+}
+
+/// Quoted parts of an error message (serde quotes the values it could not read, which may be a
+/// name or an account number) replaced by `…`.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The body kept on `salur.dead`. Salur's own stage messages carry only ids and are kept as
+/// they are; a bank's answer may carry account numbers and holders' names, which are masked
+/// (or, if it is not JSON, every digit).
+fn kept_body(input: Input, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body).into_owned();
+    if input != Input::BankReplies {
+        return text;
+    }
+    fn mask(v: &mut serde_json::Value) {
+        use crate::domain::{mask_digits, mask_words};
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    let personal =
+                        matches!(k.as_str(), "account_number" | "nik" | "kk" | "reference");
+                    let named = matches!(k.as_str(), "account_name" | "name" | "mother_name");
+                    match v {
+                        serde_json::Value::String(s) if personal => *s = mask_digits(s),
+                        serde_json::Value::String(s) if named => *s = mask_words(s),
+                        _ => mask(v),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(mask),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(mut v) => {
+            mask(&mut v);
+            v.to_string()
+        }
+        Err(_) => crate::domain::mask_all_digits(&text),
+    }
+}
+
+async fn requeue(delivery: &Delivery) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = delivery
+        .acker
+        .nack(BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        })
+        .await;
+}
+
+/// Adds what one consumed message did to the metrics that depend on where it came from.
+fn record_input(m: &Metrics, input: Input, t: &Tally) {
+    if let Input::Stage(stage) = input {
+        // Every record a stage handler took up leaves it with exactly one outcome.
+        let entered: u64 = t
+            .outcomes
+            .iter()
+            .filter(|((s, _), _)| *s == stage)
+            .map(|(_, n)| n)
+            .sum();
+        m.entered
+            .with_label_values(&[stage.as_str()])
+            .inc_by(entered);
+    }
+    if t.skipped > 0 {
+        m.skipped
+            .with_label_values(&[input.label()])
+            .inc_by(t.skipped);
+    }
+}
+
+/// Adds what one message (or sweep) did to the metrics.
+pub fn record(m: &Metrics, t: &Tally) {
+    for (program, n) in &t.received {
+        m.received.with_label_values(&[program]).inc_by(*n);
+    }
+    for (program, amount) in &t.requested {
+        use rust_decimal::prelude::ToPrimitive as _;
+        m.requested_idr
+            .with_label_values(&[program])
+            .inc_by(amount.to_f64().unwrap_or(0.0));
+    }
+    if let Some((bank, stage, seconds)) = &t.bank_round_trip {
+        m.bank_round_trip
+            .with_label_values(&[bank, stage.as_str()])
+            .observe(*seconds);
+    }
+    for ((stage, tier), n) in &t.retries {
+        m.retries
+            .with_label_values(&[stage.as_str(), tier])
+            .inc_by(*n);
+    }
     for ((stage, outcome), n) in &t.outcomes {
         m.records
             .with_label_values(&[stage.as_str(), outcome])
@@ -295,5 +530,43 @@ fn record(m: &Metrics, t: &Tally) {
         m.disbursed_idr
             .with_label_values(&[program])
             .inc_by(amount.to_f64().unwrap_or(0.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_leave_error_messages() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "MARIA NDOLU", expected u32 at line 1"#),
+            r#"invalid type: string "…", expected u32 at line 1"#
+        );
+        assert_eq!(
+            redact_quoted("value `0123456789` is bad"),
+            "value `…` is bad"
+        );
+        assert_eq!(redact_quoted("unterminated \"53710"), "unterminated \"…");
+    }
+
+    #[test]
+    fn a_parked_bank_answer_keeps_no_account_or_name_in_clear() {
+        let body = br#"{"v":9,"items":[{"item_id":"7","account_number":"0021234567890","account_name":"MARIA GORETI NDOLU"}]}"#;
+        let kept = kept_body(Input::BankReplies, body);
+        assert!(
+            !kept.contains("0021234567890") && !kept.contains("GORETI"),
+            "{kept}"
+        );
+        assert!(kept.contains(r#""item_id":"7""#), "{kept}");
+        assert_eq!(
+            kept_body(Input::BankReplies, b"acct 0021234567890"),
+            "acct *************"
+        );
+        let stage = br#"{"v":1,"record_ids":[1,2]}"#;
+        assert_eq!(
+            kept_body(Input::Stage(crate::messages::Stage::Transfer), stage),
+            String::from_utf8_lossy(stage)
+        );
     }
 }

@@ -62,38 +62,7 @@ async fn demo_batch_ends_2570_disbursed_430_blocked_with_reasons() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reason_code_blocks_its_record_with_that_reason() {
     common::within_limit(async {
-        type Defect = (&'static str, fn(&mut RawRecord));
-        let defects: Vec<Defect> = vec![
-            ("NIK_MISSING", |r| r.nik = None),
-            ("NIK_INVALID", |r| r.nik = Some("537101450880001".into())),
-            ("NIK_BIRTH_DATE_MISMATCH", |r| {
-                r.birth_date = Some("1981-08-05".into())
-            }),
-            ("NIK_SEX_MISMATCH", |r| r.sex = Some("L".into())),
-            ("KK_MISSING", |r| r.kk = None),
-            ("KK_INVALID", |r| r.kk = Some("1001010101200001".into())),
-            ("NAME_MISSING", |r| r.name = Some("  ".into())),
-            ("MOTHER_NAME_MISSING", |r| r.mother_name = None),
-            ("BIRTH_PLACE_MISSING", |r| r.birth_place = Some("-".into())),
-            ("BIRTH_DATE_MISSING", |r| r.birth_date = None),
-            ("BIRTH_DATE_INVALID", |r| {
-                r.birth_date = Some("31/02/1980".into())
-            }),
-            ("SEX_MISSING", |r| r.sex = None),
-            ("SEX_INVALID", |r| r.sex = Some("X".into())),
-            ("ADDRESS_MISSING", |r| r.address = None),
-            ("REGION_CODE_MISSING", |r| r.region_code = None),
-            ("REGION_CODE_INVALID", |r| {
-                r.region_code = Some("99.71.01.1001".into())
-            }),
-            ("BANK_UNKNOWN", |r| r.bank_code = Some("999".into())),
-            ("ACCOUNT_NUMBER_INVALID", |r| {
-                r.account_number = Some("12AB".into())
-            }),
-            ("AMOUNT_INVALID", |r| {
-                r.amount = Some("enam ratus ribu".into())
-            }),
-        ];
+        let defects = common::defects();
         let records: Vec<RawRecord> = defects
             .iter()
             .enumerate()

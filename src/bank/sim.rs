@@ -3,7 +3,7 @@
 //! do), answers inquiries, and settles transfers, never paying one idempotency key twice: a
 //! repeated request gets the first answer. Its ledger lives in the `bank_sim` schema.
 //!
-//! Faults for tests: transient errors, rejections, duplicated answers, delay, all seeded.
+//! Faults for tests: transient errors, rejections, duplicated or lost answers, delay, all seeded.
 
 use crate::bank::contract::*;
 use crate::broker::{Broker, Outgoing, Publisher, names, topology};
@@ -31,6 +31,9 @@ pub struct SimOptions {
     pub reject_rate: f64,
     /// Share of answers sent twice.
     pub duplicate_rate: f64,
+    /// Share of answers never sent: the request is carried out (an account opened, a transfer
+    /// paid) but the answer is lost, so salur must ask again after its bank timeout.
+    pub lost_answer_rate: f64,
     /// Wait before answering.
     pub delay: Duration,
     pub seed: u64,
@@ -45,6 +48,7 @@ impl Default for SimOptions {
             transient_error_rate: 0.0,
             reject_rate: 0.0,
             duplicate_rate: 0.0,
+            lost_answer_rate: 0.0,
             delay: Duration::ZERO,
             seed: 1,
             concurrency: 8,
@@ -269,7 +273,9 @@ impl Sim {
             routing_key: reply.kind.routing_key(&reply.bank_code),
             payload: serde_json::to_vec(&reply)?,
         };
-        let times = if self.roll(self.opts.duplicate_rate) {
+        let times = if self.roll(self.opts.lost_answer_rate) {
+            0
+        } else if self.roll(self.opts.duplicate_rate) {
             2
         } else {
             1

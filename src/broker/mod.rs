@@ -5,7 +5,7 @@
 mod publish;
 pub mod topology;
 
-pub use publish::{Outgoing, PublishError, Publisher};
+pub use publish::{ATTEMPT_HEADER, Outgoing, PublishError, Publisher, attempt_of};
 
 use crate::config::{Settings, redact_url};
 use anyhow::Context as _;
@@ -127,6 +127,28 @@ impl Broker {
             .await?;
         let _ = ch.close(200, "ok".into()).await;
         Ok(q.message_count())
+    }
+
+    /// Takes every message ready on `queue` (a base name) without acknowledging it. The caller
+    /// acks each one it removes; closing the returned channel puts the others back.
+    pub async fn take_all(
+        &self,
+        queue: &str,
+    ) -> anyhow::Result<(Channel, Vec<lapin::message::Delivery>)> {
+        let ch = self.channel().await?;
+        let name = self.settings.name(queue);
+        let mut taken = Vec::new();
+        while let Some(m) = ch
+            .basic_get(
+                name.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: false },
+            )
+            .await
+            .with_context(|| format!("reading queue {name}"))?
+        {
+            taken.push(m.delivery);
+        }
+        Ok((ch, taken))
     }
 
     /// Closes the connection; gives up waiting for the broker's answer after 5 s.

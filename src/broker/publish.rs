@@ -3,7 +3,29 @@
 
 use lapin::Confirmation;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
+
+/// The header carrying how many times a message's handling failed (set on messages sent to a
+/// retry tier by a consumer whose handler failed; absent means 0).
+pub const ATTEMPT_HEADER: &str = "x-salur-attempt";
+
+/// The attempt count a delivered message carries.
+pub fn attempt_of(properties: &BasicProperties) -> u32 {
+    properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(ATTEMPT_HEADER).cloned())
+        .and_then(|v| match v {
+            AMQPValue::LongUInt(n) => Some(n),
+            AMQPValue::LongLongInt(n) => u32::try_from(n).ok(),
+            AMQPValue::LongInt(n) => u32::try_from(n).ok(),
+            AMQPValue::ShortInt(n) => u32::try_from(n).ok(),
+            AMQPValue::ShortShortUInt(n) => Some(u32::from(n)),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
 
 /// A message to publish: exchange and routing key as they are on the broker (namespaced).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +71,26 @@ impl Publisher {
     /// window is the whole slice, not one at a time). Ok only if every message was acked and
     /// routed.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), PublishError> {
+        self.publish_with(messages, None).await
+    }
+
+    /// Publishes one message carrying its attempt count in [`ATTEMPT_HEADER`].
+    pub async fn publish_attempt(
+        &self,
+        message: &Outgoing,
+        attempt: u32,
+    ) -> Result<(), PublishError> {
+        let mut headers = FieldTable::default();
+        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
+        self.publish_with(std::slice::from_ref(message), Some(headers))
+            .await
+    }
+
+    async fn publish_with(
+        &self,
+        messages: &[Outgoing],
+        headers: Option<FieldTable>,
+    ) -> Result<(), PublishError> {
         let mut pending = Vec::with_capacity(messages.len());
         for m in messages {
             let confirm = self
@@ -61,9 +103,15 @@ impl Publisher {
                         ..Default::default()
                     },
                     &m.payload,
-                    BasicProperties::default()
-                        .with_delivery_mode(2)
-                        .with_content_type("application/json".into()),
+                    {
+                        let p = BasicProperties::default()
+                            .with_delivery_mode(2)
+                            .with_content_type("application/json".into());
+                        match &headers {
+                            Some(h) => p.with_headers(h.clone()),
+                            None => p,
+                        }
+                    },
                 )
                 .await?;
             pending.push((m, confirm));

@@ -14,14 +14,14 @@ use std::collections::BTreeMap;
 /// The definitions file, compiled into the binary.
 pub const DEFINITIONS: &str = include_str!("../../queues/topology.json");
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Definitions {
     pub exchanges: Vec<ExchangeDef>,
     pub queues: Vec<QueueDef>,
     pub bindings: Vec<BindingDef>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ExchangeDef {
     pub name: String,
     #[serde(rename = "type")]
@@ -29,7 +29,7 @@ pub struct ExchangeDef {
     pub durable: bool,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct QueueDef {
     pub name: String,
     pub durable: bool,
@@ -37,7 +37,7 @@ pub struct QueueDef {
     pub arguments: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct BindingDef {
     pub source: String,
     pub destination: String,
@@ -46,6 +46,46 @@ pub struct BindingDef {
 
 pub fn definitions() -> Definitions {
     serde_json::from_str(DEFINITIONS).expect("queues/topology.json is valid (checked by tests)")
+}
+
+/// Queues of the retry delay tiers are named `salur.retry.<tier>`.
+const RETRY_QUEUE_PREFIX: &str = "salur.retry.";
+
+/// The definitions with the retry tiers of `settings` (`SALUR_RETRY_TIERS`) instead of the
+/// file's default ones: one queue per tier, its TTL the tier's delay, arguments as the file's.
+pub fn definitions_for(settings: &crate::config::Settings) -> Definitions {
+    let mut defs = definitions();
+    let template = defs
+        .queues
+        .iter()
+        .find(|q| q.name.starts_with(RETRY_QUEUE_PREFIX))
+        .cloned()
+        .expect("queues/topology.json has retry tier queues");
+    let exchange = defs
+        .bindings
+        .iter()
+        .find(|b| b.destination.starts_with(RETRY_QUEUE_PREFIX))
+        .map(|b| b.source.clone())
+        .expect("retry tier queues are bound");
+    defs.queues
+        .retain(|q| !q.name.starts_with(RETRY_QUEUE_PREFIX));
+    defs.bindings
+        .retain(|b| !b.destination.starts_with(RETRY_QUEUE_PREFIX));
+    for tier in &settings.retry_tiers {
+        let mut q = template.clone();
+        q.name = format!("{RETRY_QUEUE_PREFIX}{}", tier.name);
+        q.arguments.insert(
+            "x-message-ttl".into(),
+            serde_json::Value::from(tier.delay.as_millis() as u64),
+        );
+        defs.bindings.push(BindingDef {
+            source: exchange.clone(),
+            destination: q.name.clone(),
+            routing_key: format!("{}.*", tier.name),
+        });
+        defs.queues.push(q);
+    }
+    defs
 }
 
 /// Arguments whose value names an exchange, and so takes the namespace too.
@@ -77,7 +117,7 @@ fn arguments(
 /// Declares every exchange, queue and binding. Safe to run any number of times, by any number
 /// of processes.
 pub async fn declare(broker: &Broker) -> anyhow::Result<()> {
-    let defs = definitions();
+    let defs = definitions_for(&broker.settings);
     let ch = broker.channel().await?;
     for e in &defs.exchanges {
         let kind = match e.kind.as_str() {
@@ -131,7 +171,7 @@ pub async fn declare(broker: &Broker) -> anyhow::Result<()> {
 
 /// Deletes every queue and exchange of the namespace (tests clean up with this).
 pub async fn delete(broker: &Broker) -> anyhow::Result<()> {
-    let defs = definitions();
+    let defs = definitions_for(&broker.settings);
     let ch = broker.channel().await?;
     for q in &defs.queues {
         ch.queue_delete(
@@ -154,6 +194,40 @@ pub async fn delete(broker: &Broker) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_tiers_come_from_the_settings() {
+        let mut settings = crate::config::Settings::default();
+        let defaults = definitions_for(&settings);
+        let file = definitions();
+        assert_eq!(defaults.queues.len(), file.queues.len());
+        settings.retry_tiers = crate::config::RetryTier::parse_list("1s,3s").unwrap();
+        let defs = definitions_for(&settings);
+        let retry: Vec<_> = defs
+            .queues
+            .iter()
+            .filter(|q| q.name.starts_with(RETRY_QUEUE_PREFIX))
+            .map(|q| (q.name.as_str(), q.arguments["x-message-ttl"].as_u64()))
+            .collect();
+        assert_eq!(
+            retry,
+            [
+                ("salur.retry.1s", Some(1000)),
+                ("salur.retry.3s", Some(3000))
+            ]
+        );
+        assert!(
+            defs.bindings
+                .iter()
+                .any(|b| b.destination == "salur.retry.3s" && b.routing_key == "3s.*")
+        );
+        assert!(
+            !defs
+                .bindings
+                .iter()
+                .any(|b| b.destination == "salur.retry.5s")
+        );
+    }
 
     #[test]
     fn definitions_parse_and_every_queue_is_quorum() {

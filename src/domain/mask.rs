@@ -22,9 +22,39 @@ pub fn mask_digits(input: &str) -> String {
         .collect()
 }
 
+/// Masks text such as a name, a place or an address: each word keeps its first character,
+/// e.g. `Maria Goreti Ndolu` → `M**** G***** N****`.
+pub fn mask_words(input: &str) -> String {
+    input
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .enumerate()
+                .map(|(i, c)| if i == 0 { c } else { '*' })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Masks every digit (a birth date keeps only its shape: `****-**-**`).
+pub fn mask_all_digits(input: &str) -> String {
+    input
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '*' } else { c })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_keep_only_their_first_letter() {
+        assert_eq!(mask_words("Maria  Goreti Ndolu"), "M**** G***** N****");
+        assert_eq!(mask_words(""), "");
+        assert_eq!(mask_all_digits("05-08-1980"), "**-**-****");
+    }
 
     #[test]
     fn a_nik_keeps_its_first_and_last_four_digits() {

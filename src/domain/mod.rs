@@ -33,7 +33,7 @@ pub use amount::{Amount, AmountError};
 pub use bank::{AccountNumber, AccountNumberError, BankCode, BankCodeError};
 pub use date::parse_date;
 pub use kk::{Kk, KkError};
-pub use mask::mask_digits;
+pub use mask::{mask_all_digits, mask_digits, mask_words};
 pub use name::{names_match, normalise_name};
 pub use nik::{Nik, NikError};
 pub use reason::{Reason, ReasonCode};

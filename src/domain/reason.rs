@@ -38,6 +38,8 @@ pub enum ReasonCode {
     TransferRejected,
     // Operations.
     RetriesExhausted,
+    /// Closed for good by an operator (`salur dlq discard`), the why in the audit table.
+    Discarded,
 }
 
 impl ReasonCode {
@@ -67,6 +69,7 @@ impl ReasonCode {
         Self::DoubleRecipient,
         Self::TransferRejected,
         Self::RetriesExhausted,
+        Self::Discarded,
     ];
 
     /// The stable code, e.g. `NIK_MISSING`.
@@ -97,6 +100,7 @@ impl ReasonCode {
             Self::DoubleRecipient => "DOUBLE_RECIPIENT",
             Self::TransferRejected => "TRANSFER_REJECTED",
             Self::RetriesExhausted => "RETRIES_EXHAUSTED",
+            Self::Discarded => "DISCARDED",
         }
     }
 

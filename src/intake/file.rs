@@ -356,6 +356,23 @@ fn set_field(record: &mut RawRecord, field: Field, value: Option<String>) {
     *slot = value;
 }
 
+/// The English keys of the fields of a record, in file order (`nik`, `kk`, `name`, …).
+pub fn field_keys() -> impl Iterator<Item = &'static str> {
+    FIELDS.iter().map(|f| f.key)
+}
+
+/// Sets the field a header name or key stands for (Indonesian or English, any case) and
+/// returns its English key; `None` if no field has that name.
+pub fn set_named_field(
+    record: &mut RawRecord,
+    name: &str,
+    value: Option<String>,
+) -> Option<&'static str> {
+    let spec = &FIELDS[field_index(name)?];
+    set_field(record, spec.field, value);
+    Some(spec.key)
+}
+
 /// Trimmed cell text, `None` when nothing is left.
 fn cell(text: &str) -> Option<String> {
     let text = text.trim();

@@ -23,6 +23,9 @@ pub struct DemoBatch {
     pub records: Vec<RawRecord>,
     /// How many records carry each reason (a record with two problems counts under both).
     pub expected_reasons: BTreeMap<ReasonCode, u32>,
+    /// The complete version of each incomplete record, by row: what the office finds in its
+    /// own files when it fixes the record.
+    pub corrected: BTreeMap<u32, RawRecord>,
 }
 
 /// Generates `recipients` records of which exactly `incomplete` (clamped to `recipients`) have
@@ -34,6 +37,7 @@ pub fn generate(recipients: u32, incomplete: u32, seed: u64) -> DemoBatch {
     let mut serials = SerialCounter::default();
     let mut records = Vec::with_capacity(recipients as usize);
     let mut expected_reasons = BTreeMap::new();
+    let mut corrected = BTreeMap::new();
 
     // Problems for the incomplete records: every kind once, then by weight; shuffled so the
     // guaranteed ones are not all at the top of the file.
@@ -68,6 +72,7 @@ pub fn generate(recipients: u32, incomplete: u32, seed: u64) -> DemoBatch {
         let mut record = person.render(&mut rng, i + 1);
         if still_needed > 0 && rng.random_range(0..remaining) < still_needed {
             still_needed -= 1;
+            corrected.insert(record.row, record.clone());
             let codes = problems
                 .next()
                 .expect("one problem list per incomplete record");
@@ -81,6 +86,7 @@ pub fn generate(recipients: u32, incomplete: u32, seed: u64) -> DemoBatch {
     DemoBatch {
         records,
         expected_reasons,
+        corrected,
     }
 }
 
@@ -136,6 +142,51 @@ pub fn write_csv<W: Write>(records: &[RawRecord], writer: W) -> std::io::Result<
     csv.write_record(CSV_HEADER)?;
     for r in records {
         csv.write_record(csv_cells(r))?;
+    }
+    csv.flush()
+}
+
+/// A corrections file for `records` (as spoiled) from their complete versions: a `row` column
+/// and one column per field, filled only where the value must change.
+pub fn write_corrections<W: Write>(
+    records: &[RawRecord],
+    corrected: &BTreeMap<u32, RawRecord>,
+    writer: W,
+) -> std::io::Result<()> {
+    let fields = |r: &RawRecord| {
+        [
+            r.nik.clone(),
+            r.kk.clone(),
+            r.name.clone(),
+            r.mother_name.clone(),
+            r.birth_place.clone(),
+            r.birth_date.clone(),
+            r.sex.clone(),
+            r.address.clone(),
+            r.region_code.clone(),
+            r.phone.clone(),
+            r.bank_code.clone(),
+            r.account_number.clone(),
+            r.amount.clone(),
+        ]
+    };
+    let mut csv = csv::Writer::from_writer(writer);
+    let mut header = vec!["row".to_owned()];
+    header.extend(crate::intake::file::field_keys().map(str::to_owned));
+    csv.write_record(&header)?;
+    for r in records {
+        let Some(good) = corrected.get(&r.row) else {
+            continue;
+        };
+        let mut cells = vec![r.row.to_string()];
+        for (now, want) in fields(r).into_iter().zip(fields(good)) {
+            cells.push(if now == want {
+                String::new()
+            } else {
+                want.unwrap_or_default()
+            });
+        }
+        csv.write_record(&cells)?;
     }
     csv.flush()
 }

@@ -27,6 +27,11 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Give up waiting after this long.
     pub timeout: Duration,
+    /// How the simulated bank misbehaves (transient errors, lost answers).
+    pub bank: SimOptions,
+    /// After the first pass, fix the blocked records from a corrections file (as an office
+    /// would), replay them and wait again.
+    pub fix: bool,
 }
 
 impl Default for DemoOptions {
@@ -37,6 +42,8 @@ impl Default for DemoOptions {
             seed: 42,
             progress: true,
             timeout: Duration::from_secs(600),
+            fix: false,
+            bank: SimOptions::default(),
         }
     }
 }
@@ -50,12 +57,37 @@ pub struct DemoSummary {
     pub incomplete: u32,
     pub disbursed: i64,
     pub blocked: i64,
+    /// Records whose retries ran out (only with bank faults).
+    pub dead: i64,
+    /// Retries per `stage/tier`, from the worker's metrics.
+    pub retries: BTreeMap<String, u64>,
+    /// Whether the bank was told to misbehave: then a few records may end dead.
+    pub bank_faults: bool,
     /// Records per blocked reason, as the pipeline found them.
     pub blocked_reasons: BTreeMap<String, i64>,
     /// What the generator put in, per reason: the demo checks that the pipeline found exactly this.
     pub expected_reasons: BTreeMap<String, u32>,
     pub wall_seconds: f64,
     pub records_per_second: f64,
+    pub status: BatchStatus,
+    /// The second pass of `--fix`.
+    pub fix: Option<FixSummary>,
+}
+
+/// What `--fix` did: corrections, replay, and where the batch ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct FixSummary {
+    pub corrections_file: PathBuf,
+    /// Records corrected, and of those the ones complete afterwards.
+    pub corrected: usize,
+    pub complete_after_fix: usize,
+    pub replayed: u64,
+    pub still_blocked: usize,
+    pub disbursed: i64,
+    pub blocked: i64,
+    /// Messages left on `salur.blocked` once the batch settled again.
+    pub blocked_queue_messages: u32,
+    pub wall_seconds: f64,
     pub status: BatchStatus,
 }
 
@@ -86,7 +118,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     services.spawn(sim::run(
         settings.clone(),
         pool.clone(),
-        SimOptions::default(),
+        opts.bank.clone(),
         cancel.clone(),
     ));
     if let Some(addr) = settings.metrics_addr {
@@ -125,18 +157,24 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         );
         bar
     });
-    let waited = batch::wait(&pool, batch_id, Some(opts.timeout), |s| {
-        if let Some(bar) = &bar {
-            bar.set_position((s.records - s.in_flight) as u64);
-            bar.set_message(format!(
-                "disbursed {}, blocked {}",
-                s.count(State::Disbursed),
-                s.count(State::Blocked)
-            ));
-        }
-    })
-    .await;
+    let waited = batch::wait(&pool, batch_id, Some(opts.timeout), |s| progress(&bar, s)).await;
     let elapsed = started.elapsed();
+    let fixed = match (&waited, opts.fix) {
+        (Ok(_), true) => Some(
+            fix_and_replay(
+                settings,
+                &pool,
+                &demo,
+                &info,
+                batch_id,
+                &file,
+                opts.timeout,
+                &bar,
+            )
+            .await,
+        ),
+        _ => None,
+    };
     if let Some(bar) = bar {
         bar.finish();
     }
@@ -149,6 +187,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
             );
         }
     }
+    let fix = fixed.transpose()?;
     let status = waited?;
     let blocked_reasons: BTreeMap<String, i64> = status.reasons.clone();
     let summary = DemoSummary {
@@ -158,6 +197,9 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         incomplete: opts.incomplete,
         disbursed: status.count(State::Disbursed),
         blocked: status.count(State::Blocked),
+        dead: status.count(State::Dead),
+        retries: retries(&metrics),
+        bank_faults: opts.bank.transient_error_rate > 0.0 || opts.bank.lost_answer_rate > 0.0,
         blocked_reasons,
         expected_reasons: demo
             .expected_reasons
@@ -167,8 +209,110 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         wall_seconds: elapsed.as_secs_f64(),
         records_per_second: f64::from(opts.recipients) / elapsed.as_secs_f64().max(1e-9),
         status,
+        fix,
     };
     Ok(summary)
+}
+
+/// `stage/tier -> retries` from the worker's counters.
+fn retries(metrics: &Metrics) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for family in metrics.registry.gather() {
+        if family.name() != "salur_retries_total" {
+            continue;
+        }
+        for m in family.get_metric() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_owned())
+                    .unwrap_or_default()
+            };
+            let key = format!("{}/{}", label("stage"), label("tier"));
+            *out.entry(key).or_default() += m.get_counter().value() as u64;
+        }
+    }
+    out
+}
+
+fn progress(bar: &Option<indicatif::ProgressBar>, s: &BatchStatus) {
+    if let Some(bar) = bar {
+        bar.set_position((s.records - s.in_flight) as u64);
+        bar.set_message(format!(
+            "disbursed {}, blocked {}",
+            s.count(State::Disbursed),
+            s.count(State::Blocked)
+        ));
+    }
+}
+
+/// The office's second pass: a corrections file for the blocked rows (from its own complete
+/// records), `fix_file`, `replay`, and wait until the batch settles again.
+#[allow(clippy::too_many_arguments)]
+async fn fix_and_replay(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    demo: &generate::DemoBatch,
+    info: &BatchInfo,
+    batch_id: Uuid,
+    file: &std::path::Path,
+    timeout: Duration,
+    bar: &Option<indicatif::ProgressBar>,
+) -> anyhow::Result<FixSummary> {
+    use super::remediate::{self, Filter, Scope};
+    let started = Instant::now();
+    let corrections_file = file.with_extension("corrections.csv");
+    generate::write_corrections(
+        &demo.records,
+        &demo.corrected,
+        std::fs::File::create(&corrections_file)?,
+    )?;
+    let scope = Scope::Office(info.office.clone());
+    let name = corrections_file.display().to_string();
+    let fixes = remediate::fix_file(
+        pool,
+        &scope,
+        batch_id,
+        &name,
+        std::fs::File::open(&corrections_file)?,
+    )
+    .await?;
+    let replay = remediate::replay(
+        settings,
+        pool,
+        &scope,
+        &Filter {
+            batch_id: Some(batch_id),
+            state: Some(State::Blocked),
+            ..Default::default()
+        },
+    )
+    .await?;
+    if let Some(bar) = bar {
+        bar.set_position(0);
+    }
+    let status = batch::wait(pool, batch_id, Some(timeout), |s| progress(bar, s)).await?;
+    // Blocked-queue messages of replayed records are removed by the replay; wait for the
+    // pipeline's own parked messages (if any record blocked again) to reach the queue.
+    super::submit::publish_now(settings, pool).await;
+    let broker = Broker::connect(settings).await?;
+    let blocked_queue_messages = broker
+        .queue_depth(crate::broker::names::BLOCKED_QUEUE)
+        .await?;
+    broker.close().await;
+    Ok(FixSummary {
+        corrections_file,
+        corrected: fixes.len(),
+        complete_after_fix: fixes.iter().filter(|f| f.ready).count(),
+        replayed: replay.replayed.values().sum(),
+        still_blocked: replay.still_blocked.len(),
+        disbursed: status.count(State::Disbursed),
+        blocked: status.count(State::Blocked),
+        blocked_queue_messages,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        status,
+    })
 }
 
 impl DemoSummary {
@@ -176,10 +320,12 @@ impl DemoSummary {
     pub fn discrepancies(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let complete = i64::from(self.recipients - self.incomplete);
-        if self.disbursed != complete {
+        // With a misbehaving bank a few records may run out of retries: they end dead, never lost.
+        let dead_allowed = if self.bank_faults { self.dead } else { 0 };
+        if self.disbursed + dead_allowed != complete || (!self.bank_faults && self.dead != 0) {
             problems.push(format!(
-                "expected {complete} disbursed, got {}",
-                self.disbursed
+                "expected {complete} disbursed (or dead with a faulty bank), got {} disbursed and {} dead",
+                self.disbursed, self.dead
             ));
         }
         if self.blocked != i64::from(self.incomplete) {
@@ -199,6 +345,21 @@ impl DemoSummary {
                 self.blocked_reasons
             ));
         }
+        if let Some(fix) = &self.fix {
+            let all = i64::from(self.recipients) - dead_allowed;
+            if fix.disbursed != all {
+                problems.push(format!(
+                    "after fixing and replaying, expected {all} disbursed, got {}",
+                    fix.disbursed
+                ));
+            }
+            if fix.blocked_queue_messages != 0 {
+                problems.push(format!(
+                    "{} messages are still on salur.blocked after every record was fixed",
+                    fix.blocked_queue_messages
+                ));
+            }
+        }
         problems
     }
 }
@@ -215,6 +376,33 @@ impl std::fmt::Display for DemoSummary {
             self.recipients,
             self.wall_seconds,
             self.records_per_second
-        )
+        )?;
+        if !self.retries.is_empty() || self.dead > 0 {
+            let total: u64 = self.retries.values().sum();
+            writeln!(
+                f,
+                "retries: {total} {:?}; dead (retries exhausted): {}",
+                self.retries, self.dead
+            )?;
+        }
+        if let Some(fix) = &self.fix {
+            writeln!(
+                f,
+                "\n--fix: corrections file {}",
+                fix.corrections_file.display()
+            )?;
+            writeln!(
+                f,
+                "{} records corrected ({} complete), {} replayed, {} still blocked",
+                fix.corrected, fix.complete_after_fix, fix.replayed, fix.still_blocked
+            )?;
+            write!(f, "{}", fix.status)?;
+            writeln!(
+                f,
+                "{} disbursed, {} blocked, {} messages left on salur.blocked; second pass {:.1} s",
+                fix.disbursed, fix.blocked, fix.blocked_queue_messages, fix.wall_seconds
+            )?;
+        }
+        Ok(())
     }
 }

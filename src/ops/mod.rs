@@ -2,4 +2,5 @@
 
 pub mod batch;
 pub mod demo;
+pub mod remediate;
 pub mod submit;

@@ -10,7 +10,7 @@ use crate::broker::{Outgoing, names};
 use crate::config::Settings;
 use crate::domain::{Recipient, validate};
 use crate::messages::{Stage, StageMessage};
-use crate::store::{Change, State, records};
+use crate::store::{Change, RecordRow, State};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -21,15 +21,17 @@ pub async fn handle(
     conn: &mut PgConnection,
     msg: &StageMessage,
 ) -> sqlx::Result<Tally> {
-    let rows = records::lock_in_state(conn, &msg.record_ids, State::Received).await?;
-    let mut tally = Tally {
-        skipped: (msg.record_ids.len() - rows.len()) as u64,
-        ..Default::default()
-    };
+    let mut tally = Tally::default();
+    let rows = tally.lock(conn, &msg.record_ids, State::Received).await?;
     let mut changes = Vec::with_capacity(rows.len());
     let mut out = Vec::new();
-    let mut complete: Vec<(&crate::store::RecordRow, Recipient)> = Vec::new();
+    let mut complete: Vec<(&RecordRow, Recipient)> = Vec::new();
     for row in &rows {
+        if row.attempts == 0 {
+            *tally.received.entry(row.program.clone()).or_default() += 1;
+            *tally.requested.entry(row.program.clone()).or_default() +=
+                row.amount.unwrap_or_default();
+        }
         match validate(&row.raw()) {
             Ok(recipient) => {
                 let mut c = Change::to(row.id, State::AccountRequested);
@@ -49,7 +51,15 @@ pub async fn handle(
     tally.count(STAGE, "blocked", (rows.len() - complete.len()) as u64);
     tally.count(STAGE, "advanced", complete.len() as u64);
 
-    // One request per bank and kind.
+    out.extend(requests(settings, &complete));
+    write(conn, State::Received, &changes, &out).await?;
+    Ok(tally)
+}
+
+/// One request per bank and kind (open, or confirm an account the office gave) for these
+/// complete records.
+pub fn requests(settings: &Settings, complete: &[(&RecordRow, Recipient)]) -> Vec<Outgoing> {
+    let mut out = Vec::new();
     let by_bank = group_by(complete.iter().map(|(r, _)| *r), |r| {
         (r.bank_code.clone(), r.account_number.is_some())
     });
@@ -87,8 +97,7 @@ pub async fn handle(
         };
         out.push(bank_request(settings, &bank_code, body));
     }
-    write(conn, State::Received, &changes, &out).await?;
-    Ok(tally)
+    out
 }
 
 fn open_item(id: i64, rec: &Recipient) -> AccountOpenItem {

@@ -12,7 +12,7 @@ use crate::broker::{Outgoing, names};
 use crate::config::Settings;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::{self, ParkedRecord, Stage, StageMessage};
-use crate::store::{Change, RecordRow, State};
+use crate::store::{Attempt, Change, RecordRow, State};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeMap;
@@ -54,9 +54,37 @@ pub struct Tally {
     /// Records named by the message that were not in the expected state (redelivery, late or
     /// duplicate answer): nothing was done to them.
     pub skipped: u64,
+    /// Ids the message named that are no record at all: the message is parked on `salur.dead`
+    /// (after the known records were handled).
+    pub unknown_ids: Vec<i64>,
+    /// `(stage, tier) -> records` sent to a retry tier.
+    pub retries: BTreeMap<(Stage, String), u64>,
+    /// `program -> records` taken up by account opening fresh: on their first attempt, or
+    /// replayed after a fix.
+    pub received: BTreeMap<String, u64>,
+    /// `program -> IDR` requested for those records.
+    pub requested: BTreeMap<String, Decimal>,
+    /// A bank answer: `(bank code, stage, seconds since its request was committed)`.
+    pub bank_round_trip: Option<(String, Stage, f64)>,
 }
 
 impl Tally {
+    /// Locks the records of `ids` still in `state`; counts the others as skipped and notes ids
+    /// that are no record at all.
+    pub async fn lock(
+        &mut self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+        state: State,
+    ) -> sqlx::Result<Vec<RecordRow>> {
+        let rows = crate::store::records::lock_in_state(conn, ids, state).await?;
+        if rows.len() < ids.len() {
+            self.skipped += (ids.len() - rows.len()) as u64;
+            self.unknown_ids = crate::store::records::missing(conn, ids).await?;
+        }
+        Ok(rows)
+    }
+
     pub fn count(&mut self, stage: Stage, outcome: &'static str, n: u64) {
         if n > 0 {
             *self.outcomes.entry((stage, outcome)).or_default() += n;
@@ -85,8 +113,52 @@ pub enum ProcessError {
 }
 
 /// Handles one message in one transaction. Redelivery-safe: records already past the expected
-/// state are skipped.
+/// state are skipped. A transaction that failed for a passing reason (a serialization failure,
+/// a deadlock, a dropped connection) is tried again at once, a few times, with jittered backoff;
+/// what still fails is returned for the consumer to send through a retry tier.
 pub async fn process_one(
+    settings: &Settings,
+    pool: &PgPool,
+    input: Input,
+    body: &[u8],
+) -> Result<Tally, ProcessError> {
+    use backon::{ExponentialBuilder, Retryable as _};
+    (|| process_once(settings, pool, input, body))
+        .retry(
+            ExponentialBuilder::default()
+                .with_jitter()
+                .with_min_delay(std::time::Duration::from_millis(50))
+                .with_max_delay(std::time::Duration::from_secs(2))
+                .with_max_times(4),
+        )
+        .when(|e| matches!(e, ProcessError::Database(e) if transient(e)))
+        .notify(|e, after| {
+            tracing::debug!(error = %e, ?after, input = input.label(), "transaction failed; trying again")
+        })
+        .await
+}
+
+/// A database error that may pass if the same transaction is tried again.
+pub fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // serialization failure, deadlock, connection exceptions, server shutting down or
+            // starting, too many connections
+            matches!(
+                c.as_ref(),
+                "40001" | "40P01" | "57P01" | "57P02" | "57P03" | "53300"
+            ) || c.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
+async fn process_once(
     settings: &Settings,
     pool: &PgPool,
     input: Input,
@@ -96,6 +168,8 @@ pub async fn process_one(
     let tally = match input {
         Input::Stage(stage) => {
             let msg = decode_stage(body, stage)?;
+            tracing::Span::current().record("batch_id", tracing::field::display(msg.batch_id));
+            tracing::debug!(batch_id = %msg.batch_id, record_ids = ?msg.record_ids, "stage message");
             match stage {
                 Stage::AccountOpening => account_opening::handle(settings, &mut tx, &msg).await?,
                 Stage::Verification => verification::handle(settings, &mut tx, &msg).await?,
@@ -104,6 +178,13 @@ pub async fn process_one(
         }
         Input::BankReplies => {
             let reply = replies::decode(body)?;
+            tracing::debug!(
+                request_id = %reply.request_id,
+                bank = %crate::metrics::bank_label(&reply.bank_code),
+                kind = reply.kind.as_str(),
+                record_ids = ?reply.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(),
+                "bank answer"
+            );
             replies::handle(settings, &mut tx, &reply).await?
         }
     };
@@ -144,12 +225,30 @@ pub fn stage_message(settings: &Settings, stage: Stage, batch_id: Uuid, ids: Vec
             stage,
             batch_id,
             record_ids: ids,
+            attempt: None,
         }),
     }
 }
 
-/// Delay tiers of `queues/topology.json`, shortest first.
-pub const RETRY_TIERS: [&str; 5] = ["5s", "30s", "2m", "10m", "1h"];
+/// `message` again after the delay of the retry tier for this attempt (1-based): published to
+/// `salur.retry` as `<tier>.<input>`, dead-lettered back to `salur.work` when the tier's TTL
+/// ends, and from there to the input's queue.
+pub fn via_retry_tier(
+    settings: &Settings,
+    input: Input,
+    attempt: i32,
+    message: Outgoing,
+) -> (Outgoing, &str) {
+    let tier = settings.retry_tier(attempt);
+    (
+        Outgoing {
+            exchange: settings.name(names::RETRY),
+            routing_key: format!("{}.{}", tier.name, input.label()),
+            payload: message.payload,
+        },
+        tier.name.as_str(),
+    )
+}
 
 /// Work for `stage` again, after the delay of the tier for this attempt (1-based).
 pub fn retry_message(
@@ -159,11 +258,18 @@ pub fn retry_message(
     batch_id: Uuid,
     ids: Vec<i64>,
 ) -> Outgoing {
-    let tier = RETRY_TIERS[(attempt.max(1) as usize - 1).min(RETRY_TIERS.len() - 1)];
-    let mut m = stage_message(settings, stage, batch_id, ids);
-    m.exchange = settings.name(names::RETRY);
-    m.routing_key = format!("{tier}.{}", stage.as_str());
-    m
+    let m = Outgoing {
+        exchange: String::new(),
+        routing_key: String::new(),
+        payload: json(&StageMessage {
+            v: messages::VERSION,
+            stage,
+            batch_id,
+            record_ids: ids,
+            attempt: u32::try_from(attempt).ok(),
+        }),
+    };
+    via_retry_tier(settings, Input::Stage(stage), attempt, m).0
 }
 
 /// A record parked on `salur.blocked` (state blocked) or `salur.dead` (state dead).
@@ -173,15 +279,9 @@ pub fn parked_message(
     stage: Stage,
     change: &Change,
 ) -> Outgoing {
-    let routing_key = if change.to == State::Dead {
-        "dead"
-    } else {
-        "blocked"
-    };
-    Outgoing {
-        exchange: settings.name(names::PARKED),
-        routing_key: routing_key.to_owned(),
-        payload: json(&ParkedRecord {
+    parked_record(
+        settings,
+        ParkedRecord {
             v: messages::VERSION,
             record_id: row.id,
             batch_id: row.batch_id,
@@ -189,7 +289,30 @@ pub fn parked_message(
             stage,
             state: change.to.as_str().to_owned(),
             reasons: change.reasons.clone(),
-        }),
+        },
+    )
+}
+
+/// The message that parks a record: routed `dead` or `blocked` by its state.
+pub fn parked_record(settings: &Settings, parked: ParkedRecord) -> Outgoing {
+    let routing_key = if parked.state == State::Dead.as_str() {
+        "dead"
+    } else {
+        "blocked"
+    };
+    tracing::debug!(
+        record_id = parked.record_id,
+        batch_id = %parked.batch_id,
+        row = parked.row,
+        stage = %parked.stage,
+        queue = routing_key,
+        reasons = ?parked.reasons.iter().map(|r| r.code.as_str()).collect::<Vec<_>>(),
+        "record parked"
+    );
+    Outgoing {
+        exchange: settings.name(names::PARKED),
+        routing_key: routing_key.to_owned(),
+        payload: json(&parked),
     }
 }
 
@@ -220,25 +343,29 @@ pub fn retry_or_dead(
     let mut retry: BTreeMap<(Uuid, i32), Vec<i64>> = BTreeMap::new();
     for row in rows {
         let attempt = row.attempts + 1;
-        if attempt >= settings.max_attempts {
+        if attempt >= settings.max_attempts(stage) {
             let reasons = vec![Reason::new(
                 ReasonCode::RetriesExhausted,
                 "record",
                 format!("{stage} failed {attempt} times, last: {why}; an operator must decide"),
             )];
             tally.reasons(stage, &reasons);
-            let mut c = Change::to(row.id, State::Dead)
+            let c = Change::to(row.id, State::Dead)
                 .with_reasons(reasons)
-                .with_detail(serde_json::json!({"attempt": attempt, "error": why}));
-            c.attempt = true;
+                .with_detail(serde_json::json!({"attempt": attempt, "error": why}))
+                .with_attempt(Attempt::Count);
             out.push(parked_message(settings, row, stage, &c));
             changes.push(c);
             tally.count(stage, "dead", 1);
         } else {
-            let mut c = Change::to(row.id, back_to)
-                .with_detail(serde_json::json!({"attempt": attempt, "error": why}));
-            c.attempt = true;
+            let tier = &settings.retry_tier(attempt).name;
+            let c = Change::to(row.id, back_to)
+                .with_detail(
+                    serde_json::json!({"attempt": attempt, "error": why, "retry_in": tier}),
+                )
+                .with_attempt(Attempt::Count);
             changes.push(c);
+            *tally.retries.entry((stage, tier.clone())).or_default() += 1;
             retry
                 .entry((row.batch_id, attempt))
                 .or_default()

@@ -6,7 +6,7 @@ use super::{Tally, group_by, write};
 use crate::bank::contract::{Money, RequestBody, TransferItem};
 use crate::config::Settings;
 use crate::messages::{Stage, StageMessage};
-use crate::store::{Change, RecordRow, State, records};
+use crate::store::{Change, RecordRow, State};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -25,11 +25,8 @@ pub async fn handle(
     conn: &mut PgConnection,
     msg: &StageMessage,
 ) -> sqlx::Result<Tally> {
-    let rows = records::lock_in_state(conn, &msg.record_ids, State::Verified).await?;
-    let mut tally = Tally {
-        skipped: (msg.record_ids.len() - rows.len()) as u64,
-        ..Default::default()
-    };
+    let mut tally = Tally::default();
+    let rows = tally.lock(conn, &msg.record_ids, State::Verified).await?;
     let changes: Vec<Change> = rows
         .iter()
         .map(|r| Change::to(r.id, State::TransferRequested))

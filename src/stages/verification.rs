@@ -7,7 +7,7 @@ use super::{Tally, parked_message, stage_message, write};
 use crate::config::Settings;
 use crate::domain::{Reason, ReasonCode, names_match};
 use crate::messages::{Stage, StageMessage};
-use crate::store::{Change, State, records};
+use crate::store::{Attempt, Change, State};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 
@@ -18,11 +18,10 @@ pub async fn handle(
     conn: &mut PgConnection,
     msg: &StageMessage,
 ) -> sqlx::Result<Tally> {
-    let rows = records::lock_in_state(conn, &msg.record_ids, State::AccountOpened).await?;
-    let mut tally = Tally {
-        skipped: (msg.record_ids.len() - rows.len()) as u64,
-        ..Default::default()
-    };
+    let mut tally = Tally::default();
+    let rows = tally
+        .lock(conn, &msg.record_ids, State::AccountOpened)
+        .await?;
     let mut changes = Vec::with_capacity(rows.len());
     let mut out = Vec::new();
 
@@ -97,7 +96,7 @@ pub async fn handle(
             );
             match owner.get(&key) {
                 Some(&id) if id == row.id => {
-                    changes.push(Change::to(row.id, State::Verified));
+                    changes.push(Change::to(row.id, State::Verified).with_attempt(Attempt::Reset));
                     verified.push(row.id);
                 }
                 other => {

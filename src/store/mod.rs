@@ -4,8 +4,9 @@
 
 pub mod outbox;
 pub mod records;
+pub mod stats;
 
-pub use records::{Change, RecordRow, State};
+pub use records::{Attempt, Change, RecordRow, State};
 
 use crate::config::{Settings, redact_url};
 use sqlx::migrate::MigrateDatabase as _;

@@ -105,6 +105,10 @@ pub struct RecordRow {
     pub attempts: i32,
     pub program: String,
     pub period: String,
+    /// Seconds since the record entered its current state, when the query says
+    /// (`lock_in_state` does).
+    #[sqlx(default)]
+    pub in_state_seconds: Option<f64>,
 }
 
 impl RecordRow {
@@ -141,7 +145,8 @@ pub async fn lock_in_state(
                 r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
                 r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
                 r.bank_account, r.bank_account_name, r.bank_reference, r.attempts,
-                b.program, b.period
+                b.program, b.period,
+                EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id
@@ -149,6 +154,68 @@ pub async fn lock_in_state(
     )
     .bind(ids)
     .bind(state.as_str())
+    .fetch_all(conn)
+    .await
+}
+
+/// A record's attempt count is per stage: counted on each try that failed for a while, reset
+/// when the record moves on to the next stage (or is sent back by an operator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Keep,
+    Count,
+    Reset,
+}
+
+/// Locks and returns those of `ids` (any state) whose batch belongs to `office` (every office
+/// when `None`).
+pub async fn lock_scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+) -> sqlx::Result<Vec<RecordRow>> {
+    scoped(conn, ids, office, "FOR UPDATE OF r").await
+}
+
+/// Like [`lock_scoped`], without locking: for display.
+pub async fn read_scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+) -> sqlx::Result<Vec<RecordRow>> {
+    scoped(conn, ids, office, "").await
+}
+
+async fn scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+    lock: &str,
+) -> sqlx::Result<Vec<RecordRow>> {
+    sqlx::query_as(&format!(
+        "SELECT r.id, r.batch_id, r.row_number, r.state, r.nik, r.kk, r.name, r.mother_name,
+                r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
+                r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
+                r.bank_account, r.bank_account_name, r.bank_reference, r.attempts,
+                b.program, b.period
+         FROM records r JOIN batches b ON b.id = r.batch_id
+         WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
+         ORDER BY r.id
+         {lock}"
+    ))
+    .bind(ids)
+    .bind(office)
+    .fetch_all(conn)
+    .await
+}
+
+/// Those of `ids` that are no record at all.
+pub async fn missing(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT i FROM UNNEST($1::bigint[]) AS i
+         WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = i) ORDER BY i",
+    )
+    .bind(ids)
     .fetch_all(conn)
     .await
 }
@@ -164,8 +231,8 @@ pub struct Change {
     pub bank_account: Option<String>,
     pub bank_account_name: Option<String>,
     pub bank_reference: Option<String>,
-    /// Added to the record's attempt count.
-    pub attempt: bool,
+    /// What happens to the record's attempt count (tries in its current stage).
+    pub attempt: Attempt,
     /// Extra facts for the audit row (request id, bank reason, attempt number …).
     pub detail: Option<serde_json::Value>,
 }
@@ -181,7 +248,7 @@ impl Change {
             bank_account: None,
             bank_account_name: None,
             bank_reference: None,
-            attempt: false,
+            attempt: Attempt::Keep,
             detail: None,
         }
     }
@@ -193,6 +260,11 @@ impl Change {
 
     pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_attempt(mut self, attempt: Attempt) -> Self {
+        self.attempt = attempt;
         self
     }
 }
@@ -227,7 +299,11 @@ pub async fn apply(
         account.push(c.bank_account.as_deref());
         account_name.push(c.bank_account_name.as_deref());
         reference.push(c.bank_reference.as_deref());
-        attempt.push(i32::from(c.attempt));
+        attempt.push(match c.attempt {
+            Attempt::Keep => 0,
+            Attempt::Count => 1,
+            Attempt::Reset => -1,
+        });
         detail.push(c.detail.clone());
     }
     sqlx::query_scalar(
@@ -245,7 +321,7 @@ pub async fn apply(
                  bank_account = COALESCE(u.account, r.bank_account),
                  bank_account_name = COALESCE(u.account_name, r.bank_account_name),
                  bank_reference = COALESCE(u.reference, r.bank_reference),
-                 attempts = r.attempts + u.attempt,
+                 attempts = CASE WHEN u.attempt < 0 THEN 0 ELSE r.attempts + u.attempt END,
                  updated_at = now()
              FROM u
              WHERE r.id = u.id AND r.state = $1

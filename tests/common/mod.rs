@@ -34,6 +34,11 @@ fn base_settings() -> Settings {
 
 impl TestEnv {
     pub async fn new() -> Self {
+        Self::with_settings(|_| {}).await
+    }
+
+    /// A test environment whose settings `tune` changes first (retry tiers, timeouts, …).
+    pub async fn with_settings(tune: impl FnOnce(&mut Settings)) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -52,8 +57,15 @@ impl TestEnv {
             .to_owned();
         settings.database_url = format!("{base}/{db_name}");
         settings.namespace = format!("t{}", &id[..12]);
-        let pool = salur::store::migrate(&settings).await.expect("migrate");
-        let broker = Broker::connect(&settings).await.expect("rabbitmq");
+        tune(&mut settings);
+        // Another test run on this machine may be restarting a service (tests/outage.rs): wait
+        // for it rather than fail.
+        let pool = retry_for_a_minute(|| salur::store::migrate(&settings))
+            .await
+            .expect("migrate");
+        let broker = Broker::connect_with_retry(&settings, Duration::from_secs(60))
+            .await
+            .expect("rabbitmq");
         topology::declare(&broker).await.expect("topology");
         broker.close().await;
         Self {
@@ -64,13 +76,21 @@ impl TestEnv {
         }
     }
 
-    pub fn start_worker(&mut self) {
+    /// Starts a worker for every stage; returns its metrics.
+    pub fn start_worker(&mut self) -> Arc<Metrics> {
+        let metrics = Arc::new(Metrics::new());
+        self.start_worker_with_metrics(metrics.clone());
+        metrics
+    }
+
+    /// A worker counting into `metrics`, so that a test can scrape them.
+    pub fn start_worker_with_metrics(&mut self, metrics: Arc<Metrics>) {
         let cancel = CancellationToken::new();
         let h = tokio::spawn(worker::run(
             self.settings.clone(),
             self.pool.clone(),
             WorkerOptions::default(),
-            Arc::new(Metrics::new()),
+            metrics,
             cancel.clone(),
         ));
         self.tasks.push((cancel, h));
@@ -103,15 +123,29 @@ impl TestEnv {
         .expect("submit")
     }
 
+    /// Waits until no record of the batch is in flight (riding out a database restart).
     pub async fn wait(&self, batch_id: Uuid) -> BatchStatus {
-        batch::wait(&self.pool, batch_id, Some(Duration::from_secs(120)), |_| {})
-            .await
-            .expect("batch settles")
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            match batch::status(&self.pool, batch_id).await {
+                Ok(s) if s.in_flight == 0 => return s,
+                Ok(_) => {}
+                Err(batch::BatchError::Database(_)) => {}
+                Err(e) => panic!("{e}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "batch {batch_id} did not settle in 180 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Messages ready on a queue of this namespace (base name).
     pub async fn queue_depth(&self, queue: &str) -> u32 {
-        let b = Broker::connect(&self.settings).await.unwrap();
+        let b = Broker::connect_with_retry(&self.settings, Duration::from_secs(60))
+            .await
+            .unwrap();
         let n = b.queue_depth(queue).await.unwrap();
         b.close().await;
         n
@@ -164,6 +198,83 @@ pub fn valid_record(n: u32) -> RawRecord {
         account_number: None,
         amount: Some("600000".into()),
     }
+}
+
+/// Tries `f` until it succeeds, for up to a minute.
+pub async fn retry_for_a_minute<T, F, Fut>(mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// A defect that blocks a record with one reason code.
+pub type Defect = (&'static str, fn(&mut RawRecord));
+
+/// One defect per validation reason code, applied to a [`valid_record`].
+pub fn defects() -> Vec<Defect> {
+    vec![
+        ("NIK_MISSING", |r| r.nik = None),
+        ("NIK_INVALID", |r| r.nik = Some("537101450880001".into())),
+        ("NIK_BIRTH_DATE_MISMATCH", |r| {
+            r.birth_date = Some("1981-08-05".into())
+        }),
+        ("NIK_SEX_MISMATCH", |r| r.sex = Some("L".into())),
+        ("KK_MISSING", |r| r.kk = None),
+        ("KK_INVALID", |r| r.kk = Some("1001010101200001".into())),
+        ("NAME_MISSING", |r| r.name = Some("  ".into())),
+        ("MOTHER_NAME_MISSING", |r| r.mother_name = None),
+        ("BIRTH_PLACE_MISSING", |r| r.birth_place = Some("-".into())),
+        ("BIRTH_DATE_MISSING", |r| r.birth_date = None),
+        ("BIRTH_DATE_INVALID", |r| {
+            r.birth_date = Some("31/02/1980".into())
+        }),
+        ("SEX_MISSING", |r| r.sex = None),
+        ("SEX_INVALID", |r| r.sex = Some("X".into())),
+        ("ADDRESS_MISSING", |r| r.address = None),
+        ("REGION_CODE_MISSING", |r| r.region_code = None),
+        ("REGION_CODE_INVALID", |r| {
+            r.region_code = Some("99.71.01.1001".into())
+        }),
+        ("BANK_UNKNOWN", |r| r.bank_code = Some("999".into())),
+        ("ACCOUNT_NUMBER_INVALID", |r| {
+            r.account_number = Some("12AB".into())
+        }),
+        ("AMOUNT_INVALID", |r| {
+            r.amount = Some("enam ratus ribu".into())
+        }),
+    ]
+}
+
+/// A record's values by field key, in file order.
+pub fn fields(r: &RawRecord) -> Vec<(&'static str, Option<String>)> {
+    let values = [
+        &r.nik,
+        &r.kk,
+        &r.name,
+        &r.mother_name,
+        &r.birth_place,
+        &r.birth_date,
+        &r.sex,
+        &r.address,
+        &r.region_code,
+        &r.phone,
+        &r.bank_code,
+        &r.account_number,
+        &r.amount,
+    ];
+    salur::intake::file::field_keys()
+        .zip(values)
+        .map(|(k, v)| (k, v.clone()))
+        .collect()
 }
 
 /// Record states and reason codes per row.

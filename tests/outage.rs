@@ -1,0 +1,154 @@
+//! Outages mid-batch: RabbitMQ's application stopped and started again, PostgreSQL stopped and
+//! started again. The workers ride them out; every record is paid exactly once.
+//!
+//! These tests stop the machine's real services for a few seconds, so they run one at a time
+//! (and `cargo test` runs test binaries one after another, so no other test sees the outage).
+
+mod common;
+
+use common::{TestEnv, valid_record};
+use salur::bank::sim::{SimOptions, settlements};
+use salur::config::RetryTier;
+use salur::ops::batch::{self, BatchStatus};
+use salur::store::State;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A machine-wide lock, so that two test runs (two checkouts) never stop a service at once.
+fn machine_lock() -> std::fs::File {
+    let f = std::fs::File::create(std::env::temp_dir().join("salur-outage-tests.lock"))
+        .expect("lock file");
+    f.lock().expect("lock");
+    f
+}
+
+const RECORDS: u32 = 4000;
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The PostgreSQL cluster version installed (`/etc/postgresql/<version>`).
+fn pg_version() -> String {
+    std::fs::read_dir("/etc/postgresql")
+        .expect("PostgreSQL from Debian's packages")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .max()
+        .expect("a cluster")
+}
+
+fn pg_cluster(action: &str) {
+    run(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &pg_version(), "main", action],
+    );
+}
+
+/// Polls the batch until it settles, riding out errors while a service is down.
+async fn settle(env: &TestEnv, batch: Uuid) -> BatchStatus {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match batch::status(&env.pool, batch).await {
+            Ok(s) if s.in_flight == 0 => return s,
+            Ok(_) | Err(_) => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch did not settle in 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// Waits until about a quarter of the batch is paid, so the outage hits it mid-way.
+async fn until_under_way(env: &TestEnv, batch: Uuid) {
+    for _ in 0..600 {
+        let s = batch::status(&env.pool, batch).await.unwrap();
+        if s.count(State::Disbursed) >= i64::from(RECORDS / 4) {
+            assert!(s.in_flight > 0, "the batch finished before the outage");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the batch did not get under way");
+}
+
+async fn assert_paid_once(env: &TestEnv, status: &BatchStatus) {
+    assert_eq!(
+        status.count(State::Disbursed),
+        i64::from(RECORDS),
+        "{status}"
+    );
+    let paid = settlements(&env.pool).await.unwrap();
+    assert_eq!(paid.len(), RECORDS as usize, "one payment per record");
+    // Exactly one audit row per step: nothing was done twice.
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM record_events")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(events, i64::from(RECORDS) * 6);
+}
+
+fn outage_settings(s: &mut salur::Settings) {
+    s.retry_tiers = RetryTier::parse_list("1s,2s,5s").unwrap();
+    s.max_attempts = 20;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_stopped_and_started_mid_batch_the_batch_completes() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let _machine = tokio::task::spawn_blocking(machine_lock).await.unwrap();
+    common::within_limit(async {
+        let mut env = TestEnv::with_settings(outage_settings).await;
+        env.start_worker();
+        env.start_bank(SimOptions::default());
+        let records: Vec<_> = (1..=RECORDS).map(valid_record).collect();
+        let batch = env.submit(&records, "2026-Q4").await;
+        until_under_way(&env, batch).await;
+
+        run("rabbitmqctl", &["stop_app"]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        run("rabbitmqctl", &["start_app"]);
+        run("rabbitmqctl", &["await_startup"]);
+
+        let status = settle(&env, batch).await;
+        assert_paid_once(&env, &status).await;
+        env.cleanup().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_stopped_and_started_mid_batch_the_batch_completes() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let _machine = tokio::task::spawn_blocking(machine_lock).await.unwrap();
+    common::within_limit(async {
+        let mut env = TestEnv::with_settings(outage_settings).await;
+        env.start_worker();
+        env.start_bank(SimOptions::default());
+        let records: Vec<_> = (1..=RECORDS).map(valid_record).collect();
+        let batch = env.submit(&records, "2026-Q4").await;
+        until_under_way(&env, batch).await;
+
+        pg_cluster("stop");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        pg_cluster("start");
+
+        let status = settle(&env, batch).await;
+        assert_paid_once(&env, &status).await;
+        env.cleanup().await;
+    })
+    .await;
+}
