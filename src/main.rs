@@ -116,6 +116,30 @@ enum Command {
         #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
         lost_answer_rate: f64,
     },
+    /// Throughput benchmark on the local services (its own database and queues, dropped after):
+    /// valid recipients through intake and every stage to disbursed, durably, with a raw
+    /// lapin+sqlx baseline and a per-record (chunk size 1) baseline measured in the same run.
+    /// Fails if any record is not disbursed exactly once or the totals differ.
+    Bench {
+        /// Recipients in the generated batch.
+        #[arg(long, default_value_t = 200_000)]
+        recipients: u32,
+        /// Record ids per stage message.
+        #[arg(long, default_value_t = 100)]
+        chunk_size: usize,
+        /// Recipients of the per-record baseline (default: recipients / 20).
+        #[arg(long)]
+        per_record_recipients: Option<u32>,
+        /// Measure salur only.
+        #[arg(long)]
+        skip_baselines: bool,
+        /// Seed of the generated batch.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Look at one record, or correct blocked records.
     Records {
         #[command(subcommand)]
@@ -236,6 +260,9 @@ struct BankSimArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Requests answered at once per bank queue.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
 }
 
 #[derive(Subcommand)]
@@ -404,6 +431,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 lost_answer_rate: a.lost_answer_rate,
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
+                concurrency: a.concurrency,
             };
             sim::run(settings, pool, opts, shutdown_token()).await?;
         }
@@ -501,6 +529,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!("error: {p}");
                 }
                 return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Bench {
+            recipients,
+            chunk_size,
+            per_record_recipients,
+            skip_baselines,
+            seed,
+            json,
+        } => {
+            anyhow::ensure!(
+                (1..=10_000).contains(&chunk_size),
+                "--chunk-size must be between 1 and 10000"
+            );
+            let opts = salur::bench::BenchOptions {
+                recipients,
+                chunk_size,
+                per_record_recipients,
+                skip_baselines,
+                seed,
+                progress: true,
+            };
+            let report = salur::bench::run(&settings, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
             }
         }
         Command::Records { command } => {

@@ -216,7 +216,14 @@ async fn consume(
     publisher: Publisher,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let permits = Arc::new(Semaphore::new(ctx.settings.concurrency));
+    // The bank-answer consumer carries two messages per chunk (the account and the transfer
+    // answers) where each stage carries one: it gets twice the chunks in flight, or it is the
+    // queue that backs up (measured with `salur bench`).
+    let concurrency = match input {
+        Input::BankReplies => ctx.settings.concurrency * 2,
+        Input::Stage(_) => ctx.settings.concurrency,
+    };
+    let permits = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
     let publisher = Arc::new(publisher);
     let result = loop {

@@ -8,7 +8,7 @@
 pub mod file;
 pub mod generate;
 
-pub use file::{IntakeError, parse_bytes, parse_file};
+pub use file::{IntakeError, RecordStream, parse_bytes, parse_file, parse_reader};
 
 mod raw;
 pub use raw::RawRecord;

@@ -4,7 +4,6 @@
 
 use crate::broker::Broker;
 use crate::config::Settings;
-use crate::domain::Amount;
 use crate::intake::{self, RawRecord};
 use crate::messages::Stage;
 use crate::stages::stage_message;
@@ -84,7 +83,8 @@ impl BatchInfo {
     }
 }
 
-/// Reads and submits a file. Nothing is stored if the file is refused.
+/// Reads and submits a file, streaming it (see [`submit_reader`]). Nothing is stored if the
+/// file is refused.
 pub async fn submit_file(
     settings: &Settings,
     pool: &PgPool,
@@ -92,15 +92,108 @@ pub async fn submit_file(
     info: &BatchInfo,
 ) -> Result<Uuid, SubmitError> {
     info.validate()?;
-    let rows = intake::parse_file(path)?;
+    let label = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| intake::IntakeError::Io {
+        file: label.clone(),
+        source,
+    })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    submit_records(settings, pool, &name, &rows, info).await
+    submit_stream(settings, pool, &label, &name, file, info).await
 }
 
-/// Stores a batch and its account-opening work in one transaction.
+/// Records stored per statement (and parsed ahead of the database by at most two of these).
+const SLICE: usize = 10_000;
+
+/// Reads a batch (CSV or JSON, see [`intake::parse_reader`]) from a stream and stores it with its
+/// account-opening work in one transaction, without holding the file in memory: a blocking
+/// thread parses slices of records while the previous slice is written with `COPY`. A row that
+/// refuses the file (with its line, column and fix), even the last, rolls everything back:
+/// nothing of the batch is stored.
+pub async fn submit_reader<R: std::io::Read + Send + 'static>(
+    settings: &Settings,
+    pool: &PgPool,
+    file_name: &str,
+    reader: R,
+    info: &BatchInfo,
+) -> Result<Uuid, SubmitError> {
+    submit_stream(settings, pool, file_name, file_name, reader, info).await
+}
+
+/// `label` names the file in errors (a path), `file_name` is stored with the batch.
+async fn submit_stream<R: std::io::Read + Send + 'static>(
+    settings: &Settings,
+    pool: &PgPool,
+    label: &str,
+    file_name: &str,
+    reader: R,
+    info: &BatchInfo,
+) -> Result<Uuid, SubmitError> {
+    info.validate()?;
+    let (tx_slices, mut slices) =
+        tokio::sync::mpsc::channel::<Result<Vec<RawRecord>, intake::IntakeError>>(2);
+    let label_owned = label.to_owned();
+    let parser = tokio::task::spawn_blocking(move || {
+        let stream = match intake::parse_reader(&label_owned, reader) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx_slices.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut slice = Vec::with_capacity(SLICE);
+        for row in stream {
+            match row {
+                Ok(r) => {
+                    slice.push(r);
+                    if slice.len() == SLICE {
+                        let full = std::mem::replace(&mut slice, Vec::with_capacity(SLICE));
+                        if tx_slices.blocking_send(Ok(full)).is_err() {
+                            return; // the writer gave up
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx_slices.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !slice.is_empty() {
+            let _ = tx_slices.blocking_send(Ok(slice));
+        }
+    });
+
+    let batch_id = Uuid::new_v4();
+    let mut writer = BatchWriter::begin(settings, pool, batch_id, file_name, info).await?;
+    let mut failure = None;
+    while let Some(slice) = slices.recv().await {
+        match slice {
+            Ok(rows) => {
+                if let Err(e) = writer.write(&rows).await {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(SubmitError::Intake(e));
+                break;
+            }
+        }
+    }
+    drop(slices);
+    let _ = parser.await;
+    if let Some(e) = failure {
+        return Err(e); // the transaction rolls back when dropped
+    }
+    let stored = writer.finish().await?;
+    tracing::info!(%batch_id, records = stored, office = %info.office, "batch stored");
+    Ok(batch_id)
+}
+
+/// Stores a batch already in memory and its account-opening work in one transaction.
 pub async fn submit_records(
     settings: &Settings,
     pool: &PgPool,
@@ -110,40 +203,124 @@ pub async fn submit_records(
 ) -> Result<Uuid, SubmitError> {
     info.validate()?;
     let batch_id = Uuid::new_v4();
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO batches (id, office, program, period, file_name, record_count)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(batch_id)
-    .bind(&info.office)
-    .bind(&info.program)
-    .bind(&info.period)
-    .bind(file_name)
-    .bind(rows.len() as i32)
-    .execute(&mut *tx)
-    .await?;
-    const SLICE: usize = 20_000;
-    for slice in rows.chunks(SLICE) {
-        let amounts: Vec<_> = slice
-            .iter()
-            .map(|r| {
-                r.amount
-                    .as_deref()
-                    .and_then(|a| Amount::parse(a).ok())
-                    .map(|a| a.value())
-            })
-            .collect();
-        let ids = records::insert_received(&mut tx, batch_id, slice, &amounts).await?;
-        let messages: Vec<_> = ids
-            .chunks(settings.chunk_size)
-            .map(|chunk| stage_message(settings, Stage::AccountOpening, batch_id, chunk.to_vec()))
-            .collect();
-        outbox::insert(&mut tx, &messages).await?;
+    if rows.is_empty() {
+        return Err(SubmitError::Intake(intake::IntakeError::NoDataRows {
+            file: file_name.to_owned(),
+        }));
     }
-    tx.commit().await?;
+    let mut writer = BatchWriter::begin(settings, pool, batch_id, file_name, info).await?;
+    for slice in rows.chunks(SLICE) {
+        writer.write(slice).await?;
+    }
+    writer.finish().await?;
     tracing::info!(%batch_id, records = rows.len(), office = %info.office, "batch stored");
     Ok(batch_id)
+}
+
+/// One batch being stored: the open transaction and how many records it holds so far.
+struct BatchWriter<'a> {
+    settings: &'a Settings,
+    pool: &'a PgPool,
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    batch_id: Uuid,
+    records: usize,
+    /// Ids waiting for a full chunk, per bank request they will make (see [`chunk_key`]).
+    pending: std::collections::HashMap<(String, bool), Vec<i64>>,
+}
+
+/// Which bank request a record's account opening makes: its bank, and whether it names an
+/// account (an inquiry) or not (an opening). Chunks of one key make one bank request each, so
+/// a chunk stays whole through the bank and every stage after it (records of mixed banks
+/// would split into one small request, answer and next-stage message per bank).
+fn chunk_key(r: &RawRecord) -> (String, bool) {
+    (
+        r.bank_code.as_deref().unwrap_or_default().trim().to_owned(),
+        r.account_number.is_some(),
+    )
+}
+
+impl<'a> BatchWriter<'a> {
+    async fn begin(
+        settings: &'a Settings,
+        pool: &'a PgPool,
+        batch_id: Uuid,
+        file_name: &str,
+        info: &BatchInfo,
+    ) -> Result<Self, SubmitError> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO batches (id, office, program, period, file_name, record_count)
+             VALUES ($1, $2, $3, $4, $5, 0)",
+        )
+        .bind(batch_id)
+        .bind(&info.office)
+        .bind(&info.program)
+        .bind(&info.period)
+        .bind(file_name)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Self {
+            settings,
+            pool,
+            tx,
+            batch_id,
+            records: 0,
+            pending: Default::default(),
+        })
+    }
+
+    /// Stores records (state `received`, one audit row each) and their account-opening messages.
+    async fn write(&mut self, rows: &[RawRecord]) -> Result<(), SubmitError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids = records::copy_received(&mut self.tx, self.batch_id, rows).await?;
+        let size = self.settings.chunk_size;
+        let mut messages = Vec::new();
+        for (id, row) in ids.into_iter().zip(rows) {
+            let chunk = self.pending.entry(chunk_key(row)).or_default();
+            chunk.push(id);
+            if chunk.len() == size {
+                let ids = std::mem::replace(chunk, Vec::with_capacity(size));
+                messages.push(stage_message(
+                    self.settings,
+                    Stage::AccountOpening,
+                    self.batch_id,
+                    ids,
+                ));
+            }
+        }
+        outbox::insert(&mut self.tx, &messages).await?;
+        self.records += rows.len();
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<usize, SubmitError> {
+        let mut rest: Vec<Vec<i64>> = self
+            .pending
+            .drain()
+            .map(|(_, ids)| ids)
+            .filter(|ids| !ids.is_empty())
+            .collect();
+        rest.sort();
+        let messages: Vec<_> = rest
+            .into_iter()
+            .map(|ids| stage_message(self.settings, Stage::AccountOpening, self.batch_id, ids))
+            .collect();
+        outbox::insert(&mut self.tx, &messages).await?;
+        sqlx::query("UPDATE batches SET record_count = $2 WHERE id = $1")
+            .bind(self.batch_id)
+            .bind(self.records as i32)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        // Wake the workers' relays now rather than at their next poll; the batch is stored
+        // either way.
+        if let Ok(mut conn) = self.pool.acquire().await {
+            let _ = outbox::notify(&mut conn).await;
+        }
+        Ok(self.records)
+    }
 }
 
 /// Publishes what is waiting in the outbox now, so that a batch is on its way even before a
