@@ -11,6 +11,24 @@ for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database 
 done
 # promtool on monitoring/ (installs it if missing: tests/observability.rs needs it too).
 scripts/check_monitoring.sh
+# Queue namespaces of test runs that ended without cleaning up (their database is gone):
+# hundreds of idle quorum queues slow RabbitMQ down for everyone.
+cargo build --locked --quiet
+leaked=()
+for ns in $(rabbitmqctl -q list_queues name 2>/dev/null | grep -oE '^t[0-9a-f]{12}\.salur\.' | cut -d. -f1 | sort -u); do
+  exists=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = 'salur_test_${ns#t}'" postgres 2>/dev/null || echo 1)
+  if [ "$exists" = 0 ]; then
+    leaked+=("$ns")
+    SALUR_NAMESPACE="$ns" target/debug/salur topology --delete >/dev/null 2>&1 || true
+  fi
+done
+if [ ${#leaked[@]} -gt 0 ]; then
+  pattern="^($(IFS='|'; echo "${leaked[*]}"))\\."
+  for q in $(rabbitmqctl -q list_queues name 2>/dev/null | grep -E "$pattern" || true); do
+    rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
+  done
+  echo "removed the queues of ${#leaked[@]} test namespaces left by interrupted runs"
+fi
 cargo fmt --check
 cargo clippy --locked --all-targets --quiet -- -D warnings
 cargo test --locked "$@"

@@ -19,9 +19,11 @@
 //! - [`worker`]: the consumer loop and its supervision; [`bank::sim`]: the reference bank.
 //! - [`ops`]: submit, batch status and report, the demo.
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
+//! - [`bench`]: `salur bench`, throughput against a raw and a per-record baseline.
 
 pub mod api;
 pub mod bank;
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod domain;

@@ -52,7 +52,12 @@ enum Command {
     /// Create the database if it is missing and apply migrations/.
     Migrate,
     /// Declare the exchanges, queues and bindings of queues/topology.json (idempotent).
-    Topology,
+    Topology {
+        /// Delete the namespace's queues and exchanges instead (their messages are lost): for
+        /// tearing down a test or staging namespace (SALUR_NAMESPACE).
+        #[arg(long)]
+        delete: bool,
+    },
     /// Run the stage consumers, the bank-answer consumer and the outbox relay until SIGINT/SIGTERM.
     Worker {
         /// A stage to run (account_opening, verification, transfer); repeat for several. Default: all.
@@ -123,6 +128,30 @@ enum Command {
         /// Share of bank answers lost (0..1): shows the bank timeout.
         #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
         lost_answer_rate: f64,
+    },
+    /// Throughput benchmark on the local services (its own database and queues, dropped after):
+    /// valid recipients through intake and every stage to disbursed, durably, with a raw
+    /// lapin+sqlx baseline and a per-record (chunk size 1) baseline measured in the same run.
+    /// Fails if any record is not disbursed exactly once or the totals differ.
+    Bench {
+        /// Recipients in the generated batch.
+        #[arg(long, default_value_t = 200_000)]
+        recipients: u32,
+        /// Record ids per stage message.
+        #[arg(long, default_value_t = 100)]
+        chunk_size: usize,
+        /// Recipients of the per-record baseline (default: recipients / 20).
+        #[arg(long)]
+        per_record_recipients: Option<u32>,
+        /// Measure salur only.
+        #[arg(long)]
+        skip_baselines: bool,
+        /// Seed of the generated batch.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Look at one record, or correct blocked records.
     Records {
@@ -244,6 +273,9 @@ struct BankSimArgs {
     /// Seed of the fault injection.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Requests answered at once per bank queue.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
 }
 
 #[derive(Subcommand)]
@@ -402,11 +434,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             store::migrate(&settings).await?;
             println!("database is up to date");
         }
-        Command::Topology => {
+        Command::Topology { delete } => {
             let b = broker::Broker::connect(&settings).await?;
-            broker::topology::declare(&b).await?;
+            if delete {
+                anyhow::ensure!(
+                    !settings.namespace.is_empty(),
+                    "refusing to delete the production topology: set SALUR_NAMESPACE to the namespace to tear down"
+                );
+                broker::topology::delete(&b).await?;
+                println!("topology of namespace {} deleted", settings.namespace);
+            } else {
+                broker::topology::declare(&b).await?;
+                println!("topology declared");
+            }
             b.close().await;
-            println!("topology declared");
         }
         Command::Worker { stages } => {
             let pool = store::connect(&settings).await?;
@@ -438,6 +479,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 lost_answer_rate: a.lost_answer_rate,
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
+                concurrency: a.concurrency,
             };
             sim::run(settings, pool, opts, shutdown_token()).await?;
         }
@@ -613,6 +655,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Bench {
+            recipients,
+            chunk_size,
+            per_record_recipients,
+            skip_baselines,
+            seed,
+            json,
+        } => {
+            anyhow::ensure!(
+                (1..=10_000).contains(&chunk_size),
+                "--chunk-size must be between 1 and 10000"
+            );
+            let opts = salur::bench::BenchOptions {
+                recipients,
+                chunk_size,
+                per_record_recipients,
+                skip_baselines,
+                seed,
+                progress: true,
+            };
+            let report = salur::bench::run(&settings, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
         Command::Records { command } => {
             let pool = store::connect(&settings).await?;
             match command {
@@ -681,10 +750,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let filter = to_filter(filter, queue);
                     let list = remediate::dlq_list(&pool, &Scope::All, &filter, limit).await?;
+                    // What the queues hold, best effort: salur.dead also keeps unreadable
+                    // messages (no record's), with their body and reason.
+                    let mut queues = std::collections::BTreeMap::new();
+                    if let Ok(b) = broker::Broker::connect(&settings).await {
+                        for q in [broker::names::BLOCKED_QUEUE, broker::names::DEAD_QUEUE] {
+                            if let Ok(n) = b.queue_depth(q).await {
+                                queues.insert(q, n);
+                            }
+                        }
+                        b.close().await;
+                    }
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&list)?);
+                        let mut v = serde_json::to_value(&list)?;
+                        v["queue_messages"] = serde_json::to_value(&queues)?;
+                        println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
                         print_dlq(&list);
+                        for (q, n) in &queues {
+                            println!("queue {q}: {n} messages ready");
+                        }
+                        if queues.get(broker::names::DEAD_QUEUE).copied().unwrap_or(0) as i64
+                            > list.totals.get("dead").copied().unwrap_or(0)
+                        {
+                            println!(
+                                "  salur.dead holds more messages than dead records: the rest are unreadable \
+                                 messages kept with their body and reason (read them in the RabbitMQ \
+                                 management UI or with a consumer; `salur dlq reconcile` keeps them)"
+                            );
+                        }
                     }
                 }
                 DlqCommand::Replay {
@@ -715,12 +809,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 out.still_blocked.len()
                             );
                         }
-                        if let Some(q) = out.queues {
+                        if let Some(q) = &out.queues {
                             println!(
                                 "parked queues: {} messages removed, {} kept, {} restored",
                                 q.removed, q.kept, q.restored
                             );
                         }
+                        for (id, why) in &out.not_parked {
+                            eprintln!("record {id} was not replayed: {why}");
+                        }
+                    }
+                    if !out.not_parked.is_empty() {
+                        return Ok(ExitCode::FAILURE);
                     }
                 }
                 DlqCommand::Discard { id, why } => {

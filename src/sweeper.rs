@@ -39,6 +39,8 @@ pub struct Sweep {
     /// Stage messages sent again for records that had lost theirs.
     pub resent_stage: u64,
     pub tally: Tally,
+    /// States whose sweep failed, with the error.
+    pub failures: Vec<String>,
 }
 
 /// How often a worker sweeps: a quarter of the shorter wait, between 1 s and 30 s.
@@ -61,25 +63,25 @@ pub async fn run(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        match sweep_once(&settings, &pool).await {
-            Ok(s) => {
-                if s.resent_requests + s.resent_stage > 0 {
-                    tracing::info!(
-                        resent_requests = s.resent_requests,
-                        resent_stage = s.resent_stage,
-                        "sent again what was not answered in time"
-                    );
-                    wake.notify_one();
-                }
-                crate::worker::record(&metrics, &s.tally);
-            }
-            Err(e) => tracing::warn!(error = %e, "sweep failed; trying again later"),
+        let s = sweep_once(&settings, &pool).await;
+        for f in &s.failures {
+            tracing::warn!(error = %f, "sweep failed; trying again later");
         }
+        if s.resent_requests + s.resent_stage > 0 {
+            tracing::info!(
+                resent_requests = s.resent_requests,
+                resent_stage = s.resent_stage,
+                "sent again what was not answered in time"
+            );
+            wake.notify_one();
+        }
+        crate::worker::record(&metrics, &s.tally);
     }
 }
 
-/// One pass over every waiting state, each in its own transaction.
-pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> sqlx::Result<Sweep> {
+/// One pass over every waiting state, each in its own transaction. A state whose transaction
+/// fails (the database went away) is noted in `failures`; what the others did still counts.
+pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> Sweep {
     let mut sweep = Sweep::default();
     for (state, older_than) in [
         (State::AccountRequested, settings.bank_timeout),
@@ -88,20 +90,52 @@ pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> sqlx::Result<Swee
         (State::AccountOpened, settings.stale_after),
         (State::Verified, settings.stale_after),
     ] {
-        let mut tx = pool.begin().await?;
-        let rows = waiting(&mut tx, state, older_than).await?;
-        if rows.is_empty() {
-            continue;
-        }
-        let (changes, out, resent) = resend(settings, state, older_than, &rows, &mut sweep.tally);
-        crate::stages::write(&mut tx, state, &changes, &out).await?;
-        tx.commit().await?;
-        match state {
-            State::AccountRequested | State::TransferRequested => sweep.resent_requests += resent,
-            _ => sweep.resent_stage += resent,
+        let mut tally = Tally::default();
+        match sweep_state(settings, pool, state, older_than, &mut tally).await {
+            Ok(resent) => {
+                match state {
+                    State::AccountRequested | State::TransferRequested => {
+                        sweep.resent_requests += resent
+                    }
+                    _ => sweep.resent_stage += resent,
+                }
+                merge(&mut sweep.tally, tally);
+            }
+            Err(e) => sweep.failures.push(format!("{state}: {e}")),
         }
     }
-    Ok(sweep)
+    sweep
+}
+
+async fn sweep_state(
+    settings: &Settings,
+    pool: &PgPool,
+    state: State,
+    older_than: Duration,
+    tally: &mut Tally,
+) -> sqlx::Result<u64> {
+    let mut tx = pool.begin().await?;
+    let rows = waiting(&mut tx, state, older_than).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (changes, out, resent) = resend(settings, state, older_than, &rows, tally);
+    crate::stages::write(&mut tx, state, &changes, &out).await?;
+    tx.commit().await?;
+    Ok(resent)
+}
+
+/// Adds `more` to `into` (committed work only).
+fn merge(into: &mut Tally, more: Tally) {
+    for (k, n) in more.outcomes {
+        *into.outcomes.entry(k).or_default() += n;
+    }
+    for (k, n) in more.reasons {
+        *into.reasons.entry(k).or_default() += n;
+    }
+    for (k, n) in more.retries {
+        *into.retries.entry(k).or_default() += n;
+    }
 }
 
 /// Records in `state` unchanged for longer than `older_than`, doubled for each attempt the

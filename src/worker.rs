@@ -216,7 +216,14 @@ async fn consume(
     publisher: Publisher,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let permits = Arc::new(Semaphore::new(ctx.settings.concurrency));
+    // The bank-answer consumer carries two messages per chunk (the account and the transfer
+    // answers) where each stage carries one: it gets twice the chunks in flight, or it is the
+    // queue that backs up (measured with `salur bench`).
+    let concurrency = match input {
+        Input::BankReplies => ctx.settings.concurrency * 2,
+        Input::Stage(_) => ctx.settings.concurrency,
+    };
+    let permits = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
     let publisher = Arc::new(publisher);
     let result = loop {
@@ -362,15 +369,20 @@ async fn park(
     publisher: &Publisher,
 ) -> bool {
     let queue = ctx.settings.name(&input.queue());
-    tracing::warn!(%reason, %queue, "parking a message on salur.dead");
+    let logged = redact_quoted(reason);
+    tracing::warn!(reason = %logged, %queue, "parking a message on salur.dead");
     let parked = Outgoing {
         exchange: ctx.settings.name(names::PARKED),
         routing_key: "dead".into(),
         payload: serde_json::to_vec(&PoisonMessage {
             v: messages::VERSION,
             queue: queue.clone(),
-            reason: reason.to_owned(),
-            raw: String::from_utf8_lossy(&delivery.data).into_owned(),
+            reason: if input == Input::BankReplies {
+                logged.clone()
+            } else {
+                reason.to_owned()
+            },
+            raw: kept_body(input, &delivery.data),
         })
         .expect("serializes"),
     };
@@ -384,6 +396,69 @@ async fn park(
             requeue(delivery).await;
             false
         }
+    }
+}
+
+/// Quoted parts of an error message (serde quotes the values it could not read, which may be a
+/// name or an account number) replaced by `…`.
+pub fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quote: Option<char> = None;
+    for c in message.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    quote = Some(c);
+                }
+            }
+        }
+    }
+    if quote.is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The body kept on `salur.dead`. Salur's own stage messages carry only ids and are kept as
+/// they are; a bank's answer may carry account numbers and holders' names, which are masked
+/// (or, if it is not JSON, every digit).
+fn kept_body(input: Input, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body).into_owned();
+    if input != Input::BankReplies {
+        return text;
+    }
+    fn mask(v: &mut serde_json::Value) {
+        use crate::domain::{mask_digits, mask_words};
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    let personal =
+                        matches!(k.as_str(), "account_number" | "nik" | "kk" | "reference");
+                    let named = matches!(k.as_str(), "account_name" | "name" | "mother_name");
+                    match v {
+                        serde_json::Value::String(s) if personal => *s = mask_digits(s),
+                        serde_json::Value::String(s) if named => *s = mask_words(s),
+                        _ => mask(v),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(mask),
+            _ => {}
+        }
+    }
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(mut v) => {
+            mask(&mut v);
+            v.to_string()
+        }
+        Err(_) => crate::domain::mask_all_digits(&text),
     }
 }
 
@@ -455,5 +530,43 @@ pub fn record(m: &Metrics, t: &Tally) {
         m.disbursed_idr
             .with_label_values(&[program])
             .inc_by(amount.to_f64().unwrap_or(0.0));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_leave_error_messages() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "MARIA NDOLU", expected u32 at line 1"#),
+            r#"invalid type: string "…", expected u32 at line 1"#
+        );
+        assert_eq!(
+            redact_quoted("value `0123456789` is bad"),
+            "value `…` is bad"
+        );
+        assert_eq!(redact_quoted("unterminated \"53710"), "unterminated \"…");
+    }
+
+    #[test]
+    fn a_parked_bank_answer_keeps_no_account_or_name_in_clear() {
+        let body = br#"{"v":9,"items":[{"item_id":"7","account_number":"0021234567890","account_name":"MARIA GORETI NDOLU"}]}"#;
+        let kept = kept_body(Input::BankReplies, body);
+        assert!(
+            !kept.contains("0021234567890") && !kept.contains("GORETI"),
+            "{kept}"
+        );
+        assert!(kept.contains(r#""item_id":"7""#), "{kept}");
+        assert_eq!(
+            kept_body(Input::BankReplies, b"acct 0021234567890"),
+            "acct *************"
+        );
+        let stage = br#"{"v":1,"record_ids":[1,2]}"#;
+        assert_eq!(
+            kept_body(Input::Stage(crate::messages::Stage::Transfer), stage),
+            String::from_utf8_lossy(stage)
+        );
     }
 }

@@ -225,6 +225,88 @@ async fn a_file_missing_a_column_is_refused_and_nothing_is_stored() {
     .await;
 }
 
+/// A stream of 25,000 good rows with a broken one near the end: refused whole, naming the line,
+/// and nothing of it stored (the first slices were already written in the transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_row_late_in_a_large_stream_stores_nothing() {
+    common::within_limit(async {
+        let env = TestEnv::new().await;
+        let demo = generate::generate(25_000, 0, 11);
+        let mut csv = Vec::new();
+        generate::write_csv(&demo.records, &mut csv).unwrap();
+        csv.extend_from_slice(b"5371014508800001,only,three\n");
+        let lines = csv.iter().filter(|&&b| b == b'\n').count();
+        let info = BatchInfo {
+            office: "DINSOS-TEST".into(),
+            program: "BPNT".into(),
+            period: "2026-Q4".into(),
+        };
+        let err = submit::submit_reader(
+            &env.settings,
+            &env.pool,
+            "late.csv",
+            std::io::Cursor::new(csv),
+            &info,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, SubmitError::Intake(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("late.csv") && text.contains(&format!("line {lines}")),
+            "{text}"
+        );
+        let (batches, records, events, outbox): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM records),
+                    (SELECT count(*) FROM record_events), (SELECT count(*) FROM outbox)",
+        )
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!((batches, records, events, outbox), (0, 0, 0, 0));
+
+        // The same stream without the broken row is stored whole, with its work in the outbox.
+        let mut csv = Vec::new();
+        generate::write_csv(&demo.records, &mut csv).unwrap();
+        let batch = submit::submit_reader(
+            &env.settings,
+            &env.pool,
+            "good.csv",
+            std::io::Cursor::new(csv),
+            &info,
+        )
+        .await
+        .unwrap();
+        let (count, records, events): (i32, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT record_count FROM batches WHERE id = $1),
+                    (SELECT count(*) FROM records WHERE batch_id = $1 AND state = 'received'),
+                    (SELECT count(*) FROM record_events WHERE to_state = 'received')",
+        )
+        .bind(batch)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        assert_eq!((count, records, events), (25_000, 25_000, 25_000));
+        // The account-opening work names every record once, in chunks of at most chunk_size.
+        let payloads: Vec<Vec<u8>> = sqlx::query_scalar("SELECT payload FROM outbox")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+        let mut named = std::collections::HashSet::new();
+        for p in &payloads {
+            let msg: salur::messages::StageMessage = serde_json::from_slice(p).unwrap();
+            assert_eq!(msg.stage, Stage::AccountOpening);
+            assert!(msg.record_ids.len() <= env.settings.chunk_size);
+            for id in msg.record_ids {
+                assert!(named.insert(id), "record {id} in two messages");
+            }
+        }
+        assert_eq!(named.len(), 25_000);
+        env.cleanup().await;
+    })
+    .await;
+}
+
 /// Every answer twice, then every stage message again: nothing changes twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_messages_and_duplicate_answers_change_nothing_twice() {

@@ -98,7 +98,7 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
         let got = rows(&env.pool, batch).await;
         assert_eq!(got.last().unwrap().2, vec!["MOTHER_NAME_MISSING"]);
         // The queue agrees with the database: only the still-blocked record's message is left.
-        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 1);
+        assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 1).await, 1);
         assert_eq!(settlements(&env.pool).await.unwrap().len(), defects.len());
         // The audit trail shows the correction and the replay, naming fields, not values.
         let view = remediate::show(&env.pool, &Scope::All, ids[7])
@@ -194,7 +194,7 @@ async fn bank_and_verification_reasons_are_fixed_and_replayed() {
         assert_eq!(replay.replayed_ids, ids);
         let status = env.wait(batch).await;
         assert_eq!(status.count(State::Disbursed), 3, "{status}");
-        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 0);
+        assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 0).await, 0);
         env.cleanup().await;
     })
     .await;
@@ -293,7 +293,7 @@ async fn corrections_files_are_all_or_nothing() {
             .unwrap();
         assert_eq!(a.len() + b.len(), 40);
         assert!(a.iter().chain(&b).all(|o| o.ready), "{a:?} {b:?}");
-        remediate::replay(
+        let replay = remediate::replay(
             &env.settings,
             &env.pool,
             &Scope::All,
@@ -305,8 +305,9 @@ async fn corrections_files_are_all_or_nothing() {
         )
         .await
         .unwrap();
+        assert_eq!(replay.queues.unwrap().removed, 40);
         assert_eq!(env.wait(batch).await.count(State::Disbursed), 300);
-        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 0);
+        assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 0).await, 0);
         env.cleanup().await;
     })
     .await;
@@ -328,7 +329,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
         let batch = env.submit(&records, "2026-Q4").await;
         env.wait(batch).await;
         let ids = record_ids(&env, batch).await;
-        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 4);
+        assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 4).await, 4);
 
         let d = remediate::discard(
             &env.settings,
@@ -341,7 +342,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
         .unwrap();
         assert_eq!(d.was, "blocked");
         assert_eq!(d.queues.unwrap().removed, 1);
-        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 3);
+        assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 3).await, 3);
         let view = remediate::show(&env.pool, &Scope::All, ids[0])
             .await
             .unwrap();
@@ -366,7 +367,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
         .await
         .unwrap();
         broker.close().await;
-        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 0);
+        assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 0).await, 0);
 
         remediate::fix(
             &env.pool,
@@ -396,7 +397,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
         assert_eq!(status.count(State::Disbursed), 1);
         assert_eq!(status.count(State::Rejected), 1);
         assert_eq!(status.count(State::Blocked), 2);
-        assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 2);
+        assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 2).await, 2);
 
         let list = remediate::dlq_list(&env.pool, &Scope::All, &Filter::default(), 10)
             .await

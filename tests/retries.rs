@@ -272,3 +272,59 @@ async fn poison_messages_are_parked_with_body_and_reason() {
     })
     .await;
 }
+
+/// A transfer whose answer comes only after the record went dead (the bank was slower than all
+/// of salur's re-sends) is recorded as paid when the answer comes; a dead transfer cannot be
+/// discarded, since the bank may have paid it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_transfer_answer_settles_a_dead_record() {
+    common::within_limit(async {
+        let mut env = TestEnv::with_settings(|s| {
+            quick_retries(s);
+            s.bank_timeout = Duration::from_millis(500);
+            s.stage_max_attempts.insert(Stage::AccountOpening, 30);
+            s.stage_max_attempts.insert(Stage::Transfer, 2);
+        })
+        .await;
+        env.start_worker();
+        env.start_bank(SimOptions {
+            delay: Duration::from_secs(4),
+            ..Default::default()
+        });
+        let batch = env.submit(&batch_of(1), "2026-Q4").await;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1")
+            .bind(batch)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        let mut went_dead = false;
+        let mut refused_discard = false;
+        for _ in 0..600 {
+            let view = remediate::show(&env.pool, &Scope::All, id).await.unwrap();
+            if view.state == "dead" && !refused_discard {
+                went_dead = true;
+                let r = remediate::discard(&env.settings, &env.pool, &Scope::All, id, "x").await;
+                assert!(
+                    matches!(r, Err(remediate::RemediateError::TransferMayBePaid(_))),
+                    "{r:?}"
+                );
+                refused_discard = true;
+            }
+            if view.state == "disbursed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let view = remediate::show(&env.pool, &Scope::All, id).await.unwrap();
+        assert_eq!(view.state, "disbursed", "{:?}", view.history);
+        assert!(went_dead, "the record never went dead: {:?}", view.history);
+        assert!(
+            view.history
+                .iter()
+                .any(|e| e.detail.as_ref().is_some_and(|d| d["late_answer"] == true))
+        );
+        assert_eq!(settlements(&env.pool).await.unwrap().len(), 1);
+        env.cleanup().await;
+    })
+    .await;
+}

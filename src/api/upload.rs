@@ -27,8 +27,9 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::{AppState, Problem, Query};
+use crate::intake::RawRecord;
 use crate::intake::{self, IntakeError};
-use crate::ops::submit::{self, BatchInfo, RowSink};
+use crate::ops::submit::{BatchInfo, BatchWriter, SLICE};
 
 /// What the body is, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,20 +358,34 @@ async fn store(
     }
 
     let batch_id = Uuid::new_v4();
-    submit::insert_batch(&mut tx, batch_id, file_name, info).await?;
+    let mut writer =
+        BatchWriter::begin_in(&state.settings, &state.pool, tx, batch_id, file_name, info).await?;
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
     let name = file_name.to_owned();
-    let (produced, records) =
-        submit::insert_streamed(&state.settings, &mut tx, batch_id, move |mut sink| {
-            let reader = Hashing {
-                inner: reader,
-                hasher: &mut hasher,
-            };
-            read_records(format, &name, reader, &mut sink, limit)?;
-            Ok::<_, Problem>(hasher.finalize().to_vec())
-        })
-        .await?;
+    let producer = tokio::task::spawn_blocking(move || {
+        let reader = Hashing {
+            inner: reader,
+            hasher: &mut hasher,
+        };
+        let mut sink = RowSink { out };
+        read_records(format, &name, reader, &mut sink, limit)?;
+        Ok::<_, Problem>(hasher.finalize().to_vec())
+    });
+    let mut failure = None;
+    while let Some(chunk) = chunks.recv().await {
+        if let Err(e) = writer.write(&chunk).await {
+            failure = Some(e);
+            break;
+        }
+    }
+    drop(chunks);
+    let produced = producer
+        .await
+        .map_err(|e| Problem::internal("reading the upload failed", &e))?;
+    if let Some(e) = failure {
+        return Err(e.into()); // the transaction rolls back when the writer is dropped
+    }
     let hash = produced?;
-    submit::finish_batch(&mut tx, batch_id, records).await?;
     if let Some(key) = &key {
         sqlx::query(
             "INSERT INTO idempotency_keys (office, key, body_sha256, batch_id) VALUES ($1, $2, $3, $4)",
@@ -379,10 +394,10 @@ async fn store(
         .bind(key)
         .bind(&hash)
         .bind(batch_id)
-        .execute(&mut *tx)
+        .execute(writer.tx())
         .await?;
     }
-    tx.commit().await?;
+    let records = writer.finish().await? as u64;
     state
         .metrics
         .uploaded_records
@@ -435,7 +450,7 @@ fn read_records<R: Read>(
             intake::parse_xlsx(file_name, bytes).map_err(|e| intake_problem(e, limit, format))?;
         let mut records = records.into_iter();
         loop {
-            let chunk: Vec<_> = records.by_ref().take(submit::STREAM_CHUNK).collect();
+            let chunk: Vec<_> = records.by_ref().take(SLICE).collect();
             if chunk.is_empty() || !sink.send(chunk) {
                 return Ok(());
             }
@@ -448,7 +463,30 @@ fn read_records<R: Read>(
     })?;
     let records =
         intake::parse_reader(file_name, reader).map_err(|e| intake_problem(e, limit, format))?;
-    submit::send_records(records, sink).map_err(|e| intake_problem(e, limit, format))
+    let mut chunk = Vec::with_capacity(SLICE);
+    for record in records {
+        chunk.push(record.map_err(|e| intake_problem(e, limit, format))?);
+        if chunk.len() == SLICE
+            && !sink.send(std::mem::replace(&mut chunk, Vec::with_capacity(SLICE)))
+        {
+            return Ok(());
+        }
+    }
+    sink.send(chunk);
+    Ok(())
+}
+
+/// Where the reading thread puts the records it parsed, for the storing task.
+struct RowSink {
+    out: tokio::sync::mpsc::Sender<Vec<RawRecord>>,
+}
+
+impl RowSink {
+    /// Hands a chunk over, waiting while the storing task is busy (two chunks in flight at most,
+    /// so memory stays flat). `false` when the storing side stopped (it failed and says why).
+    fn send(&mut self, chunk: Vec<RawRecord>) -> bool {
+        chunk.is_empty() || self.out.blocking_send(chunk).is_ok()
+    }
 }
 
 /// Refuses a body that is plainly not what its `Content-Type` says (a JSON array sent as CSV,

@@ -37,6 +37,8 @@ pub struct SimOptions {
     /// Wait before answering.
     pub delay: Duration,
     pub seed: u64,
+    /// Requests answered at once per bank queue.
+    pub concurrency: usize,
 }
 
 impl Default for SimOptions {
@@ -49,6 +51,7 @@ impl Default for SimOptions {
             lost_answer_rate: 0.0,
             delay: Duration::ZERO,
             seed: 1,
+            concurrency: 8,
         }
     }
 }
@@ -188,70 +191,98 @@ impl Sim {
         rate > 0.0 && self.rng.lock().expect("rng").random_bool(rate.min(1.0))
     }
 
+    /// Answers the requests of one bank queue, up to [`SimOptions::concurrency`] at a time (a
+    /// bank answers in any order; the contract allows it).
     async fn serve(
-        &self,
+        self: Arc<Self>,
         channel: lapin::Channel,
         mut consumer: lapin::Consumer,
         publisher: Publisher,
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
-        loop {
+        let publisher = Arc::new(publisher);
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.opts.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let result = loop {
             let delivery = tokio::select! {
-                _ = stop.cancelled() => break,
+                _ = stop.cancelled() => break Ok(()),
                 d = consumer.next() => match d {
-                    Some(d) => d?,
-                    None => anyhow::bail!("bank queue consumer closed"),
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => break Err(e.into()),
+                    None => break Err(anyhow::anyhow!("bank queue consumer closed")),
                 },
             };
-            let request: BankRequest = match serde_json::from_slice(&delivery.data) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "bank-sim drops a request it cannot read");
-                    delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: false,
-                            ..Default::default()
-                        })
-                        .await?;
-                    continue;
-                }
-            };
-            if !self.opts.delay.is_zero() {
-                tokio::time::sleep(self.opts.delay).await;
+            let permit = permits.clone().acquire_owned().await?;
+            let sim = self.clone();
+            let publisher = publisher.clone();
+            tasks.spawn(async move {
+                let r = sim.handle(delivery, &publisher).await;
+                drop(permit);
+                r
+            });
+            while let Some(r) = tasks.try_join_next() {
+                r??;
             }
-            let reply = match self.answer(&request).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "bank-sim failed; the request goes back to its queue");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await?;
-                    continue;
-                }
-            };
-            let message = Outgoing {
-                exchange: self.settings.name(names::BANK_REPLIES),
-                routing_key: reply.kind.routing_key(&reply.bank_code),
-                payload: serde_json::to_vec(&reply)?,
-            };
-            let times = if self.roll(self.opts.lost_answer_rate) {
-                0
-            } else if self.roll(self.opts.duplicate_rate) {
-                2
-            } else {
-                1
-            };
-            let messages = vec![message; times];
-            publisher.publish_all(&messages).await?;
-            delivery.acker.ack(BasicAckOptions::default()).await?;
+        };
+        while let Some(r) = tasks.join_next().await {
+            r??;
         }
         let _ = channel.close(200, "bye".into()).await;
+        result
+    }
+
+    async fn handle(
+        &self,
+        delivery: lapin::message::Delivery,
+        publisher: &Publisher,
+    ) -> anyhow::Result<()> {
+        let request: BankRequest = match serde_json::from_slice(&delivery.data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "bank-sim drops a request it cannot read");
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: false,
+                        ..Default::default()
+                    })
+                    .await?;
+                return Ok(());
+            }
+        };
+        if !self.opts.delay.is_zero() {
+            tokio::time::sleep(self.opts.delay).await;
+        }
+        let reply = match self.answer(&request).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "bank-sim failed; the request goes back to its queue");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                delivery
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await?;
+                return Ok(());
+            }
+        };
+        let message = Outgoing {
+            exchange: self.settings.name(names::BANK_REPLIES),
+            routing_key: reply.kind.routing_key(&reply.bank_code),
+            payload: serde_json::to_vec(&reply)?,
+        };
+        let times = if self.roll(self.opts.lost_answer_rate) {
+            0
+        } else if self.roll(self.opts.duplicate_rate) {
+            2
+        } else {
+            1
+        };
+        let messages = vec![message; times];
+        publisher.publish_all(&messages).await?;
+        delivery.acker.ack(BasicAckOptions::default()).await?;
         Ok(())
     }
 
@@ -324,8 +355,11 @@ impl Sim {
              )
              SELECT * FROM new
              UNION ALL
-             SELECT nik, account_number, account_name, status, reason FROM bank_sim.accounts
-             WHERE bank_code = $1 AND nik = ANY($2)",
+             SELECT a.nik, a.account_number, a.account_name, a.status, a.reason
+             FROM UNNEST($2::text[]) AS k(nik)
+             JOIN LATERAL (
+                 SELECT * FROM bank_sim.accounts a WHERE a.bank_code = $1 AND a.nik = k.nik
+             ) a ON true",
         )
         .bind(bank)
         .bind(&nik)
@@ -377,8 +411,12 @@ impl Sim {
              )
              SELECT * FROM new
              UNION ALL
-             SELECT account_number, account_name, status, reason FROM bank_sim.inquiries
-             WHERE bank_code = $1 AND account_number = ANY($2)",
+             SELECT i.account_number, i.account_name, i.status, i.reason
+             FROM UNNEST($2::text[]) AS k(account)
+             JOIN LATERAL (
+                 SELECT * FROM bank_sim.inquiries i
+                 WHERE i.bank_code = $1 AND i.account_number = k.account
+             ) i ON true",
         )
         .bind(bank)
         .bind(&account)
@@ -443,8 +481,13 @@ impl Sim {
              )
              SELECT * FROM new
              UNION ALL
-             SELECT idempotency_key, status, reason, reference FROM bank_sim.transfers
-             WHERE idempotency_key = ANY($2)",
+             SELECT t.idempotency_key, t.status, t.reason, t.reference
+             FROM UNNEST($2::text[]) AS k(key)
+             -- A primary-key probe per key: `= ANY($2)` was planned as a sequential scan of
+             -- the whole ledger (no statistics on a young table), per request.
+             JOIN LATERAL (
+                 SELECT * FROM bank_sim.transfers t WHERE t.idempotency_key = k.key
+             ) t ON true",
         )
         .bind(bank)
         .bind(&keys)

@@ -90,42 +90,58 @@ pub fn generate(recipients: u32, incomplete: u32, seed: u64) -> DemoBatch {
     }
 }
 
+/// `recipients` complete, valid records with distinct NIKs, produced one at a time: the records
+/// of `generate(recipients, 0, seed)` without holding them all (benchmarks write millions).
+pub fn valid_records(recipients: u32, seed: u64) -> impl Iterator<Item = RawRecord> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut serials = SerialCounter::default();
+    (0..recipients).map(move |i| Person::generate(&mut rng, &mut serials).render(&mut rng, i + 1))
+}
+
+/// The header of [`write_csv`]'s files: the Indonesian column names, in order.
+pub const CSV_HEADER: [&str; 13] = [
+    "nik",
+    "no_kk",
+    "nama",
+    "nama_ibu_kandung",
+    "tempat_lahir",
+    "tanggal_lahir",
+    "jenis_kelamin",
+    "alamat",
+    "kode_wilayah",
+    "no_hp",
+    "kode_bank",
+    "no_rekening",
+    "nominal",
+];
+
+/// One record's cells under [`CSV_HEADER`] (empty for a missing value).
+pub fn csv_cells(r: &RawRecord) -> [&str; 13] {
+    [
+        &r.nik,
+        &r.kk,
+        &r.name,
+        &r.mother_name,
+        &r.birth_place,
+        &r.birth_date,
+        &r.sex,
+        &r.address,
+        &r.region_code,
+        &r.phone,
+        &r.bank_code,
+        &r.account_number,
+        &r.amount,
+    ]
+    .map(|c| c.as_deref().unwrap_or(""))
+}
+
 /// Writes records as an office's CSV export, with the Indonesian header names. `row` is not
 /// written (it is the position in the file).
 pub fn write_csv<W: Write>(records: &[RawRecord], writer: W) -> std::io::Result<()> {
     let mut csv = csv::Writer::from_writer(writer);
-    csv.write_record([
-        "nik",
-        "no_kk",
-        "nama",
-        "nama_ibu_kandung",
-        "tempat_lahir",
-        "tanggal_lahir",
-        "jenis_kelamin",
-        "alamat",
-        "kode_wilayah",
-        "no_hp",
-        "kode_bank",
-        "no_rekening",
-        "nominal",
-    ])?;
+    csv.write_record(CSV_HEADER)?;
     for r in records {
-        let cells = [
-            &r.nik,
-            &r.kk,
-            &r.name,
-            &r.mother_name,
-            &r.birth_place,
-            &r.birth_date,
-            &r.sex,
-            &r.address,
-            &r.region_code,
-            &r.phone,
-            &r.bank_code,
-            &r.account_number,
-            &r.amount,
-        ];
-        csv.write_record(cells.map(|c| c.as_deref().unwrap_or("")))?;
+        csv.write_record(csv_cells(r))?;
     }
     csv.flush()
 }
@@ -1082,5 +1098,11 @@ mod tests {
         assert_eq!(failed, 140_000);
         eprintln!("generated 1,000,000 records in {elapsed:?}");
         assert!(elapsed.as_secs() < 10, "{elapsed:?}");
+    }
+
+    #[test]
+    fn valid_records_are_the_complete_batch_streamed() {
+        let streamed: Vec<_> = valid_records(500, 9).collect();
+        assert_eq!(streamed, generate(500, 0, 9).records);
     }
 }

@@ -9,7 +9,7 @@ pub mod file;
 pub mod generate;
 pub mod xlsx;
 
-pub use file::{IntakeError, parse_bytes, parse_file, parse_reader};
+pub use file::{IntakeError, RecordStream, parse_bytes, parse_file, parse_reader};
 pub use xlsx::parse_xlsx;
 
 mod raw;

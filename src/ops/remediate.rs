@@ -69,14 +69,23 @@ pub enum RemediateError {
     NotParked { id: i64, state: String },
     #[error("unknown field {field:?}: use one of {}", crate::intake::file::field_keys().collect::<Vec<_>>().join(", "))]
     UnknownField { field: String },
-    #[error("{0:?} is not a correction: write field=value, e.g. mother_name=\"Siti Aminah\"")]
-    BadAssignment(String),
+    /// Carries only the argument's position: its text may be personal data.
+    #[error(
+        "--set argument {0} is not a correction: write field=value, e.g. mother_name=\"Siti Aminah\""
+    )]
+    BadAssignment(usize),
     #[error("{file} line {line}: {message}")]
     FixFile {
         file: String,
         line: u64,
         message: String,
     },
+    #[error(
+        "record {0} went dead waiting for its transfer: the bank may have paid it. Replay it \
+         (`salur dlq replay --id {0}`): the bank answers for its idempotency key, paid or not, \
+         and pays at most once"
+    )]
+    TransferMayBePaid(i64),
     #[error("say why the record is discarded (--why), for the audit trail")]
     NoReason,
     #[error(transparent)]
@@ -195,12 +204,13 @@ type EventRow = (
     Option<serde_json::Value>,
 );
 
-/// One record, for display (its row lock ends with the read).
+/// One record, for display (no lock).
 async fn one(conn: &mut PgConnection, id: i64) -> Result<RecordRow, RemediateError> {
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let rows = records::lock_scoped(&mut tx, &[id], None).await?;
-    tx.rollback().await?;
-    rows.into_iter().next().ok_or(RemediateError::NotFound(id))
+    records::read_scoped(conn, &[id], None)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(RemediateError::NotFound(id))
 }
 
 /// What a correction left.
@@ -219,11 +229,12 @@ pub struct FixOutcome {
 /// Parses `field=value` corrections (`--set`).
 pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, RemediateError> {
     sets.iter()
-        .map(|s| {
+        .enumerate()
+        .map(|(i, s)| {
             s.split_once('=')
                 .filter(|(k, _)| !k.trim().is_empty())
                 .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
-                .ok_or_else(|| RemediateError::BadAssignment(s.clone()))
+                .ok_or(RemediateError::BadAssignment(i + 1))
         })
         .collect()
 }
@@ -243,7 +254,8 @@ pub async fn fix(
         .ok_or(RemediateError::NotFound(id))?;
     let sets: Vec<(String, Option<String>)> =
         sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
-    let (outcome, raw) = fix_row(&row, &sets)?;
+    let reasons = current_reasons(&mut tx, &[id]).await?;
+    let (outcome, raw) = fix_row(&row, &reasons[&id], &sets)?;
     store_fix(&mut tx, &outcome, &raw).await?;
     tx.commit().await?;
     Ok(outcome)
@@ -254,9 +266,23 @@ fn cell(v: &str) -> Option<String> {
     (!v.is_empty()).then(|| v.to_owned())
 }
 
+/// The stored reasons of records (read under the caller's lock).
+async fn current_reasons(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, serde_json::Value>, RemediateError> {
+    let rows: Vec<(i64, serde_json::Value)> =
+        sqlx::query_as("SELECT id, reasons FROM records WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Applies corrections to a blocked record's values (in memory) and validates the result.
 fn fix_row(
     row: &RecordRow,
+    row_reasons: &serde_json::Value,
     sets: &[(String, Option<String>)],
 ) -> Result<(FixOutcome, RawRecord), RemediateError> {
     if row.state != State::Blocked.as_str() {
@@ -282,7 +308,19 @@ fn fix_row(
             changed.push(key);
         }
     }
-    let reasons = validate(&raw).err().unwrap_or_default();
+    let mut reasons = validate(&raw).err().unwrap_or_default();
+    // What the bank or verification found stays until a field it concerns is corrected.
+    for r in reasons_of(row_reasons.clone()) {
+        let concerns: &[&str] = match r.code {
+            ReasonCode::NikNotFound => &["nik", "bank_code"],
+            ReasonCode::AccountNotFound => &["account_number", "bank_code"],
+            ReasonCode::NameMismatch => &["name", "account_number", "bank_code"],
+            _ => continue,
+        };
+        if !concerns.iter().any(|f| changed.contains(f)) {
+            reasons.push(r);
+        }
+    }
     let outcome = FixOutcome {
         id: row.id,
         row: row.row_number,
@@ -338,7 +376,9 @@ async fn store_fix(
 type Corrections = Vec<(String, Option<String>)>;
 
 /// The column names that key a corrections file by row number.
-const ROW_KEYS: [&str; 4] = ["row", "row_number", "baris", "no"];
+/// (Not `no`: offices' spreadsheets number their lines in a `No` column that need not be the
+/// row of the submitted file.)
+const ROW_KEYS: [&str; 3] = ["row", "row_number", "baris"];
 
 /// Bulk corrections for one batch from a CSV file (comma or semicolon): a key column — `row`
 /// (the record's row in the batch file) or, when there is none, `nik` — and one column per field
@@ -465,6 +505,7 @@ pub async fn fix_file(
         .into_iter()
         .map(|r| (r.id, r))
         .collect();
+    let reasons = current_reasons(&mut tx, &all_ids).await?;
     let mut outcomes = Vec::with_capacity(wanted.len());
     let mut seen = BTreeSet::new();
     for ((line, shown, sets), key) in wanted.iter().zip(&keys) {
@@ -490,7 +531,8 @@ pub async fn fix_file(
             ));
         }
         let row = &rows[&id];
-        let (outcome, raw) = fix_row(row, sets).map_err(|e| bad(*line, e.to_string()))?;
+        let (outcome, raw) =
+            fix_row(row, &reasons[&id], sets).map_err(|e| bad(*line, e.to_string()))?;
         store_fix(&mut tx, &outcome, &raw).await?;
         outcomes.push(outcome);
     }
@@ -727,6 +769,8 @@ pub struct ReplayOutcome {
     pub replayed_ids: Vec<i64>,
     /// Blocked records still incomplete: they stay parked, with these reasons.
     pub still_blocked: Vec<FixOutcome>,
+    /// Ids asked for by `--id` that were not replayed, with why (their state, or `not found`).
+    pub not_parked: Vec<(i64, String)>,
     /// Messages removed from / put back on the parked queues afterwards.
     pub queues: Option<Reconciled>,
 }
@@ -783,6 +827,19 @@ pub async fn replay(
             .or_default() += 1;
         outcome.replayed_ids.push(row.id);
     }
+    if !filter.ids.is_empty() {
+        let states: HashMap<i64, String> = rows_states(&mut tx, scope, &filter.ids).await?;
+        for id in &filter.ids {
+            if !outcome.replayed_ids.contains(id)
+                && !outcome.still_blocked.iter().any(|o| o.id == *id)
+            {
+                let why = states
+                    .get(id)
+                    .map_or_else(|| "not found".to_owned(), |s| format!("is {s}, not parked"));
+                outcome.not_parked.push((*id, why));
+            }
+        }
+    }
     let mut out = Vec::new();
     for ((stage, batch_id), ids) in work {
         for chunk in ids.chunks(settings.chunk_size) {
@@ -799,6 +856,23 @@ pub async fn replay(
         outcome.queues = reconcile_quietly(settings, pool).await;
     }
     Ok(outcome)
+}
+
+/// The states of those of `ids` the scope may see.
+async fn rows_states(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    ids: &[i64],
+) -> Result<HashMap<i64, String>, RemediateError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT r.id, r.state FROM records r JOIN batches b ON b.id = r.batch_id
+         WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)",
+    )
+    .bind(ids)
+    .bind(scope.office())
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// What a discard did.
@@ -836,6 +910,19 @@ pub async fn discard(
             state: row.state,
         });
     }
+    if from == State::Dead {
+        let parked_from: Option<String> = sqlx::query_scalar(
+            "SELECT from_state FROM record_events WHERE record_id = $1 AND to_state = 'dead'
+             ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+        if stopped_at(parked_from.as_deref()) == Stage::Transfer {
+            return Err(RemediateError::TransferMayBePaid(id));
+        }
+    }
     let reasons = vec![Reason::new(
         ReasonCode::Discarded,
         "record",
@@ -865,7 +952,16 @@ pub struct Reconciled {
 }
 
 async fn reconcile_quietly(settings: &Settings, pool: &PgPool) -> Option<Reconciled> {
-    match reconcile(settings, pool).await {
+    use backon::{ExponentialBuilder, Retryable as _};
+    let tried = (|| reconcile(settings, pool))
+        .retry(
+            ExponentialBuilder::default()
+                .with_jitter()
+                .with_min_delay(std::time::Duration::from_millis(500))
+                .with_max_times(4),
+        )
+        .await;
+    match tried {
         Ok(r) => Some(r),
         Err(e) => {
             tracing::warn!(
@@ -881,16 +977,50 @@ async fn reconcile_quietly(settings: &Settings, pool: &PgPool) -> Option<Reconci
 /// record, none for a record that is no longer parked. Messages that are not a record's (an
 /// unreadable message parked on `salur.dead`) are kept as they are.
 pub async fn reconcile(settings: &Settings, pool: &PgPool) -> anyhow::Result<Reconciled> {
-    let broker = Broker::connect(settings).await?;
-    let result = reconcile_with(&broker, pool).await;
-    broker.close().await;
+    // One reconcile at a time, across processes: a second one would find the queues emptied
+    // by the first (its messages held unacked) and put back duplicates.
+    let mut lock = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(RECONCILE_LOCK)
+        .execute(&mut *lock)
+        .await?;
+    let result = async {
+        let broker = Broker::connect(settings).await?;
+        let result = reconcile_with(&broker, pool).await;
+        broker.close().await;
+        result
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(RECONCILE_LOCK)
+        .execute(&mut *lock)
+        .await;
     result
 }
+
+/// Whether parked messages wait in the outbox.
+async fn parked_on_the_way(settings: &Settings, pool: &PgPool) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE exchange = $1)")
+        .bind(settings.name(names::PARKED))
+        .fetch_one(pool)
+        .await
+}
+
+/// The advisory lock key that serialises [`reconcile`].
+const RECONCILE_LOCK: i64 = 0x5a1_u64 as i64 * 1_000_003;
 
 async fn reconcile_with(broker: &Broker, pool: &PgPool) -> anyhow::Result<Reconciled> {
     let settings = &broker.settings;
     let publisher = broker.publisher().await?;
     let mut done = Reconciled::default();
+    // Parked messages still in the outbox (a relay publishing them right now) would reach the
+    // queue after it was reconciled: let them arrive first, for up to 10 s.
+    for _ in 0..100 {
+        if !parked_on_the_way(settings, pool).await? {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     for (queue, state) in [
         (names::BLOCKED_QUEUE, State::Blocked),
         (names::DEAD_QUEUE, State::Dead),
@@ -923,9 +1053,12 @@ async fn reconcile_with(broker: &Broker, pool: &PgPool) -> anyhow::Result<Reconc
             }
         }
         // Messages for parked records that have none.
+        // A parked message still in the outbox is on its way: restore nothing this time rather
+        // than duplicate it.
+        let on_the_way = parked_on_the_way(settings, pool).await?;
         let restore: Vec<Outgoing> = all_parked
             .iter()
-            .filter(|p| !seen.contains(&p.id))
+            .filter(|p| !on_the_way && !seen.contains(&p.id))
             .map(|p| {
                 parked_record(
                     settings,

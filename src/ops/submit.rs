@@ -4,12 +4,11 @@
 
 use crate::broker::Broker;
 use crate::config::Settings;
-use crate::domain::Amount;
 use crate::intake::{self, RawRecord};
 use crate::messages::Stage;
 use crate::stages::stage_message;
 use crate::store::{outbox, records};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use std::path::Path;
 use uuid::Uuid;
 
@@ -84,7 +83,8 @@ impl BatchInfo {
     }
 }
 
-/// Reads and submits a file. Nothing is stored if the file is refused.
+/// Reads and submits a file, streaming it (see [`submit_reader`]). Nothing is stored if the
+/// file is refused.
 pub async fn submit_file(
     settings: &Settings,
     pool: &PgPool,
@@ -92,15 +92,108 @@ pub async fn submit_file(
     info: &BatchInfo,
 ) -> Result<Uuid, SubmitError> {
     info.validate()?;
-    let rows = intake::parse_file(path)?;
+    let label = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| intake::IntakeError::Io {
+        file: label.clone(),
+        source,
+    })?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    submit_records(settings, pool, &name, &rows, info).await
+    submit_stream(settings, pool, &label, &name, file, info).await
 }
 
-/// Stores a batch and its account-opening work in one transaction.
+/// Records stored per statement (and parsed ahead of the database by at most two of these).
+pub const SLICE: usize = 10_000;
+
+/// Reads a batch (CSV or JSON, see [`intake::parse_reader`]) from a stream and stores it with its
+/// account-opening work in one transaction, without holding the file in memory: a blocking
+/// thread parses slices of records while the previous slice is written with `COPY`. A row that
+/// refuses the file (with its line, column and fix), even the last, rolls everything back:
+/// nothing of the batch is stored.
+pub async fn submit_reader<R: std::io::Read + Send + 'static>(
+    settings: &Settings,
+    pool: &PgPool,
+    file_name: &str,
+    reader: R,
+    info: &BatchInfo,
+) -> Result<Uuid, SubmitError> {
+    submit_stream(settings, pool, file_name, file_name, reader, info).await
+}
+
+/// `label` names the file in errors (a path), `file_name` is stored with the batch.
+async fn submit_stream<R: std::io::Read + Send + 'static>(
+    settings: &Settings,
+    pool: &PgPool,
+    label: &str,
+    file_name: &str,
+    reader: R,
+    info: &BatchInfo,
+) -> Result<Uuid, SubmitError> {
+    info.validate()?;
+    let (tx_slices, mut slices) =
+        tokio::sync::mpsc::channel::<Result<Vec<RawRecord>, intake::IntakeError>>(2);
+    let label_owned = label.to_owned();
+    let parser = tokio::task::spawn_blocking(move || {
+        let stream = match intake::parse_reader(&label_owned, reader) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx_slices.blocking_send(Err(e));
+                return;
+            }
+        };
+        let mut slice = Vec::with_capacity(SLICE);
+        for row in stream {
+            match row {
+                Ok(r) => {
+                    slice.push(r);
+                    if slice.len() == SLICE {
+                        let full = std::mem::replace(&mut slice, Vec::with_capacity(SLICE));
+                        if tx_slices.blocking_send(Ok(full)).is_err() {
+                            return; // the writer gave up
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx_slices.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+        if !slice.is_empty() {
+            let _ = tx_slices.blocking_send(Ok(slice));
+        }
+    });
+
+    let batch_id = Uuid::new_v4();
+    let mut writer = BatchWriter::begin(settings, pool, batch_id, file_name, info).await?;
+    let mut failure = None;
+    while let Some(slice) = slices.recv().await {
+        match slice {
+            Ok(rows) => {
+                if let Err(e) = writer.write(&rows).await {
+                    failure = Some(e);
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(SubmitError::Intake(e));
+                break;
+            }
+        }
+    }
+    drop(slices);
+    let _ = parser.await;
+    if let Some(e) = failure {
+        return Err(e); // the transaction rolls back when dropped
+    }
+    let stored = writer.finish().await?;
+    tracing::info!(%batch_id, records = stored, office = %info.office, "batch stored");
+    Ok(batch_id)
+}
+
+/// Stores a batch already in memory and its account-opening work in one transaction.
 pub async fn submit_records(
     settings: &Settings,
     pool: &PgPool,
@@ -110,179 +203,145 @@ pub async fn submit_records(
 ) -> Result<Uuid, SubmitError> {
     info.validate()?;
     let batch_id = Uuid::new_v4();
-    let mut tx = pool.begin().await?;
-    insert_batch(&mut tx, batch_id, file_name, info).await?;
-    const SLICE: usize = 20_000;
-    for slice in rows.chunks(SLICE) {
-        insert_rows(settings, &mut tx, batch_id, slice).await?;
+    if rows.is_empty() {
+        return Err(SubmitError::Intake(intake::IntakeError::NoDataRows {
+            file: file_name.to_owned(),
+        }));
     }
-    finish_batch(&mut tx, batch_id, rows.len() as u64).await?;
-    tx.commit().await?;
+    let mut writer = BatchWriter::begin(settings, pool, batch_id, file_name, info).await?;
+    for slice in rows.chunks(SLICE) {
+        writer.write(slice).await?;
+    }
+    writer.finish().await?;
     tracing::info!(%batch_id, records = rows.len(), office = %info.office, "batch stored");
     Ok(batch_id)
 }
 
-/// The batch row, inside the caller's transaction, with no records yet (see [`insert_rows`]
-/// and [`finish_batch`]): a caller that streams a file stores its rows as they come.
-pub async fn insert_batch(
-    conn: &mut PgConnection,
+/// One batch being stored: the open transaction and how many records it holds so far. Callers
+/// that need more in the batch's transaction (the HTTP API's idempotency key) use
+/// [`BatchWriter::begin_in`] and [`BatchWriter::tx`].
+pub struct BatchWriter<'a> {
+    settings: &'a Settings,
+    pool: &'a PgPool,
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
     batch_id: Uuid,
-    file_name: &str,
-    info: &BatchInfo,
-) -> Result<(), SubmitError> {
-    info.validate()?;
-    sqlx::query(
-        "INSERT INTO batches (id, office, program, period, file_name, record_count)
-         VALUES ($1, $2, $3, $4, $5, 0)",
+    records: usize,
+    /// Ids waiting for a full chunk, per bank request they will make (see [`chunk_key`]).
+    pending: std::collections::HashMap<(String, bool), Vec<i64>>,
+}
+
+/// Which bank request a record's account opening makes: its bank, and whether it names an
+/// account (an inquiry) or not (an opening). Chunks of one key make one bank request each, so
+/// a chunk stays whole through the bank and every stage after it (records of mixed banks
+/// would split into one small request, answer and next-stage message per bank).
+fn chunk_key(r: &RawRecord) -> (String, bool) {
+    (
+        r.bank_code.as_deref().unwrap_or_default().trim().to_owned(),
+        r.account_number.is_some(),
     )
-    .bind(batch_id)
-    .bind(&info.office)
-    .bind(&info.program)
-    .bind(&info.period)
-    .bind(file_name)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
-/// Records (state `received`, one audit row each) and their account-opening work, in the
-/// caller's transaction.
-pub async fn insert_rows(
-    settings: &Settings,
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    rows: &[RawRecord],
-) -> Result<(), sqlx::Error> {
-    let amounts: Vec<_> = rows
-        .iter()
-        .map(|r| {
-            r.amount
-                .as_deref()
-                .and_then(|a| Amount::parse(a).ok())
-                .map(|a| a.value())
-        })
-        .collect();
-    let ids = records::insert_received(&mut *conn, batch_id, rows, &amounts).await?;
-    let messages: Vec<_> = ids
-        .chunks(settings.chunk_size)
-        .map(|chunk| stage_message(settings, Stage::AccountOpening, batch_id, chunk.to_vec()))
-        .collect();
-    outbox::insert(conn, &messages).await?;
-    Ok(())
-}
+impl<'a> BatchWriter<'a> {
+    async fn begin(
+        settings: &'a Settings,
+        pool: &'a PgPool,
+        batch_id: Uuid,
+        file_name: &str,
+        info: &BatchInfo,
+    ) -> Result<Self, SubmitError> {
+        let tx = pool.begin().await?;
+        Self::begin_in(settings, pool, tx, batch_id, file_name, info).await
+    }
 
-/// Sets the batch's record count once every row is stored.
-pub async fn finish_batch(
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    records: u64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE batches SET record_count = $2 WHERE id = $1")
+    /// Starts the batch inside a transaction the caller opened (and may have used already).
+    pub async fn begin_in(
+        settings: &'a Settings,
+        pool: &'a PgPool,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        batch_id: Uuid,
+        file_name: &str,
+        info: &BatchInfo,
+    ) -> Result<Self, SubmitError> {
+        info.validate()?;
+        sqlx::query(
+            "INSERT INTO batches (id, office, program, period, file_name, record_count)
+             VALUES ($1, $2, $3, $4, $5, 0)",
+        )
         .bind(batch_id)
-        .bind(i32::try_from(records).unwrap_or(i32::MAX))
-        .execute(conn)
+        .bind(&info.office)
+        .bind(&info.program)
+        .bind(&info.period)
+        .bind(file_name)
+        .execute(&mut *tx)
         .await?;
-    Ok(())
-}
-
-/// Records handed from the reading thread to the storing task at a time.
-pub const STREAM_CHUNK: usize = 5_000;
-
-/// Where a reading thread puts the records it parsed; see [`insert_streamed`].
-pub struct RowSink {
-    out: tokio::sync::mpsc::Sender<Vec<RawRecord>>,
-}
-
-impl RowSink {
-    /// Hands a chunk to the storing task, waiting while it is busy (the channel holds two
-    /// chunks, so memory stays flat). `false` when the storing side has stopped (it failed and
-    /// says why): the reader should stop too.
-    pub fn send(&mut self, chunk: Vec<RawRecord>) -> bool {
-        chunk.is_empty() || self.out.blocking_send(chunk).is_ok()
+        Ok(Self {
+            settings,
+            pool,
+            tx,
+            batch_id,
+            records: 0,
+            pending: Default::default(),
+        })
     }
-}
 
-/// Stores the records `produce` reads on a blocking thread (a file, a request body) into the
-/// batch, inside the caller's transaction, as they come. Returns what `produce` returned and the
-/// number of records stored; a database failure wins over whatever the reader says.
-pub async fn insert_streamed<T, E, F>(
-    settings: &Settings,
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    produce: F,
-) -> Result<(Result<T, E>, u64), sqlx::Error>
-where
-    F: FnOnce(RowSink) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: Send + 'static,
-{
-    let (out, mut rows) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
-    let producer = tokio::task::spawn_blocking(move || produce(RowSink { out }));
-    let mut stored = 0u64;
-    let mut failure = None;
-    while let Some(chunk) = rows.recv().await {
-        if let Err(e) = insert_rows(settings, &mut *conn, batch_id, &chunk).await {
-            failure = Some(e);
-            break;
-        }
-        stored += chunk.len() as u64;
+    /// The batch's transaction, for what must commit with it.
+    pub fn tx(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
     }
-    drop(rows);
-    let produced = producer.await;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    match produced {
-        Ok(result) => Ok((result, stored)),
-        Err(join) => std::panic::resume_unwind(join.into_panic()),
-    }
-}
 
-/// Sends the records of an intake stream to `sink` in chunks; stops at the first error.
-pub fn send_records<R: std::io::Read>(
-    records: intake::file::RecordStream<R>,
-    sink: &mut RowSink,
-) -> Result<(), intake::IntakeError> {
-    let mut chunk = Vec::with_capacity(STREAM_CHUNK);
-    for record in records {
-        chunk.push(record?);
-        if chunk.len() == STREAM_CHUNK
-            && !sink.send(std::mem::replace(
-                &mut chunk,
-                Vec::with_capacity(STREAM_CHUNK),
-            ))
-        {
+    /// Stores records (state `received`, one audit row each) and their account-opening messages.
+    pub async fn write(&mut self, rows: &[RawRecord]) -> Result<(), SubmitError> {
+        if rows.is_empty() {
             return Ok(());
         }
+        let ids = records::copy_received(&mut self.tx, self.batch_id, rows).await?;
+        let size = self.settings.chunk_size;
+        let mut messages = Vec::new();
+        for (id, row) in ids.into_iter().zip(rows) {
+            let chunk = self.pending.entry(chunk_key(row)).or_default();
+            chunk.push(id);
+            if chunk.len() == size {
+                let ids = std::mem::replace(chunk, Vec::with_capacity(size));
+                messages.push(stage_message(
+                    self.settings,
+                    Stage::AccountOpening,
+                    self.batch_id,
+                    ids,
+                ));
+            }
+        }
+        outbox::insert(&mut self.tx, &messages).await?;
+        self.records += rows.len();
+        Ok(())
     }
-    sink.send(chunk);
-    Ok(())
-}
 
-/// Reads a batch file (CSV or JSON) from `reader` and stores it as it streams: parsing and
-/// inserting run side by side in one transaction, memory stays flat whatever the size of a
-/// CSV file, and nothing is stored if the file is refused, even at its last line.
-pub async fn submit_reader(
-    settings: &Settings,
-    pool: &PgPool,
-    file_name: &str,
-    reader: impl std::io::Read + Send + 'static,
-    info: &BatchInfo,
-) -> Result<Uuid, SubmitError> {
-    info.validate()?;
-    let batch_id = Uuid::new_v4();
-    let mut tx = pool.begin().await?;
-    insert_batch(&mut tx, batch_id, file_name, info).await?;
-    let name = file_name.to_owned();
-    let (read, records) = insert_streamed(settings, &mut tx, batch_id, move |mut sink| {
-        send_records(intake::parse_reader(&name, reader)?, &mut sink)
-    })
-    .await?;
-    read?;
-    finish_batch(&mut tx, batch_id, records).await?;
-    tx.commit().await?;
-    tracing::info!(%batch_id, records, office = %info.office, "batch stored");
-    Ok(batch_id)
+    /// Writes the last messages and the record count, and commits.
+    pub async fn finish(mut self) -> Result<usize, SubmitError> {
+        let mut rest: Vec<Vec<i64>> = self
+            .pending
+            .drain()
+            .map(|(_, ids)| ids)
+            .filter(|ids| !ids.is_empty())
+            .collect();
+        rest.sort();
+        let messages: Vec<_> = rest
+            .into_iter()
+            .map(|ids| stage_message(self.settings, Stage::AccountOpening, self.batch_id, ids))
+            .collect();
+        outbox::insert(&mut self.tx, &messages).await?;
+        sqlx::query("UPDATE batches SET record_count = $2 WHERE id = $1")
+            .bind(self.batch_id)
+            .bind(self.records as i32)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        // Wake the workers' relays now rather than at their next poll; the batch is stored
+        // either way.
+        if let Ok(mut conn) = self.pool.acquire().await {
+            let _ = outbox::notify(&mut conn).await;
+        }
+        Ok(self.records)
+    }
 }
 
 /// Publishes what is waiting in the outbox now, so that a batch is on its way even before a

@@ -6,7 +6,7 @@ use crate::bank::contract::{BankReply, ItemStatus, ReplyItem, RequestKind, VERSI
 use crate::config::Settings;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::Stage;
-use crate::store::{Attempt, Change, RecordRow, State};
+use crate::store::{Attempt, Change, RecordRow, State, records};
 use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashMap};
 
@@ -129,6 +129,9 @@ pub async fn handle(
         out.push(stage_message(settings, Stage::Verification, batch_id, ids));
     }
     write(conn, waiting, &changes, &out).await?;
+    if reply.kind == RequestKind::Transfer && rows.len() < ids.len() {
+        late_transfer_answers(conn, reply, &items, &rows, &mut tally, &mut released).await?;
+    }
     if !released.is_empty() {
         // Not paid: the NIK may be paid by a later, corrected record.
         sqlx::query("DELETE FROM recipient_claims WHERE record_id = ANY($1)")
@@ -137,6 +140,58 @@ pub async fn handle(
             .await?;
     }
     Ok(tally)
+}
+
+/// A transfer answer for a record that went `dead` waiting for it (the bank was down or backed
+/// up longer than the retries): the bank's word decides. Paid is `disbursed`, refused is
+/// `failed`; a transient error leaves it dead. Otherwise a payment the bank made would never
+/// be recorded, and the totals would not reconcile.
+async fn late_transfer_answers(
+    conn: &mut PgConnection,
+    reply: &BankReply,
+    items: &HashMap<i64, &ReplyItem>,
+    handled: &[RecordRow],
+    tally: &mut Tally,
+    released: &mut Vec<i64>,
+) -> sqlx::Result<()> {
+    let rest: Vec<i64> = items
+        .keys()
+        .copied()
+        .filter(|id| !handled.iter().any(|r| r.id == *id))
+        .collect();
+    let dead = records::lock_in_state(conn, &rest, State::Dead).await?;
+    let detail = serde_json::json!({
+        "request_id": reply.request_id, "bank": reply.bank_code, "late_answer": true
+    });
+    let mut changes = Vec::new();
+    for row in &dead {
+        let item = items[&row.id];
+        match item.status {
+            ItemStatus::Ok => {
+                let mut c = Change::to(row.id, State::Disbursed).with_detail(detail.clone());
+                c.bank_reference = item.reference.clone();
+                changes.push(c);
+                tally.count(Stage::Transfer, "disbursed", 1);
+                *tally.disbursed.entry(row.program.clone()).or_default() +=
+                    row.amount.unwrap_or_default();
+            }
+            ItemStatus::Rejected => {
+                let reasons = vec![bank_reason(RequestKind::Transfer, item)];
+                tally.reasons(Stage::Transfer, &reasons);
+                tally.count(Stage::Transfer, "failed", 1);
+                released.push(row.id);
+                changes.push(
+                    Change::to(row.id, State::Failed)
+                        .with_reasons(reasons)
+                        .with_detail(detail.clone()),
+                );
+            }
+            ItemStatus::Error => {}
+        }
+    }
+    tally.skipped = tally.skipped.saturating_sub(changes.len() as u64);
+    records::apply(conn, State::Dead, &changes).await?;
+    Ok(())
 }
 
 /// The reason a bank refused, as one of salur's codes with the bank's words kept.

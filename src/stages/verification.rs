@@ -69,7 +69,13 @@ pub async fn handle(
              SELECT program, period, nik, record_id FROM claimed
              UNION ALL
              SELECT c.program, c.period, c.nik, c.record_id
-             FROM recipient_claims c JOIN wanted w USING (program, period, nik)",
+             FROM wanted w
+             -- One primary-key probe per wanted NIK, whatever the table's statistics say (a
+             -- join here was planned as a sequential scan of every claim, per chunk).
+             JOIN LATERAL (
+                 SELECT * FROM recipient_claims c
+                 WHERE c.program = w.program AND c.period = w.period AND c.nik = w.nik
+             ) c ON true",
         )
         .bind(&program)
         .bind(&period)

@@ -68,3 +68,12 @@ pub async fn backlog(conn: &mut PgConnection) -> sqlx::Result<i64> {
         .fetch_one(conn)
         .await
 }
+
+/// Wakes the relays of other processes, after a commit that wrote to the outbox. Sent outside
+/// the writing transaction on purpose: a NOTIFY inside it would serialise commits.
+pub async fn notify(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify('salur_outbox', '')")
+        .execute(conn)
+        .await?;
+    Ok(())
+}

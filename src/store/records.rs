@@ -174,7 +174,25 @@ pub async fn lock_scoped(
     ids: &[i64],
     office: Option<&str>,
 ) -> sqlx::Result<Vec<RecordRow>> {
-    sqlx::query_as(
+    scoped(conn, ids, office, "FOR UPDATE OF r").await
+}
+
+/// Like [`lock_scoped`], without locking: for display.
+pub async fn read_scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+) -> sqlx::Result<Vec<RecordRow>> {
+    scoped(conn, ids, office, "").await
+}
+
+async fn scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+    lock: &str,
+) -> sqlx::Result<Vec<RecordRow>> {
+    sqlx::query_as(&format!(
         "SELECT r.id, r.batch_id, r.row_number, r.state, r.nik, r.kk, r.name, r.mother_name,
                 r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
                 r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
@@ -183,8 +201,8 @@ pub async fn lock_scoped(
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
          ORDER BY r.id
-         FOR UPDATE OF r",
-    )
+         {lock}"
+    ))
     .bind(ids)
     .bind(office)
     .fetch_all(conn)
@@ -379,4 +397,108 @@ pub async fn insert_received(
     .bind(amounts)
     .fetch_all(conn)
     .await
+}
+
+/// Stores a batch's records in state `received` with `COPY` (one audit row each, also copied)
+/// and returns their ids in row order. The ids are taken from the records' identity sequence
+/// first, so that the audit rows and the stage messages can name them without reading back.
+pub async fn copy_received(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    rows: &[RawRecord],
+) -> sqlx::Result<Vec<i64>> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('records', 'id')) FROM generate_series(1, $1)",
+    )
+    .bind(rows.len() as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let batch = batch_id.to_string();
+    let mut buf = String::with_capacity(rows.len() * 256);
+    for (id, r) in ids.iter().zip(rows) {
+        use std::fmt::Write as _;
+        let _ = write!(buf, "{id}\t{batch}\t{}\treceived", r.row);
+        for value in [
+            &r.nik,
+            &r.kk,
+            &r.name,
+            &r.mother_name,
+            &r.birth_place,
+            &r.birth_date,
+            &r.sex,
+            &r.address,
+            &r.region_code,
+            &r.phone,
+            &r.bank_code,
+            &r.account_number,
+            &r.amount,
+        ] {
+            buf.push('\t');
+            copy_text(&mut buf, value.as_deref());
+        }
+        buf.push('\t');
+        match r
+            .amount
+            .as_deref()
+            .and_then(|a| crate::domain::Amount::parse(a).ok())
+        {
+            Some(a) => {
+                let _ = write!(buf, "{}", a.value());
+            }
+            None => buf.push_str("\\N"),
+        }
+        buf.push('\n');
+    }
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY records (id, batch_id, row_number, state, nik, kk, name, mother_name,
+                 birth_place, birth_date, sex, address, region_code, phone, bank_code,
+                 account_number, amount_raw, amount) FROM STDIN",
+        )
+        .await?;
+    copy.send(buf.as_bytes()).await?;
+    copy.finish().await?;
+
+    buf.clear();
+    for id in &ids {
+        use std::fmt::Write as _;
+        let _ = writeln!(buf, "{id}\treceived");
+    }
+    let mut copy = conn
+        .copy_in_raw("COPY record_events (record_id, to_state) FROM STDIN")
+        .await?;
+    copy.send(buf.as_bytes()).await?;
+    copy.finish().await?;
+    Ok(ids)
+}
+
+/// Appends a value in `COPY … FROM STDIN` text format (`\N` for NULL).
+fn copy_text(buf: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        buf.push_str("\\N");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => buf.push_str("\\\\"),
+            '\t' => buf.push_str("\\t"),
+            '\n' => buf.push_str("\\n"),
+            '\r' => buf.push_str("\\r"),
+            c => buf.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_text;
+
+    #[test]
+    fn copy_text_escapes_what_copy_would_misread() {
+        let mut buf = String::new();
+        copy_text(&mut buf, Some("a\\b\tc\nd\re"));
+        buf.push('|');
+        copy_text(&mut buf, None);
+        assert_eq!(buf, "a\\\\b\\tc\\nd\\re|\\N");
+    }
 }

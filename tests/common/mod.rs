@@ -151,6 +151,25 @@ impl TestEnv {
         n
     }
 
+    /// The queue's depth once it has reached `expected` or stopped changing for 2 s (parked
+    /// messages reach their queue through the outbox relay, shortly after the state change).
+    pub async fn settled_depth(&self, queue: &str, expected: u32) -> u32 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let (mut last, mut since) = (u32::MAX, std::time::Instant::now());
+        loop {
+            let n = self.queue_depth(queue).await;
+            if n == expected || std::time::Instant::now() > deadline {
+                return n;
+            }
+            if n != last {
+                (last, since) = (n, std::time::Instant::now());
+            } else if since.elapsed() > Duration::from_secs(2) {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn stop_services(&mut self) {
         for (cancel, h) in self.tasks.drain(..) {
             cancel.cancel();

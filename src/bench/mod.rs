@@ -1,0 +1,688 @@
+//! `salur bench`: throughput of the whole pipeline on the local services, durably (quorum
+//! queues, persistent messages, publisher confirms, fsync as the servers are configured), with
+//! two baselines measured in the same run so that the ratios hold on a noisy machine:
+//!
+//! - **raw**: a minimal lapin + sqlx loop moving the same records, in the same chunks, through
+//!   the same number of queue hops with one database write per hop and no domain logic
+//!   ([`raw`]);
+//! - **per-record**: salur itself with a chunk size of 1 (on fewer records).
+//!
+//! Every run gets a fresh database (`salur_bench`) and queue namespace (`salur_bench`); the
+//! worker and bank-sim run as child processes of this binary, so their peak memory (VmHWM) is
+//! measured apart. The run checks its own result: every record disbursed exactly once (one
+//! audit row, one settled transfer per record at the bank) and the totals equal to the rupiah;
+//! a failed check is an error.
+
+pub mod raw;
+
+use crate::broker::{Broker, names, topology};
+use crate::config::Settings;
+use crate::domain::Amount;
+use crate::intake::generate;
+use crate::ops::submit::{self, BatchInfo};
+use crate::store;
+use anyhow::Context as _;
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The database and namespace the benchmark owns (dropped and recreated each run).
+pub const BENCH_NAME: &str = "salur_bench";
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub recipients: u32,
+    pub chunk_size: usize,
+    /// Recipients of the per-record baseline (chunk size 1); default `recipients / 20`.
+    pub per_record_recipients: Option<u32>,
+    pub skip_baselines: bool,
+    pub seed: u64,
+    /// Print progress lines on stderr.
+    pub progress: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            recipients: 200_000,
+            chunk_size: 100,
+            per_record_recipients: None,
+            skip_baselines: false,
+            seed: 7,
+            progress: true,
+        }
+    }
+}
+
+/// One pipeline run of salur.
+#[derive(Debug, Clone, Serialize)]
+pub struct SalurRun {
+    pub recipients: u32,
+    pub chunk_size: usize,
+    /// Submit (parse, store, account-opening work in the outbox, commit) alone.
+    pub intake_seconds: f64,
+    pub intake_records_per_second: f64,
+    /// From the start of submit to the last record disbursed.
+    pub end_to_end_seconds: f64,
+    pub end_to_end_records_per_second: f64,
+    /// Per record, from its submit to its `disbursed` audit row.
+    pub latency_p50_seconds: f64,
+    pub latency_p99_seconds: f64,
+    /// Peak resident memory (VmHWM) per process, in MiB.
+    pub peak_rss_mib: PeakRss,
+    /// Disbursed total, IDR, as a decimal string.
+    pub disbursed_idr: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PeakRss {
+    pub worker: f64,
+    pub bank_sim: f64,
+    /// This process: generating the CSV and submitting it.
+    pub submit: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub machine: String,
+    pub salur: SalurRun,
+    pub raw: Option<raw::RawRun>,
+    pub per_record: Option<SalurRun>,
+    /// salur end to end / raw.
+    pub salur_over_raw: Option<f64>,
+    /// salur end to end / per-record.
+    pub salur_over_per_record: Option<f64>,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    pub what: &'static str,
+    pub target: f64,
+    pub measured: f64,
+    pub met: bool,
+}
+
+/// Settings for the benchmark's own database and namespace.
+pub fn bench_settings(base: &Settings, chunk_size: usize) -> Settings {
+    let mut s = base.clone();
+    let root = s
+        .database_url
+        .rsplit_once('/')
+        .map_or(s.database_url.as_str(), |(root, _)| root)
+        .to_owned();
+    s.database_url = format!("{root}/{BENCH_NAME}");
+    s.namespace = BENCH_NAME.to_owned();
+    s.metrics_addr = None;
+    s.chunk_size = chunk_size;
+    s
+}
+
+fn say(opts: &BenchOptions, what: impl std::fmt::Display) {
+    if opts.progress {
+        eprintln!("bench: {what}");
+    }
+}
+
+pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(opts.recipients > 0, "--recipients must be at least 1");
+    let salur = run_salur(base, opts, opts.recipients, opts.chunk_size).await?;
+    say(
+        opts,
+        format!(
+            "salur: {:.0} records/s end to end, intake {:.0} records/s",
+            salur.end_to_end_records_per_second, salur.intake_records_per_second
+        ),
+    );
+    let (mut raw_run, mut per_record) = (None, None);
+    if !opts.skip_baselines {
+        say(opts, "raw baseline (lapin + sqlx, same hops and writes)");
+        let settings = bench_settings(base, opts.chunk_size);
+        reset(&settings).await?;
+        let r = raw::run(&settings, opts.recipients).await?;
+        say(
+            opts,
+            format!("raw: {:.0} records/s", r.end_to_end_records_per_second),
+        );
+        raw_run = Some(r);
+        let n = opts
+            .per_record_recipients
+            .unwrap_or((opts.recipients / 20).max(1));
+        say(opts, format!("per-record baseline: {n} records, chunk 1"));
+        let p = run_salur(base, opts, n, 1).await?;
+        say(
+            opts,
+            format!(
+                "per-record: {:.0} records/s",
+                p.end_to_end_records_per_second
+            ),
+        );
+        per_record = Some(p);
+    }
+    cleanup(&bench_settings(base, opts.chunk_size)).await;
+    let e2e = salur.end_to_end_records_per_second;
+    let salur_over_raw = raw_run
+        .as_ref()
+        .map(|r| e2e / r.end_to_end_records_per_second);
+    let salur_over_per_record = per_record
+        .as_ref()
+        .map(|p| e2e / p.end_to_end_records_per_second);
+    let mut targets = vec![
+        target("end to end, records/s", 10_000.0, e2e),
+        target(
+            "intake, records/s",
+            100_000.0,
+            salur.intake_records_per_second,
+        ),
+    ];
+    if let Some(r) = salur_over_raw {
+        targets.push(target("salur / raw", 0.6, r));
+    }
+    if let Some(r) = salur_over_per_record {
+        targets.push(target("salur / per-record", 10.0, r));
+    }
+    Ok(BenchReport {
+        machine: machine(),
+        salur,
+        raw: raw_run,
+        per_record,
+        salur_over_raw,
+        salur_over_per_record,
+        targets,
+    })
+}
+
+fn target(what: &'static str, target: f64, measured: f64) -> Target {
+    Target {
+        what,
+        target,
+        measured,
+        met: measured >= target,
+    }
+}
+
+/// PostgreSQL settings of the benchmark's database, as a production operator would set them
+/// server-wide (see the README's Performance section); set per database here so that other
+/// databases on a shared server are left alone.
+pub const DATABASE_SETTINGS: &[&str] = &["wal_compression = lz4"];
+
+/// Drops and recreates the benchmark's database and queues.
+pub async fn reset(settings: &Settings) -> anyhow::Result<()> {
+    drop_database(settings).await?;
+    let pool = store::migrate(settings).await?;
+    crate::bank::sim::ensure_schema(&pool).await?;
+    for setting in DATABASE_SETTINGS {
+        sqlx::query(&format!("ALTER DATABASE {BENCH_NAME} SET {setting}"))
+            .execute(&pool)
+            .await
+            .with_context(|| format!("setting {setting} on the benchmark database"))?;
+    }
+    pool.close().await;
+    let broker = Broker::connect(settings).await?;
+    let _ = topology::delete(&broker).await;
+    broker.close().await;
+    let broker = Broker::connect(settings).await?;
+    topology::declare(&broker).await?;
+    broker.close().await;
+    Ok(())
+}
+
+async fn drop_database(settings: &Settings) -> anyhow::Result<()> {
+    let mut admin = settings.clone();
+    let root = admin
+        .database_url
+        .rsplit_once('/')
+        .expect("url has a path")
+        .0;
+    admin.database_url = format!("{root}/postgres");
+    let pool = store::connect(&admin).await?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS {BENCH_NAME} WITH (FORCE)"
+    ))
+    .execute(&pool)
+    .await
+    .context("dropping the benchmark database")?;
+    pool.close().await;
+    Ok(())
+}
+
+/// Leaves nothing behind: the benchmark's queues and database.
+pub async fn cleanup(settings: &Settings) {
+    if let Ok(b) = Broker::connect(settings).await {
+        let _ = topology::delete(&b).await;
+        raw::delete_queues(&b).await;
+        b.close().await;
+    }
+    let _ = drop_database(settings).await;
+}
+
+/// Writes `n` valid recipients as an office CSV; returns the file and its total amount.
+fn write_batch(dir: &Path, n: u32, seed: u64) -> anyhow::Result<(PathBuf, Decimal)> {
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(format!("bench-{n}.csv"));
+    let mut total = Decimal::ZERO;
+    let out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&file)?);
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(generate::CSV_HEADER)?;
+    for r in generate::valid_records(n, seed) {
+        total += r
+            .amount
+            .as_deref()
+            .and_then(|a| Amount::parse(a).ok())
+            .map(|a| a.value())
+            .context("the generator writes valid amounts")?;
+        csv.write_record(generate::csv_cells(&r))?;
+    }
+    csv.flush()?;
+    Ok((file, total))
+}
+
+/// A child process of this binary (`salur worker` or `salur bank-sim`) on the bench settings.
+struct Service {
+    name: &'static str,
+    child: Child,
+}
+
+impl Service {
+    fn start(settings: &Settings, name: &'static str, log: &Path) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("finding this binary")?;
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(exe)
+            .arg(name)
+            .env("DATABASE_URL", &settings.database_url)
+            .env("AMQP_URL", &settings.amqp_url)
+            .env("SALUR_NAMESPACE", &settings.namespace)
+            .env("SALUR_CHUNK_SIZE", settings.chunk_size.to_string())
+            .env("SALUR_PREFETCH", settings.prefetch.to_string())
+            .env("SALUR_CONCURRENCY", settings.concurrency.to_string())
+            .env("SALUR_DB_POOL", settings.db_pool.to_string())
+            .env(
+                "METRICS_ADDR",
+                // `SALUR_BENCH_WORKER_METRICS=127.0.0.1:9465` serves the worker's /metrics there,
+                // for finding where a run spends its time.
+                match std::env::var("SALUR_BENCH_WORKER_METRICS") {
+                    Ok(addr) if name == "worker" => addr,
+                    _ => "off".to_owned(),
+                },
+            )
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting salur {name}"))?;
+        Ok(Self { name, child })
+    }
+
+    fn peak_rss_mib(&self) -> f64 {
+        peak_rss_mib(&format!("/proc/{}/status", self.child.id()))
+    }
+
+    /// SIGTERM, then up to 20 s for a graceful stop, then SIGKILL.
+    async fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!(service = self.name, "did not stop in 20 s; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// VmHWM of a process, in MiB (0 if unknown).
+fn peak_rss_mib(status: &str) -> f64 {
+    std::fs::read_to_string(status)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Waits until a consumer is attached to each of these queues (base names).
+async fn wait_for_consumers(settings: &Settings, queues: &[String]) -> anyhow::Result<()> {
+    let broker = Broker::connect(settings).await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for q in queues {
+        loop {
+            let ch = broker.channel().await?;
+            let decl = ch
+                .queue_declare(
+                    settings.name(q).as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    Default::default(),
+                )
+                .await?;
+            let _ = ch.close(200, "ok".into()).await;
+            if decl.consumer_count() > 0 {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "no consumer on {q} after 60 s: see the service logs in the bench directory"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    broker.close().await;
+    Ok(())
+}
+
+async fn run_salur(
+    base: &Settings,
+    opts: &BenchOptions,
+    n: u32,
+    chunk_size: usize,
+) -> anyhow::Result<SalurRun> {
+    let settings = bench_settings(base, chunk_size);
+    say(
+        opts,
+        format!("salur: {n} recipients, chunk size {chunk_size}"),
+    );
+    reset(&settings).await?;
+    let dir = std::env::temp_dir().join("salur-bench");
+    let (file, total) = write_batch(&dir, n, opts.seed)?;
+    let pool = store::connect(&settings).await?;
+
+    let worker = Service::start(&settings, "worker", &dir.join("worker.log"))?;
+    let bank = Service::start(&settings, "bank-sim", &dir.join("bank-sim.log"))?;
+    let mut queues: Vec<String> = crate::messages::Stage::ALL
+        .iter()
+        .map(|s| names::stage_queue(s.as_str()))
+        .collect();
+    queues.push(names::BANK_REPLIES.to_owned());
+    queues.push(names::bank_queue("002"));
+    let ready = wait_for_consumers(&settings, &queues).await;
+    let result = async {
+        ready?;
+        let info = BatchInfo {
+            office: "DINSOS-BENCH".into(),
+            program: "BPNT".into(),
+            period: "BENCH".into(),
+        };
+        let started = Instant::now();
+        let batch_id = submit::submit_file(&settings, &pool, &file, &info).await?;
+        let intake = started.elapsed();
+        let submit_rss = peak_rss_mib("/proc/self/status");
+        say(
+            opts,
+            format!("stored {n} records in {:.2} s", intake.as_secs_f64()),
+        );
+        // A generous limit: the slowest configuration (chunk 1) runs near 1,000 records/s.
+        let limit = Duration::from_secs(120 + u64::from(n) / 200);
+        let mut last_report = Instant::now();
+        loop {
+            let (disbursed, settled): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE state = 'disbursed'),
+                        count(*) FILTER (WHERE state NOT IN ('received', 'account_requested',
+                            'account_opened', 'verified', 'transfer_requested'))
+                 FROM records WHERE batch_id = $1",
+            )
+            .bind(batch_id)
+            .fetch_one(&pool)
+            .await?;
+            if settled == i64::from(n) {
+                anyhow::ensure!(
+                    disbursed == settled,
+                    "{} of {n} records ended other than disbursed",
+                    settled - disbursed
+                );
+                break;
+            }
+            anyhow::ensure!(
+                started.elapsed() < limit,
+                "only {disbursed} of {n} records disbursed after {limit:?}"
+            );
+            if last_report.elapsed() > Duration::from_secs(10) {
+                say(opts, format!("{disbursed} of {n} disbursed"));
+                last_report = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let e2e = last_disbursed(&pool, batch_id, started).await?;
+        let peak = PeakRss {
+            worker: worker.peak_rss_mib(),
+            bank_sim: bank.peak_rss_mib(),
+            submit: submit_rss,
+        };
+        let (p50, p99) = latency(&pool, batch_id).await?;
+        check(&pool, batch_id, n, total).await?;
+        Ok(SalurRun {
+            recipients: n,
+            chunk_size,
+            intake_seconds: intake.as_secs_f64(),
+            intake_records_per_second: f64::from(n) / intake.as_secs_f64(),
+            end_to_end_seconds: e2e,
+            end_to_end_records_per_second: f64::from(n) / e2e,
+            latency_p50_seconds: p50,
+            latency_p99_seconds: p99,
+            peak_rss_mib: peak,
+            disbursed_idr: total.to_string(),
+        })
+    }
+    .await;
+    worker.stop().await;
+    bank.stop().await;
+    pool.close().await;
+    let _ = std::fs::remove_file(&file);
+    result
+}
+
+/// Seconds from the submit to the last `disbursed` audit row, by the database's clock (the
+/// polling interval does not count).
+async fn last_disbursed(
+    pool: &sqlx::PgPool,
+    batch_id: uuid::Uuid,
+    started: Instant,
+) -> anyhow::Result<f64> {
+    let (received, disbursed): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as(
+            "SELECT min(e.at) FILTER (WHERE e.to_state = 'received'),
+                    max(e.at) FILTER (WHERE e.to_state = 'disbursed')
+             FROM record_events e JOIN records r ON r.id = e.record_id
+             WHERE r.batch_id = $1",
+        )
+        .bind(batch_id)
+        .fetch_one(pool)
+        .await?;
+    let by_db = (disbursed - received).as_seconds_f64();
+    // `received` is the submit transaction's start; parsing before it is counted by the clock.
+    Ok(by_db
+        .max(0.0)
+        .min(started.elapsed().as_secs_f64())
+        .max(1e-6))
+}
+
+/// p50 and p99 of submit → disbursed, in seconds.
+async fn latency(pool: &sqlx::PgPool, batch_id: uuid::Uuid) -> anyhow::Result<(f64, f64)> {
+    let (p50, p99): (f64, f64) = sqlx::query_as(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY s)
+         FROM (
+             SELECT extract(epoch FROM d.at - r.at)::float8 AS s
+             FROM records x
+             JOIN record_events r ON r.record_id = x.id AND r.to_state = 'received'
+             JOIN record_events d ON d.record_id = x.id AND d.to_state = 'disbursed'
+             WHERE x.batch_id = $1
+         ) t",
+    )
+    .bind(batch_id)
+    .fetch_one(pool)
+    .await?;
+    Ok((p50, p99))
+}
+
+/// Every record disbursed exactly once, and the money adds up, by salur's books and the bank's.
+async fn check(
+    pool: &sqlx::PgPool,
+    batch_id: uuid::Uuid,
+    n: u32,
+    total: Decimal,
+) -> anyhow::Result<()> {
+    let n = i64::from(n);
+    let (records, disbursed, amount, count): (i64, i64, Option<Decimal>, i32) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE state = 'disbursed'),
+                sum(amount) FILTER (WHERE state = 'disbursed'),
+                (SELECT record_count FROM batches WHERE id = $1)
+         FROM records WHERE batch_id = $1",
+    )
+    .bind(batch_id)
+    .fetch_one(pool)
+    .await?;
+    let mut problems = Vec::new();
+    if (records, disbursed, i64::from(count)) != (n, n, n) {
+        problems.push(format!(
+            "expected {n} records all disbursed; batch says {count}, {records} stored, {disbursed} disbursed"
+        ));
+    }
+    if amount != Some(total) {
+        problems.push(format!(
+            "disbursed amount {amount:?} differs from the file's total {total}"
+        ));
+    }
+    let (events, distinct): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT record_id) FROM record_events
+         WHERE to_state = 'disbursed'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if (events, distinct) != (n, n) {
+        problems.push(format!(
+            "expected one disbursed audit row per record ({n}); found {events} for {distinct} records"
+        ));
+    }
+    let (transfers, items, ok, paid): (i64, i64, i64, Option<Decimal>) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT item_id), count(*) FILTER (WHERE status = 'ok'),
+                sum(amount) FILTER (WHERE status = 'ok')
+         FROM bank_sim.transfers",
+    )
+    .fetch_one(pool)
+    .await?;
+    if (transfers, items, ok) != (n, n, n) {
+        problems.push(format!(
+            "the bank should have settled {n} transfers, one per record; it has {transfers} \
+             ({items} records, {ok} settled)"
+        ));
+    }
+    if paid != Some(total) {
+        problems.push(format!(
+            "the bank paid {paid:?}, the file's total is {total}"
+        ));
+    }
+    anyhow::ensure!(
+        problems.is_empty(),
+        "benchmark correctness check failed: {}",
+        problems.join("; ")
+    );
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    format!("{cores} cores ({cpu}), {mem:.0} GiB RAM")
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.salur;
+        writeln!(f, "machine: {}", self.machine)?;
+        writeln!(
+            f,
+            "salur, {} recipients, chunk size {}:",
+            s.recipients, s.chunk_size
+        )?;
+        writeln!(
+            f,
+            "  end to end          {:>10.0} records/s  ({:.1} s)",
+            s.end_to_end_records_per_second, s.end_to_end_seconds
+        )?;
+        writeln!(
+            f,
+            "  intake alone        {:>10.0} records/s  ({:.2} s: parse, store, enqueue)",
+            s.intake_records_per_second, s.intake_seconds
+        )?;
+        writeln!(
+            f,
+            "  submit → disbursed  p50 {:.2} s, p99 {:.2} s",
+            s.latency_p50_seconds, s.latency_p99_seconds
+        )?;
+        writeln!(
+            f,
+            "  peak RSS            worker {:.0} MiB, bank-sim {:.0} MiB, submit {:.0} MiB",
+            s.peak_rss_mib.worker, s.peak_rss_mib.bank_sim, s.peak_rss_mib.submit
+        )?;
+        writeln!(
+            f,
+            "  check               {} records disbursed once each, Rp {} paid = file total",
+            s.recipients, s.disbursed_idr
+        )?;
+        if let Some(r) = &self.raw {
+            writeln!(
+                f,
+                "raw baseline (lapin + sqlx, {} hops, chunk {}): {:.0} records/s  ({:.1} s)",
+                r.hops, r.chunk_size, r.end_to_end_records_per_second, r.end_to_end_seconds
+            )?;
+        }
+        if let Some(p) = &self.per_record {
+            writeln!(
+                f,
+                "per-record baseline (salur, chunk 1, {} recipients): {:.0} records/s  (p50 {:.2} s, p99 {:.2} s)",
+                p.recipients,
+                p.end_to_end_records_per_second,
+                p.latency_p50_seconds,
+                p.latency_p99_seconds
+            )?;
+        }
+        if let Some(r) = self.salur_over_raw {
+            writeln!(f, "salur / raw        = {r:.2}")?;
+        }
+        if let Some(r) = self.salur_over_per_record {
+            writeln!(f, "salur / per-record = {r:.1}")?;
+        }
+        writeln!(f, "targets:")?;
+        for t in &self.targets {
+            writeln!(
+                f,
+                "  {:<24} {:>10.2}  (target ≥ {}) {}",
+                t.what,
+                t.measured,
+                t.target,
+                if t.met { "met" } else { "NOT MET" }
+            )?;
+        }
+        Ok(())
+    }
+}
