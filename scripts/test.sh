@@ -32,3 +32,7 @@ fi
 cargo fmt --check
 cargo clippy --locked --all-targets --quiet -- -D warnings
 cargo test --locked "$@"
+# The HTTP API against its OpenAPI document (schemathesis, from PyPI).
+scripts/api_contract.sh
+# The million-row streamed upload, in a release build: memory stays flat.
+scripts/api_large_upload.sh

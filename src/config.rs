@@ -43,11 +43,20 @@ pub struct Settings {
     pub stale_after: Duration,
     /// `SALUR_DB_POOL`: database connections per process.
     pub db_pool: u32,
+    /// `API_ADDR`: where `salur api` listens.
+    pub api_addr: SocketAddr,
+    /// `API_BODY_LIMIT`: the largest CSV or JSON upload `salur api` takes, in bytes (413 above).
+    /// A CSV upload is streamed, so this bounds disk and time, not memory.
+    pub api_body_limit: u64,
+    /// `API_XLSX_LIMIT`: the largest Excel upload, in bytes. A workbook is a zip archive that
+    /// is read whole in memory (and unpacks to several times its size), hence its own limit.
+    pub api_xlsx_limit: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/salur";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_RETRY_TIERS: &str = "5s,30s,2m,10m,1h";
 
 /// One delay tier of the retry queues.
@@ -124,6 +133,9 @@ impl Default for Settings {
             bank_timeout: Duration::from_secs(300),
             stale_after: Duration::from_secs(2 * 3600),
             db_pool: 32,
+            api_addr: DEFAULT_API_ADDR.parse().expect("a valid default address"),
+            api_body_limit: 512 * 1024 * 1024,
+            api_xlsx_limit: 64 * 1024 * 1024,
         }
     }
 }
@@ -154,6 +166,11 @@ impl Settings {
                 })?)
             };
         }
+        if let Some(v) = var("API_ADDR") {
+            s.api_addr = v.parse().map_err(|_| {
+                anyhow::anyhow!("API_ADDR={v:?} is not an address like 127.0.0.1:8080")
+            })?;
+        }
         fn num<T: std::str::FromStr>(
             name: &str,
             v: Option<String>,
@@ -183,6 +200,16 @@ impl Settings {
             &mut s.max_attempts,
         )?;
         num("SALUR_DB_POOL", var("SALUR_DB_POOL"), &mut s.db_pool)?;
+        num(
+            "API_BODY_LIMIT",
+            var("API_BODY_LIMIT"),
+            &mut s.api_body_limit,
+        )?;
+        num(
+            "API_XLSX_LIMIT",
+            var("API_XLSX_LIMIT"),
+            &mut s.api_xlsx_limit,
+        )?;
         for stage in Stage::ALL {
             let name = format!("SALUR_MAX_ATTEMPTS_{}", stage.as_str().to_uppercase());
             let mut n = 0;

@@ -21,6 +21,7 @@
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
 //! - [`bench`]: `salur bench`, throughput against a raw and a per-record baseline.
 
+pub mod api;
 pub mod bank;
 pub mod bench;
 pub mod broker;

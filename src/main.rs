@@ -6,7 +6,7 @@ use salur::config::Settings;
 use salur::messages::Stage;
 use salur::metrics::Metrics;
 use salur::ops::remediate::{self, Filter, Scope};
-use salur::ops::{batch, demo, submit};
+use salur::ops::{batch, demo, office, submit};
 use salur::{broker, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +22,8 @@ use uuid::Uuid;
 /// postgres://postgres@127.0.0.1:5432/salur), AMQP_URL (default
 /// amqp://guest:guest@127.0.0.1:5672/%2f), METRICS_ADDR (default 127.0.0.1:9464, or `off`),
 /// SALUR_NAMESPACE, SALUR_CHUNK_SIZE, SALUR_CONCURRENCY, SALUR_PREFETCH, SALUR_MAX_ATTEMPTS,
-/// RUST_LOG, LOG_FORMAT=json (or --log-format json).
+/// API_ADDR (default 127.0.0.1:8080), API_BODY_LIMIT, API_XLSX_LIMIT, RUST_LOG,
+/// LOG_FORMAT=json (or --log-format json).
 #[derive(Parser)]
 #[command(name = "salur", version)]
 struct Cli {
@@ -86,6 +87,18 @@ enum Command {
     Batch {
         #[command(subcommand)]
         command: BatchCommand,
+    },
+    /// Serve the HTTP API of the offices (/v1, described at /v1/openapi.json) on API_ADDR until
+    /// SIGINT/SIGTERM.
+    Api {
+        /// Listen here instead of API_ADDR.
+        #[arg(long)]
+        addr: Option<std::net::SocketAddr>,
+    },
+    /// The offices (and auditors) that may use the HTTP API, and their tokens.
+    Office {
+        #[command(subcommand)]
+        command: OfficeCommand,
     },
     /// Migrate, declare, run workers and bank-sim in this process, submit a realistic generated
     /// batch, wait for it and print the summary.
@@ -266,6 +279,38 @@ struct BankSimArgs {
 }
 
 #[derive(Subcommand)]
+enum OfficeCommand {
+    /// Register an office and print its first API token (shown once; only its hash is kept).
+    Add {
+        /// The office's code, as batches carry it, e.g. DINSOS-5371.
+        code: String,
+        /// The office's name, e.g. "Dinas Sosial Kota Kupang".
+        #[arg(long)]
+        name: String,
+        /// An auditor: reads every office's batches and records, changes nothing.
+        #[arg(long)]
+        auditor: bool,
+        /// Print {"office": ..., "token": ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a new token for an existing office (to rotate: make one, then revoke the old).
+    Token { code: String },
+    /// Revoke an office's tokens: all of them, or the one starting with --token.
+    Revoke {
+        code: String,
+        /// The beginning of the token to revoke (as `salur office list` shows it).
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// The offices, their roles and how many tokens each has.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum BatchCommand {
     /// Counts by state and by reason, amounts per state.
     Status {
@@ -355,7 +400,10 @@ fn shutdown_token() -> CancellationToken {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let long_running = matches!(cli.command, Command::Worker { .. } | Command::BankSim(_));
+    let long_running = matches!(
+        cli.command,
+        Command::Worker { .. } | Command::BankSim(_) | Command::Api { .. }
+    );
     init_logging(if long_running { "info" } else { "warn" }, cli.log_format);
     match run(cli).await {
         Ok(code) => code,
@@ -492,6 +540,82 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         batch::report(&pool, id, std::io::stdout().lock()).await?;
                     }
                 },
+            }
+        }
+        Command::Api { addr } => {
+            let pool = store::connect(&settings).await?;
+            let addr = addr.unwrap_or(settings.api_addr);
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot listen on {addr} ({e}): set API_ADDR (or --addr) to a free port"
+                )
+            })?;
+            let state = salur::api::AppState::new(settings, pool);
+            salur::api::serve(state, listener, shutdown_token()).await?;
+        }
+        Command::Office { command } => {
+            let pool = store::connect(&settings).await?;
+            match command {
+                OfficeCommand::Add {
+                    code,
+                    name,
+                    auditor,
+                    json,
+                } => {
+                    let role = if auditor {
+                        office::Role::Auditor
+                    } else {
+                        office::Role::Office
+                    };
+                    let token = office::add(&pool, &code, &name, role).await?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({ "office": code, "role": role, "token": token })
+                        );
+                    } else {
+                        println!("{token}");
+                        eprintln!(
+                            "{} {code} added; keep this token: it is not shown again (only its hash is stored)",
+                            role.as_str()
+                        );
+                    }
+                }
+                OfficeCommand::Token { code } => {
+                    println!("{}", office::issue_token(&pool, &code).await?);
+                    eprintln!("keep this token: it is not shown again");
+                }
+                OfficeCommand::Revoke { code, token } => {
+                    let n = office::revoke(&pool, &code, token.as_deref()).await?;
+                    if n == 0 {
+                        eprintln!(
+                            "error: no active token of {code} matched: see `salur office list`"
+                        );
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    println!("{n} token(s) of {code} revoked");
+                }
+                OfficeCommand::List { json } => {
+                    let offices = office::list(&pool).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&offices)?);
+                    } else {
+                        println!(
+                            "{:<24} {:<8} {:>8}  {:<40} name",
+                            "code", "role", "revoked", "active tokens"
+                        );
+                        for o in offices {
+                            println!(
+                                "{:<24} {:<8} {:>8}  {:<40} {}",
+                                o.code,
+                                o.role.as_str(),
+                                o.revoked_tokens,
+                                o.tokens.join(" "),
+                                o.name
+                            );
+                        }
+                    }
+                }
             }
         }
         Command::Demo {

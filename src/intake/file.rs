@@ -121,6 +121,11 @@ pub enum IntakeError {
     },
 
     #[error(
+        "`{file}` cannot be read as an Excel workbook ({message}): save it from Excel as \"Excel Workbook (.xlsx)\" or as \"CSV UTF-8\" and submit it again"
+    )]
+    Xlsx { file: String, message: String },
+
+    #[error(
         "`{file}` cannot be read as CSV at line {line} ({message}): fix that line and submit the file again"
     )]
     Csv {
@@ -145,6 +150,7 @@ impl IntakeError {
             | Self::JsonNotArray { .. }
             | Self::JsonNotObject { .. }
             | Self::JsonNotText { .. }
+            | Self::Xlsx { .. }
             | Self::NoDataRows { .. } => None,
         }
     }
@@ -391,6 +397,55 @@ fn missing_columns(present: &[bool; FIELDS.len()]) -> Vec<MissingColumn> {
         .collect()
 }
 
+/// For each column of a header row (CSV, or the first row of a spreadsheet), the index in
+/// [`FIELDS`] it fills; refuses a header that names one field twice or lacks a required one.
+pub(super) fn map_header(
+    file: &str,
+    headers: &[String],
+    line: Option<u64>,
+) -> Result<Vec<Option<usize>>, IntakeError> {
+    let mut seen: [Option<usize>; FIELDS.len()] = [None; FIELDS.len()];
+    let mut columns = Vec::with_capacity(headers.len());
+    for (col, header) in headers.iter().enumerate() {
+        let index = field_index(header);
+        if let Some(i) = index {
+            if let Some(prev) = seen[i] {
+                return Err(IntakeError::DuplicateColumn {
+                    file: file.to_owned(),
+                    column: FIELDS[i].key,
+                    first: headers[prev].clone(),
+                    second: header.clone(),
+                    line,
+                    index: None,
+                });
+            }
+            seen[i] = Some(col);
+        }
+        columns.push(index);
+    }
+    let missing = missing_columns(&seen.map(|s| s.is_some()));
+    if !missing.is_empty() {
+        return Err(IntakeError::MissingColumns {
+            file: file.to_owned(),
+            missing,
+            line,
+        });
+    }
+    Ok(columns)
+}
+
+/// Whether a header cell names a column intake knows.
+pub(super) fn is_known_column(name: &str) -> bool {
+    field_index(name).is_some()
+}
+
+/// Sets the field a mapped column stands for (see [`map_header`]) from a cell's text.
+pub(super) fn fill(record: &mut RawRecord, column: Option<usize>, text: &str) {
+    if let Some(i) = column {
+        set_field(record, FIELDS[i].field, cell(text));
+    }
+}
+
 /// Reads a batch file from disk. See [`parse_reader`] for the formats.
 pub fn parse_file(path: &Path) -> Result<Vec<RawRecord>, IntakeError> {
     let name = path.display().to_string();
@@ -596,33 +651,7 @@ impl<R: Read> CsvRows<R> {
                 }
             }
         }
-        let mut seen: [Option<usize>; FIELDS.len()] = [None; FIELDS.len()];
-        let mut columns = Vec::with_capacity(headers.len());
-        for (col, header) in headers.iter().enumerate() {
-            let index = field_index(header);
-            if let Some(i) = index {
-                if let Some(prev) = seen[i] {
-                    return Err(IntakeError::DuplicateColumn {
-                        file: self.file.clone(),
-                        column: FIELDS[i].key,
-                        first: headers[prev].clone(),
-                        second: header.clone(),
-                        line: Some(line),
-                        index: None,
-                    });
-                }
-                seen[i] = Some(col);
-            }
-            columns.push(index);
-        }
-        let missing = missing_columns(&seen.map(|s| s.is_some()));
-        if !missing.is_empty() {
-            return Err(IntakeError::MissingColumns {
-                file: self.file.clone(),
-                missing,
-                line: Some(line),
-            });
-        }
+        let columns = map_header(&self.file, &headers, Some(line))?;
         self.columns = columns;
         self.headers = headers;
         Ok(())
@@ -694,9 +723,7 @@ impl<R: Read> CsvRows<R> {
                 }
             };
             newlines_before += bytecount(bytes, b'\n');
-            if let Some(i) = self.columns[col] {
-                set_field(&mut out, FIELDS[i].field, cell(text));
-            }
+            fill(&mut out, self.columns[col], text);
         }
         self.next_row += 1;
         Ok(out)

@@ -1,4 +1,4 @@
-//! Office files in: CSV or JSON batches read into [`RawRecord`]s, and a generator of realistic
+//! Office files in: CSV, JSON or Excel (.xlsx) batches read into [`RawRecord`]s, and a generator of realistic
 //! demo batches.
 //!
 //! Intake refuses a file only when it cannot be read as a batch at all (see [`IntakeError`]).
@@ -7,8 +7,10 @@
 
 pub mod file;
 pub mod generate;
+pub mod xlsx;
 
 pub use file::{IntakeError, RecordStream, parse_bytes, parse_file, parse_reader};
+pub use xlsx::parse_xlsx;
 
 mod raw;
 pub use raw::RawRecord;

@@ -189,6 +189,45 @@ impl std::fmt::Display for BatchStatus {
     }
 }
 
+/// The report's columns.
+pub const REPORT_HEADER: [&str; 6] = ["row", "nik", "state", "reasons", "amount", "bank_reference"];
+
+/// One record as the report reads it: row, NIK as written, state, reasons, amount, bank reference.
+pub type ReportRow = (
+    i32,
+    Option<String>,
+    String,
+    serde_json::Value,
+    Option<Decimal>,
+    Option<String>,
+);
+
+/// The records of batch `$1` in file order, as [`ReportRow`]s.
+pub const REPORT_QUERY: &str = "SELECT row_number, nik, state, reasons, amount, bank_reference
+     FROM records WHERE batch_id = $1 ORDER BY row_number";
+
+/// The report's cells for one record; the NIK is masked.
+pub fn report_fields((row, nik, state, reasons, amount, reference): ReportRow) -> [String; 6] {
+    let codes: Vec<String> = reasons
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    [
+        row.to_string(),
+        nik.as_deref()
+            .map(crate::domain::mask_digits)
+            .unwrap_or_default(),
+        state,
+        codes.join("|"),
+        amount.map(|a| format!("{a:.2}")).unwrap_or_default(),
+        reference.unwrap_or_default(),
+    ]
+}
+
 /// One CSV row per record: row number, masked NIK, state, reason codes, amount, bank reference.
 pub async fn report(
     pool: &PgPool,
@@ -197,43 +236,13 @@ pub async fn report(
 ) -> anyhow::Result<u64> {
     status(pool, batch_id).await?;
     let mut w = csv::Writer::from_writer(out);
-    w.write_record(["row", "nik", "state", "reasons", "amount", "bank_reference"])?;
-    let mut rows = sqlx::query_as::<
-        _,
-        (
-            i32,
-            Option<String>,
-            String,
-            serde_json::Value,
-            Option<Decimal>,
-            Option<String>,
-        ),
-    >(
-        "SELECT row_number, nik, state, reasons, amount, bank_reference
-         FROM records WHERE batch_id = $1 ORDER BY row_number",
-    )
-    .bind(batch_id)
-    .fetch(pool);
+    w.write_record(REPORT_HEADER)?;
+    let mut rows = sqlx::query_as::<_, ReportRow>(REPORT_QUERY)
+        .bind(batch_id)
+        .fetch(pool);
     let mut n = 0;
-    while let Some((row, nik, state, reasons, amount, reference)) = rows.try_next().await? {
-        let codes: Vec<String> = reasons
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|r| r.get("code").and_then(|c| c.as_str()).map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
-        w.write_record([
-            row.to_string(),
-            nik.as_deref()
-                .map(crate::domain::mask_digits)
-                .unwrap_or_default(),
-            state,
-            codes.join("|"),
-            amount.map(|a| format!("{a:.2}")).unwrap_or_default(),
-            reference.unwrap_or_default(),
-        ])?;
+    while let Some(row) = rows.try_next().await? {
+        w.write_record(report_fields(row))?;
         n += 1;
     }
     w.flush()?;

@@ -2,5 +2,6 @@
 
 pub mod batch;
 pub mod demo;
+pub mod office;
 pub mod remediate;
 pub mod submit;

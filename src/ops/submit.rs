@@ -105,7 +105,7 @@ pub async fn submit_file(
 }
 
 /// Records stored per statement (and parsed ahead of the database by at most two of these).
-const SLICE: usize = 10_000;
+pub const SLICE: usize = 10_000;
 
 /// Reads a batch (CSV or JSON, see [`intake::parse_reader`]) from a stream and stores it with its
 /// account-opening work in one transaction, without holding the file in memory: a blocking
@@ -217,8 +217,10 @@ pub async fn submit_records(
     Ok(batch_id)
 }
 
-/// One batch being stored: the open transaction and how many records it holds so far.
-struct BatchWriter<'a> {
+/// One batch being stored: the open transaction and how many records it holds so far. Callers
+/// that need more in the batch's transaction (the HTTP API's idempotency key) use
+/// [`BatchWriter::begin_in`] and [`BatchWriter::tx`].
+pub struct BatchWriter<'a> {
     settings: &'a Settings,
     pool: &'a PgPool,
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
@@ -247,7 +249,20 @@ impl<'a> BatchWriter<'a> {
         file_name: &str,
         info: &BatchInfo,
     ) -> Result<Self, SubmitError> {
-        let mut tx = pool.begin().await?;
+        let tx = pool.begin().await?;
+        Self::begin_in(settings, pool, tx, batch_id, file_name, info).await
+    }
+
+    /// Starts the batch inside a transaction the caller opened (and may have used already).
+    pub async fn begin_in(
+        settings: &'a Settings,
+        pool: &'a PgPool,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        batch_id: Uuid,
+        file_name: &str,
+        info: &BatchInfo,
+    ) -> Result<Self, SubmitError> {
+        info.validate()?;
         sqlx::query(
             "INSERT INTO batches (id, office, program, period, file_name, record_count)
              VALUES ($1, $2, $3, $4, $5, 0)",
@@ -269,8 +284,13 @@ impl<'a> BatchWriter<'a> {
         })
     }
 
+    /// The batch's transaction, for what must commit with it.
+    pub fn tx(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+
     /// Stores records (state `received`, one audit row each) and their account-opening messages.
-    async fn write(&mut self, rows: &[RawRecord]) -> Result<(), SubmitError> {
+    pub async fn write(&mut self, rows: &[RawRecord]) -> Result<(), SubmitError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -295,7 +315,8 @@ impl<'a> BatchWriter<'a> {
         Ok(())
     }
 
-    async fn finish(mut self) -> Result<usize, SubmitError> {
+    /// Writes the last messages and the record count, and commits.
+    pub async fn finish(mut self) -> Result<usize, SubmitError> {
         let mut rest: Vec<Vec<i64>> = self
             .pending
             .drain()
