@@ -192,6 +192,7 @@ def main():
         runs.append({"chunk_size": size, "recipients": n, "records_per_second": rate,
                      "intake_records_per_second": report["salur"]["intake_records_per_second"]})
     figures = {"recipients": args.recipients, "machine": report["machine"], "runs": runs}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(figures, indent=2) + "\n")
     plot([(r["chunk_size"], r["records_per_second"]) for r in runs], args.recipients, args.out)
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
