@@ -349,8 +349,13 @@ impl DemoSummary {
             ));
         }
         if let Some(fix) = &self.fix {
-            let all = i64::from(self.recipients) - dead_allowed;
-            if fix.disbursed != all {
+            let dead_after = if self.bank_faults {
+                fix.status.count(State::Dead)
+            } else {
+                0
+            };
+            let all = i64::from(self.recipients) - dead_after;
+            if fix.disbursed != all || (!self.bank_faults && fix.status.count(State::Dead) != 0) {
                 problems.push(format!(
                     "after fixing and replaying, expected {all} disbursed, got {}",
                     fix.disbursed

@@ -1094,6 +1094,12 @@ async fn reconcile_with(broker: &Broker, pool: &PgPool) -> anyhow::Result<Reconc
         for d in keep.iter().chain(&drop) {
             d.acker.ack(BasicAckOptions::default()).await?;
         }
+        // A synchronous round trip on the same channel: once the broker answers it, it has
+        // processed every ack before it. Closing the channel straight away could overtake acks
+        // still in flight, and the broker would put those messages back.
+        channel
+            .basic_qos(1, lapin::options::BasicQosOptions::default())
+            .await?;
         let _ = channel.close(200, "reconciled".into()).await;
         done.kept += keep.len() as u64;
         done.removed += drop.len() as u64;
