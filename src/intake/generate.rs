@@ -117,22 +117,7 @@ pub const CSV_HEADER: [&str; 13] = [
 
 /// One record's cells under [`CSV_HEADER`] (empty for a missing value).
 pub fn csv_cells(r: &RawRecord) -> [&str; 13] {
-    [
-        &r.nik,
-        &r.kk,
-        &r.name,
-        &r.mother_name,
-        &r.birth_place,
-        &r.birth_date,
-        &r.sex,
-        &r.address,
-        &r.region_code,
-        &r.phone,
-        &r.bank_code,
-        &r.account_number,
-        &r.amount,
-    ]
-    .map(|c| c.as_deref().unwrap_or(""))
+    r.values().map(|c| c.as_deref().unwrap_or(""))
 }
 
 /// Writes records as an office's CSV export, with the Indonesian header names. `row` is not
@@ -153,23 +138,6 @@ pub fn write_corrections<W: Write>(
     corrected: &BTreeMap<u32, RawRecord>,
     writer: W,
 ) -> std::io::Result<()> {
-    let fields = |r: &RawRecord| {
-        [
-            r.nik.clone(),
-            r.kk.clone(),
-            r.name.clone(),
-            r.mother_name.clone(),
-            r.birth_place.clone(),
-            r.birth_date.clone(),
-            r.sex.clone(),
-            r.address.clone(),
-            r.region_code.clone(),
-            r.phone.clone(),
-            r.bank_code.clone(),
-            r.account_number.clone(),
-            r.amount.clone(),
-        ]
-    };
     let mut csv = csv::Writer::from_writer(writer);
     let mut header = vec!["row".to_owned()];
     header.extend(crate::intake::file::field_keys().map(str::to_owned));
@@ -179,11 +147,11 @@ pub fn write_corrections<W: Write>(
             continue;
         };
         let mut cells = vec![r.row.to_string()];
-        for (now, want) in fields(r).into_iter().zip(fields(good)) {
+        for (now, want) in r.values().into_iter().zip(good.values()) {
             cells.push(if now == want {
                 String::new()
             } else {
-                want.unwrap_or_default()
+                want.clone().unwrap_or_default()
             });
         }
         csv.write_record(&cells)?;

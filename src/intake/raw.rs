@@ -22,3 +22,25 @@ pub struct RawRecord {
     pub account_number: Option<String>,
     pub amount: Option<String>,
 }
+
+impl RawRecord {
+    /// The values in file order: the order of [`crate::intake::file::field_keys`] and of the
+    /// office's CSV columns.
+    pub fn values(&self) -> [&Option<String>; 13] {
+        [
+            &self.nik,
+            &self.kk,
+            &self.name,
+            &self.mother_name,
+            &self.birth_place,
+            &self.birth_date,
+            &self.sex,
+            &self.address,
+            &self.region_code,
+            &self.phone,
+            &self.bank_code,
+            &self.account_number,
+            &self.amount,
+        ]
+    }
+}

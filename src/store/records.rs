@@ -418,21 +418,7 @@ pub async fn copy_received(
     for (id, r) in ids.iter().zip(rows) {
         use std::fmt::Write as _;
         let _ = write!(buf, "{id}\t{batch}\t{}\treceived", r.row);
-        for value in [
-            &r.nik,
-            &r.kk,
-            &r.name,
-            &r.mother_name,
-            &r.birth_place,
-            &r.birth_date,
-            &r.sex,
-            &r.address,
-            &r.region_code,
-            &r.phone,
-            &r.bank_code,
-            &r.account_number,
-            &r.amount,
-        ] {
+        for value in r.values() {
             buf.push('\t');
             copy_text(&mut buf, value.as_deref());
         }

@@ -275,23 +275,8 @@ pub fn defects() -> Vec<Defect> {
 
 /// A record's values by field key, in file order.
 pub fn fields(r: &RawRecord) -> Vec<(&'static str, Option<String>)> {
-    let values = [
-        &r.nik,
-        &r.kk,
-        &r.name,
-        &r.mother_name,
-        &r.birth_place,
-        &r.birth_date,
-        &r.sex,
-        &r.address,
-        &r.region_code,
-        &r.phone,
-        &r.bank_code,
-        &r.account_number,
-        &r.amount,
-    ];
     salur::intake::file::field_keys()
-        .zip(values)
+        .zip(r.values())
         .map(|(k, v)| (k, v.clone()))
         .collect()
 }
