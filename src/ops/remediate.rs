@@ -577,42 +577,60 @@ pub struct Filter {
     pub state: Option<State>,
 }
 
-/// Parked records matching `filter`, locked, oldest first.
-async fn parked(
-    conn: &mut PgConnection,
-    scope: &Scope,
-    filter: &Filter,
-    limit: Option<i64>,
-) -> Result<Vec<ParkedRow>, RemediateError> {
-    let states: Vec<&str> = match filter.state {
-        Some(s) => vec![s.as_str()],
-        None => vec![State::Blocked.as_str(), State::Dead.as_str()],
-    };
-    let rows: Vec<ParkedRow> = sqlx::query_as(
-        "SELECT r.id, r.batch_id, r.row_number, r.state, r.reasons, r.attempts, r.updated_at,
-                (SELECT e.from_state FROM record_events e
-                 WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
-                 ORDER BY e.id DESC LIMIT 1) AS parked_from
-         FROM records r JOIN batches b ON b.id = r.batch_id
-         WHERE r.state = ANY($1)
+/// The `WHERE` clause of a [`Filter`] over `records r JOIN batches b`, parameters $1–$5 bound
+/// by [`bind_filter!`].
+const FILTER_WHERE: &str = "WHERE r.state = ANY($1)
            AND ($2::text IS NULL OR b.office = $2)
            AND ($3::uuid IS NULL OR r.batch_id = $3)
            AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))
                 OR EXISTS (SELECT 1 FROM record_events e
                            WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
                              AND e.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))))
-           AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))
+           AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))";
+
+/// Binds $1–$5 of [`FILTER_WHERE`].
+macro_rules! bind_filter {
+    ($query:expr, $scope:expr, $filter:expr) => {
+        $query
+            .bind($filter.states())
+            .bind($scope.office())
+            .bind($filter.batch_id)
+            .bind($filter.reason.map(|r| r.as_str()))
+            .bind(&$filter.ids)
+    };
+}
+
+impl Filter {
+    /// The parked states the filter covers.
+    fn states(&self) -> Vec<&'static str> {
+        match self.state {
+            Some(s) => vec![s.as_str()],
+            None => vec![State::Blocked.as_str(), State::Dead.as_str()],
+        }
+    }
+}
+
+/// Parked records matching `filter`, oldest first.
+async fn parked(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    filter: &Filter,
+    limit: Option<i64>,
+) -> Result<Vec<ParkedRow>, RemediateError> {
+    let sql = format!(
+        "SELECT r.id, r.batch_id, r.row_number, r.state, r.reasons, r.attempts, r.updated_at,
+                (SELECT e.from_state FROM record_events e
+                 WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
+                 ORDER BY e.id DESC LIMIT 1) AS parked_from
+         FROM records r JOIN batches b ON b.id = r.batch_id
+         {FILTER_WHERE}
          ORDER BY r.updated_at, r.id
-         LIMIT $6",
-    )
-    .bind(&states)
-    .bind(scope.office())
-    .bind(filter.batch_id)
-    .bind(filter.reason.map(|r| r.as_str()))
-    .bind(&filter.ids)
-    .bind(limit.unwrap_or(i64::MAX))
-    .fetch_all(&mut *conn)
-    .await?;
+         LIMIT $6"
+    );
+    let rows: Vec<ParkedRow> = bind_filter!(sqlx::query_as(&sql), scope, filter)
+        .bind(limit.unwrap_or(i64::MAX))
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows)
 }
 
@@ -681,56 +699,29 @@ pub async fn dlq_list(
     limit: i64,
 ) -> Result<DlqList, RemediateError> {
     let mut conn = pool.acquire().await?;
-    let counts: Vec<(String, String, i64, i64)> = sqlx::query_as(
-        "SELECT r.state, reason->>'code', count(*),
-                extract(epoch FROM now() - min(r.updated_at))::bigint
+    let by_reason_sql = format!(
+        "SELECT r.state, reason->>'code', count(*)
          FROM records r JOIN batches b ON b.id = r.batch_id
               CROSS JOIN LATERAL jsonb_array_elements(r.reasons) AS reason
-         WHERE r.state = ANY($1)
-           AND ($2::text IS NULL OR b.office = $2)
-           AND ($3::uuid IS NULL OR r.batch_id = $3)
-           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))
-                OR EXISTS (SELECT 1 FROM record_events e
-                           WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
-                             AND e.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))))
-           AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))
-         GROUP BY 1, 2",
-    )
-    .bind(match filter.state {
-        Some(s) => vec![s.as_str()],
-        None => vec![State::Blocked.as_str(), State::Dead.as_str()],
-    })
-    .bind(scope.office())
-    .bind(filter.batch_id)
-    .bind(filter.reason.map(|r| r.as_str()))
-    .bind(&filter.ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let totals_rows: Vec<(String, i64, i64)> = sqlx::query_as(
+         {FILTER_WHERE}
+         GROUP BY 1, 2"
+    );
+    let counts: Vec<(String, String, i64)> =
+        bind_filter!(sqlx::query_as(&by_reason_sql), scope, filter)
+            .fetch_all(&mut *conn)
+            .await?;
+    let totals_sql = format!(
         "SELECT r.state, count(*), extract(epoch FROM now() - min(r.updated_at))::bigint
          FROM records r JOIN batches b ON b.id = r.batch_id
-         WHERE r.state = ANY($1)
-           AND ($2::text IS NULL OR b.office = $2)
-           AND ($3::uuid IS NULL OR r.batch_id = $3)
-           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))
-                OR EXISTS (SELECT 1 FROM record_events e
-                           WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
-                             AND e.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))))
-           AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))
-         GROUP BY 1",
-    )
-    .bind(match filter.state {
-        Some(s) => vec![s.as_str()],
-        None => vec![State::Blocked.as_str(), State::Dead.as_str()],
-    })
-    .bind(scope.office())
-    .bind(filter.batch_id)
-    .bind(filter.reason.map(|r| r.as_str()))
-    .bind(&filter.ids)
-    .fetch_all(&mut *conn)
-    .await?;
+         {FILTER_WHERE}
+         GROUP BY 1"
+    );
+    let totals_rows: Vec<(String, i64, i64)> =
+        bind_filter!(sqlx::query_as(&totals_sql), scope, filter)
+            .fetch_all(&mut *conn)
+            .await?;
     let mut by_reason: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for (state, code, n, _) in counts {
+    for (state, code, n) in counts {
         by_reason.entry(state).or_default().insert(code, n);
     }
     let records = parked(&mut conn, scope, filter, Some(limit))
