@@ -335,12 +335,8 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
                 }
                 return;
             }
-            let original = Outgoing {
-                exchange: String::new(),
-                routing_key: String::new(),
-                payload: delivery.data.clone(),
-            };
-            let (again, tier) = via_retry_tier(&ctx.settings, input, attempt as i32, original);
+            let (again, tier) =
+                via_retry_tier(&ctx.settings, input, attempt as i32, delivery.data.clone());
             tracing::warn!(error = %e, attempt, tier, "database error; the message is tried again after a delay");
             match publisher.publish_attempt(&again, attempt).await {
                 Ok(()) => {

@@ -230,21 +230,21 @@ pub fn stage_message(settings: &Settings, stage: Stage, batch_id: Uuid, ids: Vec
     }
 }
 
-/// `message` again after the delay of the retry tier for this attempt (1-based): published to
+/// `payload` again after the delay of the retry tier for this attempt (1-based): published to
 /// `salur.retry` as `<tier>.<input>`, dead-lettered back to `salur.work` when the tier's TTL
 /// ends, and from there to the input's queue.
 pub fn via_retry_tier(
     settings: &Settings,
     input: Input,
     attempt: i32,
-    message: Outgoing,
+    payload: Vec<u8>,
 ) -> (Outgoing, &str) {
     let tier = settings.retry_tier(attempt);
     (
         Outgoing {
             exchange: settings.name(names::RETRY),
             routing_key: format!("{}.{}", tier.name, input.label()),
-            payload: message.payload,
+            payload,
         },
         tier.name.as_str(),
     )
@@ -258,18 +258,14 @@ pub fn retry_message(
     batch_id: Uuid,
     ids: Vec<i64>,
 ) -> Outgoing {
-    let m = Outgoing {
-        exchange: String::new(),
-        routing_key: String::new(),
-        payload: json(&StageMessage {
-            v: messages::VERSION,
-            stage,
-            batch_id,
-            record_ids: ids,
-            attempt: u32::try_from(attempt).ok(),
-        }),
-    };
-    via_retry_tier(settings, Input::Stage(stage), attempt, m).0
+    let payload = json(&StageMessage {
+        v: messages::VERSION,
+        stage,
+        batch_id,
+        record_ids: ids,
+        attempt: u32::try_from(attempt).ok(),
+    });
+    via_retry_tier(settings, Input::Stage(stage), attempt, payload).0
 }
 
 /// A record parked on `salur.blocked` (state blocked) or `salur.dead` (state dead).
