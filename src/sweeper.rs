@@ -20,7 +20,6 @@
 use crate::broker::Outgoing;
 use crate::config::Settings;
 use crate::domain::validate;
-use crate::messages::Stage;
 use crate::stages::{Tally, account_opening, retry_or_dead, stage_message, transfer};
 use crate::store::{Attempt, Change, RecordRow, State, records};
 use sqlx::{PgConnection, PgPool};
@@ -163,15 +162,6 @@ async fn waiting(
     records::lock_in_state(conn, &ids, state).await
 }
 
-/// The stage a record in `state` is waiting for.
-fn stage_of(state: State) -> Stage {
-    match state {
-        State::Received | State::AccountRequested => Stage::AccountOpening,
-        State::AccountOpened => Stage::Verification,
-        _ => Stage::Transfer,
-    }
-}
-
 /// Changes (same state, one more attempt, or `dead`) and the messages to send again.
 fn resend(
     settings: &Settings,
@@ -180,7 +170,7 @@ fn resend(
     rows: &[RecordRow],
     tally: &mut Tally,
 ) -> (Vec<Change>, Vec<Outgoing>, u64) {
-    let stage = stage_of(state);
+    let stage = state.stage().expect("the sweeper sweeps in-flight states");
     let bank = matches!(state, State::AccountRequested | State::TransferRequested);
     let why = if bank {
         format!(

@@ -649,11 +649,10 @@ struct ParkedRow {
 
 /// The stage a record stopped at, from the state it was parked from.
 fn stopped_at(parked_from: Option<&str>) -> Stage {
-    match parked_from.and_then(State::parse) {
-        Some(State::AccountOpened) => Stage::Verification,
-        Some(State::Verified | State::TransferRequested) => Stage::Transfer,
-        _ => Stage::AccountOpening,
-    }
+    parked_from
+        .and_then(State::parse)
+        .and_then(State::stage)
+        .unwrap_or(Stage::AccountOpening)
 }
 
 /// The state a record waits in for `stage`.

@@ -58,6 +58,18 @@ impl State {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
+    /// The stage a record in this state is in (waiting for it, or for its bank's answer);
+    /// `None` for a final or parked state.
+    pub fn stage(self) -> Option<crate::messages::Stage> {
+        use crate::messages::Stage;
+        match self {
+            State::Received | State::AccountRequested => Some(Stage::AccountOpening),
+            State::AccountOpened => Some(Stage::Verification),
+            State::Verified | State::TransferRequested => Some(Stage::Transfer),
+            _ => None,
+        }
+    }
+
     /// Still moving through the pipeline (not waiting for a person).
     pub fn in_flight(self) -> bool {
         matches!(
