@@ -34,10 +34,10 @@ $$;
 
 -- Double-recipient claims hold the keyed hash, never the NIK. Existing claims keep their NIK
 -- until `salur migrate` hashes it (then the column is dropped).
+ALTER TABLE recipient_claims DROP CONSTRAINT recipient_claims_pkey;
 ALTER TABLE recipient_claims
     ADD COLUMN nik_hash bytea,
-    ALTER COLUMN nik DROP NOT NULL,
-    DROP CONSTRAINT recipient_claims_pkey;
+    ALTER COLUMN nik DROP NOT NULL;
 CREATE UNIQUE INDEX recipient_claims_hash ON recipient_claims (program, period, nik_hash);
 CREATE INDEX recipient_claims_record ON recipient_claims (record_id);
 
