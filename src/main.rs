@@ -149,6 +149,10 @@ enum Command {
         /// Seed of the generated batch.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also run salur with the personal fields stored in clear (benchmark database only)
+        /// and report what encryption costs.
+        #[arg(long)]
+        encryption_cost: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -825,6 +829,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             per_record_recipients,
             skip_baselines,
             seed,
+            encryption_cost,
             json,
         } => {
             anyhow::ensure!(
@@ -837,6 +842,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 per_record_recipients,
                 skip_baselines,
                 seed,
+                encryption_cost,
                 progress: true,
             };
             let report = salur::bench::run(&settings, &opts).await?;

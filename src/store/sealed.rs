@@ -39,6 +39,38 @@ const LEGACY_CLEAR: u8 = 0x00;
 const HEADER: usize = 1 + 2 + 12;
 const CHECK_LABEL: &[u8] = b"salur data key check v1";
 
+/// `salur bench --encryption-cost` only: values are stored as legacy clear text (same layout,
+/// no cipher) to measure what sealing costs. Refused outside the benchmark's database.
+static BENCH_CLEAR_TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The benchmark's clear-text mode (see [`BENCH_CLEAR_TEXT`]): on in this process, and passed
+/// to the processes it starts as `SALUR_BENCH_CLEAR_TEXT=1`.
+pub fn bench_clear_text() -> bool {
+    BENCH_CLEAR_TEXT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Turns the benchmark's clear-text mode on or off; only on the benchmark's database.
+pub async fn set_bench_clear_text(conn: &mut PgConnection, on: bool) -> anyhow::Result<()> {
+    if on {
+        let db: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(conn)
+            .await?;
+        anyhow::ensure!(
+            db == crate::bench::BENCH_NAME,
+            "SALUR_BENCH_CLEAR_TEXT stores personal data in clear: it is refused outside the \
+             benchmark's own database ({})",
+            crate::bench::BENCH_NAME
+        );
+    }
+    BENCH_CLEAR_TEXT.store(on, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Ends the benchmark's clear-text mode.
+pub fn end_bench_clear_text() {
+    BENCH_CLEAR_TEXT.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Which key a ciphertext names.
 pub type KeyId = u16;
 
@@ -215,6 +247,12 @@ impl Keyring {
 
     /// Encrypts `value` of `column` of record `record` with the current key.
     pub fn seal(&self, column: &str, record: i64, value: &str) -> Vec<u8> {
+        if bench_clear_text() {
+            let mut v = Vec::with_capacity(1 + value.len());
+            v.push(LEGACY_CLEAR);
+            v.extend_from_slice(value.as_bytes());
+            return v;
+        }
         let id = self.current();
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
@@ -486,6 +524,9 @@ pub fn keyring() -> Result<Arc<Keyring>, KeyError> {
 /// in the ring with the same check value (a wrong key is refused, never used), and keys new to
 /// the database are registered. Called when a process connects.
 pub async fn check(conn: &mut PgConnection) -> anyhow::Result<Arc<Keyring>> {
+    if std::env::var("SALUR_BENCH_CLEAR_TEXT").as_deref() == Ok("1") {
+        set_bench_clear_text(&mut *conn, true).await?;
+    }
     let has_table: bool = sqlx::query_scalar("SELECT to_regclass('data_keys') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await?;
