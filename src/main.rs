@@ -555,7 +555,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             );
                         }
                         if dry_run {
-                            println!("{} batches past retention (dry run: nothing erased)", run.batches.len());
+                            println!(
+                                "{} batches past retention (dry run: nothing erased)",
+                                run.batches.len()
+                            );
                         } else {
                             println!(
                                 "{} batches past retention: personal fields of {} records erased",
@@ -588,7 +591,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     #[cfg(unix)]
                     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
                     o.open(&path)?.write_all(text.as_bytes())?;
-                    eprintln!("{} records written to {}", data.records.len(), path.display());
+                    eprintln!(
+                        "{} records written to {}",
+                        data.records.len(),
+                        path.display()
+                    );
                 }
                 None => println!("{text}"),
             }

@@ -906,7 +906,16 @@ async fn an_excel_workbook_is_read_like_a_csv_file() {
             .await
             .unwrap()
             .into_iter()
-            .map(|r| (r.row_number, r.nik, r.birth_date, r.bank_code, r.amount_raw, r.mother_name))
+            .map(|r| {
+                (
+                    r.row_number,
+                    r.nik,
+                    r.birth_date,
+                    r.bank_code,
+                    r.amount_raw,
+                    r.mother_name,
+                )
+            })
             .collect();
         drop(conn);
         assert_eq!(stored.len(), 2);

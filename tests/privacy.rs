@@ -43,7 +43,10 @@ async fn a_pg_dump_after_the_batch_holds_no_nik_name_or_mother_name() {
         // salur's own schema. bank_sim stands for the bank's systems (the reference bank keeps
         // its customers in this database only because it is a simulator).
         let dump = pg_dump(&env, &["--exclude-schema=bank_sim"]);
-        assert!(dump.contains("COPY public.records"), "the dump has the records");
+        assert!(
+            dump.contains("COPY public.records"),
+            "the dump has the records"
+        );
         let mut searched = 0;
         for r in &demo.records {
             for (what, value) in [
@@ -64,7 +67,11 @@ async fn a_pg_dump_after_the_batch_holds_no_nik_name_or_mother_name() {
                 );
                 if what == "NIK" {
                     let digits: String = v.chars().filter(char::is_ascii_digit).collect();
-                    assert!(!dump.contains(&digits), "the dump holds a NIK of row {}", r.row);
+                    assert!(
+                        !dump.contains(&digits),
+                        "the dump holds a NIK of row {}",
+                        r.row
+                    );
                 }
             }
         }
@@ -87,7 +94,10 @@ async fn a_pg_dump_after_the_batch_holds_no_nik_name_or_mother_name() {
         .fetch_all(&env.pool)
         .await
         .unwrap();
-        assert!(!claim_columns.iter().any(|c| c == "nik"), "{claim_columns:?}");
+        assert!(
+            !claim_columns.iter().any(|c| c == "nik"),
+            "{claim_columns:?}"
+        );
         // Mother's names are gone once the account is open and verified, the audit says so;
         // blocked records (account not open yet) keep theirs, sealed.
         let (paid_with_mother, blocked_with_mother, audited): (i64, i64, i64) = sqlx::query_as(
@@ -117,7 +127,7 @@ async fn the_export_for_one_nik_is_that_person_only_and_erasure_waits_for_paymen
         other.mother_name = Some("Theresia Dhey".into());
         let nik = me.nik.clone().unwrap();
         let first = env.submit(&[me.clone(), other.clone()], "2026-Q4").await;
-        let second = env.submit(&[me.clone()], "2027-Q1").await;
+        let second = env.submit(std::slice::from_ref(&me), "2027-Q1").await;
 
         // With separators, as a clerk types it.
         let typed = format!("{}.{}-{}", &nik[..6], &nik[6..12], &nik[12..]);
@@ -211,11 +221,13 @@ async fn retention_erases_closed_batches_past_their_period_and_totals_stay() {
             .unwrap();
         assert!(run.batches.is_empty());
         // The old batch closed 40 days ago; BPNT keeps personal data 30 days.
-        sqlx::query("UPDATE records SET updated_at = now() - interval '40 days' WHERE batch_id = $1")
-            .bind(old)
-            .execute(&env.pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "UPDATE records SET updated_at = now() - interval '40 days' WHERE batch_id = $1",
+        )
+        .bind(old)
+        .execute(&env.pool)
+        .await
+        .unwrap();
         privacy::set_retention(&env.pool, "BPNT", 30).await.unwrap();
         let dry = privacy::apply_retention(&env.pool, 1826, true, "test")
             .await
@@ -248,12 +260,13 @@ async fn retention_erases_closed_batches_past_their_period_and_totals_stay() {
         assert_eq!(batch::status(&env.pool, old).await.unwrap(), before);
         assert_eq!(report(old).await, report_before);
         // The young batch keeps its data; a second run finds nothing more.
-        let young_kept: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM records WHERE batch_id = $1 AND nik IS NOT NULL")
-                .bind(young)
-                .fetch_one(&env.pool)
-                .await
-                .unwrap();
+        let young_kept: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM records WHERE batch_id = $1 AND nik IS NOT NULL",
+        )
+        .bind(young)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
         assert_eq!(young_kept, 1);
         let again = privacy::apply_retention(&env.pool, 1826, false, "test")
             .await
@@ -307,11 +320,15 @@ async fn key_rotation_while_a_batch_runs_loses_nothing_and_a_wrong_key_stops_the
                 .unwrap(),
         );
         let _bank = Child(
-            salur(&env, &keys, &["bank-sim", "--delay-ms", "1500", "--concurrency", "2"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
+            salur(
+                &env,
+                &keys,
+                &["bank-sim", "--delay-ms", "1500", "--concurrency", "2"],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
         );
         let demo = generate::generate(2000, 200, 23);
         let batch_id = env.submit(&demo.records, "2026-Q4").await;
@@ -345,12 +362,10 @@ async fn key_rotation_while_a_batch_runs_loses_nothing_and_a_wrong_key_stops_the
         assert_eq!(status.count(State::Blocked), 200, "{status}");
         assert_eq!(settlements(&env.pool).await.unwrap().len(), 1800);
         // Everything is sealed with key 2 (also what was written after the pass began).
-        let per_key: Vec<(Option<i32>, i64)> =
-            salur::store::personal::values_per_key(&env.pool).await.unwrap();
-        assert!(
-            per_key.iter().all(|(k, _)| *k == Some(2)),
-            "{per_key:?}"
-        );
+        let per_key: Vec<(Option<i32>, i64)> = salur::store::personal::values_per_key(&env.pool)
+            .await
+            .unwrap();
+        assert!(per_key.iter().all(|(k, _)| *k == Some(2)), "{per_key:?}");
         let retired: Vec<i32> = sqlx::query_scalar(
             "SELECT key_id FROM data_keys WHERE retired_at IS NOT NULL ORDER BY 1",
         )
@@ -438,12 +453,9 @@ async fn values_written_in_clear_before_encryption_are_sealed_by_migrate() {
         .await
         .unwrap();
         assert_eq!(
-            salur::store::personal::pending(
-                &env.pool,
-                salur::store::personal::Reseal::LegacyOnly
-            )
-            .await
-            .unwrap(),
+            salur::store::personal::pending(&env.pool, salur::store::personal::Reseal::LegacyOnly)
+                .await
+                .unwrap(),
             1
         );
         let n = salur::store::personal::reseal_all(

@@ -145,7 +145,10 @@ pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchRe
     );
     let (mut clear_text, mut encryption_cost) = (None, None);
     if opts.encryption_cost {
-        say(opts, "salur again, personal fields stored in clear (encryption cost)");
+        say(
+            opts,
+            "salur again, personal fields stored in clear (encryption cost)",
+        );
         let settings = bench_settings(base, opts.chunk_size);
         reset(&settings).await?;
         let pool = store::connect(&settings).await?;

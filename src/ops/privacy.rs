@@ -78,10 +78,7 @@ pub async fn key_status(pool: &PgPool) -> anyhow::Result<String> {
     for (key, n) in personal::values_per_key(pool).await? {
         match key {
             Some(k) => writeln!(s, "  values sealed with key {k}: {n}")?,
-            None => writeln!(
-                s,
-                "  values still in clear: {n} (run `salur migrate`)"
-            )?,
+            None => writeln!(s, "  values still in clear: {n} (run `salur migrate`)")?,
         }
     }
     Ok(s)
@@ -169,7 +166,10 @@ pub async fn retention_loop(
             ),
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), "retention run failed; trying tomorrow")
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "retention run failed; trying tomorrow"
+                )
             }
         }
     }

@@ -340,9 +340,8 @@ async fn store_fix(
 ) -> Result<(), RemediateError> {
     let reasons = serde_json::to_value(&outcome.reasons).expect("reasons serialize");
     let ring = crate::store::sealed::keyring().map_err(sqlx::Error::from)?;
-    let seal = |column: &str, v: &Option<String>| {
-        v.as_deref().map(|v| ring.seal(column, outcome.id, v))
-    };
+    let seal =
+        |column: &str, v: &Option<String>| v.as_deref().map(|v| ring.seal(column, outcome.id, v));
     sqlx::query(
         "WITH fixed AS (
              UPDATE records SET nik = $2, kk = $3, name = $4, mother_name = $5, birth_place = $6,
@@ -498,12 +497,13 @@ pub async fn fix_file(
             .filter_map(|k| ring.nik_hash(k).map(|h| (h, k)))
             .collect();
         let hashes: Vec<&Vec<u8>> = by_hash.keys().collect();
-        let found: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT id, nik_hash FROM records WHERE batch_id = $1 AND nik_hash = ANY($2)")
-                .bind(batch_id)
-                .bind(&hashes)
-                .fetch_all(&mut *tx)
-                .await?;
+        let found: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, nik_hash FROM records WHERE batch_id = $1 AND nik_hash = ANY($2)",
+        )
+        .bind(batch_id)
+        .bind(&hashes)
+        .fetch_all(&mut *tx)
+        .await?;
         found
             .into_iter()
             .filter_map(|(id, h)| by_hash.get(&h).map(|k| (id, (*k).clone())))

@@ -4,8 +4,8 @@
 
 pub mod outbox;
 pub mod personal;
-pub mod sealed;
 pub mod records;
+pub mod sealed;
 pub mod stats;
 
 pub use records::{Attempt, Change, RecordRow, State};

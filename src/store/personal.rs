@@ -218,8 +218,13 @@ pub async fn values_per_key(pool: &PgPool) -> sqlx::Result<Vec<(Option<i32>, i64
 /// The keys the database knows: `(id, created, retired)`; id 0 is the NIK hash key.
 pub async fn registered_keys(
     pool: &PgPool,
-) -> sqlx::Result<Vec<(i32, chrono::DateTime<chrono::Utc>, Option<chrono::DateTime<chrono::Utc>>)>>
-{
+) -> sqlx::Result<
+    Vec<(
+        i32,
+        chrono::DateTime<chrono::Utc>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    )>,
+> {
     sqlx::query_as("SELECT key_id, created_at, retired_at FROM data_keys ORDER BY key_id")
         .fetch_all(pool)
         .await
@@ -237,20 +242,28 @@ pub async fn retire_keys_except(pool: &PgPool, current: KeyId) -> sqlx::Result<V
     .await
 }
 
+/// `(id, nik, name, account_number, bank_account)`, sealed: what an erasure keeps masked.
+type ToMask = (
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
+
 /// Erases the personal fields of `ids` (which the caller holds locked): every sealed value and
 /// the NIK hash become NULL; the masked NIK, name and account numbers are kept for display, and
 /// ids, states, amounts, bank references and the audit stay, so totals still add up.
 /// Returns how many records were erased.
 pub async fn erase(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<u64> {
     let ring = keyring()?;
-    let rows: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>)> =
-        sqlx::query_as(
-            "SELECT id, nik, name, account_number, bank_account FROM records
+    let rows: Vec<ToMask> = sqlx::query_as(
+        "SELECT id, nik, name, account_number, bank_account FROM records
              WHERE id = ANY($1) AND erased_at IS NULL",
-        )
-        .bind(ids)
-        .fetch_all(&mut *conn)
-        .await?;
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
     let mut erased = Vec::with_capacity(rows.len());
     let mut masked = Vec::with_capacity(rows.len());
     for (id, nik, name, account, bank_account) in rows {

@@ -1,11 +1,11 @@
 //! Records and their state changes. Every change is guarded by the expected current state and
 //! written together with its audit row, so a redelivered message changes nothing twice.
 
+use super::sealed::{KeyError, Keyring, keyring};
 use crate::domain::Reason;
 use crate::intake::RawRecord;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use super::sealed::{KeyError, Keyring, keyring};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -579,7 +579,10 @@ pub async fn copy_received(
             if SEALED.contains(column) {
                 copy_bytea(
                     &mut buf,
-                    value.as_deref().map(|v| ring.seal(column, *id, v)).as_deref(),
+                    value
+                        .as_deref()
+                        .map(|v| ring.seal(column, *id, v))
+                        .as_deref(),
                 );
             } else {
                 copy_text(&mut buf, value.as_deref());
@@ -597,7 +600,10 @@ pub async fn copy_received(
             None => buf.push_str("\\N"),
         }
         buf.push('\t');
-        copy_bytea(&mut buf, r.nik.as_deref().and_then(|n| ring.nik_hash(n)).as_deref());
+        copy_bytea(
+            &mut buf,
+            r.nik.as_deref().and_then(|n| ring.nik_hash(n)).as_deref(),
+        );
         buf.push('\n');
     }
     let mut copy = conn

@@ -384,9 +384,7 @@ pub fn default_key_file() -> PathBuf {
     let base = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share"))
-        })
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("salur").join("data-keys")
 }
@@ -464,23 +462,27 @@ pub fn load(source: &KeySource, create: bool) -> Result<Arc<Keyring>, KeyError> 
         KeySource::Env(text) => Keyring::parse(text, "SALUR_DATA_KEYS")?,
         KeySource::File(p) => read_file(p)?,
         KeySource::DefaultFile(p) => {
-            if !p.exists() && create {
-                if create_key_file(p, &Keyring::generate()).map_err(|e| {
+            if !p.exists()
+                && create
+                && create_key_file(p, &Keyring::generate()).map_err(|e| {
                     KeyError::Config(format!("cannot create the key file {}: {e}", p.display()))
-                })? {
-                    tracing::warn!(
-                        file = %p.display(),
-                        "no data key configured: generated a development key file; production \
-                         must set SALUR_DATA_KEY_FILE or SALUR_DATA_KEYS (and back the keys up)"
-                    );
-                }
+                })?
+            {
+                tracing::warn!(
+                    file = %p.display(),
+                    "no data key configured: generated a development key file; production \
+                     must set SALUR_DATA_KEY_FILE or SALUR_DATA_KEYS (and back the keys up)"
+                );
             }
             read_file(p)?
         }
     };
     let ring = Arc::new(ring);
     let file = source.file().map(|p| (p.to_owned(), mtime(p)));
-    *RING.get_or_init(Default::default).lock().expect("key ring lock") = Some(Loaded {
+    *RING
+        .get_or_init(Default::default)
+        .lock()
+        .expect("key ring lock") = Some(Loaded {
         ring: ring.clone(),
         file,
         checked: Instant::now(),
@@ -491,7 +493,10 @@ pub fn load(source: &KeySource, create: bool) -> Result<Arc<Keyring>, KeyError> 
 /// The process's key ring: loaded from the environment on first use, re-read when its key file
 /// changed.
 pub fn keyring() -> Result<Arc<Keyring>, KeyError> {
-    let mut guard = RING.get_or_init(Default::default).lock().expect("key ring lock");
+    let mut guard = RING
+        .get_or_init(Default::default)
+        .lock()
+        .expect("key ring lock");
     match guard.as_mut() {
         None => {
             drop(guard);
@@ -511,7 +516,9 @@ pub fn keyring() -> Result<Arc<Keyring>, KeyError> {
                             l.ring = Arc::new(ring);
                             l.file = Some((path, now));
                         }
-                        Err(e) => tracing::warn!(error = %e, "data key file changed but does not read; keeping the keys"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "data key file changed but does not read; keeping the keys")
+                        }
                     }
                 }
             }
@@ -616,7 +623,12 @@ mod tests {
         let back = Keyring::parse(&ring.to_text(), "test").unwrap();
         assert_eq!(back.ids(), vec![1, 2]);
         assert_eq!(back.nik_hash("1"), ring.nik_hash("1"));
-        let one_line = ring.to_text().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join(",");
+        let one_line = ring
+            .to_text()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join(",");
         assert_eq!(Keyring::parse(&one_line, "env").unwrap().current(), 2);
         let e = Keyring::parse("1:AAAA", "env").unwrap_err().to_string();
         assert!(e.contains("32 bytes"), "{e}");
