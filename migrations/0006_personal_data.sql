@@ -71,10 +71,11 @@ CREATE TABLE personal_data_log (
     detail     jsonb,
     at         timestamptz NOT NULL DEFAULT now()
 );
-CREATE FUNCTION personal_data_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Append-only, like record_events (one function for any such table).
+CREATE FUNCTION append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'personal_data_log is append-only: % is not allowed', TG_OP;
+    RAISE EXCEPTION '% is append-only: % is not allowed', TG_TABLE_NAME, TG_OP;
 END $$;
 CREATE TRIGGER personal_data_log_append_only
     BEFORE UPDATE OR DELETE OR TRUNCATE ON personal_data_log
-    FOR EACH STATEMENT EXECUTE FUNCTION personal_data_log_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION append_only();

@@ -243,13 +243,23 @@ pub enum Needs {
 }
 
 impl Needs {
-    /// What the stage that takes records up in `state` reads.
+    /// What the stage that takes records up in `state` reads (bank answers, for records
+    /// waiting in `account_requested` or `transfer_requested`, read none).
     pub fn of(state: State) -> Self {
         match state {
-            State::Received | State::AccountRequested => Needs::All,
+            State::Received => Needs::All,
             State::AccountOpened => Needs::Names,
-            State::Verified | State::TransferRequested => Needs::Account,
+            State::Verified => Needs::Account,
             _ => Needs::Nothing,
+        }
+    }
+
+    /// What sending a record's bank request again (the sweeper) reads.
+    pub fn to_resend(state: State) -> Self {
+        match state {
+            State::AccountRequested => Needs::All,
+            State::TransferRequested => Needs::Account,
+            other => Needs::of(other),
         }
     }
 
@@ -334,6 +344,16 @@ pub async fn lock_in_state(
     ids: &[i64],
     state: State,
 ) -> sqlx::Result<Vec<RecordRow>> {
+    lock_in_state_for(conn, ids, state, Needs::of(state)).await
+}
+
+/// [`lock_in_state`], reading the personal fields `needs` names.
+pub async fn lock_in_state_for(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    state: State,
+    needs: Needs,
+) -> sqlx::Result<Vec<RecordRow>> {
     let rows: Vec<StoredRow> = sqlx::query_as(&format!(
         "SELECT r.id, r.batch_id, r.row_number, r.state, {}, r.sex, r.region_code,
                 r.bank_code, r.amount_raw, r.amount, r.nik_hash, r.bank_reference, r.attempts,
@@ -343,7 +363,7 @@ pub async fn lock_in_state(
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id
          FOR UPDATE OF r",
-        Needs::of(state).columns()
+        needs.columns()
     ))
     .bind(ids)
     .bind(state.as_str())
