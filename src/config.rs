@@ -51,12 +51,17 @@ pub struct Settings {
     /// `API_XLSX_LIMIT`: the largest Excel upload, in bytes. A workbook is a zip archive that
     /// is read whole in memory (and unpacks to several times its size), hence its own limit.
     pub api_xlsx_limit: u64,
+    /// `SALUR_RETENTION_DAYS`: how long the personal fields of a closed batch (no record in
+    /// flight) are kept, for programmes without their own period (`salur retention set`).
+    pub retention_days: i32,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/salur";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
+/// Five years after a batch is closed (see the README, "Personal data").
+pub const DEFAULT_RETENTION_DAYS: i32 = 1826;
 pub const DEFAULT_RETRY_TIERS: &str = "5s,30s,2m,10m,1h";
 
 /// One delay tier of the retry queues.
@@ -136,6 +141,7 @@ impl Default for Settings {
             api_addr: DEFAULT_API_ADDR.parse().expect("a valid default address"),
             api_body_limit: 512 * 1024 * 1024,
             api_xlsx_limit: 64 * 1024 * 1024,
+            retention_days: DEFAULT_RETENTION_DAYS,
         }
     }
 }
@@ -210,6 +216,15 @@ impl Settings {
             var("API_XLSX_LIMIT"),
             &mut s.api_xlsx_limit,
         )?;
+        num(
+            "SALUR_RETENTION_DAYS",
+            var("SALUR_RETENTION_DAYS"),
+            &mut s.retention_days,
+        )?;
+        anyhow::ensure!(
+            s.retention_days > 0,
+            "SALUR_RETENTION_DAYS must be at least 1"
+        );
         for stage in Stage::ALL {
             let name = format!("SALUR_MAX_ATTEMPTS_{}", stage.as_str().to_uppercase());
             let mut n = 0;

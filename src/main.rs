@@ -6,7 +6,7 @@ use salur::config::Settings;
 use salur::messages::Stage;
 use salur::metrics::Metrics;
 use salur::ops::remediate::{self, Filter, Scope};
-use salur::ops::{batch, demo, office, submit};
+use salur::ops::{batch, demo, office, privacy, submit};
 use salur::{broker, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -149,6 +149,10 @@ enum Command {
         /// Seed of the generated batch.
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// Also run salur with the personal fields stored in clear (benchmark database only)
+        /// and report what encryption costs.
+        #[arg(long)]
+        encryption_cost: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -162,6 +166,74 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
+    },
+    /// The data keys that seal personal fields (SALUR_DATA_KEY_FILE / SALUR_DATA_KEYS).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Erase the personal fields of closed batches past their programme's retention period.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// A data subject's access or erasure request (UU PDP), by NIK (matched by keyed hash).
+    PersonData {
+        #[command(subcommand)]
+        command: PersonDataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// The keys in the ring, the keys the database knows, and how many values each seals.
+    Status,
+    /// Add a data key and re-seal every value under it, in chunks, while the pipeline runs;
+    /// the old keys are then retired (and may be removed from the key ring).
+    Rotate {
+        /// Do not add a key: re-seal under the ring's newest key (when the keys come from
+        /// SALUR_DATA_KEYS, add the new key there first).
+        #[arg(long)]
+        no_new_key: bool,
+    },
+    /// Print a new key ring (a hash key and key 1) for a new installation's key file.
+    Generate,
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Erase (or, with --dry-run, list) the closed batches past their retention period.
+    Apply {
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a programme's retention period in days (default SALUR_RETENTION_DAYS).
+    Set {
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        days: i32,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonDataCommand {
+    /// Write everything salur holds about the person with this NIK, decrypted (audited).
+    Export {
+        #[arg(long)]
+        nik: String,
+        /// Who asks (recorded in personal_data_log). Default: $USER.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Write here instead of standard output (the file is created readable by you only).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Then erase this person's personal fields (a lawful erasure request); refused while a
+        /// payment of theirs is in flight.
+        #[arg(long)]
+        erase: bool,
     },
 }
 
@@ -430,6 +502,104 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::from_env()?;
     match cli.command {
+        Command::Keys { command } => match command {
+            KeysCommand::Generate => {
+                print!("{}", store::sealed::Keyring::generate().to_text());
+            }
+            KeysCommand::Status => {
+                let pool = store::connect(&settings).await?;
+                print!("{}", privacy::key_status(&pool).await?);
+            }
+            KeysCommand::Rotate { no_new_key } => {
+                let pool = store::connect(&settings).await?;
+                let (key, n, retired) = privacy::rotate(&pool, no_new_key, |n| {
+                    if n % 10_000 < 1000 {
+                        eprintln!("re-sealed {n} records…");
+                    }
+                })
+                .await?;
+                println!("key {key} encrypts; {n} records re-sealed");
+                if !retired.is_empty() {
+                    println!(
+                        "keys {retired:?} are retired: nothing is sealed with them any more; they \
+                         may be removed from the key ring once every process runs with key {key}"
+                    );
+                }
+            }
+        },
+        Command::Retention { command } => {
+            let pool = store::connect(&settings).await?;
+            match command {
+                RetentionCommand::Set { program, days } => {
+                    privacy::set_retention(&pool, &program, days).await?;
+                    println!("{program}: personal fields kept {days} days after a batch closes");
+                }
+                RetentionCommand::Apply { dry_run, json } => {
+                    let actor = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+                    let run =
+                        privacy::apply_retention(&pool, settings.retention_days, dry_run, &actor)
+                            .await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&run)?);
+                    } else {
+                        for b in &run.batches {
+                            println!(
+                                "batch {} ({} {} {}, {} records): closed {}, kept {} days",
+                                b.batch_id,
+                                b.office,
+                                b.program,
+                                b.period,
+                                b.records,
+                                b.closed_at,
+                                b.retention_days
+                            );
+                        }
+                        if dry_run {
+                            println!(
+                                "{} batches past retention (dry run: nothing erased)",
+                                run.batches.len()
+                            );
+                        } else {
+                            println!(
+                                "{} batches past retention: personal fields of {} records erased",
+                                run.batches.len(),
+                                run.records_erased
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Command::PersonData { command } => {
+            let pool = store::connect(&settings).await?;
+            let PersonDataCommand::Export {
+                nik,
+                actor,
+                out,
+                erase,
+            } = command;
+            let actor = actor
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "operator".into());
+            let data = privacy::person_data(&pool, &nik, &actor, erase).await?;
+            let text = serde_json::to_string_pretty(&data)?;
+            match out {
+                Some(path) => {
+                    use std::io::Write as _;
+                    let mut o = std::fs::OpenOptions::new();
+                    o.write(true).create(true).truncate(true);
+                    #[cfg(unix)]
+                    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+                    o.open(&path)?.write_all(text.as_bytes())?;
+                    eprintln!(
+                        "{} records written to {}",
+                        data.records.len(),
+                        path.display()
+                    );
+                }
+                None => println!("{text}"),
+            }
+        }
         Command::Migrate => {
             store::migrate(&settings).await?;
             println!("database is up to date");
@@ -462,6 +632,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 });
             }
+            tokio::spawn(salur::ops::privacy::retention_loop(
+                pool.clone(),
+                settings.retention_days,
+                cancel.clone(),
+            ));
             let opts = if stages.is_empty() {
                 worker::WorkerOptions::default()
             } else {
@@ -661,6 +836,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             per_record_recipients,
             skip_baselines,
             seed,
+            encryption_cost,
             json,
         } => {
             anyhow::ensure!(
@@ -673,6 +849,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 per_record_recipients,
                 skip_baselines,
                 seed,
+                encryption_cost,
                 progress: true,
             };
             let report = salur::bench::run(&settings, &opts).await?;

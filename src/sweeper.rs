@@ -159,7 +159,7 @@ async fn waiting(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    records::lock_in_state(conn, &ids, state).await
+    records::lock_in_state_for(conn, &ids, state, records::Needs::to_resend(state)).await
 }
 
 /// Changes (same state, one more attempt, or `dead`) and the messages to send again.

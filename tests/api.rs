@@ -894,14 +894,30 @@ async fn an_excel_workbook_is_read_like_a_csv_file() {
             Option<String>,
             Option<String>,
         );
-        let stored: Vec<Stored> = sqlx::query_as(
-            "SELECT row_number, nik, birth_date, bank_code, amount_raw, mother_name
-                 FROM records WHERE batch_id = $1 ORDER BY row_number",
-        )
-        .bind(id)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+        // Read through the store: the personal columns are sealed in the database.
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 ORDER BY row_number")
+                .bind(id)
+                .fetch_all(&env.pool)
+                .await
+                .unwrap();
+        let mut conn = env.pool.acquire().await.unwrap();
+        let stored: Vec<Stored> = salur::store::records::read_scoped(&mut conn, &ids, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                (
+                    r.row_number,
+                    r.nik,
+                    r.birth_date,
+                    r.bank_code,
+                    r.amount_raw,
+                    r.mother_name,
+                )
+            })
+            .collect();
+        drop(conn);
         assert_eq!(stored.len(), 2);
         assert_eq!(stored[0].0, 1);
         assert_eq!(stored[0].1, valid_record(1).nik);

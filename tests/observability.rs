@@ -384,11 +384,20 @@ async fn demo_logs_carry_ids_and_no_personal_data() {
         // The same records the demo generated for this seed, plus the accounts the bank opened.
         let demo = generate::generate(recipients, incomplete, seed);
         let mut secrets = personal_values(&demo.records);
-        let opened: Vec<String> =
-            sqlx::query_scalar("SELECT bank_account FROM records WHERE bank_account IS NOT NULL")
+        // Read through the store: the account numbers are sealed in the database.
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM records WHERE bank_account IS NOT NULL")
                 .fetch_all(&env.pool)
                 .await
                 .unwrap();
+        let mut conn = env.pool.acquire().await.unwrap();
+        let opened: Vec<String> = salur::store::records::read_scoped(&mut conn, &ids, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|r| r.bank_account)
+            .collect();
+        drop(conn);
         assert_eq!(opened.len(), 240);
         secrets.extend(opened);
         let logs = format!("{stdout}\n{stderr}");

@@ -16,6 +16,8 @@ use super::{AppState, Problem, Query};
 use crate::domain::{ReasonCode, mask_digits, mask_words};
 use crate::ops::batch;
 use crate::store::State as RecordState;
+use crate::store::records;
+use crate::store::sealed::{KeyError, Keyring, keyring};
 
 /// A path id that is not a UUID names no batch: 404, like any id the caller cannot see.
 pub fn batch_id(raw: &str) -> Result<Uuid, Problem> {
@@ -191,28 +193,32 @@ pub struct RecordItem {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A record as listed: the personal columns sealed, with the masked forms kept after erasure.
 pub type RecordRow = (
     i64,
     Uuid,
     i32,
     String,
     serde_json::Value,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
     Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
+    Option<Vec<u8>>,
     Option<Decimal>,
     Option<String>,
     i32,
     chrono::DateTime<chrono::Utc>,
+    Option<serde_json::Value>,
 );
 
 pub const RECORD_COLUMNS: &str = "r.id, r.batch_id, r.row_number, r.state, r.reasons, r.nik, r.kk, \
-     r.name, r.bank_code, r.account_number, r.amount, r.bank_reference, r.attempts, r.updated_at";
+     r.name, r.bank_code, r.account_number, r.amount, r.bank_reference, r.attempts, r.updated_at, \
+     r.masked";
 
-impl From<RecordRow> for RecordItem {
-    fn from(r: RecordRow) -> Self {
+impl RecordItem {
+    /// Opens and masks the personal values of a listed record.
+    fn open(r: RecordRow, ring: &Keyring) -> Result<Self, KeyError> {
         let (
             record_id,
             batch_id,
@@ -228,23 +234,28 @@ impl From<RecordRow> for RecordItem {
             bank_reference,
             attempts,
             updated_at,
+            masked,
         ) = r;
-        RecordItem {
+        let m = masked.as_ref();
+        let show = |column, v: Option<Vec<u8>>, mask| {
+            records::shown(ring, record_id, column, v.as_deref(), m, mask)
+        };
+        Ok(RecordItem {
             record_id,
             batch_id,
             row,
             state,
             reasons,
-            nik: nik.as_deref().map(mask_digits),
-            kk: kk.as_deref().map(mask_digits),
-            name: name.as_deref().map(mask_words),
+            nik: show("nik", nik, mask_digits)?,
+            kk: show("kk", kk, mask_digits)?,
+            name: show("name", name, mask_words)?,
             bank_code,
-            account_number: account_number.as_deref().map(mask_digits),
+            account_number: show("account_number", account_number, mask_digits)?,
             amount,
             bank_reference,
             attempts,
             updated_at,
-        }
+        })
     }
 }
 
@@ -303,11 +314,13 @@ pub async fn records(
     .fetch_all(&state.pool)
     .await?;
     let more = rows.len() as i64 > limit;
+    let ring = keyring().map_err(sqlx::Error::from)?;
     let items: Vec<RecordItem> = rows
         .into_iter()
         .take(limit as usize)
-        .map(RecordItem::from)
-        .collect();
+        .map(|r| RecordItem::open(r, &ring))
+        .collect::<Result<_, _>>()
+        .map_err(sqlx::Error::from)?;
     let next_cursor = if more {
         items.last().map(|r| r.record_id.to_string())
     } else {
@@ -336,7 +349,7 @@ pub async fn report(
                 .bind(id)
                 .fetch(&pool);
             while let Some(row) = rows.try_next().await? {
-                w.write_record(batch::report_fields(row))?;
+                w.write_record(batch::report_fields(row)?)?;
                 if w.get_ref().len() >= 64 * 1024 {
                     let full = std::mem::replace(&mut w, csv::Writer::from_writer(Vec::new()));
                     let chunk = full.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -39,6 +39,8 @@ pub struct BenchOptions {
     pub per_record_recipients: Option<u32>,
     pub skip_baselines: bool,
     pub seed: u64,
+    /// Also run salur with personal fields stored in clear, to measure what sealing costs.
+    pub encryption_cost: bool,
     /// Print progress lines on stderr.
     pub progress: bool,
 }
@@ -51,6 +53,7 @@ impl Default for BenchOptions {
             per_record_recipients: None,
             skip_baselines: false,
             seed: 7,
+            encryption_cost: false,
             progress: true,
         }
     }
@@ -90,6 +93,10 @@ pub struct BenchReport {
     pub salur: SalurRun,
     pub raw: Option<raw::RawRun>,
     pub per_record: Option<SalurRun>,
+    /// The same run with personal fields stored in clear (`--encryption-cost`).
+    pub clear_text: Option<SalurRun>,
+    /// 1 - sealed / clear, end to end and intake (the share of throughput sealing costs).
+    pub encryption_cost: Option<(f64, f64)>,
     /// salur end to end / raw.
     pub salur_over_raw: Option<f64>,
     /// salur end to end / per-record.
@@ -136,6 +143,37 @@ pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchRe
             salur.end_to_end_records_per_second, salur.intake_records_per_second
         ),
     );
+    let (mut clear_text, mut encryption_cost) = (None, None);
+    if opts.encryption_cost {
+        say(
+            opts,
+            "salur again, personal fields stored in clear (encryption cost)",
+        );
+        let settings = bench_settings(base, opts.chunk_size);
+        reset(&settings).await?;
+        let pool = store::connect(&settings).await?;
+        crate::store::sealed::set_bench_clear_text(&mut *pool.acquire().await?, true).await?;
+        pool.close().await;
+        let c = run_salur(base, opts, opts.recipients, opts.chunk_size).await;
+        crate::store::sealed::end_bench_clear_text();
+        let c = c?;
+        let cost = (
+            1.0 - salur.end_to_end_records_per_second / c.end_to_end_records_per_second,
+            1.0 - salur.intake_records_per_second / c.intake_records_per_second,
+        );
+        say(
+            opts,
+            format!(
+                "clear text: {:.0} records/s end to end, intake {:.0} records/s; sealing costs {:.1} % end to end, {:.1} % of intake",
+                c.end_to_end_records_per_second,
+                c.intake_records_per_second,
+                cost.0 * 100.0,
+                cost.1 * 100.0
+            ),
+        );
+        clear_text = Some(c);
+        encryption_cost = Some(cost);
+    }
     let (mut raw_run, mut per_record) = (None, None);
     if !opts.skip_baselines {
         say(opts, "raw baseline (lapin + sqlx, same hops and writes)");
@@ -188,6 +226,8 @@ pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchRe
         salur,
         raw: raw_run,
         per_record,
+        clear_text,
+        encryption_cost,
         salur_over_raw,
         salur_over_per_record,
         targets,
@@ -298,6 +338,14 @@ impl Service {
             .env("SALUR_PREFETCH", settings.prefetch.to_string())
             .env("SALUR_CONCURRENCY", settings.concurrency.to_string())
             .env("SALUR_DB_POOL", settings.db_pool.to_string())
+            .env(
+                "SALUR_BENCH_CLEAR_TEXT",
+                if crate::store::sealed::bench_clear_text() {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
             .env(
                 "METRICS_ADDR",
                 // `SALUR_BENCH_WORKER_METRICS=127.0.0.1:9465` serves the worker's /metrics there,
@@ -664,6 +712,19 @@ impl std::fmt::Display for BenchReport {
                 p.end_to_end_records_per_second,
                 p.latency_p50_seconds,
                 p.latency_p99_seconds
+            )?;
+        }
+        if let (Some(c), Some((e2e, intake))) = (&self.clear_text, self.encryption_cost) {
+            writeln!(
+                f,
+                "personal fields in clear (no cipher): {:.0} records/s end to end, intake {:.0} records/s",
+                c.end_to_end_records_per_second, c.intake_records_per_second
+            )?;
+            writeln!(
+                f,
+                "encryption cost    = {:.1} % end to end, {:.1} % of intake (1 - sealed / clear)",
+                e2e * 100.0,
+                intake * 100.0
             )?;
         }
         if let Some(r) = self.salur_over_raw {

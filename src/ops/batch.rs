@@ -192,10 +192,13 @@ impl std::fmt::Display for BatchStatus {
 /// The report's columns.
 pub const REPORT_HEADER: [&str; 6] = ["row", "nik", "state", "reasons", "amount", "bank_reference"];
 
-/// One record as the report reads it: row, NIK as written, state, reasons, amount, bank reference.
+/// One record as the report reads it: id, row, NIK (sealed), the masked forms kept after
+/// erasure, state, reasons, amount, bank reference.
 pub type ReportRow = (
+    i64,
     i32,
-    Option<String>,
+    Option<Vec<u8>>,
+    Option<serde_json::Value>,
     String,
     serde_json::Value,
     Option<Decimal>,
@@ -203,11 +206,13 @@ pub type ReportRow = (
 );
 
 /// The records of batch `$1` in file order, as [`ReportRow`]s.
-pub const REPORT_QUERY: &str = "SELECT row_number, nik, state, reasons, amount, bank_reference
-     FROM records WHERE batch_id = $1 ORDER BY row_number";
+pub const REPORT_QUERY: &str = "SELECT id, row_number, nik, masked, state, reasons, amount,
+     bank_reference FROM records WHERE batch_id = $1 ORDER BY row_number";
 
 /// The report's cells for one record; the NIK is masked.
-pub fn report_fields((row, nik, state, reasons, amount, reference): ReportRow) -> [String; 6] {
+pub fn report_fields(
+    (id, row, nik, masked, state, reasons, amount, reference): ReportRow,
+) -> Result<[String; 6], crate::store::sealed::KeyError> {
     let codes: Vec<String> = reasons
         .as_array()
         .map(|a| {
@@ -216,16 +221,23 @@ pub fn report_fields((row, nik, state, reasons, amount, reference): ReportRow) -
                 .collect()
         })
         .unwrap_or_default();
-    [
+    let ring = crate::store::sealed::keyring()?;
+    let nik = crate::store::records::shown(
+        &ring,
+        id,
+        "nik",
+        nik.as_deref(),
+        masked.as_ref(),
+        crate::domain::mask_digits,
+    )?;
+    Ok([
         row.to_string(),
-        nik.as_deref()
-            .map(crate::domain::mask_digits)
-            .unwrap_or_default(),
+        nik.unwrap_or_default(),
         state,
         codes.join("|"),
         amount.map(|a| format!("{a:.2}")).unwrap_or_default(),
         reference.unwrap_or_default(),
-    ]
+    ])
 }
 
 /// One CSV row per record: row number, masked NIK, state, reason codes, amount, bank reference.
@@ -242,7 +254,7 @@ pub async fn report(
         .fetch(pool);
     let mut n = 0;
     while let Some(row) = rows.try_next().await? {
-        w.write_record(report_fields(row))?;
+        w.write_record(report_fields(row)?)?;
         n += 1;
     }
     w.flush()?;

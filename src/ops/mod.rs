@@ -3,5 +3,6 @@
 pub mod batch;
 pub mod demo;
 pub mod office;
+pub mod privacy;
 pub mod remediate;
 pub mod submit;

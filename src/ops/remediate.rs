@@ -339,12 +339,15 @@ async fn store_fix(
     raw: &RawRecord,
 ) -> Result<(), RemediateError> {
     let reasons = serde_json::to_value(&outcome.reasons).expect("reasons serialize");
+    let ring = crate::store::sealed::keyring().map_err(sqlx::Error::from)?;
+    let seal =
+        |column: &str, v: &Option<String>| v.as_deref().map(|v| ring.seal(column, outcome.id, v));
     sqlx::query(
         "WITH fixed AS (
              UPDATE records SET nik = $2, kk = $3, name = $4, mother_name = $5, birth_place = $6,
                  birth_date = $7, sex = $8, address = $9, region_code = $10, phone = $11,
                  bank_code = $12, account_number = $13, amount_raw = $14, reasons = $15,
-                 updated_at = now()
+                 nik_hash = $17, updated_at = now()
              WHERE id = $1 AND state = 'blocked'
              RETURNING id
          )
@@ -352,21 +355,22 @@ async fn store_fix(
          SELECT id, 'blocked', 'blocked', $15, $16 FROM fixed",
     )
     .bind(outcome.id)
-    .bind(&raw.nik)
-    .bind(&raw.kk)
-    .bind(&raw.name)
-    .bind(&raw.mother_name)
-    .bind(&raw.birth_place)
-    .bind(&raw.birth_date)
+    .bind(seal("nik", &raw.nik))
+    .bind(seal("kk", &raw.kk))
+    .bind(seal("name", &raw.name))
+    .bind(seal("mother_name", &raw.mother_name))
+    .bind(seal("birth_place", &raw.birth_place))
+    .bind(seal("birth_date", &raw.birth_date))
     .bind(&raw.sex)
-    .bind(&raw.address)
+    .bind(seal("address", &raw.address))
     .bind(&raw.region_code)
-    .bind(&raw.phone)
+    .bind(seal("phone", &raw.phone))
     .bind(&raw.bank_code)
-    .bind(&raw.account_number)
+    .bind(seal("account_number", &raw.account_number))
     .bind(&raw.amount)
     .bind(&reasons)
     .bind(serde_json::json!({"action": "fix", "fields": outcome.changed, "ready": outcome.ready}))
+    .bind(raw.nik.as_deref().and_then(|n| ring.nik_hash(n)))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -486,14 +490,24 @@ pub async fn fix_file(
         .fetch_all(&mut *tx)
         .await?
     } else {
-        sqlx::query_as(
-            "SELECT id, regexp_replace(coalesce(nik, ''), '[^0-9]', '', 'g') FROM records
-             WHERE batch_id = $1 AND regexp_replace(coalesce(nik, ''), '[^0-9]', '', 'g') = ANY($2)",
+        // By the keyed hash of the NIK: the records hold no NIK in clear.
+        let ring = crate::store::sealed::keyring().map_err(sqlx::Error::from)?;
+        let by_hash: HashMap<Vec<u8>, &String> = keys
+            .iter()
+            .filter_map(|k| ring.nik_hash(k).map(|h| (h, k)))
+            .collect();
+        let hashes: Vec<&Vec<u8>> = by_hash.keys().collect();
+        let found: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, nik_hash FROM records WHERE batch_id = $1 AND nik_hash = ANY($2)",
         )
         .bind(batch_id)
-        .bind(&keys)
+        .bind(&hashes)
         .fetch_all(&mut *tx)
-        .await?
+        .await?;
+        found
+            .into_iter()
+            .filter_map(|(id, h)| by_hash.get(&h).map(|k| (id, (*k).clone())))
+            .collect()
     };
     let mut ids_by_key: HashMap<String, Vec<i64>> = HashMap::new();
     for (id, key) in found {

@@ -36,7 +36,6 @@ pub async fn handle(
             Ok(recipient) => {
                 let mut c = Change::to(row.id, State::AccountRequested);
                 c.amount = Some(recipient.amount.value());
-                c.nik_valid = Some(recipient.nik.as_str().to_owned());
                 changes.push(c);
                 complete.push((row, recipient));
             }

@@ -51,30 +51,31 @@ pub async fn handle(
     if !named.is_empty() {
         let program: Vec<&str> = named.iter().map(|r| r.program.as_str()).collect();
         let period: Vec<&str> = named.iter().map(|r| r.period.as_str()).collect();
-        let nik: Vec<&str> = named
+        // The keyed hash of the NIK (set at intake): the claims hold no NIK.
+        let nik: Vec<&[u8]> = named
             .iter()
-            .map(|r| r.nik_valid.as_deref().unwrap_or_default())
+            .map(|r| r.nik_hash.as_deref().unwrap_or_default())
             .collect();
         let ids: Vec<i64> = named.iter().map(|r| r.id).collect();
-        let owners: Vec<(String, String, String, i64)> = sqlx::query_as(
+        let owners: Vec<(String, String, Vec<u8>, i64)> = sqlx::query_as(
             "WITH wanted AS (
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[])
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::bigint[])
                      AS w(program, period, nik, record_id)
              ), claimed AS (
-                 INSERT INTO recipient_claims (program, period, nik, record_id)
+                 INSERT INTO recipient_claims (program, period, nik_hash, record_id)
                  SELECT program, period, nik, record_id FROM wanted ORDER BY record_id
                  ON CONFLICT DO NOTHING
-                 RETURNING program, period, nik, record_id
+                 RETURNING program, period, nik_hash, record_id
              )
-             SELECT program, period, nik, record_id FROM claimed
+             SELECT program, period, nik_hash, record_id FROM claimed
              UNION ALL
-             SELECT c.program, c.period, c.nik, c.record_id
+             SELECT c.program, c.period, c.nik_hash, c.record_id
              FROM wanted w
              -- One primary-key probe per wanted NIK, whatever the table's statistics say (a
              -- join here was planned as a sequential scan of every claim, per chunk).
              JOIN LATERAL (
                  SELECT * FROM recipient_claims c
-                 WHERE c.program = w.program AND c.period = w.period AND c.nik = w.nik
+                 WHERE c.program = w.program AND c.period = w.period AND c.nik_hash = w.nik
              ) c ON true",
         )
         .bind(&program)
@@ -83,7 +84,7 @@ pub async fn handle(
         .bind(&ids)
         .fetch_all(&mut *conn)
         .await?;
-        let owner: HashMap<(String, String, String), i64> = owners
+        let owner: HashMap<(String, String, Vec<u8>), i64> = owners
             .into_iter()
             .map(|(p, q, n, id)| ((p, q, n), id))
             .collect();
@@ -92,7 +93,7 @@ pub async fn handle(
             let key = (
                 row.program.clone(),
                 row.period.clone(),
-                row.nik_valid.clone().unwrap_or_default(),
+                row.nik_hash.clone().unwrap_or_default(),
             );
             match owner.get(&key) {
                 Some(&id) if id == row.id => {

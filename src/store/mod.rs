@@ -3,7 +3,9 @@
 //! what commits together.
 
 pub mod outbox;
+pub mod personal;
 pub mod records;
+pub mod sealed;
 pub mod stats;
 
 pub use records::{Attempt, Change, RecordRow, State};
@@ -26,9 +28,16 @@ fn unreachable_error(settings: &Settings, e: &sqlx::Error) -> anyhow::Error {
     )
 }
 
-/// A pool on `DATABASE_URL`. The error says whether the server is down or the database is
-/// missing, and what to run.
+/// A pool on `DATABASE_URL`, with the data keys loaded and checked against the database (a
+/// missing or wrong key is an error here, at start-up). The error says whether the server is
+/// down or the database is missing, and what to run.
 pub async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    let pool = connect_pool(settings).await?;
+    sealed::check(&mut *pool.acquire().await?).await?;
+    Ok(pool)
+}
+
+async fn connect_pool(settings: &Settings) -> anyhow::Result<PgPool> {
     let options = PgConnectOptions::from_str(&settings.database_url).map_err(|e| {
         anyhow::anyhow!(
             "DATABASE_URL {} is not a PostgreSQL URL: {e}",
@@ -68,5 +77,7 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<PgPool> {
         .run(&pool)
         .await
         .map_err(|e| anyhow::anyhow!("applying migrations failed: {e}"))?;
+    sealed::check(&mut *pool.acquire().await?).await?;
+    personal::seal_legacy(&pool).await?;
     Ok(pool)
 }

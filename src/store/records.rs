@@ -1,6 +1,7 @@
 //! Records and their state changes. Every change is guarded by the expected current state and
 //! written together with its audit row, so a redelivered message changes nothing twice.
 
+use super::sealed::{KeyError, Keyring, keyring};
 use crate::domain::Reason;
 use crate::intake::RawRecord;
 use rust_decimal::Decimal;
@@ -89,8 +90,42 @@ impl std::fmt::Display for State {
     }
 }
 
-/// A record as a stage sees it: the office's values plus what the pipeline learnt.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// The personal columns of `records`: sealed (AES-256-GCM, see [`super::sealed`]) before they
+/// reach PostgreSQL, opened when a record is read.
+pub const SEALED: [&str; 11] = [
+    "nik",
+    "kk",
+    "name",
+    "mother_name",
+    "birth_place",
+    "birth_date",
+    "address",
+    "phone",
+    "account_number",
+    "bank_account",
+    "bank_account_name",
+];
+
+/// The office's columns in file order ([`RawRecord::values`]).
+const RAW_COLUMNS: [&str; 13] = [
+    "nik",
+    "kk",
+    "name",
+    "mother_name",
+    "birth_place",
+    "birth_date",
+    "sex",
+    "address",
+    "region_code",
+    "phone",
+    "bank_code",
+    "account_number",
+    "amount_raw",
+];
+
+/// A record as a stage sees it: the office's values plus what the pipeline learnt, opened.
+/// A personal field the reader does not need (see [`Needs`]) is `None`.
+#[derive(Debug, Clone)]
 pub struct RecordRow {
     pub id: i64,
     pub batch_id: Uuid,
@@ -110,7 +145,9 @@ pub struct RecordRow {
     pub account_number: Option<String>,
     pub amount_raw: Option<String>,
     pub amount: Option<Decimal>,
-    pub nik_valid: Option<String>,
+    /// Keyed hash of the NIK as written ([`super::sealed::Keyring::nik_hash`]): what claims
+    /// and look-ups by NIK compare.
+    pub nik_hash: Option<Vec<u8>>,
     pub bank_account: Option<String>,
     pub bank_account_name: Option<String>,
     pub bank_reference: Option<String>,
@@ -119,8 +156,143 @@ pub struct RecordRow {
     pub period: String,
     /// Seconds since the record entered its current state, when the query says
     /// (`lock_in_state` does).
-    #[sqlx(default)]
     pub in_state_seconds: Option<f64>,
+}
+
+/// A row as stored: the personal columns sealed.
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    id: i64,
+    batch_id: Uuid,
+    row_number: i32,
+    state: String,
+    nik: Option<Vec<u8>>,
+    kk: Option<Vec<u8>>,
+    name: Option<Vec<u8>>,
+    mother_name: Option<Vec<u8>>,
+    birth_place: Option<Vec<u8>>,
+    birth_date: Option<Vec<u8>>,
+    sex: Option<String>,
+    address: Option<Vec<u8>>,
+    region_code: Option<String>,
+    phone: Option<Vec<u8>>,
+    bank_code: Option<String>,
+    account_number: Option<Vec<u8>>,
+    amount_raw: Option<String>,
+    amount: Option<Decimal>,
+    nik_hash: Option<Vec<u8>>,
+    bank_account: Option<Vec<u8>>,
+    bank_account_name: Option<Vec<u8>>,
+    bank_reference: Option<String>,
+    attempts: i32,
+    program: String,
+    period: String,
+    #[sqlx(default)]
+    in_state_seconds: Option<f64>,
+}
+
+impl StoredRow {
+    fn open(self, ring: &Keyring) -> Result<RecordRow, KeyError> {
+        let id = self.id;
+        let o = |column: &'static str, v: Option<Vec<u8>>| -> Result<Option<String>, KeyError> {
+            v.map(|v| ring.open(column, id, &v)).transpose()
+        };
+        Ok(RecordRow {
+            id,
+            batch_id: self.batch_id,
+            row_number: self.row_number,
+            state: self.state,
+            nik: o("nik", self.nik)?,
+            kk: o("kk", self.kk)?,
+            name: o("name", self.name)?,
+            mother_name: o("mother_name", self.mother_name)?,
+            birth_place: o("birth_place", self.birth_place)?,
+            birth_date: o("birth_date", self.birth_date)?,
+            sex: self.sex,
+            address: o("address", self.address)?,
+            region_code: self.region_code,
+            phone: o("phone", self.phone)?,
+            bank_code: self.bank_code,
+            account_number: o("account_number", self.account_number)?,
+            amount_raw: self.amount_raw,
+            amount: self.amount,
+            nik_hash: self.nik_hash,
+            bank_account: o("bank_account", self.bank_account)?,
+            bank_account_name: o("bank_account_name", self.bank_account_name)?,
+            bank_reference: self.bank_reference,
+            attempts: self.attempts,
+            program: self.program,
+            period: self.period,
+            in_state_seconds: self.in_state_seconds,
+        })
+    }
+}
+
+/// Which personal fields a reader needs decrypted (minimisation: the others are not even read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Everything the office wrote and the bank answered: account opening (and re-sending its
+    /// request), corrections, display.
+    All,
+    /// The recipient's name and the bank's account name: verification.
+    Names,
+    /// The bank's account number and name: a transfer (and re-sending it).
+    Account,
+    /// No personal field: bank answers, bookkeeping.
+    Nothing,
+}
+
+impl Needs {
+    /// What the stage that takes records up in `state` reads (bank answers, for records
+    /// waiting in `account_requested` or `transfer_requested`, read none).
+    pub fn of(state: State) -> Self {
+        match state {
+            State::Received => Needs::All,
+            State::AccountOpened => Needs::Names,
+            State::Verified => Needs::Account,
+            _ => Needs::Nothing,
+        }
+    }
+
+    /// What sending a record's bank request again (the sweeper) reads.
+    pub fn to_resend(state: State) -> Self {
+        match state {
+            State::AccountRequested => Needs::All,
+            State::TransferRequested => Needs::Account,
+            other => Needs::of(other),
+        }
+    }
+
+    fn wants(self, column: &str) -> bool {
+        match self {
+            Needs::All => true,
+            Needs::Names => matches!(column, "name" | "bank_account_name"),
+            Needs::Account => matches!(column, "bank_account" | "bank_account_name"),
+            Needs::Nothing => false,
+        }
+    }
+
+    /// The select list of the personal columns (`NULL` for those not needed).
+    fn columns(self) -> String {
+        SEALED
+            .iter()
+            .map(|c| {
+                if self.wants(c) {
+                    format!("r.{c}")
+                } else {
+                    format!("NULL::bytea AS {c}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn open_all(rows: Vec<StoredRow>) -> sqlx::Result<Vec<RecordRow>> {
+    let ring = keyring()?;
+    rows.into_iter()
+        .map(|r| r.open(&ring).map_err(sqlx::Error::from))
+        .collect()
 }
 
 impl RecordRow {
@@ -145,29 +317,59 @@ impl RecordRow {
     }
 }
 
+/// A personal value for display, masked with `mask`: opened when it is stored, else the masked
+/// form kept when the record's personal fields were erased (retention, an erasure request).
+pub fn shown(
+    ring: &Keyring,
+    id: i64,
+    column: &'static str,
+    sealed: Option<&[u8]>,
+    kept: Option<&serde_json::Value>,
+    mask: fn(&str) -> String,
+) -> Result<Option<String>, KeyError> {
+    match sealed {
+        Some(v) => Ok(Some(mask(&ring.open(column, id, v)?))),
+        None => Ok(kept
+            .and_then(|k| k.get(column))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)),
+    }
+}
+
 /// Locks and returns those of `ids` that are in `state` (others were already handled: a
 /// redelivery, or a late answer). Ordered by id so that concurrent chunks lock in one order.
+/// Only the personal fields the stage of `state` needs are read ([`Needs::of`]).
 pub async fn lock_in_state(
     conn: &mut PgConnection,
     ids: &[i64],
     state: State,
 ) -> sqlx::Result<Vec<RecordRow>> {
-    sqlx::query_as(
-        "SELECT r.id, r.batch_id, r.row_number, r.state, r.nik, r.kk, r.name, r.mother_name,
-                r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
-                r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
-                r.bank_account, r.bank_account_name, r.bank_reference, r.attempts,
+    lock_in_state_for(conn, ids, state, Needs::of(state)).await
+}
+
+/// [`lock_in_state`], reading the personal fields `needs` names.
+pub async fn lock_in_state_for(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    state: State,
+    needs: Needs,
+) -> sqlx::Result<Vec<RecordRow>> {
+    let rows: Vec<StoredRow> = sqlx::query_as(&format!(
+        "SELECT r.id, r.batch_id, r.row_number, r.state, {}, r.sex, r.region_code,
+                r.bank_code, r.amount_raw, r.amount, r.nik_hash, r.bank_reference, r.attempts,
                 b.program, b.period,
                 EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id
          FOR UPDATE OF r",
-    )
+        needs.columns()
+    ))
     .bind(ids)
     .bind(state.as_str())
     .fetch_all(conn)
-    .await
+    .await?;
+    open_all(rows)
 }
 
 /// A record's attempt count is per stage: counted on each try that failed for a while, reset
@@ -204,21 +406,21 @@ async fn scoped(
     office: Option<&str>,
     lock: &str,
 ) -> sqlx::Result<Vec<RecordRow>> {
-    sqlx::query_as(&format!(
-        "SELECT r.id, r.batch_id, r.row_number, r.state, r.nik, r.kk, r.name, r.mother_name,
-                r.birth_place, r.birth_date, r.sex, r.address, r.region_code, r.phone,
-                r.bank_code, r.account_number, r.amount_raw, r.amount, r.nik_valid,
-                r.bank_account, r.bank_account_name, r.bank_reference, r.attempts,
+    let rows: Vec<StoredRow> = sqlx::query_as(&format!(
+        "SELECT r.id, r.batch_id, r.row_number, r.state, {}, r.sex, r.region_code,
+                r.bank_code, r.amount_raw, r.amount, r.nik_hash, r.bank_reference, r.attempts,
                 b.program, b.period
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
          ORDER BY r.id
-         {lock}"
+         {lock}",
+        Needs::All.columns()
     ))
     .bind(ids)
     .bind(office)
     .fetch_all(conn)
-    .await
+    .await?;
+    open_all(rows)
 }
 
 /// Those of `ids` that are no record at all.
@@ -239,7 +441,6 @@ pub struct Change {
     pub to: State,
     pub reasons: Vec<Reason>,
     pub amount: Option<Decimal>,
-    pub nik_valid: Option<String>,
     pub bank_account: Option<String>,
     pub bank_account_name: Option<String>,
     pub bank_reference: Option<String>,
@@ -256,7 +457,6 @@ impl Change {
             to,
             reasons: Vec::new(),
             amount: None,
-            nik_valid: None,
             bank_account: None,
             bank_account_name: None,
             bank_reference: None,
@@ -282,7 +482,10 @@ impl Change {
 }
 
 /// Applies changes to records that are still in `from`, with one audit row each; returns the
-/// ids that changed. Reasons replace the record's reasons (empty clears them).
+/// ids that changed. Reasons replace the record's reasons (empty clears them). The bank's
+/// account number and name are sealed here. A record that becomes `verified` (its account open
+/// and confirmed to be the recipient's) loses its mother's maiden name, which only account
+/// opening needs; its audit row says it was provided and erased.
 pub async fn apply(
     conn: &mut PgConnection,
     from: State,
@@ -291,12 +494,12 @@ pub async fn apply(
     if changes.is_empty() {
         return Ok(Vec::new());
     }
+    let ring = keyring()?;
     let n = changes.len();
     let mut ids = Vec::with_capacity(n);
     let mut to = Vec::with_capacity(n);
     let mut reasons = Vec::with_capacity(n);
     let mut amount = Vec::with_capacity(n);
-    let mut nik_valid = Vec::with_capacity(n);
     let mut account = Vec::with_capacity(n);
     let mut account_name = Vec::with_capacity(n);
     let mut reference = Vec::with_capacity(n);
@@ -307,9 +510,16 @@ pub async fn apply(
         to.push(c.to.as_str());
         reasons.push(serde_json::to_value(&c.reasons).expect("reasons serialize"));
         amount.push(c.amount);
-        nik_valid.push(c.nik_valid.as_deref());
-        account.push(c.bank_account.as_deref());
-        account_name.push(c.bank_account_name.as_deref());
+        account.push(
+            c.bank_account
+                .as_deref()
+                .map(|v| ring.seal("bank_account", c.id, v)),
+        );
+        account_name.push(
+            c.bank_account_name
+                .as_deref()
+                .map(|v| ring.seal("bank_account_name", c.id, v)),
+        );
         reference.push(c.bank_reference.as_deref());
         attempt.push(match c.attempt {
             Attempt::Keep => 0,
@@ -320,24 +530,29 @@ pub async fn apply(
     }
     sqlx::query_scalar(
         "WITH u AS (
-             SELECT * FROM UNNEST($2::bigint[], $3::text[], $4::jsonb[], $5::numeric[], $6::text[],
-                                  $7::text[], $8::text[], $9::text[], $10::int[], $11::jsonb[])
-                 AS u(id, to_state, reasons, amount, nik_valid, account, account_name, reference,
+             SELECT u.*, r.mother_name IS NOT NULL AND u.to_state = 'verified' AS erase_mother
+             FROM UNNEST($2::bigint[], $3::text[], $4::jsonb[], $5::numeric[], $6::bytea[],
+                         $7::bytea[], $8::text[], $9::int[], $10::jsonb[])
+                 AS u(id, to_state, reasons, amount, account, account_name, reference,
                       attempt, detail)
+             JOIN records r ON r.id = u.id
          ), changed AS (
              UPDATE records r SET
                  state = u.to_state,
                  reasons = u.reasons,
                  amount = COALESCE(u.amount, r.amount),
-                 nik_valid = COALESCE(u.nik_valid, r.nik_valid),
                  bank_account = COALESCE(u.account, r.bank_account),
                  bank_account_name = COALESCE(u.account_name, r.bank_account_name),
                  bank_reference = COALESCE(u.reference, r.bank_reference),
+                 mother_name = CASE WHEN u.erase_mother THEN NULL ELSE r.mother_name END,
                  attempts = CASE WHEN u.attempt < 0 THEN 0 ELSE r.attempts + u.attempt END,
                  updated_at = now()
              FROM u
              WHERE r.id = u.id AND r.state = $1
-             RETURNING r.id, u.to_state, u.reasons, u.detail
+             RETURNING r.id, u.to_state, u.reasons,
+                 CASE WHEN u.erase_mother
+                      THEN COALESCE(u.detail, '{}') || '{\"mother_name\": \"provided; erased once the account was opened and verified\"}'
+                      ELSE u.detail END AS detail
          ), audit AS (
              INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
              SELECT id, $1, to_state, reasons, detail FROM changed
@@ -349,7 +564,6 @@ pub async fn apply(
     .bind(&to)
     .bind(&reasons)
     .bind(&amount)
-    .bind(&nik_valid)
     .bind(&account)
     .bind(&account_name)
     .bind(&reference)
@@ -359,66 +573,16 @@ pub async fn apply(
     .await
 }
 
-/// Stores a batch's records in state `received` (one audit row each) and returns their ids in
-/// row order.
-pub async fn insert_received(
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    rows: &[RawRecord],
-    amounts: &[Option<Decimal>],
-) -> sqlx::Result<Vec<i64>> {
-    let col = |f: fn(&RawRecord) -> &Option<String>| -> Vec<Option<&str>> {
-        rows.iter().map(|r| f(r).as_deref()).collect()
-    };
-    let row_numbers: Vec<i32> = rows.iter().map(|r| r.row as i32).collect();
-    sqlx::query_scalar(
-        "WITH inserted AS (
-             INSERT INTO records (batch_id, row_number, state, nik, kk, name, mother_name,
-                 birth_place, birth_date, sex, address, region_code, phone, bank_code,
-                 account_number, amount_raw, amount)
-             SELECT $1, u.row_number, 'received', u.nik, u.kk, u.name, u.mother_name,
-                    u.birth_place, u.birth_date, u.sex, u.address, u.region_code, u.phone,
-                    u.bank_code, u.account_number, u.amount_raw, u.amount
-             FROM UNNEST($2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-                         $14::text[], $15::text[], $16::numeric[])
-                 AS u(row_number, nik, kk, name, mother_name, birth_place, birth_date, sex,
-                      address, region_code, phone, bank_code, account_number, amount_raw, amount)
-             RETURNING id, row_number
-         ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state)
-             SELECT id, NULL, 'received' FROM inserted
-         )
-         SELECT id FROM inserted ORDER BY row_number",
-    )
-    .bind(batch_id)
-    .bind(&row_numbers)
-    .bind(col(|r| &r.nik))
-    .bind(col(|r| &r.kk))
-    .bind(col(|r| &r.name))
-    .bind(col(|r| &r.mother_name))
-    .bind(col(|r| &r.birth_place))
-    .bind(col(|r| &r.birth_date))
-    .bind(col(|r| &r.sex))
-    .bind(col(|r| &r.address))
-    .bind(col(|r| &r.region_code))
-    .bind(col(|r| &r.phone))
-    .bind(col(|r| &r.bank_code))
-    .bind(col(|r| &r.account_number))
-    .bind(col(|r| &r.amount))
-    .bind(amounts)
-    .fetch_all(conn)
-    .await
-}
-
 /// Stores a batch's records in state `received` with `COPY` (one audit row each, also copied)
 /// and returns their ids in row order. The ids are taken from the records' identity sequence
-/// first, so that the audit rows and the stage messages can name them without reading back.
+/// first, so that the personal values can be sealed to their record, and the audit rows and
+/// the stage messages can name them without reading back.
 pub async fn copy_received(
     conn: &mut PgConnection,
     batch_id: Uuid,
     rows: &[RawRecord],
 ) -> sqlx::Result<Vec<i64>> {
+    let ring = keyring()?;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT nextval(pg_get_serial_sequence('records', 'id')) FROM generate_series(1, $1)",
     )
@@ -426,13 +590,23 @@ pub async fn copy_received(
     .fetch_all(&mut *conn)
     .await?;
     let batch = batch_id.to_string();
-    let mut buf = String::with_capacity(rows.len() * 256);
+    let mut buf = String::with_capacity(rows.len() * 1024);
     for (id, r) in ids.iter().zip(rows) {
         use std::fmt::Write as _;
         let _ = write!(buf, "{id}\t{batch}\t{}\treceived", r.row);
-        for value in r.values() {
+        for (column, value) in RAW_COLUMNS.iter().zip(r.values()) {
             buf.push('\t');
-            copy_text(&mut buf, value.as_deref());
+            if SEALED.contains(column) {
+                copy_bytea(
+                    &mut buf,
+                    value
+                        .as_deref()
+                        .map(|v| ring.seal(column, *id, v))
+                        .as_deref(),
+                );
+            } else {
+                copy_text(&mut buf, value.as_deref());
+            }
         }
         buf.push('\t');
         match r
@@ -445,13 +619,18 @@ pub async fn copy_received(
             }
             None => buf.push_str("\\N"),
         }
+        buf.push('\t');
+        copy_bytea(
+            &mut buf,
+            r.nik.as_deref().and_then(|n| ring.nik_hash(n)).as_deref(),
+        );
         buf.push('\n');
     }
     let mut copy = conn
         .copy_in_raw(
             "COPY records (id, batch_id, row_number, state, nik, kk, name, mother_name,
                  birth_place, birth_date, sex, address, region_code, phone, bank_code,
-                 account_number, amount_raw, amount) FROM STDIN",
+                 account_number, amount_raw, amount, nik_hash) FROM STDIN",
         )
         .await?;
     copy.send(buf.as_bytes()).await?;
@@ -468,6 +647,21 @@ pub async fn copy_received(
     copy.send(buf.as_bytes()).await?;
     copy.finish().await?;
     Ok(ids)
+}
+
+/// Appends a `bytea` value in `COPY … FROM STDIN` text format (`\\x<hex>`, `\N` for NULL).
+fn copy_bytea(buf: &mut String, value: Option<&[u8]>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let Some(value) = value else {
+        buf.push_str("\\N");
+        return;
+    };
+    buf.reserve(3 + 2 * value.len());
+    buf.push_str("\\\\x");
+    for b in value {
+        buf.push(HEX[(b >> 4) as usize] as char);
+        buf.push(HEX[(b & 15) as usize] as char);
+    }
 }
 
 /// Appends a value in `COPY … FROM STDIN` text format (`\N` for NULL).
