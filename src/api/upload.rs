@@ -446,15 +446,12 @@ fn read_records<R: Read>(
         reader
             .read_to_end(&mut bytes)
             .map_err(|e| io_problem(&e, limit, format))?;
-        let records =
-            intake::parse_xlsx(file_name, bytes).map_err(|e| intake_problem(e, limit, format))?;
-        let mut records = records.into_iter();
-        loop {
-            let chunk: Vec<_> = records.by_ref().take(SLICE).collect();
-            if chunk.is_empty() || !sink.send(chunk) {
-                return Ok(());
-            }
-        }
+        let limits = intake::xlsx::XlsxLimits::for_body(limit);
+        intake::xlsx::read_xlsx(file_name, bytes, &limits, SLICE, &mut |chunk| {
+            sink.send(chunk)
+        })
+        .map_err(|e| intake_problem(e, limit, format))?;
+        return Ok(());
     }
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     check_format(format, &mut reader).map_err(|e| match e {
