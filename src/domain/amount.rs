@@ -25,11 +25,11 @@ pub enum AmountError {
         "the amount has more than 2 decimals; a comma is the decimal separator and dots separate thousands ({ACCEPTED})"
     )]
     TooManyDecimals,
-    #[error("the amount is too large to be a payment (salur never pays more than Rp 1.000.000.000.000 to one recipient)")]
+    #[error("the amount is too large to be a payment (salur never pays more than Rp1.000.000.000.000 to one recipient)")]
     TooLarge,
-    #[error("the amount is below the minimum of {} per recipient; check it (the operator sets the range with SALUR_AMOUNT_MIN)", rupiah(.min))]
+    #[error("the amount is below the minimum of {} per recipient; check it (the operator sets the range with SALUR_AMOUNT_MIN)", rupiah_of(.min))]
     BelowMinimum { min: Decimal },
-    #[error("the amount is above the maximum of {} per recipient; check it (the operator sets the range with SALUR_AMOUNT_MAX)", rupiah(.max))]
+    #[error("the amount is above the maximum of {} per recipient; check it (the operator sets the range with SALUR_AMOUNT_MAX)", rupiah_of(.max))]
     AboveMaximum { max: Decimal },
 }
 
@@ -61,7 +61,7 @@ impl AmountRange {
         if !min_ok || !max_ok || min > max {
             return Err(format!(
                 "the amount range {min}..{max} is not valid: both must be more than 0 with at most 2 decimals, the minimum at most the maximum, the maximum at most {}",
-                rupiah(&HARD_MAX)
+                rupiah(HARD_MAX)
             ));
         }
         Ok(Self { min, max })
@@ -95,12 +95,10 @@ impl Default for AmountRange {
     }
 }
 
-/// `Rp 1.500.000` (or `Rp 1.500.000,50`): how offices read an amount.
-pub fn rupiah(value: &Decimal) -> String {
-    let mut v = *value;
-    v.rescale(2);
-    let text = v.abs().to_string();
-    let (whole, cents) = text.split_once('.').unwrap_or((&text, "00"));
+/// `Rp1.542.000.000` (with `,50` when there are cents), as offices write it.
+pub fn rupiah(amount: Decimal) -> String {
+    let rounded = amount.round_dp(2);
+    let whole = rounded.trunc().abs().to_string();
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {
         if i > 0 && (whole.len() - i).is_multiple_of(3) {
@@ -108,11 +106,21 @@ pub fn rupiah(value: &Decimal) -> String {
         }
         grouped.push(c);
     }
-    if cents == "00" {
-        format!("Rp {grouped}")
+    let cents = ((rounded.fract().abs()) * Decimal::from(100)).trunc();
+    let sign = if amount.is_sign_negative() && !amount.is_zero() {
+        "-"
     } else {
-        format!("Rp {grouped},{cents}")
+        ""
+    };
+    if cents.is_zero() {
+        format!("{sign}Rp{grouped}")
+    } else {
+        format!("{sign}Rp{grouped},{cents:0>2}")
     }
+}
+
+fn rupiah_of(amount: &Decimal) -> String {
+    rupiah(*amount)
 }
 
 impl Amount {
@@ -361,16 +369,16 @@ mod tests {
         for text in ["1", "0.01", "9999.99"] {
             let e = range.parse(text).unwrap_err();
             assert_eq!(e, AmountError::BelowMinimum { min: range.min() });
-            assert!(e.to_string().contains("Rp 10.000 "), "{e}");
+            assert!(e.to_string().contains("Rp10.000 "), "{e}");
         }
         let e = range.parse("10000000.01").unwrap_err();
-        assert!(e.to_string().contains("Rp 10.000.000 "), "{e}");
+        assert!(e.to_string().contains("Rp10.000.000 "), "{e}");
         assert!(AmountRange::new(Decimal::ONE, HARD_MAX).is_ok());
         assert!(AmountRange::new(Decimal::ONE, HARD_MAX + Decimal::ONE).is_err());
         assert!(AmountRange::new(Decimal::TEN, Decimal::ONE).is_err());
         assert!(AmountRange::new(Decimal::ZERO, Decimal::ONE).is_err());
-        assert_eq!(rupiah(&Decimal::new(150000050, 2)), "Rp 1.500.000,50");
-        assert_eq!(rupiah(&Decimal::from(999)), "Rp 999");
+        assert_eq!(rupiah(Decimal::new(150000050, 2)), "Rp1.500.000,50");
+        assert_eq!(rupiah(Decimal::from(999)), "Rp999");
     }
 
     #[test]

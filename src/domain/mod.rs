@@ -36,7 +36,7 @@ pub use amount::{Amount, AmountError, AmountRange, HARD_MAX as AMOUNT_HARD_MAX, 
 pub use bank::{AccountNumber, AccountNumberError, BankCode, BankCodeError};
 pub use date::parse_date;
 pub use kk::{Kk, KkError};
-pub use mask::{mask_all_digits, mask_digits, mask_words};
+pub use mask::{mask_all_digits, mask_digits, mask_words, spreadsheet_safe};
 pub use name::{names_match, normalise_name};
 pub use nik::{Nik, NikError};
 pub use reason::{Reason, ReasonCode};

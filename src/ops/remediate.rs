@@ -688,15 +688,6 @@ fn stopped_at(parked_from: Option<&str>) -> Stage {
         .unwrap_or(Stage::AccountOpening)
 }
 
-/// The state a record waits in for `stage`.
-fn waiting_for(stage: Stage) -> State {
-    match stage {
-        Stage::AccountOpening => State::Received,
-        Stage::Verification => State::AccountOpened,
-        Stage::Transfer => State::Verified,
-    }
-}
-
 /// One parked record in a listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct ParkedView {
@@ -839,7 +830,7 @@ pub async fn replay(
             stopped_at(p.parked_from.as_deref())
         };
         changes.entry(from).or_default().push(
-            Change::to(row.id, waiting_for(stage))
+            Change::to(row.id, State::waiting_for(stage))
                 .with_attempt(Attempt::Reset)
                 .with_detail(serde_json::json!({"action": "replay", "stage": stage})),
         );
