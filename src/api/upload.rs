@@ -155,10 +155,10 @@ pub async fn submit(
     };
     info.validate()?;
     let file_name = match params.file_name {
-        Some(name) if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) => {
+        Some(name) if !safe_file_name(&name) => {
             return Err(Problem::bad_parameter(
                 "file_name",
-                "file_name must be 1 to 255 characters without control characters",
+                "file_name must be 1 to 128 characters of letters, digits, spaces, '.', '-', '_', '(' and ')', not starting with '.' and without '..'",
                 "give the name of the office's file, e.g. penerima-2026-q4.csv",
             ));
         }
@@ -216,6 +216,17 @@ pub async fn submit(
     Ok(response)
 }
 
+/// A file name that is only a label: no path (`/`, `\\`, `..`), no markup, no invisible or
+/// direction-changing characters, whatever screen or file system it is shown on.
+pub fn safe_file_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " .-_()".contains(c))
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -256,6 +267,30 @@ fn too_large(limit: u64, format: Format) -> Problem {
 }
 
 /// The marker error of a body that went past its limit while streaming.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_are_labels_only() {
+        for ok in ["penerima-2026-q4.csv", "Daftar Penerima (revisi 2).xlsx", "a"] {
+            assert!(super::safe_file_name(ok), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/b.csv",
+            "a\\b.csv",
+            ".hidden",
+            "<script>alert(1)</script>.csv",
+            "invoice\u{202E}vsc.exe",
+            "nul\u{0}.csv",
+            long.as_str(),
+        ] {
+            assert!(!super::safe_file_name(bad), "{bad:?}");
+        }
+    }
+}
+
 #[derive(Debug)]
 struct TooLarge;
 
