@@ -602,6 +602,13 @@ fn check_format<R: Read>(
     reader: &mut BufReader<R>,
 ) -> Result<(), Result<Problem, io::Error>> {
     let buf = reader.fill_buf().map_err(Err)?;
+    if intake::file::looks_like_utf16(buf) {
+        // Said as it is, whatever the Content-Type (a UTF-16 JSON body is not "not JSON").
+        return Err(Ok(IntakeError::Utf16 {
+            file: "the upload".into(),
+        }
+        .into()));
+    }
     let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let Some(&first) = buf.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(());

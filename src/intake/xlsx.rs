@@ -35,8 +35,9 @@ pub fn looks_like_xlsx(bytes: &[u8]) -> bool {
 /// Title rows looked through for the header before the first row is taken as the header.
 pub const HEADER_SEARCH_ROWS: usize = 20;
 
-/// Excel's last column (XFD), 0-based.
+/// Excel's last column (XFD) and row (1,048,576), 0-based.
 const MAX_COLUMN: u32 = 16_383;
+const MAX_ROW: u32 = 1_048_575;
 
 /// What a workbook may unpack to, all derived from `API_XLSX_LIMIT` (the compressed size) so one
 /// setting scales them together. With the default 64 MiB: 1 GiB unpacked in all, 64 MiB of shared
@@ -131,11 +132,10 @@ pub fn read_xlsx(
         let cell = cells.next_cell().map_err(|e| unreadable(e.to_string()))?;
         let Some(cell) = cell else { break };
         let (row, col) = cell.get_position();
-        if col > MAX_COLUMN {
-            return Err(unreadable(format!(
-                "a cell lies beyond column XFD, Excel's last (row {})",
-                u64::from(row) + 1
-            )));
+        if col > MAX_COLUMN || row > MAX_ROW {
+            return Err(unreadable(
+                "a cell lies beyond column XFD or row 1048576, where Excel's sheets end".into(),
+            ));
         }
         let value = Data::from(cell.get_value().clone());
         if current.as_ref().is_some_and(|(r, _)| *r != row)
