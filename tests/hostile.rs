@@ -896,3 +896,138 @@ async fn readyz_tells_a_full_pool_from_a_database_down() {
     })
     .await;
 }
+
+/// The peak resident set (VmHWM) of a process, in bytes.
+fn peak_rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// `scripts/xlsx_memory.sh` (release build): the real `salur api` binary with the default limits
+/// takes Excel bombs and then the worst workbook it accepts (shared strings at the limits);
+/// prints the process's peak RSS after each, and fails above the stated bound of 512 MiB.
+#[tokio::test]
+#[ignore = "builds ~100 MB workbooks: run by scripts/xlsx_memory.sh in a release build"]
+async fn excel_memory_of_salur_api() {
+    let env = TestEnv::database_only(|_| {}).await;
+    let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
+        .args(["api", "--addr", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &env.settings.database_url)
+        .env("SALUR_NAMESPACE", &env.settings.namespace)
+        .env("METRICS_ADDR", "off")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("salur api idle: peak RSS {:.1} MiB", mib(peak_rss_of(child.id())));
+    let send = |body: Vec<u8>| {
+        client
+            .post(format!("{base}/v1/batches?program=BPNT&period=2026-Q4"))
+            .bearer_auth(&token)
+            .header("content-type", XLSX_TYPE)
+            .body(body)
+            .timeout(Duration::from_secs(600))
+            .send()
+    };
+
+    let mut bomb = valid_sheet();
+    bomb.push_str(&" ".repeat(1100 << 20));
+    let cases = [
+        (
+            "deflate bomb (1.1 GiB of sheet XML)",
+            workbook("", &bomb, vec![]),
+        ),
+        (
+            "uniqueCount 10 billion",
+            workbook(
+                "",
+                &valid_sheet(),
+                vec![(
+                    "xl/sharedStrings.xml".to_owned(),
+                    format!(r#"<sst xmlns="{NS_MAIN}" uniqueCount="10000000000"><si><t>a</t></si></sst>"#)
+                        .into_bytes(),
+                )],
+            ),
+        ),
+        (
+            "dimension A1:XFD1048576",
+            workbook(r#"<dimension ref="A1:XFD1048576"/>"#, &valid_sheet(), vec![]),
+        ),
+    ];
+    drop(bomb);
+    for (name, body) in cases {
+        let size = body.len();
+        let started = Instant::now();
+        let r = send(body).await.unwrap();
+        let status = r.status();
+        let p: Value = r.json().await.unwrap_or_default();
+        println!(
+            "{name}: {size} bytes -> {status} {} in {:.1} s; salur api peak RSS so far {:.1} MiB",
+            p["type"].as_str().unwrap_or_default(),
+            started.elapsed().as_secs_f64(),
+            mib(peak_rss_of(child.id()))
+        );
+        assert!(status.is_client_error(), "{name}: {status}");
+    }
+
+    // The worst accepted: every cell a distinct shared string, as many as the 64 MiB of shared
+    // strings hold (180,000 rows × 13 columns = 2,340,000 strings).
+    let rows = 180_000usize;
+    let mut strings = String::with_capacity(rows * 13 * 28);
+    strings.push_str(&format!(r#"<sst xmlns="{NS_MAIN}">"#));
+    let mut sheet = row_xml(1, &HEADER);
+    for r in 0..rows {
+        sheet.push_str(&format!(r#"<row r="{}">"#, r + 2));
+        for c in 0..13 {
+            let i = r * 13 + c;
+            strings.push_str(&format!("<si><t>{i:012}</t></si>"));
+            sheet.push_str(&format!(r#"<c r="{}{}" t="s"><v>{i}</v></c>"#, column(c), r + 2));
+        }
+        sheet.push_str("</row>");
+    }
+    strings.push_str("</sst>");
+    let unpacked = strings.len() + sheet.len();
+    let body = workbook(
+        "",
+        &sheet,
+        vec![("xl/sharedStrings.xml".to_owned(), strings.into_bytes())],
+    );
+    drop(sheet);
+    let size = body.len();
+    let started = Instant::now();
+    let r = send(body).await.unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    let peak = peak_rss_of(child.id());
+    println!(
+        "worst accepted: {rows} rows, {} shared strings, {size} bytes ({:.1} MiB unpacked) -> {status} in {:.1} s; salur api peak RSS {:.1} MiB",
+        rows * 13,
+        mib(unpacked as u64),
+        started.elapsed().as_secs_f64(),
+        mib(peak)
+    );
+    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(peak < 512 * 1024 * 1024, "peak RSS {:.1} MiB", mib(peak));
+    env.cleanup().await;
+}
