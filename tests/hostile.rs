@@ -151,7 +151,11 @@ fn xlsx_cases() -> Vec<XlsxCase> {
     ));
     cases.push((
         "xlsx-dimension-A1-XFD1048576 (2 KB)",
-        workbook(r#"<dimension ref="A1:XFD1048576"/>"#, &valid_sheet(), vec![]),
+        workbook(
+            r#"<dimension ref="A1:XFD1048576"/>"#,
+            &valid_sheet(),
+            vec![],
+        ),
         413,
         "workbook-too-large",
         None,
@@ -211,8 +215,11 @@ fn xlsx_cases() -> Vec<XlsxCase> {
             &valid_sheet(),
             vec![(
                 "xl/styles.xml".to_owned(),
-                format!(r#"<styleSheet xmlns="{NS_MAIN}">{}</styleSheet>"#, " ".repeat(9 << 20))
-                    .into_bytes(),
+                format!(
+                    r#"<styleSheet xmlns="{NS_MAIN}">{}</styleSheet>"#,
+                    " ".repeat(9 << 20)
+                )
+                .into_bytes(),
             )],
         ),
         413,
@@ -377,7 +384,11 @@ async fn every_hostile_file_gets_its_answer_and_nothing_is_stored() {
                     assert!(p[key].is_null(), "{file}: {key} {p}");
                 }
             }
-            assert_eq!(batches_stored(&env.pool).await, (0, 0), "{file} stored something");
+            assert_eq!(
+                batches_stored(&env.pool).await,
+                (0, 0),
+                "{file} stored something"
+            );
             table.push((file.to_owned(), answer(&p)));
         }
         // Every file in the corpus has its expected answer.
@@ -402,7 +413,11 @@ async fn every_hostile_file_gets_its_answer_and_nothing_is_stored() {
                 assert_eq!(p["limit_setting"], "API_XLSX_LIMIT", "{name}: {p}");
                 assert!(p["limit"].as_u64().is_some(), "{name}: {p}");
             }
-            assert_eq!(batches_stored(&env.pool).await, (0, 0), "{name} stored something");
+            assert_eq!(
+                batches_stored(&env.pool).await,
+                (0, 0),
+                "{name} stored something"
+            );
             table.push((format!("{name} [{size} bytes]"), answer(&p)));
         }
         assert!(table.len() >= 50, "{} cases", table.len());
@@ -416,7 +431,11 @@ async fn every_hostile_file_gets_its_answer_and_nothing_is_stored() {
         for (case, answer) in &table {
             println!("| {case} | {answer} |");
         }
-        println!("{} cases; peak RSS of the test process {} MiB", table.len(), peak / 1024);
+        println!(
+            "{} cases; peak RSS of the test process {} MiB",
+            table.len(),
+            peak / 1024
+        );
         server.stop().await;
         env.cleanup().await;
     })
@@ -653,7 +672,10 @@ async fn a_double_recipient_is_told_the_office_holding_the_claim_never_its_recor
         assert_eq!(state, "rejected");
         let message = reasons[0]["message"].as_str().unwrap();
         assert_eq!(reasons[0]["code"], "DOUBLE_RECIPIENT");
-        assert!(message.contains("BPNT 2026-Q4 by office DINSOS-5371"), "{message}");
+        assert!(
+            message.contains("BPNT 2026-Q4 by office DINSOS-5371"),
+            "{message}"
+        );
         assert!(!message.contains(&paid_id.to_string()), "{message}");
         server.stop().await;
         env.cleanup().await;
@@ -713,7 +735,16 @@ async fn a_fix_that_could_never_be_paid_is_refused_at_the_fix() {
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, RemediateError::InvalidValue { field: "amount", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                RemediateError::InvalidValue {
+                    field: "amount",
+                    ..
+                }
+            ),
+            "{err}"
+        );
         // A fix in range is taken and the record is ready.
         let out = remediate::fix(
             &env.settings.amount_range,
@@ -881,7 +912,10 @@ async fn readyz_tells_a_full_pool_from_a_database_down() {
             .unwrap();
         let p = problem(r, StatusCode::SERVICE_UNAVAILABLE).await;
         assert_eq!(p["database"], "pool exhausted", "{p}");
-        assert!(p["detail"].as_str().unwrap().contains("SALUR_DB_POOL"), "{p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("SALUR_DB_POOL"),
+            "{p}"
+        );
         drop(held);
         let r = server
             .request(Method::GET, "/readyz", None)
@@ -938,7 +972,10 @@ async fn excel_memory_of_salur_api() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    println!("salur api idle: peak RSS {:.1} MiB", mib(peak_rss_of(child.id())));
+    println!(
+        "salur api idle: peak RSS {:.1} MiB",
+        mib(peak_rss_of(child.id()))
+    );
     let send = |body: Vec<u8>| {
         client
             .post(format!("{base}/v1/batches?program=BPNT&period=2026-Q4"))
@@ -1000,7 +1037,11 @@ async fn excel_memory_of_salur_api() {
         for c in 0..13 {
             let i = r * 13 + c;
             strings.push_str(&format!("<si><t>{i:012}</t></si>"));
-            sheet.push_str(&format!(r#"<c r="{}{}" t="s"><v>{i}</v></c>"#, column(c), r + 2));
+            sheet.push_str(&format!(
+                r#"<c r="{}{}" t="s"><v>{i}</v></c>"#,
+                column(c),
+                r + 2
+            ));
         }
         sheet.push_str("</row>");
     }

@@ -53,9 +53,15 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
 
         for (i, (code, _)) in defects.iter().enumerate() {
             let fix = corrections(&spoiled[i], &good[i]);
-            let out = remediate::fix(&env.settings.amount_range, &env.pool, &Scope::All, ids[i], &fix)
-                .await
-                .unwrap();
+            let out = remediate::fix(
+                &env.settings.amount_range,
+                &env.pool,
+                &Scope::All,
+                ids[i],
+                &fix,
+            )
+            .await
+            .unwrap();
             assert!(out.ready, "{code}: {:?}", out.reasons);
             assert!(out.reasons.is_empty());
             assert_eq!(out.changed.len(), fix.len(), "{code}");
@@ -176,9 +182,15 @@ async fn bank_and_verification_reasons_are_fixed_and_replayed() {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            let out = remediate::fix(&env.settings.amount_range, &env.pool, &Scope::All, *id, &fix)
-                .await
-                .unwrap();
+            let out = remediate::fix(
+                &env.settings.amount_range,
+                &env.pool,
+                &Scope::All,
+                *id,
+                &fix,
+            )
+            .await
+            .unwrap();
             assert!(out.ready, "{out:?}");
         }
         let replay = remediate::replay(
@@ -460,7 +472,9 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
             .await
             .unwrap();
         assert!(list.records.is_empty() && list.totals.is_empty());
-        remediate::fix(&env.settings.amount_range, &env.pool, &own, id, &fix).await.unwrap();
+        remediate::fix(&env.settings.amount_range, &env.pool, &own, id, &fix)
+            .await
+            .unwrap();
         let none = remediate::replay(&env.settings, &env.pool, &other, &everything)
             .await
             .unwrap();

@@ -22,9 +22,8 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
         .is_ok_and(|r| r.is_ok());
     // No answer with every connection of the pool taken is a busy pool, not a database down.
     let pool = &state.pool;
-    let exhausted = !answered
-        && pool.size() >= pool.options().get_max_connections()
-        && pool.num_idle() == 0;
+    let exhausted =
+        !answered && pool.size() >= pool.options().get_max_connections() && pool.num_idle() == 0;
     let database = answered;
     let db_word = if answered {
         "ok"

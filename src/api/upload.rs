@@ -189,7 +189,10 @@ pub async fn submit(
             ),
         )
         .with("limit", state.settings.api_uploads_per_office)
-        .with("fix", "wait for the uploads in progress to finish, then send this one again")
+        .with(
+            "fix",
+            "wait for the uploads in progress to finish, then send this one again",
+        )
         .into_response();
         response
             .headers_mut()
@@ -271,7 +274,11 @@ fn too_large(limit: u64, format: Format) -> Problem {
 mod tests {
     #[test]
     fn file_names_are_labels_only() {
-        for ok in ["penerima-2026-q4.csv", "Daftar Penerima (revisi 2).xlsx", "a"] {
+        for ok in [
+            "penerima-2026-q4.csv",
+            "Daftar Penerima (revisi 2).xlsx",
+            "a",
+        ] {
             assert!(super::safe_file_name(ok), "{ok}");
         }
         let long = "a".repeat(129);

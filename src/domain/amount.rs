@@ -25,7 +25,9 @@ pub enum AmountError {
         "the amount has more than 2 decimals; a comma is the decimal separator and dots separate thousands ({ACCEPTED})"
     )]
     TooManyDecimals,
-    #[error("the amount is too large to be a payment (salur never pays more than Rp1.000.000.000.000 to one recipient)")]
+    #[error(
+        "the amount is too large to be a payment (salur never pays more than Rp1.000.000.000.000 to one recipient)"
+    )]
     TooLarge,
     #[error("the amount is below the minimum of {} per recipient; check it (the operator sets the range with SALUR_AMOUNT_MIN)", rupiah_of(.min))]
     BelowMinimum { min: Decimal },

@@ -61,10 +61,24 @@ mod tests {
     #[test]
     fn formulas_are_neutralised() {
         use super::spreadsheet_safe as safe;
-        for f in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1", "=(\"a*********aa\")"] {
+        for f in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+            "=(\"a*********aa\")",
+        ] {
             assert_eq!(safe(f.into()), format!("'{f}"));
         }
-        for ok in ["600000.00", "5301********0001", "", "RETRIES_EXHAUSTED", "a=1"] {
+        for ok in [
+            "600000.00",
+            "5301********0001",
+            "",
+            "RETRIES_EXHAUSTED",
+            "a=1",
+        ] {
             assert_eq!(safe(ok.into()), ok);
         }
     }

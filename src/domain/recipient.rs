@@ -1,8 +1,8 @@
 //! A whole office row, validated: the administrative data account opening needs.
 
 use super::{
-    AccountNumber, Amount, AmountRange, BankCode, BankCodeError, Kk, Nik, Reason, ReasonCode, RegionCode, Sex,
-    SexError, parse_date,
+    AccountNumber, Amount, AmountRange, BankCode, BankCodeError, Kk, Nik, Reason, ReasonCode,
+    RegionCode, Sex, SexError, parse_date,
 };
 use crate::intake::RawRecord;
 use chrono::NaiveDate;
@@ -366,7 +366,11 @@ mod tests {
     }
 
     fn codes(raw: &RawRecord) -> Vec<ReasonCode> {
-        validate(raw, &AmountRange::DEFAULT).unwrap_err().iter().map(|r| r.code).collect()
+        validate(raw, &AmountRange::DEFAULT)
+            .unwrap_err()
+            .iter()
+            .map(|r| r.code)
+            .collect()
     }
 
     #[test]
@@ -566,7 +570,10 @@ mod tests {
 
     #[test]
     fn debug_output_hides_personal_data() {
-        let shown = format!("{:?}", validate(&complete(), &AmountRange::DEFAULT).unwrap());
+        let shown = format!(
+            "{:?}",
+            validate(&complete(), &AmountRange::DEFAULT).unwrap()
+        );
         for secret in [NIK, KK, "Siti", "Maria", "Kupang", "El Tari", "0812"] {
             assert!(!shown.contains(secret), "{shown}");
         }

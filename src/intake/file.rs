@@ -115,7 +115,9 @@ pub enum IntakeError {
     )]
     JsonEmptyArray { file: String },
 
-    #[error("`{file}`: element {index} of the JSON array has the key `{key}` twice: keep one of them and submit the file again")]
+    #[error(
+        "`{file}`: element {index} of the JSON array has the key `{key}` twice: keep one of them and submit the file again"
+    )]
     DuplicateKey {
         file: String,
         /// 1-based position in the array.
@@ -143,7 +145,9 @@ pub enum IntakeError {
     )]
     Utf16 { file: String },
 
-    #[error("`{file}` is over a limit of the Excel reader: {what} is more than {limit} {unit} ({setting}): split the batch into smaller workbooks, or send it as CSV")]
+    #[error(
+        "`{file}` is over a limit of the Excel reader: {what} is more than {limit} {unit} ({setting}): split the batch into smaller workbooks, or send it as CSV"
+    )]
     XlsxLimit {
         file: String,
         /// What went over, e.g. "the unpacked size of part xl/worksheets/sheet1.xml".
@@ -530,7 +534,13 @@ pub fn looks_like_utf16(start: &[u8]) -> bool {
     if head.len() < 4 {
         return false;
     }
-    let zeros = |offset: usize| head.iter().skip(offset).step_by(2).filter(|b| **b == 0).count();
+    let zeros = |offset: usize| {
+        head.iter()
+            .skip(offset)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
     let half = head.len() / 2;
     zeros(1) * 4 >= half * 3 || zeros(0) * 4 >= half * 3
 }
@@ -875,7 +885,10 @@ impl<'de> serde::Deserialize<'de> for Element {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a recipient object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Element, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Element, A::Error> {
                 let mut entries = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, Value>()? {
                     entries.push((k, v));
@@ -883,7 +896,9 @@ impl<'de> serde::Deserialize<'de> for Element {
                 Ok(Element::Object(entries))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Element, A::Error> {
-                let v = serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+                let v = serde::Deserialize::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?;
                 Ok(Element::Other(Value::Array(v)))
             }
             fn visit_bool<E>(self, v: bool) -> Result<Element, E> {
@@ -974,15 +989,15 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Vec<RawRecord>, IntakeError> {
             present[f] = true;
             let text = match value {
                 Value::Null => None,
-                Value::String(s) => {
-                    checked_cell(f, s).map_err(|BadValue(field, error)| IntakeError::InvalidValue {
+                Value::String(s) => checked_cell(f, s).map_err(|BadValue(field, error)| {
+                    IntakeError::InvalidValue {
                         file: file.to_owned(),
                         line: None,
                         row: index,
                         field,
                         error,
-                    })?
-                }
+                    }
+                })?,
                 Value::Number(n) => Some(n.to_string()),
                 other => {
                     return Err(IntakeError::JsonNotText {
@@ -1182,24 +1197,54 @@ mod tests {
 
     #[test]
     fn control_characters_and_long_values_are_refused_with_line_row_and_field() {
-        let text = format!("{HEADER}\n{ROW1}\n{}\n", ROW2.replace("Siti Aminah", "Siti\u{0}Aminah"));
+        let text = format!(
+            "{HEADER}\n{ROW1}\n{}\n",
+            ROW2.replace("Siti Aminah", "Siti\u{0}Aminah")
+        );
         let err = parse(&text).unwrap_err();
         assert!(
-            matches!(&err, IntakeError::InvalidValue { line: Some(3), row: 2, field: "name", .. }),
+            matches!(
+                &err,
+                IntakeError::InvalidValue {
+                    line: Some(3),
+                    row: 2,
+                    field: "name",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("U+0000"), "{err}");
         let long = "a".repeat(301);
-        let text = format!("{HEADER}\n{}\n", ROW1.replace("Jl. Timor Raya No. 5, RT 003/RW 005", &long));
+        let text = format!(
+            "{HEADER}\n{}\n",
+            ROW1.replace("Jl. Timor Raya No. 5, RT 003/RW 005", &long)
+        );
         let err = parse(&text).unwrap_err();
         assert!(
-            matches!(&err, IntakeError::InvalidValue { line: Some(2), row: 1, field: "address", .. }),
+            matches!(
+                &err,
+                IntakeError::InvalidValue {
+                    line: Some(2),
+                    row: 1,
+                    field: "address",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let json = br#"[{"nik":"1","no_kk":"2","nama":"A\u0000","nama_ibu_kandung":"x","tempat_lahir":"x","tanggal_lahir":"x","jenis_kelamin":"L","alamat":"x","kode_wilayah":"x","kode_bank":"002","nominal":"1"}]"#;
         let err = parse_bytes("b.json", json).unwrap_err();
         assert!(
-            matches!(&err, IntakeError::InvalidValue { line: None, row: 1, field: "name", .. }),
+            matches!(
+                &err,
+                IntakeError::InvalidValue {
+                    line: None,
+                    row: 1,
+                    field: "name",
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }
@@ -1207,16 +1252,32 @@ mod tests {
     #[test]
     fn a_repeated_json_key_or_two_aliases_are_refused_with_the_element() {
         let base = r#""no_kk":"2","nama":"A","nama_ibu_kandung":"x","tempat_lahir":"x","tanggal_lahir":"x","jenis_kelamin":"L","alamat":"x","kode_wilayah":"x","kode_bank":"002""#;
-        let json = format!(r#"[{{"nik":"1",{base},"nominal":"1"}},{{"nik":"1","nik":"2",{base},"nominal":"1"}}]"#);
+        let json = format!(
+            r#"[{{"nik":"1",{base},"nominal":"1"}},{{"nik":"1","nik":"2",{base},"nominal":"1"}}]"#
+        );
         let err = parse_bytes("b.json", json.as_bytes()).unwrap_err();
         assert!(
-            matches!(&err, IntakeError::DuplicateKey { index: 2, column: "nik", .. }),
+            matches!(
+                &err,
+                IntakeError::DuplicateKey {
+                    index: 2,
+                    column: "nik",
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let json = format!(r#"[{{"nik":"1",{base},"nominal":"1","amount":"2"}}]"#);
         let err = parse_bytes("b.json", json.as_bytes()).unwrap_err();
         assert!(
-            matches!(&err, IntakeError::DuplicateColumn { index: Some(1), column: "amount", .. }),
+            matches!(
+                &err,
+                IntakeError::DuplicateColumn {
+                    index: Some(1),
+                    column: "amount",
+                    ..
+                }
+            ),
             "{err:?}"
         );
     }

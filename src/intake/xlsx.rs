@@ -205,7 +205,11 @@ impl<'a> Rows<'a> {
             return Ok(true);
         }
         let Some(columns) = &self.columns else {
-            let width = cells.iter().map(|(c, _)| *c as usize + 1).max().unwrap_or(0);
+            let width = cells
+                .iter()
+                .map(|(c, _)| *c as usize + 1)
+                .max()
+                .unwrap_or(0);
             let mut headers = vec![String::new(); width];
             for (c, t) in cells {
                 headers[c as usize] = t.trim().to_owned();
@@ -440,7 +444,11 @@ fn declared_parts(bytes: &[u8]) -> Option<u64> {
     let entries = bytes.get(at + 10..at + 12)?;
     let n = u16::from_le_bytes([entries[0], entries[1]]);
     // 0xFFFF means a ZIP64 count follows elsewhere: more parts than any workbook has.
-    Some(if n == u16::MAX { u64::MAX } else { u64::from(n) })
+    Some(if n == u16::MAX {
+        u64::MAX
+    } else {
+        u64::from(n)
+    })
 }
 
 #[derive(Debug)]
@@ -598,8 +606,17 @@ mod tests {
         let mut scan = Scan::new(true);
         scan.feed(b"<c a=\">>>>>>>>>>\">").unwrap();
         assert_eq!(scan.token, 18);
-        for bad in [&b"<a><!-- x --></a>"[..], b"<!DOCTYPE x>", b"<a><![CDATA[x]]></a>", b"<a><?pi?></a>"] {
-            assert!(Scan::new(true).feed(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"<a><!-- x --></a>"[..],
+            b"<!DOCTYPE x>",
+            b"<a><![CDATA[x]]></a>",
+            b"<a><?pi?></a>",
+        ] {
+            assert!(
+                Scan::new(true).feed(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -9,8 +9,8 @@ use crate::domain::{Reason, ReasonCode, names_match};
 use crate::messages::{Stage, StageMessage};
 use crate::store::{Attempt, Change, State};
 use sqlx::PgConnection;
-use uuid::Uuid;
 use std::collections::HashMap;
+use uuid::Uuid;
 
 const STAGE: Stage = Stage::Verification;
 

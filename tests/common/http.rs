@@ -40,7 +40,12 @@ impl Server {
         }
     }
 
-    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+    pub fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let r = self.client.request(method, format!("{}{path}", self.base));
         match token {
             Some(t) => r.bearer_auth(t),
@@ -116,4 +121,3 @@ pub async fn batches_stored(pool: &PgPool) -> (i64, i64) {
         .await
         .unwrap()
 }
-
