@@ -14,7 +14,7 @@ use salur::ops::office::{self, Role};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use http::{CSV_TYPE, Server, XLSX_TYPE, add_office, batches_stored, csv_of, problem};
+use http::{CSV_TYPE, Server, XLSX_TYPE, add_office, batches_stored, csv_of, peak_rss, problem};
 
 #[tokio::test]
 async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
@@ -883,13 +883,6 @@ async fn a_chunked_upload_is_stored_as_it_streams() {
 }
 
 /// Peak resident memory of a process, in bytes (VmHWM).
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
-}
-
 /// A million-row CSV streamed to the real `salur api` binary: its memory must not grow with
 /// the file. Run it with `scripts/api_large_upload.sh` (release build); it prints the figures.
 #[tokio::test]
@@ -901,30 +894,8 @@ async fn a_million_row_upload_keeps_memory_flat() {
         .unwrap_or(1_000_000);
     let env = TestEnv::new().await;
     let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
-        .args(["api", "--addr", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &env.settings.database_url)
-        .env("SALUR_NAMESPACE", &env.settings.namespace)
-        .env("METRICS_ADDR", "off")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = http::spawn_api(&env.settings).await;
     let client = Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "salur api did not start");
     let idle = peak_rss(child.id());
     let (body, sent) = streamed_csv(rows);
     let started = std::time::Instant::now();

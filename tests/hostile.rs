@@ -26,21 +26,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 type XlsxCase = (&'static str, Vec<u8>, u16, &'static str, Option<u64>);
 
 const NS_MAIN: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
-const HEADER: [&str; 13] = [
-    "nik",
-    "no_kk",
-    "nama",
-    "nama_ibu_kandung",
-    "tempat_lahir",
-    "tanggal_lahir",
-    "jenis_kelamin",
-    "alamat",
-    "kode_wilayah",
-    "no_hp",
-    "kode_bank",
-    "no_rekening",
-    "nominal",
-];
+const HEADER: [&str; 13] = salur::intake::generate::CSV_HEADER;
 const ROW: [&str; 13] = [
     "5301011203850001",
     "5301010101100003",
@@ -425,7 +411,7 @@ async fn every_hostile_file_gets_its_answer_and_nothing_is_stored() {
         let r = server.get("/v1/batches", &token).await;
         assert_eq!(r.status(), StatusCode::OK);
         // The hard limits held: this process (the API in it) never grew past 512 MiB.
-        let peak = peak_rss_kib();
+        let peak = http::peak_rss(std::process::id()) / 1024;
         assert!(peak < 512 * 1024, "peak RSS {peak} KiB");
         println!("| case | answer |\n|---|---|");
         for (case, answer) in &table {
@@ -440,16 +426,6 @@ async fn every_hostile_file_gets_its_answer_and_nothing_is_stored() {
         env.cleanup().await;
     })
     .await;
-}
-
-/// The largest resident set this process has had, in KiB (Linux `VmHWM`).
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Sends `head` (and nothing more) on a fresh connection, then reads what the server answers
@@ -931,17 +907,6 @@ async fn readyz_tells_a_full_pool_from_a_database_down() {
     .await;
 }
 
-/// The peak resident set (VmHWM) of a process, in bytes.
-fn peak_rss_of(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
 /// `scripts/xlsx_memory.sh` (release build): the real `salur api` binary with the default limits
 /// takes Excel bombs and then the worst workbook it accepts (shared strings at the limits);
 /// prints the process's peak RSS after each, and fails above the stated bound of 512 MiB.
@@ -950,31 +915,12 @@ fn peak_rss_of(pid: u32) -> u64 {
 async fn excel_memory_of_salur_api() {
     let env = TestEnv::database_only(|_| {}).await;
     let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
-        .args(["api", "--addr", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &env.settings.database_url)
-        .env("SALUR_NAMESPACE", &env.settings.namespace)
-        .env("METRICS_ADDR", "off")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = http::spawn_api(&env.settings).await;
     let client = reqwest::Client::new();
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "salur api idle: peak RSS {:.1} MiB",
-        mib(peak_rss_of(child.id()))
+        mib(http::peak_rss(child.id()))
     );
     let send = |body: Vec<u8>| {
         client
@@ -1021,7 +967,7 @@ async fn excel_memory_of_salur_api() {
             "{name}: {size} bytes -> {status} {} in {:.1} s; salur api peak RSS so far {:.1} MiB",
             p["type"].as_str().unwrap_or_default(),
             started.elapsed().as_secs_f64(),
-            mib(peak_rss_of(child.id()))
+            mib(http::peak_rss(child.id()))
         );
         assert!(status.is_client_error(), "{name}: {status}");
     }
@@ -1058,7 +1004,7 @@ async fn excel_memory_of_salur_api() {
     let r = send(body).await.unwrap();
     let status = r.status();
     let text = r.text().await.unwrap();
-    let peak = peak_rss_of(child.id());
+    let peak = http::peak_rss(child.id());
     println!(
         "worst accepted: {rows} rows, {} shared strings, {size} bytes ({:.1} MiB unpacked) -> {status} in {:.1} s; salur api peak RSS {:.1} MiB",
         rows * 13,

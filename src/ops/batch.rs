@@ -187,7 +187,7 @@ pub const REPORT_QUERY: &str = "SELECT row_number, nik, state, reasons, amount, 
 /// The report's cells for one record; the NIK is masked, and no cell can be read by a
 /// spreadsheet as a formula ([`crate::domain::spreadsheet_safe`]).
 pub fn report_fields(row: ReportRow) -> [String; 6] {
-    raw_report_fields(row).map(|cell| crate::domain::spreadsheet_safe(cell))
+    raw_report_fields(row).map(crate::domain::spreadsheet_safe)
 }
 
 fn raw_report_fields((row, nik, state, reasons, amount, reference): ReportRow) -> [String; 6] {

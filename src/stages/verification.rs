@@ -134,7 +134,7 @@ pub async fn handle(
                 other => {
                     // The office that holds the claim, and the record only when it is the
                     // same office's: another office's record ids are not this office's to see.
-                    let holder = other.and_then(|id| holders.get(&id).map(|h| (id, h)));
+                    let holder = other.and_then(|id| holders.get(id).map(|h| (id, h)));
                     let whose = match holder {
                         Some((id, (office, _))) if Some(office) == offices.get(&row.batch_id) => {
                             format!("by this office (record {id})")

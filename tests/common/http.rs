@@ -121,3 +121,41 @@ pub async fn batches_stored(pool: &PgPool) -> (i64, i64) {
         .await
         .unwrap()
 }
+
+/// The peak resident set (VmHWM) of a process, in bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
+}
+
+/// The real `salur api` binary on an ephemeral port, on `settings`' database and namespace,
+/// once it answers `/healthz`; its base URL.
+pub async fn spawn_api(settings: &Settings) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
+        .args(["api", "--addr", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &settings.database_url)
+        .env("SALUR_NAMESPACE", &settings.namespace)
+        .env("METRICS_ADDR", "off")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = Client::new();
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(up, "salur api did not start");
+    (child, base)
+}
