@@ -1,5 +1,6 @@
 //! Typed settings from environment variables, with defaults that work on a local machine.
 
+use crate::domain::AmountRange;
 use crate::messages::Stage;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,6 +55,18 @@ pub struct Settings {
     /// `SALUR_RETENTION_DAYS`: how long the personal fields of a closed batch (no record in
     /// flight) are kept, for programmes without their own period (`salur retention set`).
     pub retention_days: i32,
+    /// `API_HEADER_TIMEOUT`: how long a client may take to send a request's headers (10s).
+    pub api_header_timeout: Duration,
+    /// `API_BODY_IDLE_TIMEOUT`: how long an upload may send nothing before it is answered 408
+    /// and rolled back (15s). No database transaction waits on a client longer than this.
+    pub api_body_idle_timeout: Duration,
+    /// `API_UPLOADS_PER_OFFICE`: uploads one office may have in progress at once (2); more are
+    /// answered 429 with `Retry-After`, so one office cannot take every database connection.
+    pub api_uploads_per_office: usize,
+    /// `SALUR_AMOUNT_MIN` / `SALUR_AMOUNT_MAX`: the amounts one recipient may be paid
+    /// (Rp 10.000 to Rp 10.000.000); a record outside is blocked `AMOUNT_INVALID`. The maximum
+    /// can never exceed Rp 1.000.000.000.000 ([`crate::domain::AMOUNT_HARD_MAX`]).
+    pub amount_range: AmountRange,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/salur";
@@ -142,6 +155,10 @@ impl Default for Settings {
             api_body_limit: 512 * 1024 * 1024,
             api_xlsx_limit: 64 * 1024 * 1024,
             retention_days: DEFAULT_RETENTION_DAYS,
+            api_header_timeout: Duration::from_secs(10),
+            api_body_idle_timeout: Duration::from_secs(15),
+            api_uploads_per_office: 2,
+            amount_range: AmountRange::DEFAULT,
         }
     }
 }
@@ -238,9 +255,25 @@ impl Settings {
             s.retry_tiers = RetryTier::parse_list(&v)
                 .map_err(|e| anyhow::anyhow!("SALUR_RETRY_TIERS={v:?}: {e}"))?;
         }
+        num(
+            "API_UPLOADS_PER_OFFICE",
+            var("API_UPLOADS_PER_OFFICE"),
+            &mut s.api_uploads_per_office,
+        )?;
+        anyhow::ensure!(
+            s.api_uploads_per_office >= 1,
+            "API_UPLOADS_PER_OFFICE must be at least 1"
+        );
+        let (mut min, mut max) = (s.amount_range.min(), s.amount_range.max());
+        num("SALUR_AMOUNT_MIN", var("SALUR_AMOUNT_MIN"), &mut min)?;
+        num("SALUR_AMOUNT_MAX", var("SALUR_AMOUNT_MAX"), &mut max)?;
+        s.amount_range = AmountRange::new(min, max)
+            .map_err(|e| anyhow::anyhow!("SALUR_AMOUNT_MIN / SALUR_AMOUNT_MAX: {e}"))?;
         for (name, into) in [
             ("SALUR_BANK_TIMEOUT", &mut s.bank_timeout),
             ("SALUR_STALE_AFTER", &mut s.stale_after),
+            ("API_HEADER_TIMEOUT", &mut s.api_header_timeout),
+            ("API_BODY_IDLE_TIMEOUT", &mut s.api_body_idle_timeout),
         ] {
             if let Some(v) = var(name) {
                 *into = parse_duration(&v).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;

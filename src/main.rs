@@ -884,13 +884,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 "say what to correct: --set field=value (e.g. --set mother_name=\"Siti Aminah\")"
                             );
                             let sets = remediate::parse_assignments(&sets)?;
-                            vec![remediate::fix(&pool, &Scope::All, id, &sets).await?]
+                            vec![
+                                remediate::fix(
+                                    &settings.amount_range,
+                                    &pool,
+                                    &Scope::All,
+                                    id,
+                                    &sets,
+                                )
+                                .await?,
+                            ]
                         }
                         (None, Some(batch), Some(file)) => {
                             let reader = std::fs::File::open(&file).map_err(|e| {
                                 anyhow::anyhow!("cannot read {}: {e}", file.display())
                             })?;
                             remediate::fix_file(
+                                &settings.amount_range,
                                 &pool,
                                 &Scope::All,
                                 batch,

@@ -214,7 +214,7 @@ fn resend(
             let mut complete = Vec::new();
             for row in &again {
                 // Stored data only changes while a record is blocked, so it validates as it did.
-                if let Ok(recipient) = validate(&row.raw()) {
+                if let Ok(recipient) = validate(&row.raw(), &settings.amount_range) {
                     complete.push((*row, recipient));
                 }
             }

@@ -3,124 +3,18 @@
 //! bad input (problem+json, nothing stored), Excel uploads and streamed uploads.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use common::{TestEnv, valid_record, within_limit};
 use reqwest::{Client, Method, StatusCode};
-use salur::api::{self, AppState};
 use salur::bank::sim::SimOptions;
-use salur::config::Settings;
 use salur::intake::RawRecord;
 use salur::ops::office::{self, Role};
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
-const CSV_TYPE: &str = "text/csv";
-const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-/// The API router of `salur api`, served in this process on an ephemeral port.
-struct Server {
-    base: String,
-    client: Client,
-    cancel: CancellationToken,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Server {
-    async fn start(settings: Settings, pool: PgPool) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let cancel = CancellationToken::new();
-        let handle = tokio::spawn(api::serve(
-            AppState::new(settings, pool),
-            listener,
-            cancel.clone(),
-        ));
-        Self {
-            base,
-            client: Client::new(),
-            cancel,
-            handle,
-        }
-    }
-
-    fn request(&self, method: Method, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
-        let r = self.client.request(method, format!("{}{path}", self.base));
-        match token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
-    }
-
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.request(Method::GET, path, Some(token))
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn submit(
-        &self,
-        token: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-        key: Option<&str>,
-    ) -> reqwest::Response {
-        let mut r = self
-            .request(
-                Method::POST,
-                "/v1/batches?program=BPNT&period=2026-Q4",
-                Some(token),
-            )
-            .header("content-type", content_type)
-            .body(body);
-        if let Some(k) = key {
-            r = r.header("idempotency-key", k);
-        }
-        r.send().await.unwrap()
-    }
-
-    async fn stop(self) {
-        self.cancel.cancel();
-        self.handle.await.unwrap().unwrap();
-    }
-}
-
-async fn add_office(pool: &PgPool, code: &str, role: Role) -> String {
-    office::add(pool, code, &format!("Dinas Sosial {code}"), role)
-        .await
-        .unwrap()
-}
-
-fn csv_of(records: &[RawRecord]) -> Vec<u8> {
-    let mut out = Vec::new();
-    salur::intake::generate::write_csv(records, &mut out).unwrap();
-    out
-}
-
-/// A problem+json answer: checks the status and media type and returns the body.
-async fn problem(response: reqwest::Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status, "{:?}", response.url().path());
-    let media = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(media, "application/problem+json");
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["type"].as_str().unwrap().starts_with("/problems/"));
-    assert!(!body["title"].as_str().unwrap().is_empty());
-    assert!(!body["detail"].as_str().unwrap().is_empty());
-    body
-}
-
-async fn batches_stored(pool: &PgPool) -> (i64, i64) {
-    sqlx::query_as("SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM records)")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
+use http::{CSV_TYPE, Server, XLSX_TYPE, add_office, batches_stored, csv_of, peak_rss, problem};
 
 #[tokio::test]
 async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
@@ -1005,13 +899,6 @@ async fn a_chunked_upload_is_stored_as_it_streams() {
 }
 
 /// Peak resident memory of a process, in bytes (VmHWM).
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
-}
-
 /// A million-row CSV streamed to the real `salur api` binary: its memory must not grow with
 /// the file. Run it with `scripts/api_large_upload.sh` (release build); it prints the figures.
 #[tokio::test]
@@ -1023,30 +910,8 @@ async fn a_million_row_upload_keeps_memory_flat() {
         .unwrap_or(1_000_000);
     let env = TestEnv::new().await;
     let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
-        .args(["api", "--addr", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &env.settings.database_url)
-        .env("SALUR_NAMESPACE", &env.settings.namespace)
-        .env("METRICS_ADDR", "off")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base) = http::spawn_api(&env.settings).await;
     let client = Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(up, "salur api did not start");
     let idle = peak_rss(child.id());
     let (body, sent) = streamed_csv(rows);
     let started = std::time::Instant::now();

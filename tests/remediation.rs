@@ -53,15 +53,22 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
 
         for (i, (code, _)) in defects.iter().enumerate() {
             let fix = corrections(&spoiled[i], &good[i]);
-            let out = remediate::fix(&env.pool, &Scope::All, ids[i], &fix)
-                .await
-                .unwrap();
+            let out = remediate::fix(
+                &env.settings.amount_range,
+                &env.pool,
+                &Scope::All,
+                ids[i],
+                &fix,
+            )
+            .await
+            .unwrap();
             assert!(out.ready, "{code}: {:?}", out.reasons);
             assert!(out.reasons.is_empty());
             assert_eq!(out.changed.len(), fix.len(), "{code}");
         }
         // A correction that does not fix it: the reason remains and is given back at once.
         let wrong = remediate::fix(
+            &env.settings.amount_range,
             &env.pool,
             &Scope::All,
             *ids.last().unwrap(),
@@ -175,9 +182,15 @@ async fn bank_and_verification_reasons_are_fixed_and_replayed() {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            let out = remediate::fix(&env.pool, &Scope::All, *id, &fix)
-                .await
-                .unwrap();
+            let out = remediate::fix(
+                &env.settings.amount_range,
+                &env.pool,
+                &Scope::All,
+                *id,
+                &fix,
+            )
+            .await
+            .unwrap();
             assert!(out.ready, "{out:?}");
         }
         let replay = remediate::replay(
@@ -221,7 +234,7 @@ async fn corrections_files_are_all_or_nothing() {
             .unwrap();
         let mut bad = text.clone();
         bad.push_str(&format!("{first_good_row},,,,Siti,,,,,,,,,\n"));
-        let err = remediate::fix_file(&env.pool, &Scope::All, batch, "fixes.csv", bad.as_bytes())
+        let err = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, batch, "fixes.csv", bad.as_bytes())
             .await
             .unwrap_err();
         let line = text.lines().count() + 1;
@@ -239,6 +252,7 @@ async fn corrections_files_are_all_or_nothing() {
         assert_eq!(fixed, 0, "nothing was stored from the refused file");
         // An unknown column is refused too.
         let err = remediate::fix_file(
+            &env.settings.amount_range,
             &env.pool,
             &Scope::All,
             batch,
@@ -285,10 +299,10 @@ async fn corrections_files_are_all_or_nothing() {
             ));
         }
         assert!(n_by_nik > 0);
-        let a = remediate::fix_file(&env.pool, &Scope::All, batch, "rows.csv", by_row.as_bytes())
+        let a = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, batch, "rows.csv", by_row.as_bytes())
             .await
             .unwrap();
-        let b = remediate::fix_file(&env.pool, &Scope::All, batch, "niks.csv", by_nik.as_bytes())
+        let b = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, batch, "niks.csv", by_nik.as_bytes())
             .await
             .unwrap();
         assert_eq!(a.len() + b.len(), 40);
@@ -373,6 +387,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
         assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 0).await, 0);
 
         remediate::fix(
+            &env.settings.amount_range,
             &env.pool,
             &Scope::All,
             ids[1],
@@ -433,7 +448,7 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
         ));
         let fix = [("mother_name".to_string(), "Yohana Bili".to_string())];
         assert!(matches!(
-            remediate::fix(&env.pool, &other, id, &fix).await,
+            remediate::fix(&env.settings.amount_range, &env.pool, &other, id, &fix).await,
             Err(RemediateError::NotFound(_))
         ));
         assert!(matches!(
@@ -442,6 +457,7 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
         ));
         assert!(matches!(
             remediate::fix_file(
+                &env.settings.amount_range,
                 &env.pool,
                 &other,
                 batch,
@@ -456,7 +472,9 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
             .await
             .unwrap();
         assert!(list.records.is_empty() && list.totals.is_empty());
-        remediate::fix(&env.pool, &own, id, &fix).await.unwrap();
+        remediate::fix(&env.settings.amount_range, &env.pool, &own, id, &fix)
+            .await
+            .unwrap();
         let none = remediate::replay(&env.settings, &env.pool, &other, &everything)
             .await
             .unwrap();

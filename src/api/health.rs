@@ -17,9 +17,21 @@ pub async fn healthz() -> impl IntoResponse {
 
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
     let limit = Duration::from_secs(3);
-    let database = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.pool))
+    let answered = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.pool))
         .await
         .is_ok_and(|r| r.is_ok());
+    // No answer with every connection of the pool taken is a busy pool, not a database down.
+    let pool = &state.pool;
+    let exhausted =
+        !answered && pool.size() >= pool.options().get_max_connections() && pool.num_idle() == 0;
+    let database = answered;
+    let db_word = if answered {
+        "ok"
+    } else if exhausted {
+        "pool exhausted"
+    } else {
+        "unreachable"
+    };
     let broker = tokio::time::timeout(limit, async {
         let b = Broker::connect(&state.settings).await?;
         b.close().await;
@@ -33,12 +45,16 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
             json!({ "status": "ready", "database": "ok", "broker": "ok" }),
         ))
     } else {
+        let fix = if exhausted {
+            "every database connection is in use: wait, or raise SALUR_DB_POOL"
+        } else {
+            "start the services (scripts/services.sh) or check DATABASE_URL and AMQP_URL"
+        };
         Err(Problem::unavailable(format!(
-            "database {}, broker {}: start the services (scripts/services.sh) or check DATABASE_URL and AMQP_URL",
-            word(database),
+            "database {db_word}, broker {}: {fix}",
             word(broker)
         ))
-        .with("database", word(database))
+        .with("database", db_word)
         .with("broker", word(broker)))
     }
 }

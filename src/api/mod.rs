@@ -45,6 +45,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: PgPool,
     pub metrics: Arc<ApiMetrics>,
+    /// Uploads in progress per office (see [`AppState::start_upload`]).
+    uploads: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl AppState {
@@ -53,6 +55,40 @@ impl AppState {
             settings: Arc::new(settings),
             pool,
             metrics: Arc::new(ApiMetrics::new()),
+            uploads: Default::default(),
+        }
+    }
+
+    /// Counts an upload of `office` in, if it has fewer than `API_UPLOADS_PER_OFFICE` in
+    /// progress; the guard counts it out when dropped.
+    pub fn start_upload(&self, office: &str) -> Option<UploadSlot> {
+        let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        let n = uploads.entry(office.to_owned()).or_default();
+        if *n >= self.settings.api_uploads_per_office {
+            return None;
+        }
+        *n += 1;
+        Some(UploadSlot {
+            uploads: self.uploads.clone(),
+            office: office.to_owned(),
+        })
+    }
+}
+
+/// One upload in progress (see [`AppState::start_upload`]).
+pub struct UploadSlot {
+    uploads: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    office: String,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut uploads = self.uploads.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = uploads.get_mut(&self.office) {
+            *n -= 1;
+            if *n == 0 {
+                uploads.remove(&self.office);
+            }
         }
     }
 }
@@ -204,6 +240,8 @@ async fn method_not_allowed() -> Problem {
 }
 
 /// Serves the API on `listener` until `cancel` fires, then finishes the requests in flight.
+/// HTTP/1.1 only; a client gets `API_HEADER_TIMEOUT` to send its request headers, after which
+/// its connection is closed (a body has its own idle limit, see [`upload`]).
 pub async fn serve(
     state: AppState,
     listener: tokio::net::TcpListener,
@@ -211,9 +249,42 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "serving the HTTP API");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(cancel.cancelled_owned())
-        .await?;
+    let header_timeout = state.settings.api_header_timeout;
+    let app = router(state);
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let cancel = cancel.clone();
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
     Ok(())
 }
 

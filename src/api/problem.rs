@@ -170,10 +170,30 @@ impl From<IntakeError> for Problem {
                 "duplicate-column",
                 "A column appears twice",
             ),
-            E::NoDataRows { .. } => (
+            E::NoDataRows { .. } | E::JsonEmptyArray { .. } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "no-data-rows",
                 "The file has no recipient rows",
+            ),
+            E::DuplicateKey { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "duplicate-column",
+                "A column appears twice",
+            ),
+            E::InvalidValue { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-value",
+                "A value cannot be accepted",
+            ),
+            E::Utf16 { .. } => (
+                StatusCode::BAD_REQUEST,
+                "not-utf8",
+                "The file is not UTF-8 text",
+            ),
+            E::XlsxLimit { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "workbook-too-large",
+                "The Excel workbook is over a limit",
             ),
             E::FieldCount { .. } | E::Csv { .. } => (
                 StatusCode::BAD_REQUEST,
@@ -208,6 +228,22 @@ impl From<IntakeError> for Problem {
                         missing.first().map(|m| m.column).unwrap_or_default(),
                     )
                     .with("missing", fields);
+            }
+            E::DuplicateKey { index, column, .. } => p = p.with("row", index).with("field", column),
+            E::InvalidValue { row, field, .. } => p = p.with("row", row).with("field", field),
+            E::Utf16 { .. } => p = p.with("encoding", "UTF-16"),
+            E::XlsxLimit {
+                limit,
+                unit,
+                setting,
+                what,
+                ..
+            } => {
+                p = p
+                    .with("limit", limit)
+                    .with("unit", unit)
+                    .with("limit_setting", setting)
+                    .with("over", what)
             }
             E::DuplicateColumn { column, index, .. } => {
                 p = p.with("field", column);

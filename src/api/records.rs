@@ -61,6 +61,17 @@ fn remediate_problem(e: RemediateError) -> Problem {
                     .join(", ")
             ),
         ),
+        e @ RemediateError::InvalidValue { field, .. } => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-value",
+            "A corrected value is refused",
+            e.to_string(),
+        )
+        .with("field", field)
+        .with(
+            "fix",
+            "correct the value as the detail says and send the fix again",
+        ),
         RemediateError::Database(e) => e.into(),
         other => Problem::internal("the remediation failed", &other),
     }
@@ -122,9 +133,15 @@ pub async fn fix(
         };
         sets.push((field, text));
     }
-    let outcome = remediate::fix(&state.pool, &Scope::Office(office), id, &sets)
-        .await
-        .map_err(remediate_problem)?;
+    let outcome = remediate::fix(
+        &state.settings.amount_range,
+        &state.pool,
+        &Scope::Office(office),
+        id,
+        &sets,
+    )
+    .await
+    .map_err(remediate_problem)?;
     Ok(axum::Json(outcome))
 }
 

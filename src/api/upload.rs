@@ -19,7 +19,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -156,10 +155,10 @@ pub async fn submit(
     };
     info.validate()?;
     let file_name = match params.file_name {
-        Some(name) if name.is_empty() || name.len() > 255 || name.chars().any(char::is_control) => {
+        Some(name) if !safe_file_name(&name) => {
             return Err(Problem::bad_parameter(
                 "file_name",
-                "file_name must be 1 to 255 characters without control characters",
+                "file_name must be 1 to 128 characters of letters, digits, spaces, '.', '-', '_', '(' and ')', not starting with '.' and without '..'",
                 "give the name of the office's file, e.g. penerima-2026-q4.csv",
             ));
         }
@@ -179,6 +178,27 @@ pub async fn submit(
         return Err(too_large(limit, format));
     }
 
+    let Some(_slot) = state.start_upload(&info.office) else {
+        let mut response = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-uploads",
+            "Too many uploads at once",
+            format!(
+                "this office already has {} uploads in progress (API_UPLOADS_PER_OFFICE)",
+                state.settings.api_uploads_per_office
+            ),
+        )
+        .with("limit", state.settings.api_uploads_per_office)
+        .with(
+            "fix",
+            "wait for the uploads in progress to finish, then send this one again",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return Ok(response);
+    };
     let stored = store(&state, &info, format, &file_name, key, body, limit).await?;
     let accepted = Accepted {
         batch_id: stored.batch_id,
@@ -197,6 +217,17 @@ pub async fn submit(
         h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// A file name that is only a label: no path (`/`, `\\`, `..`), no markup, no invisible or
+/// direction-changing characters, whatever screen or file system it is shown on.
+pub fn safe_file_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && !name.starts_with('.')
+        && !name.contains("..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " .-_()".contains(c))
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
@@ -239,6 +270,34 @@ fn too_large(limit: u64, format: Format) -> Problem {
 }
 
 /// The marker error of a body that went past its limit while streaming.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_are_labels_only() {
+        for ok in [
+            "penerima-2026-q4.csv",
+            "Daftar Penerima (revisi 2).xlsx",
+            "a",
+        ] {
+            assert!(super::safe_file_name(ok), "{ok}");
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            "../etc/passwd",
+            "a/b.csv",
+            "a\\b.csv",
+            ".hidden",
+            "<script>alert(1)</script>.csv",
+            "invoice\u{202E}vsc.exe",
+            "nul\u{0}.csv",
+            long.as_str(),
+        ] {
+            assert!(!super::safe_file_name(bad), "{bad:?}");
+        }
+    }
+}
+
 #[derive(Debug)]
 struct TooLarge;
 
@@ -252,6 +311,22 @@ impl std::error::Error for TooLarge {}
 
 fn is_too_large(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<TooLarge>())
+}
+
+/// The marker error of a body that sent nothing for longer than the idle limit.
+#[derive(Debug)]
+struct Idle;
+
+impl std::fmt::Display for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the client sent nothing for longer than the idle limit")
+    }
+}
+
+impl std::error::Error for Idle {}
+
+fn is_idle(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Idle>())
 }
 
 struct Stored {
@@ -274,6 +349,35 @@ impl<R: Read> Read for Hashing<'_, R> {
     }
 }
 
+/// The body as a stream of bytes that fails with [`TooLarge`] past `limit` bytes and with
+/// [`Idle`] when the client sends nothing for `idle`.
+fn bounded_body(
+    body: Body,
+    limit: u64,
+    idle: std::time::Duration,
+) -> impl futures::Stream<Item = io::Result<axum::body::Bytes>> + Send + 'static {
+    let start = Some((body.into_data_stream(), 0u64));
+    futures::stream::unfold(start, move |state| async move {
+        let (mut stream, mut seen) = state?;
+        let item = match tokio::time::timeout(idle, futures::StreamExt::next(&mut stream)).await {
+            Err(_) => Err(io::Error::other(Idle)),
+            Ok(None) => return None,
+            Ok(Some(Err(e))) => Err(io::Error::other(e)),
+            Ok(Some(Ok(chunk))) => {
+                seen += chunk.len() as u64;
+                if seen > limit {
+                    Err(io::Error::other(TooLarge))
+                } else {
+                    Ok(chunk)
+                }
+            }
+        };
+        // After an error the stream ends.
+        let next = item.is_ok().then_some((stream, seen));
+        Some((item, next))
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn store(
     state: &AppState,
@@ -284,20 +388,8 @@ async fn store(
     body: Body,
     limit: u64,
 ) -> Result<Stored, Problem> {
-    let mut seen = 0u64;
-    let stream = body
-        .into_data_stream()
-        .map_err(io::Error::other)
-        .and_then(move |chunk| {
-            seen += chunk.len() as u64;
-            let result = if seen > limit {
-                Err(io::Error::other(TooLarge))
-            } else {
-                Ok(chunk)
-            };
-            std::future::ready(result)
-        });
-    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let idle = state.settings.api_body_idle_timeout;
+    let reader = SyncIoBridge::new(StreamReader::new(Box::pin(bounded_body(body, limit, idle))));
     // The request is told apart by its programme, period and format as well as its body.
     let mut hasher = Sha256::new();
     for part in [&info.program, &info.period, format.as_str()] {
@@ -305,7 +397,41 @@ async fn store(
         hasher.update([0u8]);
     }
 
+    let (out, mut chunks) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
+    let name = file_name.to_owned();
+    let producer = tokio::task::spawn_blocking(move || {
+        let reader = Hashing {
+            inner: reader,
+            hasher: &mut hasher,
+        };
+        let mut sink = RowSink { out };
+        read_records(format, &name, reader, &mut sink, limit)?;
+        Ok::<_, Problem>(hasher.finalize().to_vec())
+    });
+    let finished = |producer: tokio::task::JoinHandle<Result<Vec<u8>, Problem>>| async move {
+        producer
+            .await
+            .map_err(|e| Problem::internal("reading the upload failed", &e))?
+    };
+    // The first slice is parsed before any database connection is taken: a client that sends
+    // slowly (or not at all) holds nothing but its own socket.
+    let Some(first) = chunks.recv().await else {
+        finished(producer).await?;
+        return Err(Problem::internal(
+            "reading the upload failed",
+            &"the reader ended without records or an error",
+        ));
+    };
+
     let mut tx = state.pool.begin().await?;
+    // Past the first slice the transaction waits on the client at most the body idle limit
+    // (see `bounded_body`); the database enforces a limit of its own on top.
+    sqlx::query(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {}",
+        (idle.as_millis() as u64).saturating_mul(2).max(1_000)
+    ))
+    .execute(&mut *tx)
+    .await?;
     if let Some(key) = &key {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
             .bind(format!("salur-idempotency\n{}\n{key}", info.office))
@@ -322,17 +448,10 @@ async fn store(
         .await?;
         if let Some((earlier_hash, batch_id, records)) = earlier {
             tx.rollback().await?;
-            let hash = tokio::task::spawn_blocking(move || {
-                let mut reader = Hashing {
-                    inner: reader,
-                    hasher: &mut hasher,
-                };
-                io::copy(&mut reader, &mut io::sink())?;
-                io::Result::Ok(hasher.finalize().to_vec())
-            })
-            .await
-            .map_err(|e| Problem::internal("reading the upload failed", &e))?
-            .map_err(|e| io_problem(&e, limit, format))?;
+            // Read (and hash) the rest of the body without a transaction.
+            drop(first);
+            while chunks.recv().await.is_some() {}
+            let hash = finished(producer).await?;
             if hash != earlier_hash {
                 return Err(Problem::new(
                     StatusCode::CONFLICT,
@@ -360,32 +479,20 @@ async fn store(
     let batch_id = Uuid::new_v4();
     let mut writer =
         BatchWriter::begin_in(&state.settings, &state.pool, tx, batch_id, file_name, info).await?;
-    let (out, mut chunks) = tokio::sync::mpsc::channel::<Vec<RawRecord>>(2);
-    let name = file_name.to_owned();
-    let producer = tokio::task::spawn_blocking(move || {
-        let reader = Hashing {
-            inner: reader,
-            hasher: &mut hasher,
-        };
-        let mut sink = RowSink { out };
-        read_records(format, &name, reader, &mut sink, limit)?;
-        Ok::<_, Problem>(hasher.finalize().to_vec())
-    });
-    let mut failure = None;
-    while let Some(chunk) = chunks.recv().await {
-        if let Err(e) = writer.write(&chunk).await {
-            failure = Some(e);
-            break;
-        }
+    let mut failure = writer.write(&first).await.err();
+    drop(first);
+    while failure.is_none()
+        && let Some(chunk) = chunks.recv().await
+    {
+        failure = writer.write(&chunk).await.err();
     }
     drop(chunks);
-    let produced = producer
-        .await
-        .map_err(|e| Problem::internal("reading the upload failed", &e))?;
+    let produced = finished(producer).await;
+    // A refused file is the office's answer, even when the database then failed too.
+    let hash = produced?;
     if let Some(e) = failure {
         return Err(e.into()); // the transaction rolls back when the writer is dropped
     }
-    let hash = produced?;
     if let Some(key) = &key {
         sqlx::query(
             "INSERT INTO idempotency_keys (office, key, body_sha256, batch_id) VALUES ($1, $2, $3, $4)",
@@ -414,6 +521,15 @@ async fn store(
 fn io_problem(e: &io::Error, limit: u64, format: Format) -> Problem {
     if is_too_large(e) {
         too_large(limit, format)
+    } else if is_idle(e) {
+        Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "upload-timeout",
+            "The upload stalled",
+            "the client sent nothing for longer than the idle limit (API_BODY_IDLE_TIMEOUT); nothing was stored",
+        )
+        .with("limit_setting", "API_BODY_IDLE_TIMEOUT")
+        .with("fix", "send the file again over a steady connection")
     } else {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -446,15 +562,12 @@ fn read_records<R: Read>(
         reader
             .read_to_end(&mut bytes)
             .map_err(|e| io_problem(&e, limit, format))?;
-        let records =
-            intake::parse_xlsx(file_name, bytes).map_err(|e| intake_problem(e, limit, format))?;
-        let mut records = records.into_iter();
-        loop {
-            let chunk: Vec<_> = records.by_ref().take(SLICE).collect();
-            if chunk.is_empty() || !sink.send(chunk) {
-                return Ok(());
-            }
-        }
+        let limits = intake::xlsx::XlsxLimits::for_body(limit);
+        intake::xlsx::read_xlsx(file_name, bytes, &limits, SLICE, &mut |chunk| {
+            sink.send(chunk)
+        })
+        .map_err(|e| intake_problem(e, limit, format))?;
+        return Ok(());
     }
     let mut reader = BufReader::with_capacity(64 * 1024, reader);
     check_format(format, &mut reader).map_err(|e| match e {
@@ -496,6 +609,13 @@ fn check_format<R: Read>(
     reader: &mut BufReader<R>,
 ) -> Result<(), Result<Problem, io::Error>> {
     let buf = reader.fill_buf().map_err(Err)?;
+    if intake::file::looks_like_utf16(buf) {
+        // Said as it is, whatever the Content-Type (a UTF-16 JSON body is not "not JSON").
+        return Err(Ok(IntakeError::Utf16 {
+            file: "the upload".into(),
+        }
+        .into()));
+    }
     let buf = buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(buf);
     let Some(&first) = buf.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(());

@@ -25,8 +25,104 @@ pub enum AmountError {
         "the amount has more than 2 decimals; a comma is the decimal separator and dots separate thousands ({ACCEPTED})"
     )]
     TooManyDecimals,
-    #[error("the amount is too large to be a payment")]
+    #[error(
+        "the amount is too large to be a payment (salur never pays more than Rp1.000.000.000.000 to one recipient)"
+    )]
     TooLarge,
+    #[error("the amount is below the minimum of {} per recipient; check it (the operator sets the range with SALUR_AMOUNT_MIN)", rupiah_of(.min))]
+    BelowMinimum { min: Decimal },
+    #[error("the amount is above the maximum of {} per recipient; check it (the operator sets the range with SALUR_AMOUNT_MAX)", rupiah_of(.max))]
+    AboveMaximum { max: Decimal },
+}
+
+/// The largest amount salur ever takes for one recipient, whatever the configuration: Rp 1
+/// trillion. It fits the `numeric(18, 2)` columns (up to 10^16) with room for sums.
+pub const HARD_MAX: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
+
+/// The amounts one recipient may be paid: a record whose amount is outside is blocked with
+/// `AMOUNT_INVALID` and the limit in its message. Today one range for every programme, from
+/// `SALUR_AMOUNT_MIN` / `SALUR_AMOUNT_MAX`; per-programme ranges plug in here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmountRange {
+    min: Decimal,
+    max: Decimal,
+}
+
+impl AmountRange {
+    /// Rp 10.000 to Rp 10.000.000: above any rounding error or test payment, below a year of
+    /// every PKH component together.
+    pub const DEFAULT: AmountRange = AmountRange {
+        min: Decimal::from_parts(10_000, 0, 0, false, 0),
+        max: Decimal::from_parts(10_000_000, 0, 0, false, 0),
+    };
+
+    /// A range with `0 < min <= max <= HARD_MAX`, both with at most 2 decimals.
+    pub fn new(min: Decimal, max: Decimal) -> Result<Self, String> {
+        let min_ok = Amount::try_from(min).is_ok();
+        let max_ok = Amount::try_from(max).is_ok();
+        if !min_ok || !max_ok || min > max {
+            return Err(format!(
+                "the amount range {min}..{max} is not valid: both must be more than 0 with at most 2 decimals, the minimum at most the maximum, the maximum at most {}",
+                rupiah(HARD_MAX)
+            ));
+        }
+        Ok(Self { min, max })
+    }
+
+    pub fn min(&self) -> Decimal {
+        self.min
+    }
+
+    pub fn max(&self) -> Decimal {
+        self.max
+    }
+
+    /// Parses an amount as offices write it and checks it against the range: the one check
+    /// of an amount, used by intake's typed column, the stages and the fix path alike.
+    pub fn parse(&self, text: &str) -> Result<Amount, AmountError> {
+        let amount = Amount::parse(text)?;
+        if amount.0 < self.min {
+            return Err(AmountError::BelowMinimum { min: self.min });
+        }
+        if amount.0 > self.max {
+            return Err(AmountError::AboveMaximum { max: self.max });
+        }
+        Ok(amount)
+    }
+}
+
+impl Default for AmountRange {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// `Rp1.542.000.000` (with `,50` when there are cents), as offices write it.
+pub fn rupiah(amount: Decimal) -> String {
+    let rounded = amount.round_dp(2);
+    let whole = rounded.trunc().abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i).is_multiple_of(3) {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    let cents = ((rounded.fract().abs()) * Decimal::from(100)).trunc();
+    let sign = if amount.is_sign_negative() && !amount.is_zero() {
+        "-"
+    } else {
+        ""
+    };
+    if cents.is_zero() {
+        format!("{sign}Rp{grouped}")
+    } else {
+        format!("{sign}Rp{grouped},{cents:0>2}")
+    }
+}
+
+fn rupiah_of(amount: &Decimal) -> String {
+    rupiah(*amount)
 }
 
 impl Amount {
@@ -129,6 +225,9 @@ impl TryFrom<Decimal> for Amount {
         }
         if value.normalize().scale() > 2 {
             return Err(AmountError::TooManyDecimals);
+        }
+        if value > HARD_MAX {
+            return Err(AmountError::TooLarge);
         }
         Ok(Self(value))
     }
@@ -248,6 +347,40 @@ mod tests {
         );
         // Trailing zeros beyond 2 decimals are still at most 2 decimals.
         assert!(Amount::try_from(Decimal::new(600_000_000, 3)).is_ok());
+    }
+
+    #[test]
+    fn nothing_above_the_hard_maximum_is_an_amount() {
+        assert_eq!(HARD_MAX, Decimal::from(1_000_000_000_000i64));
+        assert!(Amount::parse("1000000000000").is_ok());
+        for text in [
+            "1000000000000.01",
+            "9999999999999999.99",
+            "100000000000000000",
+        ] {
+            assert_eq!(Amount::parse(text), Err(AmountError::TooLarge), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_range_refuses_rp_1_and_one_cent_by_default_and_names_its_limit() {
+        let range = AmountRange::DEFAULT;
+        assert!(range.parse("600.000").is_ok());
+        assert!(range.parse("10000").is_ok());
+        assert!(range.parse("10000000").is_ok());
+        for text in ["1", "0.01", "9999.99"] {
+            let e = range.parse(text).unwrap_err();
+            assert_eq!(e, AmountError::BelowMinimum { min: range.min() });
+            assert!(e.to_string().contains("Rp10.000 "), "{e}");
+        }
+        let e = range.parse("10000000.01").unwrap_err();
+        assert!(e.to_string().contains("Rp10.000.000 "), "{e}");
+        assert!(AmountRange::new(Decimal::ONE, HARD_MAX).is_ok());
+        assert!(AmountRange::new(Decimal::ONE, HARD_MAX + Decimal::ONE).is_err());
+        assert!(AmountRange::new(Decimal::TEN, Decimal::ONE).is_err());
+        assert!(AmountRange::new(Decimal::ZERO, Decimal::ONE).is_err());
+        assert_eq!(rupiah(Decimal::new(150000050, 2)), "Rp1.500.000,50");
+        assert_eq!(rupiah(Decimal::from(999)), "Rp999");
     }
 
     #[test]

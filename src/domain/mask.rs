@@ -45,8 +45,44 @@ pub fn mask_all_digits(input: &str) -> String {
         .collect()
 }
 
+/// A cell that no spreadsheet reads as a formula (the OWASP CSV-injection rule): text starting
+/// with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`. Every CSV or
+/// workbook salur writes for people passes its cells through here.
+pub fn spreadsheet_safe(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn formulas_are_neutralised() {
+        use super::spreadsheet_safe as safe;
+        for f in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+            "=(\"a*********aa\")",
+        ] {
+            assert_eq!(safe(f.into()), format!("'{f}"));
+        }
+        for ok in [
+            "600000.00",
+            "5301********0001",
+            "",
+            "RETRIES_EXHAUSTED",
+            "a=1",
+        ] {
+            assert_eq!(safe(ok.into()), ok);
+        }
+    }
+
     use super::*;
 
     #[test]

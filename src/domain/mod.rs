@@ -5,13 +5,15 @@
 //! - [`Nik`] (`nik.rs`) and [`Kk`] (`kk.rs`): the 16-digit population and family-card numbers.
 //! - [`RegionCode`] (`region.rs`): Kemendagri village or district code; also the province list
 //!   that NIK and KK prefixes are checked against.
-//! - [`Amount`] (`amount.rs`): rupiah as a `Decimal`, never a float.
+//! - [`Amount`] (`amount.rs`): rupiah as a `Decimal`, never a float; [`AmountRange`], the
+//!   amounts one recipient may be paid.
 //! - [`date::parse_date`] (`date.rs`): the three date spellings offices use.
 //! - [`Sex`] (`sex.rs`), [`BankCode`] and [`AccountNumber`] (`bank.rs`).
 //! - [`name`]: name normalisation and the bank-name match used at verification.
 //! - [`mask`]: masking of identifiers for logs and reports.
 //! - [`Recipient`] and [`validate`] (`recipient.rs`): a whole office row, with one [`Reason`]
 //!   per problem when it cannot be accepted.
+//! - [`text`]: the rules of every text value (no control characters, a length per field).
 //! - [`Reason`] and [`ReasonCode`] (`reason.rs`): why a record stopped.
 //!
 //! Personal data: no parse error, reason message or `Debug` output of these types contains a
@@ -28,18 +30,20 @@ mod reason;
 mod recipient;
 mod region;
 mod sex;
+pub mod text;
 
-pub use amount::{Amount, AmountError};
+pub use amount::{Amount, AmountError, AmountRange, HARD_MAX as AMOUNT_HARD_MAX, rupiah};
 pub use bank::{AccountNumber, AccountNumberError, BankCode, BankCodeError};
 pub use date::parse_date;
 pub use kk::{Kk, KkError};
-pub use mask::{mask_all_digits, mask_digits, mask_words};
+pub use mask::{mask_all_digits, mask_digits, mask_words, spreadsheet_safe};
 pub use name::{names_match, normalise_name};
 pub use nik::{Nik, NikError};
 pub use reason::{Reason, ReasonCode};
 pub use recipient::{Recipient, validate};
 pub use region::{RegionCode, RegionCodeError};
 pub use sex::{Sex, SexError};
+pub use text::{TextError, check_text};
 
 /// Removes the separators offices type inside long numbers: whitespace, dots and dashes.
 fn strip_separators(input: &str) -> String {

@@ -40,6 +40,10 @@ pub enum ReasonCode {
     RetriesExhausted,
     /// Closed for good by an operator (`salur dlq discard`), the why in the audit table.
     Discarded,
+    /// A stage failed on this record for a reason that trying again cannot change (the
+    /// database refused what the stage wrote); the record is `dead`, the others of its chunk
+    /// went on.
+    RecordUnprocessable,
 }
 
 impl ReasonCode {
@@ -70,6 +74,7 @@ impl ReasonCode {
         Self::TransferRejected,
         Self::RetriesExhausted,
         Self::Discarded,
+        Self::RecordUnprocessable,
     ];
 
     /// The stable code, e.g. `NIK_MISSING`.
@@ -101,6 +106,7 @@ impl ReasonCode {
             Self::TransferRejected => "TRANSFER_REJECTED",
             Self::RetriesExhausted => "RETRIES_EXHAUSTED",
             Self::Discarded => "DISCARDED",
+            Self::RecordUnprocessable => "RECORD_UNPROCESSABLE",
         }
     }
 

@@ -1,8 +1,8 @@
 //! A whole office row, validated: the administrative data account opening needs.
 
 use super::{
-    AccountNumber, Amount, BankCode, BankCodeError, Kk, Nik, Reason, ReasonCode, RegionCode, Sex,
-    SexError, parse_date,
+    AccountNumber, Amount, AmountRange, BankCode, BankCodeError, Kk, Nik, Reason, ReasonCode,
+    RegionCode, Sex, SexError, parse_date,
 };
 use crate::intake::RawRecord;
 use chrono::NaiveDate;
@@ -56,8 +56,9 @@ fn present(cell: &Option<String>) -> Option<&str> {
 }
 
 /// Validates every field of `raw`. On failure returns one [`Reason`] per problem, all of them,
-/// so the office can fix the row in one go. Messages never contain the offending values.
-pub fn validate(raw: &RawRecord) -> Result<Recipient, Vec<Reason>> {
+/// so the office can fix the row in one go. Messages never contain the offending values. The
+/// amount must lie in `range` (see [`AmountRange`]).
+pub fn validate(raw: &RawRecord, range: &AmountRange) -> Result<Recipient, Vec<Reason>> {
     let mut reasons = Vec::new();
     let mut problem = |code: ReasonCode, field: &str, message: String| {
         reasons.push(Reason::new(code, field, message));
@@ -228,7 +229,8 @@ pub fn validate(raw: &RawRecord) -> Result<Recipient, Vec<Reason>> {
             );
             None
         }
-        Some(text) => Amount::parse(text)
+        Some(text) => range
+            .parse(text)
             .map_err(|e| {
                 problem(
                     ReasonCode::AmountInvalid,
@@ -364,12 +366,16 @@ mod tests {
     }
 
     fn codes(raw: &RawRecord) -> Vec<ReasonCode> {
-        validate(raw).unwrap_err().iter().map(|r| r.code).collect()
+        validate(raw, &AmountRange::DEFAULT)
+            .unwrap_err()
+            .iter()
+            .map(|r| r.code)
+            .collect()
     }
 
     #[test]
     fn a_complete_record_is_accepted() {
-        let recipient = validate(&complete()).unwrap();
+        let recipient = validate(&complete(), &AmountRange::DEFAULT).unwrap();
         assert_eq!(recipient.nik.as_str(), NIK);
         assert_eq!(recipient.kk.as_str(), KK);
         assert_eq!(recipient.name, "Siti Aminah");
@@ -390,7 +396,7 @@ mod tests {
         let mut raw = complete();
         raw.account_number = cell("0123 4567 890");
         raw.phone = cell("-");
-        let recipient = validate(&raw).unwrap();
+        let recipient = validate(&raw, &AmountRange::DEFAULT).unwrap();
         assert_eq!(recipient.account_number.unwrap().as_str(), "01234567890");
         assert_eq!(recipient.phone, None);
     }
@@ -413,7 +419,7 @@ mod tests {
             account_number: None,
             amount: None,
         };
-        let reasons = validate(&raw).unwrap_err();
+        let reasons = validate(&raw, &AmountRange::DEFAULT).unwrap_err();
         let got: Vec<(ReasonCode, &str)> =
             reasons.iter().map(|r| (r.code, r.field.as_str())).collect();
         use ReasonCode::*;
@@ -437,7 +443,7 @@ mod tests {
 
     #[test]
     fn an_empty_record_lists_every_required_field() {
-        let reasons = validate(&RawRecord::default()).unwrap_err();
+        let reasons = validate(&RawRecord::default(), &AmountRange::DEFAULT).unwrap_err();
         let fields: Vec<&str> = reasons.iter().map(|r| r.field.as_str()).collect();
         assert_eq!(
             fields,
@@ -493,7 +499,7 @@ mod tests {
             sex: cell("Laki-laki"),
             ..complete()
         };
-        let reasons = validate(&raw).unwrap_err();
+        let reasons = validate(&raw, &AmountRange::DEFAULT).unwrap_err();
         let got: Vec<(ReasonCode, &str)> =
             reasons.iter().map(|r| (r.code, r.field.as_str())).collect();
         assert_eq!(
@@ -536,7 +542,7 @@ mod tests {
             account_number: cell(bad_account),
             ..complete()
         };
-        let reasons = validate(&raw).unwrap_err();
+        let reasons = validate(&raw, &AmountRange::DEFAULT).unwrap_err();
         assert_eq!(reasons.len(), 3);
         for reason in &reasons {
             for secret in [bad_nik, bad_kk, bad_account, "Siti Aminah", "Maria Goreti"] {
@@ -557,14 +563,17 @@ mod tests {
             ..complete()
         };
         assert_eq!(
-            validate(&short).unwrap_err()[0].message,
+            validate(&short, &AmountRange::DEFAULT).unwrap_err()[0].message,
             "NIK has 15 digits; a NIK has 16 digits"
         );
     }
 
     #[test]
     fn debug_output_hides_personal_data() {
-        let shown = format!("{:?}", validate(&complete()).unwrap());
+        let shown = format!(
+            "{:?}",
+            validate(&complete(), &AmountRange::DEFAULT).unwrap()
+        );
         for secret in [NIK, KK, "Siti", "Maria", "Kupang", "El Tari", "0812"] {
             assert!(!shown.contains(secret), "{shown}");
         }

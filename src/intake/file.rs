@@ -111,6 +111,54 @@ pub enum IntakeError {
     NoDataRows { file: String },
 
     #[error(
+        "`{file}` is an empty JSON array: put one object per recipient between `[` and `]` and submit it again"
+    )]
+    JsonEmptyArray { file: String },
+
+    #[error(
+        "`{file}`: element {index} of the JSON array has the key `{key}` twice: keep one of them and submit the file again"
+    )]
+    DuplicateKey {
+        file: String,
+        /// 1-based position in the array.
+        index: u64,
+        /// The key as the file wrote it.
+        key: String,
+        /// The field it stands for (English key).
+        column: &'static str,
+    },
+
+    #[error("`{file}` {}row {row}, field `{field}`: the value {error}; then submit the file again", at_line_comma(.line))]
+    InvalidValue {
+        file: String,
+        /// The physical line (CSV) or sheet row (Excel); `None` for JSON.
+        line: Option<u64>,
+        /// 1-based recipient row (the JSON array element).
+        row: u64,
+        /// English key of the field.
+        field: &'static str,
+        error: crate::domain::TextError,
+    },
+
+    #[error(
+        "`{file}` is UTF-16 text, not UTF-8: in Excel use \"Save As → CSV UTF-8 (Comma delimited)\" (or convert the file to UTF-8) and submit it again"
+    )]
+    Utf16 { file: String },
+
+    #[error(
+        "`{file}` is over a limit of the Excel reader: {what} is more than {limit} {unit} ({setting}): split the batch into smaller workbooks, or send it as CSV"
+    )]
+    XlsxLimit {
+        file: String,
+        /// What went over, e.g. "the unpacked size of part xl/worksheets/sheet1.xml".
+        what: String,
+        limit: u64,
+        unit: &'static str,
+        /// The setting the limit derives from.
+        setting: &'static str,
+    },
+
+    #[error(
         "`{file}` line {line} has {found} fields but the header has {expected}: check for a missing or extra delimiter, or a quote (\") that is not closed, on that line and submit the file again"
     )]
     FieldCount {
@@ -144,13 +192,19 @@ impl IntakeError {
             | Self::JsonSyntax { line, .. }
             | Self::FieldCount { line, .. }
             | Self::Csv { line, .. } => Some(*line),
-            Self::MissingColumns { line, .. } | Self::DuplicateColumn { line, .. } => *line,
+            Self::MissingColumns { line, .. }
+            | Self::DuplicateColumn { line, .. }
+            | Self::InvalidValue { line, .. } => *line,
             Self::Io { .. }
             | Self::Empty { .. }
             | Self::JsonNotArray { .. }
             | Self::JsonNotObject { .. }
             | Self::JsonNotText { .. }
             | Self::Xlsx { .. }
+            | Self::XlsxLimit { .. }
+            | Self::Utf16 { .. }
+            | Self::JsonEmptyArray { .. }
+            | Self::DuplicateKey { .. }
             | Self::NoDataRows { .. } => None,
         }
     }
@@ -175,6 +229,10 @@ fn in_column(column: &Option<String>) -> String {
 fn at_line(line: &Option<u64>) -> String {
     line.map(|l| format!(" (header on line {l})"))
         .unwrap_or_default()
+}
+
+fn at_line_comma(line: &Option<u64>) -> String {
+    line.map(|l| format!("line {l}, ")).unwrap_or_default()
 }
 
 fn at_line_or_element(line: &Option<u64>, index: &Option<u64>) -> String {
@@ -439,11 +497,52 @@ pub(super) fn is_known_column(name: &str) -> bool {
     field_index(name).is_some()
 }
 
-/// Sets the field a mapped column stands for (see [`map_header`]) from a cell's text.
-pub(super) fn fill(record: &mut RawRecord, column: Option<usize>, text: &str) {
+/// A value that breaks [`crate::domain::check_text`]: its field and what is wrong.
+#[derive(Debug)]
+pub(super) struct BadValue(pub &'static str, pub crate::domain::TextError);
+
+/// Sets the field a mapped column stands for (see [`map_header`]) from a cell's text, once the
+/// text passes the rules of every value (see [`crate::domain::text`]).
+pub(super) fn fill(
+    record: &mut RawRecord,
+    column: Option<usize>,
+    text: &str,
+) -> Result<(), BadValue> {
     if let Some(i) = column {
-        set_field(record, FIELDS[i].field, cell(text));
+        let value = checked_cell(i, text)?;
+        set_field(record, FIELDS[i].field, value);
     }
+    Ok(())
+}
+
+/// [`cell`], checked against the rules of field `FIELDS[i]`.
+fn checked_cell(i: usize, text: &str) -> Result<Option<String>, BadValue> {
+    let value = cell(text);
+    if let Some(v) = &value {
+        crate::domain::check_text(FIELDS[i].key, v).map_err(|e| BadValue(FIELDS[i].key, e))?;
+    }
+    Ok(value)
+}
+
+/// Whether the start of a file is UTF-16 text: a UTF-16 byte-order mark, or ASCII letters
+/// alternating with NUL bytes (UTF-16 without a mark, as some exports write it).
+pub fn looks_like_utf16(start: &[u8]) -> bool {
+    if start.starts_with(b"\xFF\xFE") || start.starts_with(b"\xFE\xFF") {
+        return true;
+    }
+    let head = &start[..start.len().min(64) & !1];
+    if head.len() < 4 {
+        return false;
+    }
+    let zeros = |offset: usize| {
+        head.iter()
+            .skip(offset)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
+    let half = head.len() / 2;
+    zeros(1) * 4 >= half * 3 || zeros(0) * 4 >= half * 3
 }
 
 /// Reads a batch file from disk. See [`parse_reader`] for the formats.
@@ -476,6 +575,9 @@ pub fn parse_reader<R: Read>(file_name: &str, reader: R) -> Result<RecordStream<
     // Skip the BOM and leading whitespace, counting the lines skipped.
     let mut skipped_lines = 0u64;
     let mut bom_checked = false;
+    if looks_like_utf16(reader.fill_buf().map_err(io_err)?) {
+        return Err(IntakeError::Utf16 { file });
+    }
     let first = loop {
         let buf = reader.fill_buf().map_err(io_err)?;
         if buf.is_empty() {
@@ -722,8 +824,16 @@ impl<R: Read> CsvRows<R> {
                     });
                 }
             };
+            fill(&mut out, self.columns[col], text).map_err(|BadValue(field, error)| {
+                IntakeError::InvalidValue {
+                    file: self.file.clone(),
+                    line: Some(line + newlines_before),
+                    row: u64::from(self.next_row),
+                    field,
+                    error,
+                }
+            })?;
             newlines_before += bytecount(bytes, b'\n');
-            fill(&mut out, self.columns[col], text);
         }
         self.next_row += 1;
         Ok(out)
@@ -760,6 +870,60 @@ fn detect_delimiter(head: &[u8]) -> u8 {
     if semicolons > commas { b';' } else { b',' }
 }
 
+/// One element of a JSON batch: an object with its keys in file order, repeated keys kept (so
+/// that they can be refused), or any other value.
+enum Element {
+    Object(Vec<(String, Value)>),
+    Other(Value),
+}
+
+impl<'de> serde::Deserialize<'de> for Element {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Element;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a recipient object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Element, A::Error> {
+                let mut entries = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    entries.push((k, v));
+                }
+                Ok(Element::Object(entries))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Element, A::Error> {
+                let v = serde::Deserialize::deserialize(
+                    serde::de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(Element::Other(Value::Array(v)))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Element, E> {
+                Ok(Element::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Element, E> {
+                Ok(Element::Other(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Element, E> {
+                Ok(Element::Other(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Element, E> {
+                Ok(Element::Other(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Element, E> {
+                Ok(Element::Other(Value::String(v.to_owned())))
+            }
+            fn visit_unit<E>(self) -> Result<Element, E> {
+                Ok(Element::Other(Value::Null))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 fn parse_json(file: &str, bytes: &[u8]) -> Result<Vec<RawRecord>, IntakeError> {
     if let Err(e) = std::str::from_utf8(bytes) {
         let line = 1 + bytecount(&bytes[..e.valid_up_to()], b'\n');
@@ -769,19 +933,15 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Vec<RawRecord>, IntakeError> {
             column: None,
         });
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| IntakeError::JsonSyntax {
-        file: file.to_owned(),
-        line: e.line() as u64,
-        column: e.column() as u64,
-        message: json_message(&e),
-    })?;
-    let Value::Array(elements) = value else {
-        return Err(IntakeError::JsonNotArray {
+    let elements: Vec<Element> =
+        serde_json::from_slice(bytes).map_err(|e| IntakeError::JsonSyntax {
             file: file.to_owned(),
-        });
-    };
+            line: e.line() as u64,
+            column: e.column() as u64,
+            message: json_message(&e),
+        })?;
     if elements.is_empty() {
-        return Err(IntakeError::NoDataRows {
+        return Err(IntakeError::JsonEmptyArray {
             file: file.to_owned(),
         });
     }
@@ -790,12 +950,15 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Vec<RawRecord>, IntakeError> {
     let mut records = Vec::with_capacity(elements.len());
     for (i, element) in elements.into_iter().enumerate() {
         let index = i as u64 + 1;
-        let Value::Object(object) = element else {
-            return Err(IntakeError::JsonNotObject {
-                file: file.to_owned(),
-                index,
-                found: json_kind(&element),
-            });
+        let object = match element {
+            Element::Object(entries) => entries,
+            Element::Other(other) => {
+                return Err(IntakeError::JsonNotObject {
+                    file: file.to_owned(),
+                    index,
+                    found: json_kind(&other),
+                });
+            }
         };
         let mut record = RawRecord {
             row: (i + 1) as u32,
@@ -805,6 +968,14 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Vec<RawRecord>, IntakeError> {
         for (key, value) in &object {
             let Some(f) = field_index(key) else { continue };
             if let Some(prev) = seen[f] {
+                if prev == key {
+                    return Err(IntakeError::DuplicateKey {
+                        file: file.to_owned(),
+                        index,
+                        key: key.clone(),
+                        column: FIELDS[f].key,
+                    });
+                }
                 return Err(IntakeError::DuplicateColumn {
                     file: file.to_owned(),
                     column: FIELDS[f].key,
@@ -818,7 +989,15 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Vec<RawRecord>, IntakeError> {
             present[f] = true;
             let text = match value {
                 Value::Null => None,
-                Value::String(s) => cell(s),
+                Value::String(s) => checked_cell(f, s).map_err(|BadValue(field, error)| {
+                    IntakeError::InvalidValue {
+                        file: file.to_owned(),
+                        line: None,
+                        row: index,
+                        field,
+                        error,
+                    }
+                })?,
                 Value::Number(n) => Some(n.to_string()),
                 other => {
                     return Err(IntakeError::JsonNotText {
@@ -1011,10 +1190,111 @@ mod tests {
             IntakeError::Empty { .. }
         ));
         assert!(matches!(parse("").unwrap_err(), IntakeError::Empty { .. }));
-        assert!(matches!(
-            parse_bytes("b.json", b"[]").unwrap_err(),
-            IntakeError::NoDataRows { .. }
-        ));
+        let err = parse_bytes("b.json", b"[]").unwrap_err();
+        assert!(matches!(err, IntakeError::JsonEmptyArray { .. }), "{err:?}");
+        assert!(!err.to_string().contains("header"), "{err}");
+    }
+
+    #[test]
+    fn control_characters_and_long_values_are_refused_with_line_row_and_field() {
+        let text = format!(
+            "{HEADER}\n{ROW1}\n{}\n",
+            ROW2.replace("Siti Aminah", "Siti\u{0}Aminah")
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IntakeError::InvalidValue {
+                    line: Some(3),
+                    row: 2,
+                    field: "name",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("U+0000"), "{err}");
+        let long = "a".repeat(301);
+        let text = format!(
+            "{HEADER}\n{}\n",
+            ROW1.replace("Jl. Timor Raya No. 5, RT 003/RW 005", &long)
+        );
+        let err = parse(&text).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IntakeError::InvalidValue {
+                    line: Some(2),
+                    row: 1,
+                    field: "address",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let json = br#"[{"nik":"1","no_kk":"2","nama":"A\u0000","nama_ibu_kandung":"x","tempat_lahir":"x","tanggal_lahir":"x","jenis_kelamin":"L","alamat":"x","kode_wilayah":"x","kode_bank":"002","nominal":"1"}]"#;
+        let err = parse_bytes("b.json", json).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IntakeError::InvalidValue {
+                    line: None,
+                    row: 1,
+                    field: "name",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_repeated_json_key_or_two_aliases_are_refused_with_the_element() {
+        let base = r#""no_kk":"2","nama":"A","nama_ibu_kandung":"x","tempat_lahir":"x","tanggal_lahir":"x","jenis_kelamin":"L","alamat":"x","kode_wilayah":"x","kode_bank":"002""#;
+        let json = format!(
+            r#"[{{"nik":"1",{base},"nominal":"1"}},{{"nik":"1","nik":"2",{base},"nominal":"1"}}]"#
+        );
+        let err = parse_bytes("b.json", json.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IntakeError::DuplicateKey {
+                    index: 2,
+                    column: "nik",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let json = format!(r#"[{{"nik":"1",{base},"nominal":"1","amount":"2"}}]"#);
+        let err = parse_bytes("b.json", json.as_bytes()).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                IntakeError::DuplicateColumn {
+                    index: Some(1),
+                    column: "amount",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn utf16_is_named_as_such() {
+        let utf16le: Vec<u8> = HEADER.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16be: Vec<u8> = HEADER.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let mut bom = vec![0xFF, 0xFE];
+        bom.extend(&utf16le);
+        for bytes in [utf16le, utf16be, bom] {
+            let err = parse_bytes("b.csv", &bytes).unwrap_err();
+            assert!(matches!(err, IntakeError::Utf16 { .. }), "{err:?}");
+            assert!(err.to_string().contains("UTF-16"), "{err}");
+        }
+        assert!(!looks_like_utf16(HEADER.as_bytes()));
+        assert!(!looks_like_utf16("Nama Ibu Kandung Ñ".as_bytes()));
     }
 
     #[test]

@@ -1019,7 +1019,7 @@ mod tests {
             let mut found: BTreeMap<ReasonCode, u32> = BTreeMap::new();
             let mut niks = HashSet::new();
             for record in &batch.records {
-                match crate::domain::validate(record) {
+                match crate::domain::validate(record, &crate::domain::AmountRange::DEFAULT) {
                     Ok(_) => {
                         let nik = digits(record.nik.as_ref().unwrap());
                         assert!(niks.insert(nik), "double recipient in row {}", record.row);
@@ -1058,7 +1058,7 @@ mod tests {
         let mut niks = HashSet::with_capacity(batch.records.len());
         let mut failed = 0;
         for record in &batch.records {
-            match crate::domain::validate(record) {
+            match crate::domain::validate(record, &crate::domain::AmountRange::DEFAULT) {
                 Ok(_) => assert!(niks.insert(digits(record.nik.as_ref().unwrap()))),
                 Err(_) => failed += 1,
             }

@@ -129,29 +129,7 @@ pub async fn wait(
     }
 }
 
-/// `Rp1.542.000.000` (with `,50` when there are cents), as offices write it.
-pub fn rupiah(amount: Decimal) -> String {
-    let rounded = amount.round_dp(2);
-    let whole = rounded.trunc().abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in whole.chars().enumerate() {
-        if i > 0 && (whole.len() - i).is_multiple_of(3) {
-            grouped.push('.');
-        }
-        grouped.push(c);
-    }
-    let cents = ((rounded.fract().abs()) * Decimal::from(100)).trunc();
-    let sign = if amount.is_sign_negative() && !amount.is_zero() {
-        "-"
-    } else {
-        ""
-    };
-    if cents.is_zero() {
-        format!("{sign}Rp{grouped}")
-    } else {
-        format!("{sign}Rp{grouped},{cents:0>2}")
-    }
-}
+pub use crate::domain::rupiah;
 
 impl std::fmt::Display for BatchStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -209,8 +187,13 @@ pub type ReportRow = (
 pub const REPORT_QUERY: &str = "SELECT id, row_number, nik, masked, state, reasons, amount,
      bank_reference FROM records WHERE batch_id = $1 ORDER BY row_number";
 
-/// The report's cells for one record; the NIK is masked.
-pub fn report_fields(
+/// The report's cells for one record; the NIK is masked, and no cell can be read by a
+/// spreadsheet as a formula ([`crate::domain::spreadsheet_safe`]).
+pub fn report_fields(row: ReportRow) -> Result<[String; 6], crate::store::sealed::KeyError> {
+    Ok(raw_report_fields(row)?.map(crate::domain::spreadsheet_safe))
+}
+
+fn raw_report_fields(
     (id, row, nik, masked, state, reasons, amount, reference): ReportRow,
 ) -> Result<[String; 6], crate::store::sealed::KeyError> {
     let codes: Vec<String> = reasons
@@ -264,6 +247,23 @@ pub async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_cells_are_never_formulas() {
+        let row: ReportRow = (
+            1,
+            1,
+            None,
+            Some(serde_json::json!({"nik": "=HYPERLINK(\"http://x\",\"1234\")"})),
+            "blocked".into(),
+            serde_json::json!([]),
+            None,
+            Some("@SUM(A1)".into()),
+        );
+        let cells = report_fields(row).expect("no sealed value to open");
+        assert!(cells[1].starts_with("'="), "{}", cells[1]);
+        assert_eq!(cells[5], "'@SUM(A1)");
+    }
 
     #[test]
     fn rupiah_groups_thousands_with_dots() {

@@ -271,6 +271,7 @@ async fn fix_and_replay(
     let scope = Scope::Office(info.office.clone());
     let name = corrections_file.display().to_string();
     let fixes = remediate::fix_file(
+        &settings.amount_range,
         pool,
         &scope,
         batch_id,

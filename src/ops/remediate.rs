@@ -21,7 +21,9 @@
 
 use crate::broker::{Broker, Outgoing, names};
 use crate::config::Settings;
-use crate::domain::{Reason, ReasonCode, mask_all_digits, mask_digits, mask_words, validate};
+use crate::domain::{
+    AmountRange, Reason, ReasonCode, check_text, mask_all_digits, mask_digits, mask_words, validate,
+};
 use crate::intake::RawRecord;
 use crate::intake::file::set_named_field;
 use crate::messages::{self, ParkedRecord, Stage};
@@ -67,6 +69,14 @@ pub enum RemediateError {
     },
     #[error("record {id} is {state}: only blocked or dead records can be discarded")]
     NotParked { id: i64, state: String },
+    /// A correction that intake would have refused, or that could never be paid: refused at
+    /// the fix, so a fix never produces a record that fails later. The message never carries
+    /// the value.
+    #[error("the correction of {field} is refused: {field} {message}")]
+    InvalidValue {
+        field: &'static str,
+        message: String,
+    },
     #[error("unknown field {field:?}: use one of {}", crate::intake::file::field_keys().collect::<Vec<_>>().join(", "))]
     UnknownField { field: String },
     /// Carries only the argument's position: its text may be personal data.
@@ -239,8 +249,9 @@ pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, Remed
         .collect()
 }
 
-/// Corrects fields of one blocked record and validates it at once.
+/// Corrects fields of one blocked record and validates it at once; amounts against `range`.
 pub async fn fix(
+    range: &AmountRange,
     pool: &PgPool,
     scope: &Scope,
     id: i64,
@@ -255,7 +266,7 @@ pub async fn fix(
     let sets: Vec<(String, Option<String>)> =
         sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
     let reasons = current_reasons(&mut tx, &[id]).await?;
-    let (outcome, raw) = fix_row(&row, &reasons[&id], &sets)?;
+    let (outcome, raw) = fix_row(range, &row, &reasons[&id], &sets)?;
     store_fix(&mut tx, &outcome, &raw).await?;
     tx.commit().await?;
     Ok(outcome)
@@ -281,6 +292,7 @@ async fn current_reasons(
 
 /// Applies corrections to a blocked record's values (in memory) and validates the result.
 fn fix_row(
+    range: &AmountRange,
     row: &RecordRow,
     row_reasons: &serde_json::Value,
     sets: &[(String, Option<String>)],
@@ -304,11 +316,12 @@ fn fix_row(
                 field: field.clone(),
             }
         })?;
+        check_correction(range, key, value.as_deref())?;
         if !changed.contains(&key) {
             changed.push(key);
         }
     }
-    let mut reasons = validate(&raw).err().unwrap_or_default();
+    let mut reasons = validate(&raw, range).err().unwrap_or_default();
     // What the bank or verification found stays until a field it concerns is corrected.
     for r in reasons_of(row_reasons.clone()) {
         let concerns: &[&str] = match r.code {
@@ -329,6 +342,25 @@ fn fix_row(
         reasons,
     };
     Ok((outcome, raw))
+}
+
+/// The edge rules of intake for one corrected value: its text (no control characters, its
+/// length), and for an amount, the range it must lie in.
+fn check_correction(
+    range: &AmountRange,
+    key: &'static str,
+    value: Option<&str>,
+) -> Result<(), RemediateError> {
+    let Some(value) = value else { return Ok(()) };
+    let refuse = |message: String| RemediateError::InvalidValue {
+        field: key,
+        message,
+    };
+    check_text(key, value).map_err(|e| refuse(e.to_string()))?;
+    if key == "amount" {
+        range.parse(value).map_err(|e| refuse(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Writes the corrected values and the remaining reasons, with an audit row naming the fields
@@ -390,6 +422,7 @@ const ROW_KEYS: [&str; 3] = ["row", "row_number", "baris"];
 /// field as it is. All or nothing: a row that names no blocked record of the batch refuses the
 /// whole file, with its line.
 pub async fn fix_file(
+    range: &AmountRange,
     pool: &PgPool,
     scope: &Scope,
     batch_id: Uuid,
@@ -546,7 +579,7 @@ pub async fn fix_file(
         }
         let row = &rows[&id];
         let (outcome, raw) =
-            fix_row(row, &reasons[&id], sets).map_err(|e| bad(*line, e.to_string()))?;
+            fix_row(range, row, &reasons[&id], sets).map_err(|e| bad(*line, e.to_string()))?;
         store_fix(&mut tx, &outcome, &raw).await?;
         outcomes.push(outcome);
     }
@@ -667,15 +700,6 @@ fn stopped_at(parked_from: Option<&str>) -> Stage {
         .and_then(State::parse)
         .and_then(State::stage)
         .unwrap_or(Stage::AccountOpening)
-}
-
-/// The state a record waits in for `stage`.
-fn waiting_for(stage: Stage) -> State {
-    match stage {
-        Stage::AccountOpening => State::Received,
-        Stage::Verification => State::AccountOpened,
-        Stage::Transfer => State::Verified,
-    }
 }
 
 /// One parked record in a listing.
@@ -805,7 +829,7 @@ pub async fn replay(
         };
         let from = State::parse(&row.state).expect("parked state");
         let stage = if from == State::Blocked {
-            if let Err(reasons) = validate(&row.raw()) {
+            if let Err(reasons) = validate(&row.raw(), &settings.amount_range) {
                 outcome.still_blocked.push(FixOutcome {
                     id: row.id,
                     row: row.row_number,
@@ -820,7 +844,7 @@ pub async fn replay(
             stopped_at(p.parked_from.as_deref())
         };
         changes.entry(from).or_default().push(
-            Change::to(row.id, waiting_for(stage))
+            Change::to(row.id, State::waiting_for(stage))
                 .with_attempt(Attempt::Reset)
                 .with_detail(serde_json::json!({"action": "replay", "stage": stage})),
         );

@@ -32,7 +32,7 @@ pub async fn handle(
             *tally.requested.entry(row.program.clone()).or_default() +=
                 row.amount.unwrap_or_default();
         }
-        match validate(&row.raw()) {
+        match validate(&row.raw(), &settings.amount_range) {
             Ok(recipient) => {
                 let mut c = Change::to(row.id, State::AccountRequested);
                 c.amount = Some(recipient.amount.value());

@@ -96,6 +96,27 @@ impl Tally {
             *self.reasons.entry((stage, r.code)).or_default() += 1;
         }
     }
+
+    /// Adds what another message (or part of one) did.
+    pub fn merge(&mut self, other: Tally) {
+        fn add<K: Ord, V: std::ops::AddAssign + Default>(
+            into: &mut BTreeMap<K, V>,
+            from: BTreeMap<K, V>,
+        ) {
+            for (k, v) in from {
+                *into.entry(k).or_default() += v;
+            }
+        }
+        add(&mut self.outcomes, other.outcomes);
+        add(&mut self.reasons, other.reasons);
+        add(&mut self.disbursed, other.disbursed);
+        add(&mut self.retries, other.retries);
+        add(&mut self.received, other.received);
+        add(&mut self.requested, other.requested);
+        self.skipped += other.skipped;
+        self.unknown_ids.extend(other.unknown_ids);
+        self.bank_round_trip = self.bank_round_trip.take().or(other.bank_round_trip);
+    }
 }
 
 /// A message that cannot be processed, ever: it is parked on `salur.dead` with its body.
@@ -116,7 +137,108 @@ pub enum ProcessError {
 /// state are skipped. A transaction that failed for a passing reason (a serialization failure,
 /// a deadlock, a dropped connection) is tried again at once, a few times, with jittered backoff;
 /// what still fails is returned for the consumer to send through a retry tier.
+///
+/// A stage message whose transaction fails for a reason that will not pass (the database
+/// refuses what the stage writes for one record) is handled again record by record
+/// ([`isolate`]): the others go on, the record at fault is parked `dead` with
+/// `RECORD_UNPROCESSABLE` and what the database said.
 pub async fn process_one(
+    settings: &Settings,
+    pool: &PgPool,
+    input: Input,
+    body: &[u8],
+) -> Result<Tally, ProcessError> {
+    match process_retrying(settings, pool, input, body).await {
+        Err(ProcessError::Database(e)) if !transient(&e) => match input {
+            Input::Stage(stage) => {
+                let msg = decode_stage(body, stage)?;
+                isolate(settings, pool, stage, &msg, &e).await
+            }
+            Input::BankReplies => Err(e.into()),
+        },
+        other => other,
+    }
+}
+
+/// Handles each record of `msg` in its own transaction, after the chunk as a whole failed with
+/// `error`; parks the records that fail alone.
+async fn isolate(
+    settings: &Settings,
+    pool: &PgPool,
+    stage: Stage,
+    msg: &StageMessage,
+    error: &sqlx::Error,
+) -> Result<Tally, ProcessError> {
+    tracing::warn!(
+        %error,
+        batch_id = %msg.batch_id,
+        records = msg.record_ids.len(),
+        stage = stage.as_str(),
+        "a chunk failed for good; handling its records one by one"
+    );
+    let mut total = Tally::default();
+    for &id in &msg.record_ids {
+        let one = json(&StageMessage {
+            record_ids: vec![id],
+            ..msg.clone()
+        });
+        let tally = match process_retrying(settings, pool, Input::Stage(stage), &one).await {
+            Err(ProcessError::Database(e)) if !transient(&e) => {
+                park_unprocessable(settings, pool, stage, id, &e).await?
+            }
+            other => other?,
+        };
+        total.merge(tally);
+    }
+    Ok(total)
+}
+
+/// Parks one record that its stage cannot handle: `dead`, with `RECORD_UNPROCESSABLE` and the
+/// database's message (which names a type or constraint, never a value).
+async fn park_unprocessable(
+    settings: &Settings,
+    pool: &PgPool,
+    stage: Stage,
+    id: i64,
+    error: &sqlx::Error,
+) -> Result<Tally, ProcessError> {
+    let why = match error {
+        sqlx::Error::Database(db) => format!(
+            "{} (SQLSTATE {})",
+            db.message(),
+            db.code().unwrap_or_default()
+        ),
+        other => other.to_string(),
+    };
+    let mut tally = Tally::default();
+    let mut tx = pool.begin().await?;
+    let from = State::waiting_for(stage);
+    let rows = tally.lock(&mut tx, &[id], from).await?;
+    let mut changes = Vec::new();
+    let mut out = Vec::new();
+    for row in &rows {
+        let reasons = vec![Reason::new(
+            ReasonCode::RecordUnprocessable,
+            "record",
+            format!(
+                "{stage} failed on this record and cannot succeed by trying again: {why}; the other records of its chunk went on. Correct the record's data, or ask an operator to discard it"
+            ),
+        )];
+        tally.reasons(stage, &reasons);
+        let c = Change::to(row.id, State::Dead)
+            .with_reasons(reasons)
+            .with_detail(serde_json::json!({ "error": why }));
+        out.push(parked_message(settings, row, stage, &c));
+        changes.push(c);
+    }
+    tally.count(stage, "dead", changes.len() as u64);
+    write(&mut tx, from, &changes, &out).await?;
+    tx.commit().await?;
+    tracing::warn!(record_id = id, stage = stage.as_str(), error = %why, "record parked: its stage cannot handle it");
+    Ok(tally)
+}
+
+async fn process_retrying(
     settings: &Settings,
     pool: &PgPool,
     input: Input,

@@ -10,6 +10,7 @@ use crate::messages::{Stage, StageMessage};
 use crate::store::{Attempt, Change, State};
 use sqlx::PgConnection;
 use std::collections::HashMap;
+use uuid::Uuid;
 
 const STAGE: Stage = Stage::Verification;
 
@@ -88,6 +89,37 @@ pub async fn handle(
             .into_iter()
             .map(|(p, q, n, id)| ((p, q, n), id))
             .collect();
+        // Who holds the claims this chunk lost: their office, and the offices of this chunk.
+        let lost: Vec<i64> = named
+            .iter()
+            .filter_map(|row| {
+                let key = (
+                    row.program.clone(),
+                    row.period.clone(),
+                    row.nik_hash.clone().unwrap_or_default(),
+                );
+                owner.get(&key).copied().filter(|id| *id != row.id)
+            })
+            .collect();
+        let mut holders: HashMap<i64, (String, Uuid)> = HashMap::new();
+        let mut offices: HashMap<Uuid, String> = HashMap::new();
+        if !lost.is_empty() {
+            let batches: Vec<Uuid> = named.iter().map(|r| r.batch_id).collect();
+            let found: Vec<(i64, String, Uuid)> = sqlx::query_as(
+                "SELECT r.id, b.office, b.id FROM records r JOIN batches b ON b.id = r.batch_id
+                 WHERE r.id = ANY($1)",
+            )
+            .bind(&lost)
+            .fetch_all(&mut *conn)
+            .await?;
+            holders = found.into_iter().map(|(id, o, b)| (id, (o, b))).collect();
+            let mine: Vec<(Uuid, String)> =
+                sqlx::query_as("SELECT id, office FROM batches WHERE id = ANY($1)")
+                    .bind(&batches)
+                    .fetch_all(&mut *conn)
+                    .await?;
+            offices = mine.into_iter().collect();
+        }
         let mut verified = Vec::new();
         for row in named {
             let key = (
@@ -101,15 +133,23 @@ pub async fn handle(
                     verified.push(row.id);
                 }
                 other => {
+                    // The office that holds the claim, and the record only when it is the
+                    // same office's: another office's record ids are not this office's to see.
+                    let holder = other.and_then(|id| holders.get(id).map(|h| (id, h)));
+                    let whose = match holder {
+                        Some((id, (office, _))) if Some(office) == offices.get(&row.batch_id) => {
+                            format!("by this office (record {id})")
+                        }
+                        Some((_, (office, _))) => format!("by office {office}"),
+                        None => "already".to_owned(),
+                    };
                     let reasons = vec![Reason::new(
                         ReasonCode::DoubleRecipient,
                         "nik",
                         format!(
-                            "this NIK is already paid or being paid in {} {} (record {}); one NIK \
-                             is paid once per programme and period",
-                            row.program,
-                            row.period,
-                            other.map_or_else(|| "unknown".to_owned(), |id| id.to_string())
+                            "this NIK is paid or being paid in {} {} {whose}; one NIK is paid \
+                             once per programme and period",
+                            row.program, row.period,
                         ),
                     )];
                     tally.reasons(STAGE, &reasons);

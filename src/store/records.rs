@@ -71,6 +71,16 @@ impl State {
         }
     }
 
+    /// The state a record waits in for `stage` (the state its handler takes it from).
+    pub fn waiting_for(stage: crate::messages::Stage) -> State {
+        use crate::messages::Stage;
+        match stage {
+            Stage::AccountOpening => State::Received,
+            Stage::Verification => State::AccountOpened,
+            Stage::Transfer => State::Verified,
+        }
+    }
+
     /// Still moving through the pipeline (not waiting for a person).
     pub fn in_flight(self) -> bool {
         matches!(

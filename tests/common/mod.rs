@@ -23,6 +23,8 @@ pub struct TestEnv {
     pub pool: PgPool,
     pub db_name: String,
     tasks: Vec<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+    /// Whether this test has a namespace on the broker (see [`TestEnv::database_only`]).
+    broker: bool,
 }
 
 fn base_settings() -> Settings {
@@ -39,6 +41,16 @@ impl TestEnv {
 
     /// A test environment whose settings `tune` changes first (retry tiers, timeouts, …).
     pub async fn with_settings(tune: impl FnOnce(&mut Settings)) -> Self {
+        Self::create(tune, true).await
+    }
+
+    /// A database of its own and nothing on the broker: for tests of the HTTP API and of
+    /// stages called directly, which publish nothing (the outbox keeps what they would send).
+    pub async fn database_only(tune: impl FnOnce(&mut Settings)) -> Self {
+        Self::create(tune, false).await
+    }
+
+    async fn create(tune: impl FnOnce(&mut Settings), broker: bool) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -63,16 +75,19 @@ impl TestEnv {
         let pool = retry_for_a_minute(|| salur::store::migrate(&settings))
             .await
             .expect("migrate");
-        let broker = Broker::connect_with_retry(&settings, Duration::from_secs(60))
-            .await
-            .expect("rabbitmq");
-        topology::declare(&broker).await.expect("topology");
-        broker.close().await;
+        if broker {
+            let b = Broker::connect_with_retry(&settings, Duration::from_secs(60))
+                .await
+                .expect("rabbitmq");
+            topology::declare(&b).await.expect("topology");
+            b.close().await;
+        }
         Self {
             settings,
             pool,
             db_name,
             tasks: Vec::new(),
+            broker,
         }
     }
 
@@ -180,7 +195,9 @@ impl TestEnv {
     /// Stops what runs, deletes the namespace's queues and drops the database.
     pub async fn cleanup(mut self) {
         self.stop_services().await;
-        if let Ok(b) = Broker::connect(&self.settings).await {
+        if self.broker
+            && let Ok(b) = Broker::connect(&self.settings).await
+        {
             let _ = topology::delete(&b).await;
             b.close().await;
         }
