@@ -361,6 +361,7 @@ impl SimSnapArgs {
             lost_answer_rate: sim.lost_answer_rate,
             duplicate_rate: sim.duplicate_rate,
             lost_delay: Duration::from_millis(self.snap_lost_delay_ms),
+            delay: sim.delay,
             seed: sim.seed,
         }))
     }
@@ -387,6 +388,20 @@ pub enum BankCommand {
         #[arg(long)]
         json: bool,
     },
+    /// bank-sim's side of collective account opening: answer a request file with a result
+    /// file, deciding as bank-sim does over AMQP (same ledger).
+    SimulateResults {
+        request: PathBuf,
+        #[arg(long, short)]
+        output: PathBuf,
+        #[arg(long, value_name = "CODE")]
+        bank: String,
+        /// Share of accounts refused (NIK not found).
+        #[arg(long, default_value_t = 0.0)]
+        reject_rate: f64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 pub async fn bank(settings: Settings, command: BankCommand) -> anyhow::Result<()> {
@@ -411,6 +426,23 @@ pub async fn bank(settings: Settings, command: BankCommand) -> anyhow::Result<()
             } else {
                 println!("{summary}");
             }
+        }
+        BankCommand::SimulateResults {
+            request,
+            output,
+            bank,
+            reject_rate,
+            seed,
+        } => {
+            salur::bank::sim::ensure_schema(&pool).await?;
+            let opts = salur::bank::sim::SimOptions {
+                reject_rate,
+                seed,
+                ..Default::default()
+            };
+            let sim = salur::bank::sim::Sim::new(settings, pool, opts);
+            let (opened, refused) = files::simulate_results(&sim, &bank, &request, &output).await?;
+            eprintln!("{opened} opened, {refused} refused: {}", output.display());
         }
     }
     Ok(())

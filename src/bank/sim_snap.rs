@@ -12,9 +12,9 @@
 //! Faults (besides [`super::sim::SimOptions`]' transient errors, rejections and delay, answered
 //! as SNAP codes): `timeout_rate` (carried out, then `504 Timeout`), `lost_answer_rate`
 //! (carried out, then no answer before [`SnapOptions::lost_delay`]), `duplicate_rate` (carried
-//! out, then `409 Duplicate`, as when a proxy sent it twice). Every transfer and status call is
-//! written to `bank_sim.snap_calls`, so tests can check that no transfer was sent again without
-//! a status inquiry in between.
+//! out, then `409 Duplicate`, as when a proxy sent it twice). Every token, transfer and status
+//! call, and every call refused at the door, is written to `bank_sim.snap_calls`, so tests can
+//! check that no transfer was sent again without a status inquiry in between.
 
 use super::contract::{
     AccountInquiryItem, BankRequest, ItemStatus, Money, ReplyItem, RequestBody, TransferItem,
@@ -60,6 +60,8 @@ pub struct SnapOptions {
     pub duplicate_rate: f64,
     /// How long a "lost" answer keeps the caller waiting (longer than its timeout).
     pub lost_delay: Duration,
+    /// Wait before answering a transfer (keeps transfers in flight, e.g. for crash tests).
+    pub delay: Duration,
     pub seed: u64,
 }
 
@@ -302,7 +304,12 @@ impl Server {
         let svc = endpoint.service();
         let external_id = header(headers, "x-external-id");
         match endpoint {
-            Endpoint::Token => Ok(self.token(headers)),
+            Endpoint::Token => {
+                let answer = self.token(headers);
+                let client = header(headers, "x-client-key").unwrap_or_default();
+                self.log("token", &client, None, &answer).await?;
+                Ok(answer)
+            }
             Endpoint::InquiryInternal | Endpoint::InquiryExternal => {
                 let req: snap::InquiryRequest = match parse(body, svc) {
                     Ok(r) => r,
@@ -316,9 +323,13 @@ impl Server {
                     Err(a) => return Ok(a),
                 };
                 let key = req.partner_reference_no.clone();
-                let answer = self.transfer(endpoint, req).await?;
+                let (answer, lost) = self.transfer(endpoint, req).await?;
+                // Logged when decided: a lost answer is still on its way when the caller asks.
                 self.log("transfer", &key, external_id.as_deref(), &answer)
                     .await?;
+                if lost {
+                    tokio::time::sleep(self.opts.lost_delay).await;
+                }
                 Ok(answer)
             }
             Endpoint::Status => {
@@ -459,14 +470,16 @@ impl Server {
         Ok(name.unwrap_or_else(|| format!("NASABAH {tail}")))
     }
 
+    /// The answer to a transfer, and whether it is to be lost (delayed past the caller's
+    /// patience).
     async fn transfer(
         &self,
         endpoint: Endpoint,
         req: snap::TransferRequest,
-    ) -> anyhow::Result<Answer> {
+    ) -> anyhow::Result<(Answer, bool)> {
         let svc = endpoint.service();
         let Some(amount) = req.amount.clone() else {
-            return Ok(Answer::new(400, svc, 2, "Invalid Mandatory Field [amount]"));
+            return Ok((Answer::new(400, svc, 2, "Invalid Mandatory Field [amount]"), false));
         };
         for (field, value) in [
             ("partnerReferenceNo", &req.partner_reference_no),
@@ -474,28 +487,31 @@ impl Server {
             ("sourceAccountNo", &req.source_account_no),
         ] {
             if value.is_empty() {
-                return Ok(Answer::new(
+                return Ok((Answer::new(
                     400,
                     svc,
                     2,
                     format!("Invalid Mandatory Field [{field}]"),
-                ));
+                ), false));
             }
         }
         let bank = match (endpoint, &req.beneficiary_bank_code) {
             (Endpoint::Interbank, Some(code)) if !code.is_empty() => code.clone(),
             (Endpoint::Interbank, _) => {
-                return Ok(Answer::new(
+                return Ok((Answer::new(
                     400,
                     svc,
                     2,
                     "Invalid Mandatory Field [beneficiaryBankCode]",
-                ));
+                ), false));
             }
             _ => self.opts.bank_code.clone(),
         };
+        if !self.opts.delay.is_zero() {
+            tokio::time::sleep(self.opts.delay).await;
+        }
         if self.known(&req.partner_reference_no).await? {
-            return Ok(Answer::new(409, svc, 1, "Duplicate partnerReferenceNo"));
+            return Ok((Answer::new(409, svc, 1, "Duplicate partnerReferenceNo"), false));
         }
         let item_id = req
             .customer_reference
@@ -529,20 +545,19 @@ impl Server {
             ),
             ItemStatus::Rejected => refusal(svc, &reply),
             // Nothing was stored: a 500 the gateway must resolve by a status inquiry.
-            ItemStatus::Error => return Ok(Answer::new(500, svc, 0, "General Error")),
+            ItemStatus::Error => return Ok((Answer::new(500, svc, 0, "General Error"), false)),
         };
         // Carried out; now the faults of the way back.
         if self.roll(self.opts.lost_answer_rate) {
-            tokio::time::sleep(self.opts.lost_delay).await;
-            return Ok(Answer::new(504, svc, 0, "Timeout"));
+            return Ok((Answer::new(504, svc, 0, "Timeout"), true));
         }
         if self.roll(self.opts.timeout_rate) {
-            return Ok(Answer::new(504, svc, 0, "Timeout"));
+            return Ok((Answer::new(504, svc, 0, "Timeout"), false));
         }
         if self.roll(self.opts.duplicate_rate) {
-            return Ok(Answer::new(409, svc, 1, "Duplicate partnerReferenceNo"));
+            return Ok((Answer::new(409, svc, 1, "Duplicate partnerReferenceNo"), false));
         }
-        Ok(answer)
+        Ok((answer, false))
     }
 
     async fn known(&self, key: &str) -> sqlx::Result<bool> {
@@ -626,6 +641,10 @@ async fn handle(
     } else if endpoint != Endpoint::Token
         && let Err(refused) = server.authorize(&method, path, &headers, &body, svc)
     {
+        // Refused at the door (kind `refused`, keyed by path): tests count them.
+        if let Err(e) = server.log("refused", path, None, &refused).await {
+            tracing::warn!(error = %e, "bank-sim could not log a refused call");
+        }
         refused
     } else {
         match server.call(endpoint, &headers, &body).await {
