@@ -48,7 +48,11 @@ fn decisions(ids: &[i64]) -> Vec<ReplyItem> {
                 item.status = ItemStatus::Rejected;
                 item.account_number = None;
                 item.account_name = None;
-                let code = if i == 4 { "NIK_NOT_FOUND" } else { "CUSTOMER_BLACKLISTED" };
+                let code = if i == 4 {
+                    "NIK_NOT_FOUND"
+                } else {
+                    "CUSTOMER_BLACKLISTED"
+                };
                 item.reason = Some(BankReason {
                     code: code.into(),
                     message: "refused".into(),
@@ -60,7 +64,8 @@ fn decisions(ids: &[i64]) -> Vec<ReplyItem> {
 }
 
 fn result_file(items: &[ReplyItem]) -> String {
-    let mut out = String::from("item_id,status,account_number,account_name,reason_code,reason_message\n");
+    let mut out =
+        String::from("item_id,status,account_number,account_name,reason_code,reason_message\n");
     for i in items {
         let (status, code, message) = match &i.reason {
             None => ("opened", "", ""),
@@ -79,11 +84,13 @@ fn result_file(items: &[ReplyItem]) -> String {
 async fn wait_taken_up(env: &TestEnv, batch: Uuid) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM records WHERE batch_id = $1 AND state = 'received'")
-            .bind(batch)
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM records WHERE batch_id = $1 AND state = 'received'",
+        )
+        .bind(batch)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
         if n == 0 {
             return;
         }
@@ -96,8 +103,15 @@ async fn wait_taken_up(env: &TestEnv, batch: Uuid) {
 async fn settled_rows(env: &TestEnv, batch: Uuid) -> Vec<(i32, String, Vec<String>)> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let rows: Vec<_> = common::rows(&env.pool, batch).await.into_iter().take(6).collect();
-        if rows.iter().all(|r| !["account_requested", "account_opened"].contains(&r.1.as_str())) {
+        let rows: Vec<_> = common::rows(&env.pool, batch)
+            .await
+            .into_iter()
+            .take(6)
+            .collect();
+        if rows
+            .iter()
+            .all(|r| !["account_requested", "account_opened"].contains(&r.1.as_str()))
+        {
             return rows;
         }
         assert!(Instant::now() < deadline, "{rows:?}");

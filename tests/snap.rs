@@ -5,11 +5,11 @@ mod common;
 
 use common::TestEnv;
 use salur::bank::contract::{BankRequest, ItemStatus, Money, RequestBody, TransferItem, VERSION};
+use salur::bank::files;
 use salur::bank::gateway::{self, Credentials, Gateway, GatewayOptions};
 use salur::bank::sim::{Sim, SimOptions, settlements};
 use salur::bank::sim_snap::{self, SnapOptions};
 use salur::bank::snap::{self, Paths, sign};
-use salur::bank::files;
 use salur::intake::generate;
 use salur::store::State;
 use sqlx::PgPool;
@@ -117,7 +117,10 @@ async fn count_in(pool: &PgPool, batch: uuid::Uuid, state: State) -> i64 {
 async fn open_accounts_by_file(env: &TestEnv, batch: uuid::Uuid, banks: &[&str], sim: SimOptions) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while count_in(&env.pool, batch, State::Received).await > 0 {
-        assert!(Instant::now() < deadline, "account opening did not take up the batch");
+        assert!(
+            Instant::now() < deadline,
+            "account opening did not take up the batch"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = Sim::new(env.settings.clone(), env.pool.clone(), sim);
@@ -127,12 +130,18 @@ async fn open_accounts_by_file(env: &TestEnv, batch: uuid::Uuid, banks: &[&str],
         for bank in banks {
             let request = dir.join(format!("{}-{bank}-req.csv", env.settings.namespace));
             let result = dir.join(format!("{}-{bank}-res.csv", env.settings.namespace));
-            let n = files::export_accounts(&env.pool, bank, batch, &request).await.unwrap();
+            let n = files::export_accounts(&env.pool, bank, batch, &request)
+                .await
+                .unwrap();
             exported += n;
             if n > 0 {
-                let (opened, refused) = files::simulate_results(&s, bank, &request, &result).await.unwrap();
+                let (opened, refused) = files::simulate_results(&s, bank, &request, &result)
+                    .await
+                    .unwrap();
                 if opened + refused > 0 {
-                    files::import_accounts(&env.settings, &env.pool, bank, &result).await.unwrap();
+                    files::import_accounts(&env.settings, &env.pool, bank, &result)
+                        .await
+                        .unwrap();
                 }
             }
             let _ = std::fs::remove_file(&request);
@@ -174,7 +183,10 @@ async fn the_demo_batch_through_snap_ends_as_through_amqp() {
         env.wait(batch).await;
         let got = common::rows(&env.pool, batch).await;
         assert_eq!(got.len(), 300);
-        assert_eq!(got, expected, "the SNAP path ends as the AMQP path, record by record");
+        assert_eq!(
+            got, expected,
+            "the SNAP path ends as the AMQP path, record by record"
+        );
         let disbursed = got.iter().filter(|r| r.1 == "disbursed").count();
         assert_eq!(disbursed, 260);
         // Transfers and the inquiries of recipients who came with an account went over SNAP.
@@ -217,7 +229,10 @@ async fn check_call_log(pool: &PgPool) -> (i64, i64) {
     .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!(resent_blind, 0, "a transfer was sent again without a status inquiry first");
+    assert_eq!(
+        resent_blind, 0,
+        "a transfer was sent again without a status inquiry first"
+    );
     let unresolved: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM bank_sim.snap_calls t
          WHERE t.kind = 'transfer' AND (t.response_code LIKE '5%' OR t.response_code LIKE '409%')
@@ -228,7 +243,10 @@ async fn check_call_log(pool: &PgPool) -> (i64, i64) {
     .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!(unresolved, 0, "an ambiguous transfer answer was not followed by a status inquiry");
+    assert_eq!(
+        unresolved, 0,
+        "an ambiguous transfer answer was not followed by a status inquiry"
+    );
     let ambiguous: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM bank_sim.snap_calls
          WHERE kind = 'transfer' AND (response_code LIKE '5%' OR response_code LIKE '409%')",
@@ -248,8 +266,10 @@ async fn check_call_log(pool: &PgPool) -> (i64, i64) {
 /// Every disbursed record paid exactly once, with the reference salur recorded.
 async fn check_paid_once(env: &TestEnv, batch: uuid::Uuid, expected: usize) {
     let paid = settlements(&env.pool).await.unwrap();
-    let by_record: HashMap<String, Option<String>> =
-        paid.iter().map(|s| (s.item_id.clone(), s.reference.clone())).collect();
+    let by_record: HashMap<String, Option<String>> = paid
+        .iter()
+        .map(|s| (s.item_id.clone(), s.reference.clone()))
+        .collect();
     assert_eq!(paid.len(), expected, "settled transfers");
     assert_eq!(by_record.len(), expected, "one settlement per record");
     let refs: Vec<(i64, Option<String>)> = sqlx::query_as(
@@ -262,7 +282,11 @@ async fn check_paid_once(env: &TestEnv, batch: uuid::Uuid, expected: usize) {
     assert_eq!(refs.len(), expected);
     for (id, reference) in refs {
         assert!(reference.is_some());
-        assert_eq!(by_record.get(&id.to_string()), Some(&reference), "record {id}");
+        assert_eq!(
+            by_record.get(&id.to_string()),
+            Some(&reference),
+            "record {id}"
+        );
     }
 }
 
@@ -316,8 +340,14 @@ async fn with_snap_timeouts_and_5xx_no_transfer_is_paid_twice() {
         assert_eq!(status.count(State::Disbursed), 200, "{status}");
         check_paid_once(&env, batch, 200).await;
         let (ambiguous, resent) = check_call_log(&env.pool).await;
-        assert!(ambiguous >= 10, "the faults happened: {ambiguous} ambiguous answers");
-        assert!(resent >= 1, "some transfers were sent again (after a status inquiry): {resent}");
+        assert!(
+            ambiguous >= 10,
+            "the faults happened: {ambiguous} ambiguous answers"
+        );
+        assert!(
+            resent >= 1,
+            "some transfers were sent again (after a status inquiry): {resent}"
+        );
         for g in gateways {
             g.stop().await;
         }
@@ -329,6 +359,8 @@ async fn with_snap_timeouts_and_5xx_no_transfer_is_paid_twice() {
     })
     .await;
 }
+
+type Headers = Vec<(&'static str, String)>;
 
 /// A raw SNAP call, to play the wrong party.
 async fn post(
@@ -359,11 +391,20 @@ fn token_headers(key: &str, ts: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn call_headers(secret: &str, path: &str, token: &str, body: &serde_json::Value, ts: &str) -> Vec<(&'static str, String)> {
+fn call_headers(
+    secret: &str,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+    ts: &str,
+) -> Vec<(&'static str, String)> {
     vec![
         ("authorization", format!("Bearer {token}")),
         ("x-timestamp", ts.to_owned()),
-        ("x-signature", sign::transactional(secret, "POST", path, token, body.to_string().as_bytes(), ts)),
+        (
+            "x-signature",
+            sign::transactional(secret, "POST", path, token, body.to_string().as_bytes(), ts),
+        ),
         ("x-partner-id", PARTNER.to_owned()),
         ("x-external-id", "12345678901234567890".to_owned()),
         ("channel-id", "95221".to_owned()),
@@ -418,7 +459,7 @@ async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps()
             "beneficiaryAccountNo": "0090000000777", "sourceAccountNo": "0090000000001",
             "transactionDate": now,
         });
-        let cases: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+        let cases: Vec<(&str, Headers, &str)> = vec![
             ("wrong secret", call_headers("guessed-secret", path, &token, &transfer, &now), "4011700"),
             ("signature over another body", {
                 let other = serde_json::json!({"partnerReferenceNo": "forged-1"});
@@ -512,7 +553,10 @@ async fn one_journal_per_gateway() {
     let path = std::env::temp_dir().join(format!("salur-lock-{}.journal", uuid::Uuid::new_v4()));
     let first = gateway::Journal::open(&path).unwrap();
     let second = gateway::Journal::open(&path).err().expect("locked");
-    assert!(second.to_string().contains("in use by another gateway"), "{second}");
+    assert!(
+        second.to_string().contains("in use by another gateway"),
+        "{second}"
+    );
     first.record(&["a", "b"]).unwrap();
     drop(first);
     let again = gateway::Journal::open(&path).unwrap();
@@ -522,10 +566,26 @@ async fn one_journal_per_gateway() {
 }
 
 fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> std::process::Child {
-    let key = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/snap/partner.key.pem");
+    let key = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/snap/partner.key.pem"
+    );
     std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
-        .args(["bank-gateway", "--bank", SNAP_BANK, "--snap-url", &format!("http://{addr}")])
-        .args(["--private-key", key, "--channel-id", "95221", "--source-account", "0090000000001"])
+        .args([
+            "bank-gateway",
+            "--bank",
+            SNAP_BANK,
+            "--snap-url",
+            &format!("http://{addr}"),
+        ])
+        .args([
+            "--private-key",
+            key,
+            "--channel-id",
+            "95221",
+            "--source-account",
+            "0090000000001",
+        ])
         .arg("--journal")
         .arg(journal(env, SNAP_BANK))
         .args(["--timeout", "5", "--prefetch", "4"])
@@ -557,7 +617,10 @@ async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
         let (addr, server) = start_snap(
             &env,
             SimOptions::default(),
-            SnapOptions { delay: Duration::from_millis(150), ..snap_options() },
+            SnapOptions {
+                delay: Duration::from_millis(150),
+                ..snap_options()
+            },
         )
         .await;
         let rows = recipients(150, |_| SNAP_BANK);
@@ -577,7 +640,10 @@ async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
                 break;
             }
         }
-        assert!(kills >= 2, "the gateway was killed at least twice mid-batch");
+        assert!(
+            kills >= 2,
+            "the gateway was killed at least twice mid-batch"
+        );
         let mut gw = spawn_gateway(&env, addr);
         let status = env.wait(batch).await;
         gw.kill().unwrap();
@@ -585,11 +651,15 @@ async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
         assert_eq!(status.count(State::Disbursed), 150, "{status}");
         check_paid_once(&env, batch, 150).await;
         check_call_log(&env.pool).await;
-        let asked: i64 = sqlx::query_scalar("SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'status'")
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
-        assert!(asked > 0, "transfers cut off by a kill were asked about before anything else");
+        let asked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'status'")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        assert!(
+            asked > 0,
+            "transfers cut off by a kill were asked about before anything else"
+        );
         server.stop().await;
         let _ = std::fs::remove_file(journal(&env, SNAP_BANK));
         env.cleanup().await;

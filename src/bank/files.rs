@@ -415,8 +415,16 @@ pub async fn simulate_results(
                 status,
                 item.account_number.as_deref().unwrap_or(""),
                 item.account_name.as_deref().unwrap_or(""),
-                if status == "refused" { &reason.code } else { "" },
-                if status == "refused" { &reason.message } else { "" },
+                if status == "refused" {
+                    &reason.code
+                } else {
+                    ""
+                },
+                if status == "refused" {
+                    &reason.message
+                } else {
+                    ""
+                },
             ])?;
         }
     }
