@@ -53,6 +53,20 @@ impl CredentialArgs {
         Ok(map)
     }
 
+    /// Client key, client secret and partner id.
+    fn identity(&self, file: &HashMap<String, String>) -> anyhow::Result<(String, String, String)> {
+        Ok((
+            Self::pick(&self.client_key, file, "SNAP_CLIENT_KEY", "client key")?,
+            Self::pick(
+                &self.client_secret,
+                file,
+                "SNAP_CLIENT_SECRET",
+                "client secret",
+            )?,
+            Self::pick(&self.partner_id, file, "SNAP_PARTNER_ID", "partner id")?,
+        ))
+    }
+
     fn pick(
         given: &Option<String>,
         file: &HashMap<String, String>,
@@ -225,25 +239,11 @@ pub async fn gateway(
                 })?;
             let signer = sign::TokenSigner::from_pem(&read_pem(&key_path)?)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+            let (client_key, client_secret, partner_id) = c.identity(&file)?;
             let credentials = Credentials {
-                client_key: CredentialArgs::pick(
-                    &c.client_key,
-                    &file,
-                    "SNAP_CLIENT_KEY",
-                    "client key",
-                )?,
-                client_secret: CredentialArgs::pick(
-                    &c.client_secret,
-                    &file,
-                    "SNAP_CLIENT_SECRET",
-                    "client secret",
-                )?,
-                partner_id: CredentialArgs::pick(
-                    &c.partner_id,
-                    &file,
-                    "SNAP_PARTNER_ID",
-                    "partner id",
-                )?,
+                client_key,
+                client_secret,
+                partner_id,
                 channel_id: CredentialArgs::pick(
                     &a.channel_id,
                     &file,
@@ -331,27 +331,13 @@ impl SimSnapArgs {
                     "no partner public key: set SNAP_PUBLIC_KEY or pass --snap-public-key PEM"
                 )
             })?;
+        let (client_key, client_secret, partner_id) = c.identity(&file)?;
         Ok(Some(sim_snap::SnapOptions {
             addr,
             bank_code: self.snap_bank.clone(),
-            client_key: CredentialArgs::pick(
-                &c.client_key,
-                &file,
-                "SNAP_CLIENT_KEY",
-                "client key",
-            )?,
-            client_secret: CredentialArgs::pick(
-                &c.client_secret,
-                &file,
-                "SNAP_CLIENT_SECRET",
-                "client secret",
-            )?,
-            partner_id: CredentialArgs::pick(
-                &c.partner_id,
-                &file,
-                "SNAP_PARTNER_ID",
-                "partner id",
-            )?,
+            client_key,
+            client_secret,
+            partner_id,
             public_key: sign::TokenVerifier::from_pem(&read_pem(&key)?)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?,
             token_ttl: Duration::from_secs(self.snap_token_ttl),

@@ -103,6 +103,18 @@ fn start_gateway(env: &TestEnv, opts: GatewayOptions) -> Service {
     Service { cancel, task }
 }
 
+/// Stops the gateways and the SNAP server, removes the journals and the test environment.
+async fn teardown(env: TestEnv, server: Service, gateways: Vec<Service>, banks: &[&str]) {
+    for g in gateways {
+        g.stop().await;
+    }
+    server.stop().await;
+    for b in banks {
+        let _ = std::fs::remove_file(journal(&env, b));
+    }
+    env.cleanup().await;
+}
+
 async fn count_in(pool: &PgPool, batch: uuid::Uuid, state: State) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM records WHERE batch_id = $1 AND state = $2")
         .bind(batch)
@@ -199,14 +211,7 @@ async fn the_demo_batch_through_snap_ends_as_through_amqp() {
         assert_eq!(calls.get("transfer"), Some(&260), "{calls:?}");
         assert_eq!(settlements(&env.pool).await.unwrap().len(), 260);
 
-        for g in gateways {
-            g.stop().await;
-        }
-        server.stop().await;
-        for b in banks {
-            let _ = std::fs::remove_file(journal(&env, b));
-        }
-        env.cleanup().await;
+        teardown(env, server, gateways, &banks).await;
     })
     .await;
 }
@@ -300,16 +305,21 @@ fn recipients(n: u32, bank_of: impl Fn(u32) -> &'static str) -> Vec<salur::intak
         .collect()
 }
 
+/// Short retry tiers, many attempts, small chunks: faults resolve within the test.
+async fn fast_retries(chunk_size: usize) -> TestEnv {
+    TestEnv::with_settings(|s| {
+        s.retry_tiers = salur::config::RetryTier::parse_list("300ms,1s,2s").unwrap();
+        s.max_attempts = 20;
+        s.stage_max_attempts.clear();
+        s.chunk_size = chunk_size;
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_snap_timeouts_and_5xx_no_transfer_is_paid_twice() {
     common::within_limit(async {
-        let mut env = TestEnv::with_settings(|s| {
-            s.retry_tiers = salur::config::RetryTier::parse_list("300ms,1s,2s").unwrap();
-            s.max_attempts = 20;
-            s.stage_max_attempts.clear();
-            s.chunk_size = 25;
-        })
-        .await;
+        let mut env = fast_retries(25).await;
         env.start_worker();
         let sim = SimOptions {
             transient_error_rate: 0.1,
@@ -348,14 +358,7 @@ async fn with_snap_timeouts_and_5xx_no_transfer_is_paid_twice() {
             resent >= 1,
             "some transfers were sent again (after a status inquiry): {resent}"
         );
-        for g in gateways {
-            g.stop().await;
-        }
-        server.stop().await;
-        for b in banks {
-            let _ = std::fs::remove_file(journal(&env, b));
-        }
-        env.cleanup().await;
+        teardown(env, server, gateways, &banks).await;
     })
     .await;
 }
@@ -605,13 +608,7 @@ fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> std::process::Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
     common::within_limit(async {
-        let mut env = TestEnv::with_settings(|s| {
-            s.retry_tiers = salur::config::RetryTier::parse_list("300ms,1s,2s").unwrap();
-            s.max_attempts = 20;
-            s.stage_max_attempts.clear();
-            s.chunk_size = 10;
-        })
-        .await;
+        let mut env = fast_retries(10).await;
         env.start_worker();
         // A slow bank keeps transfers in flight when the gateway dies.
         let (addr, server) = start_snap(
