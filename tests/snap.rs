@@ -663,3 +663,47 @@ async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_keeps_to_its_rate_limit() {
+    common::within_limit(async {
+        let env = TestEnv::new().await;
+        let (addr, server) = start_snap(&env, SimOptions::default(), snap_options()).await;
+        let inquiries = |n: usize| BankRequest {
+            v: VERSION,
+            request_id: uuid::Uuid::new_v4(),
+            bank_code: SNAP_BANK.into(),
+            sent_at: chrono::Utc::now(),
+            body: RequestBody::AccountInquiry {
+                items: (0..n)
+                    .map(|i| salur::bank::contract::AccountInquiryItem {
+                        item_id: i.to_string(),
+                        account_number: format!("00900000{i:05}"),
+                        nik: "5371014508800001".into(),
+                        name: format!("Maria {i}"),
+                    })
+                    .collect(),
+            },
+        };
+        let opts = GatewayOptions {
+            rate_limit: Some(20.0),
+            ..gateway_options(&env, SNAP_BANK, addr)
+        };
+        let gw = Gateway::new(opts).unwrap();
+        let started = Instant::now();
+        // 1 token call + 20 inquiries at 20 calls/s: at least a second.
+        let reply = gw.answer(&inquiries(20)).await.unwrap().unwrap();
+        let took = started.elapsed();
+        assert!(
+            reply.items.iter().all(|i| i.status == ItemStatus::Ok),
+            "{reply:?}"
+        );
+        assert_eq!(reply.items[3].account_name.as_deref(), Some("MARIA 3"));
+        assert!(took >= Duration::from_millis(950), "took {took:?}");
+        drop(gw);
+        server.stop().await;
+        let _ = std::fs::remove_file(journal(&env, SNAP_BANK));
+        env.cleanup().await;
+    })
+    .await;
+}
