@@ -139,6 +139,10 @@ enum Command {
         /// Share of bank answers lost (0..1): shows the bank timeout.
         #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
         lost_answer_rate: f64,
+        /// The banks over SNAP BI: bank-sim serves SNAP, a bank-gateway per bank calls it, and
+        /// accounts are opened by file exchange.
+        #[arg(long)]
+        snap: bool,
     },
     /// Throughput benchmark on the local services (its own database and queues, dropped after):
     /// valid recipients through intake and every stage to disbursed, durably, with a raw
@@ -665,9 +669,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fix,
             transient_error_rate,
             lost_answer_rate,
+            snap,
         } => {
             let opts = demo::DemoOptions {
                 fix,
+                snap,
                 bank: SimOptions {
                     transient_error_rate,
                     lost_answer_rate,
