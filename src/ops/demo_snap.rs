@@ -82,31 +82,28 @@ pub async fn start(
 }
 
 /// The file exchange of account openings for `batch`, every second until `cancel`.
-pub fn exchange_files(
+pub async fn exchange_files(
     settings: Settings,
     pool: PgPool,
     sim: Arc<Sim>,
     batch: Uuid,
     dir: PathBuf,
     cancel: CancellationToken,
-) -> impl std::future::Future<Output = anyhow::Result<()>> {
-    async move {
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        for (code, _) in BankCode::KNOWN {
+            let request = dir.join(format!("rekening-{code}.csv"));
+            let result = dir.join(format!("hasil-{code}.csv"));
+            if files::export_accounts(&pool, code, batch, &request).await? == 0 {
+                continue;
             }
-            for (code, _) in BankCode::KNOWN {
-                let request = dir.join(format!("rekening-{code}.csv"));
-                let result = dir.join(format!("hasil-{code}.csv"));
-                if files::export_accounts(&pool, code, batch, &request).await? == 0 {
-                    continue;
-                }
-                let (opened, refused) =
-                    files::simulate_results(&sim, code, &request, &result).await?;
-                if opened + refused > 0 {
-                    files::import_accounts(&settings, &pool, code, &result).await?;
-                }
+            let (opened, refused) = files::simulate_results(&sim, code, &request, &result).await?;
+            if opened + refused > 0 {
+                files::import_accounts(&settings, &pool, code, &result).await?;
             }
         }
     }
