@@ -82,7 +82,7 @@ fn result_file(items: &[ReplyItem]) -> String {
 }
 
 async fn wait_taken_up(env: &TestEnv, batch: Uuid) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM records WHERE batch_id = $1 AND state = 'received'",
@@ -101,7 +101,7 @@ async fn wait_taken_up(env: &TestEnv, batch: Uuid) {
 
 /// Rows 1..=6 once none of them waits for account opening or verification.
 async fn settled_rows(env: &TestEnv, batch: Uuid) -> Vec<(i32, String, Vec<String>)> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let rows: Vec<_> = common::rows(&env.pool, batch)
             .await

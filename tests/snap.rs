@@ -127,7 +127,7 @@ async fn count_in(pool: &PgPool, batch: uuid::Uuid, state: State) -> i64 {
 /// Waits until account opening has taken up every record, then opens accounts by file, bank by
 /// bank, as a bank would (bank-sim deciding), until none waits for one.
 async fn open_accounts_by_file(env: &TestEnv, batch: uuid::Uuid, banks: &[&str], sim: SimOptions) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while count_in(&env.pool, batch, State::Received).await > 0 {
         assert!(
             Instant::now() < deadline,
