@@ -99,7 +99,7 @@ async fn wait_taken_up(env: &TestEnv, batch: Uuid) {
     }
 }
 
-/// Rows 1..=6 once none of them waits for account opening or verification.
+/// Rows 1..=6 once none of them waits for account opening, verification or the transfer stage.
 async fn settled_rows(env: &TestEnv, batch: Uuid) -> Vec<(i32, String, Vec<String>)> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -110,7 +110,7 @@ async fn settled_rows(env: &TestEnv, batch: Uuid) -> Vec<(i32, String, Vec<Strin
             .collect();
         if rows
             .iter()
-            .all(|r| !["account_requested", "account_opened"].contains(&r.1.as_str()))
+            .all(|r| !["account_requested", "account_opened", "verified"].contains(&r.1.as_str()))
         {
             return rows;
         }
