@@ -34,5 +34,7 @@ cargo clippy --locked --all-targets --quiet -- -D warnings
 cargo test --locked "$@"
 # The HTTP API against its OpenAPI document (schemathesis, from PyPI).
 scripts/api_contract.sh
+# SNAP BI signatures and bank-sim's SNAP server against BNI's own SDK (bnipython, from PyPI).
+scripts/snap_crosscheck.sh
 # The million-row streamed upload, in a release build: memory stays flat.
 scripts/api_large_upload.sh

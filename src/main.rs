@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod cmd_bank;
+
 /// Pays social aid without cash: batches of recipients through bank account opening,
 /// verification and transfer.
 ///
@@ -64,8 +66,17 @@ enum Command {
         #[arg(long = "stage", value_name = "NAME", value_parser = parse_stage)]
         stages: Vec<Stage>,
     },
-    /// Run the reference bank integration (opens accounts, answers inquiries, settles transfers).
+    /// Run the reference bank integration (opens accounts, answers inquiries, settles transfers),
+    /// over AMQP and, with --snap, over SNAP BI.
     BankSim(BankSimArgs),
+    /// Serve one bank's requests by calling its SNAP BI API (or print SNAP signatures: `sign`,
+    /// `sign-token`). Credentials from SNAP_* variables or --credentials FILE.
+    BankGateway(cmd_bank::GatewayArgs),
+    /// Collective account opening by file: export-accounts, import-accounts.
+    Bank {
+        #[command(subcommand)]
+        command: cmd_bank::BankCommand,
+    },
     /// Validate and store a batch file (CSV or JSON), and enqueue it. Prints the batch id.
     Submit {
         /// The office's file: CSV (comma or semicolon) or a JSON array.
@@ -128,6 +139,10 @@ enum Command {
         /// Share of bank answers lost (0..1): shows the bank timeout.
         #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
         lost_answer_rate: f64,
+        /// The banks over SNAP BI: bank-sim serves SNAP, a bank-gateway per bank calls it, and
+        /// accounts are opened by file exchange.
+        #[arg(long)]
+        snap: bool,
     },
     /// Throughput benchmark on the local services (its own database and queues, dropped after):
     /// valid recipients through intake and every stage to disbursed, durably, with a raw
@@ -348,6 +363,8 @@ struct BankSimArgs {
     /// Requests answered at once per bank queue.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    #[command(flatten)]
+    snap: cmd_bank::SimSnapArgs,
 }
 
 #[derive(Subcommand)]
@@ -474,7 +491,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let long_running = matches!(
         cli.command,
-        Command::Worker { .. } | Command::BankSim(_) | Command::Api { .. }
+        Command::Worker { .. }
+            | Command::BankSim(_)
+            | Command::Api { .. }
+            | Command::BankGateway(cmd_bank::GatewayArgs { command: None, .. })
     );
     init_logging(if long_running { "info" } else { "warn" }, cli.log_format);
     match run(cli).await {
@@ -482,6 +502,7 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<submit::SubmitError>().is_some()
+                || e.downcast_ref::<salur::bank::files::FileError>().is_some()
                 || matches!(
                     e.downcast_ref::<remediate::RemediateError>(),
                     Some(
@@ -656,8 +677,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: a.seed,
                 concurrency: a.concurrency,
             };
-            sim::run(settings, pool, opts, shutdown_token()).await?;
+            let cancel = shutdown_token();
+            let snap = match a.snap.options(&opts)? {
+                Some(snap_opts) => {
+                    let s = Arc::new(sim::Sim::new(settings.clone(), pool.clone(), opts.clone()));
+                    let (_, task) =
+                        salur::bank::sim_snap::serve(s, pool.clone(), snap_opts, cancel.clone())
+                            .await?;
+                    Some(task)
+                }
+                None => None,
+            };
+            match snap {
+                Some(task) if opts.banks.is_empty() => task.await??,
+                snap => {
+                    sim::run(settings, pool, opts, cancel).await?;
+                    if let Some(task) = snap {
+                        task.await??;
+                    }
+                }
+            }
         }
+        Command::BankGateway(args) => cmd_bank::gateway(settings, args, shutdown_token).await?,
+        Command::Bank { command } => cmd_bank::bank(settings, command).await?,
         Command::Submit {
             file,
             office,
@@ -802,9 +844,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             fix,
             transient_error_rate,
             lost_answer_rate,
+            snap,
         } => {
             let opts = demo::DemoOptions {
                 fix,
+                snap,
                 bank: SimOptions {
                     transient_error_rate,
                     lost_answer_rate,

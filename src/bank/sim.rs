@@ -130,12 +130,7 @@ pub async fn run(
     } else {
         opts.banks.clone()
     };
-    let sim = Arc::new(Sim {
-        settings: settings.clone(),
-        pool,
-        rng: Mutex::new(StdRng::seed_from_u64(opts.seed)),
-        opts,
-    });
+    let sim = Arc::new(Sim::new(settings.clone(), pool, opts));
     loop {
         let broker = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -179,7 +174,8 @@ type StoredAccount = (
     Option<String>,
 );
 
-struct Sim {
+/// The simulated bank's decisions and ledger; [`crate::bank::sim_snap`] serves it over SNAP BI.
+pub struct Sim {
     settings: Settings,
     pool: PgPool,
     opts: SimOptions,
@@ -187,6 +183,15 @@ struct Sim {
 }
 
 impl Sim {
+    pub fn new(settings: Settings, pool: PgPool, opts: SimOptions) -> Self {
+        Self {
+            settings,
+            pool,
+            rng: Mutex::new(StdRng::seed_from_u64(opts.seed)),
+            opts,
+        }
+    }
+
     fn roll(&self, rate: f64) -> bool {
         rate > 0.0 && self.rng.lock().expect("rng").random_bool(rate.min(1.0))
     }

@@ -56,6 +56,13 @@ impl AmountRange {
         max: Decimal::from_parts(10_000_000, 0, 0, false, 0),
     };
 
+    /// Every amount salur ever takes (Rp 0,01 to [`HARD_MAX`]): for reading back a record that
+    /// already passed the configured range when it entered account opening.
+    pub const WIDEST: AmountRange = AmountRange {
+        min: Decimal::from_parts(1, 0, 0, false, 2),
+        max: HARD_MAX,
+    };
+
     /// A range with `0 < min <= max <= HARD_MAX`, both with at most 2 decimals.
     pub fn new(min: Decimal, max: Decimal) -> Result<Self, String> {
         let min_ok = Amount::try_from(min).is_ok();

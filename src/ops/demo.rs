@@ -32,6 +32,9 @@ pub struct DemoOptions {
     /// After the first pass, fix the blocked records from a corrections file (as an office
     /// would), replay them and wait again.
     pub fix: bool,
+    /// The banks over SNAP BI (gateways, bank-sim's SNAP server) and account opening by file,
+    /// instead of AMQP ([`super::demo_snap`]).
+    pub snap: bool,
 }
 
 impl Default for DemoOptions {
@@ -43,6 +46,7 @@ impl Default for DemoOptions {
             progress: true,
             timeout: Duration::from_secs(600),
             fix: false,
+            snap: false,
             bank: SimOptions::default(),
         }
     }
@@ -115,12 +119,30 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         metrics.clone(),
         cancel.clone(),
     ));
-    services.spawn(sim::run(
-        settings.clone(),
-        pool.clone(),
-        opts.bank.clone(),
-        cancel.clone(),
-    ));
+    let stamp = chrono::Local::now().format("%Y%m%d%H%M%S%3f").to_string();
+    let dir = std::env::temp_dir().join("salur-demo");
+    let snap = if opts.snap {
+        let snap_dir = dir.join(format!("snap-{stamp}"));
+        std::fs::create_dir_all(&snap_dir)?;
+        let s = super::demo_snap::start(
+            settings,
+            &pool,
+            &opts.bank,
+            &snap_dir,
+            &mut services,
+            &cancel,
+        )
+        .await?;
+        Some((s, snap_dir))
+    } else {
+        services.spawn(sim::run(
+            settings.clone(),
+            pool.clone(),
+            opts.bank.clone(),
+            cancel.clone(),
+        ));
+        None
+    };
     if let Some(addr) = settings.metrics_addr {
         let (metrics, cancel) = (metrics.clone(), cancel.clone());
         tokio::spawn(async move {
@@ -132,8 +154,6 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
 
     // The office's file, written as an office would export it.
     let demo = generate::generate(opts.recipients, opts.incomplete, opts.seed);
-    let stamp = chrono::Local::now().format("%Y%m%d%H%M%S%3f").to_string();
-    let dir = std::env::temp_dir().join("salur-demo");
     std::fs::create_dir_all(&dir)?;
     let file = dir.join(format!("bpnt-{stamp}.csv"));
     generate::write_csv(&demo.records, std::fs::File::create(&file)?)?;
@@ -146,6 +166,16 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
 
     let started = Instant::now();
     let batch_id = submit::submit_file(settings, &pool, &file, &info).await?;
+    if let Some((sim, snap_dir)) = snap {
+        services.spawn(super::demo_snap::exchange_files(
+            settings.clone(),
+            pool.clone(),
+            sim,
+            batch_id,
+            snap_dir,
+            cancel.clone(),
+        ));
+    }
     let bar = opts.progress.then(|| {
         let bar = indicatif::ProgressBar::new(u64::from(opts.recipients));
         bar.set_style(

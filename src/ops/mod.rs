@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod demo;
+pub mod demo_snap;
 pub mod office;
 pub mod privacy;
 pub mod remediate;

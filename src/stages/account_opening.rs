@@ -99,7 +99,9 @@ pub fn requests(settings: &Settings, complete: &[(&RecordRow, Recipient)]) -> Ve
     out
 }
 
-fn open_item(id: i64, rec: &Recipient) -> AccountOpenItem {
+/// The account-opening item for a complete record (also written to collective account-opening
+/// files by [`crate::bank::files`]).
+pub fn open_item(id: i64, rec: &Recipient) -> AccountOpenItem {
     AccountOpenItem {
         item_id: id.to_string(),
         nik: rec.nik.as_str().to_owned(),

@@ -691,6 +691,19 @@ fn copy_text(buf: &mut String, value: Option<&str>) {
     }
 }
 
+/// The ids of a batch's records in `state`.
+pub async fn ids_in_state(
+    conn: &mut PgConnection,
+    batch: Uuid,
+    state: State,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 AND state = $2 ORDER BY id")
+        .bind(batch)
+        .bind(state.as_str())
+        .fetch_all(conn)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::copy_text;
