@@ -1015,6 +1015,7 @@ async fn a_million_row_upload_keeps_memory_flat() {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
         .args(["api", "--addr", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &env.settings.database_url)
+        .env("AMQP_URL", &env.settings.amqp_url)
         .env("SALUR_NAMESPACE", &env.settings.namespace)
         .env("METRICS_ADDR", "off")
         .env("RUST_LOG", "warn")
