@@ -172,6 +172,29 @@ impl Broker {
         Ok((ch, taken))
     }
 
+    /// Removes every message ready on `queue` (a base name) and returns them: each `basic.get`
+    /// with `no_ack` takes its message off the queue in the same step, so nothing can come
+    /// back. (Acknowledging later is not safe on a quorum queue: RabbitMQ 3.10 holds back a
+    /// channel's settlements beyond 32 in flight and drops them when the channel closes, so the
+    /// acknowledged messages return.) A message the caller wants to keep, it publishes again.
+    pub async fn remove_all(&self, queue: &str) -> anyhow::Result<Vec<lapin::message::Delivery>> {
+        let ch = self.channel().await?;
+        let name = self.settings.name(queue);
+        let mut removed = Vec::new();
+        while let Some(m) = ch
+            .basic_get(
+                name.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .with_context(|| format!("reading queue {name}"))?
+        {
+            removed.push(m.delivery);
+        }
+        let _ = ch.close(200, "removed".into()).await;
+        Ok(removed)
+    }
+
     /// Closes the connection; gives up waiting for the broker's answer after 5 s.
     pub async fn close(&self) {
         let close = self.conn.close(200, "bye".into());
