@@ -6,6 +6,7 @@
 #   scripts/cluster.sh status   # nodes running, and where every quorum queue has its replicas
 #   scripts/cluster.sh down     # stops the three nodes (only them) and deletes their data
 #   scripts/cluster.sh url      # the AMQP_URL that reaches all three nodes
+#   scripts/cluster.sh ctl N ARGS...   # rabbitmqctl ARGS on node N (1..3)
 #
 # Then e.g. `AMQP_URL=$(scripts/cluster.sh url) salur worker`: a process connects to any node
 # and, when its node goes away, to another. Quorum queues declared on the cluster get a replica
@@ -135,8 +136,13 @@ case "${1:-}" in
   down) down ;;
   status) status ;;
   url) url ;;
+  ctl)
+    n=${2:?node number 1..3}
+    shift 2
+    rmq "$n" rabbitmqctl -q -n "$(node "$n")" "$@"
+    ;;
   *)
-    echo "usage: scripts/cluster.sh up|down|status|url" >&2
+    echo "usage: scripts/cluster.sh up|down|status|url|ctl N ARGS..." >&2
     exit 2
     ;;
 esac

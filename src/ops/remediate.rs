@@ -1030,6 +1030,72 @@ async fn parked_and_published(
     Ok((all, published))
 }
 
+/// How the parked queues compare with the database.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct QueuesAgree {
+    /// Records parked in the database (blocked and dead).
+    pub parked: u64,
+    /// Record messages on the parked queues.
+    pub messages: u64,
+    /// Parked records without a message.
+    pub missing: u64,
+    /// Messages beyond the first for a record.
+    pub duplicates: u64,
+    /// Messages of records that are not parked (or not in that state).
+    pub strays: u64,
+}
+
+impl QueuesAgree {
+    pub fn ok(&self) -> bool {
+        self.missing == 0 && self.duplicates == 0 && self.strays == 0
+    }
+}
+
+impl std::fmt::Display for QueuesAgree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} parked, {} messages: {} missing, {} duplicates, {} strays",
+            self.parked, self.messages, self.missing, self.duplicates, self.strays
+        )
+    }
+}
+
+/// Reads `salur.blocked` and `salur.dead` without changing them (the messages go back when the
+/// channel closes) and compares them with the parked records.
+pub async fn parked_queues_agree(
+    settings: &Settings,
+    pool: &PgPool,
+) -> anyhow::Result<QueuesAgree> {
+    let broker = Broker::connect(settings).await?;
+    let mut out = QueuesAgree::default();
+    for (queue, state) in [
+        (names::BLOCKED_QUEUE, State::Blocked),
+        (names::DEAD_QUEUE, State::Dead),
+    ] {
+        let (all, _) = parked_and_published(settings, pool, state).await?;
+        let (channel, taken) = broker.take_all(queue).await?;
+        let _ = channel.close(200, "read".into()).await;
+        let parked: HashSet<i64> = all.iter().map(|p| p.id).collect();
+        let mut seen = HashSet::new();
+        for d in &taken {
+            let Ok(p) = serde_json::from_slice::<ParkedRecord>(&d.data) else {
+                continue;
+            };
+            out.messages += 1;
+            if !parked.contains(&p.record_id) {
+                out.strays += 1;
+            } else if !seen.insert(p.record_id) {
+                out.duplicates += 1;
+            }
+        }
+        out.parked += parked.len() as u64;
+        out.missing += parked.difference(&seen).count() as u64;
+    }
+    broker.close().await;
+    Ok(out)
+}
+
 /// The advisory lock key that serialises [`reconcile`].
 const RECONCILE_LOCK: i64 = 0x5a1_u64 as i64 * 1_000_003;
 
