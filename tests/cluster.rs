@@ -18,7 +18,10 @@ async fn a_worker_skips_a_dead_node_of_amqp_url() {
             s.amqp_url = format!("amqp://guest:guest@127.0.0.1:9/{vhost},{}", s.amqp_url);
         })
         .await;
-        assert_eq!(salur::config::amqp_addresses(&env.settings.amqp_url).len(), 2);
+        assert_eq!(
+            salur::config::amqp_addresses(&env.settings.amqp_url).len(),
+            2
+        );
         env.start_worker();
         env.start_bank(SimOptions::default());
         let records: Vec<_> = (1..=50).map(valid_record).collect();
@@ -32,10 +35,19 @@ async fn a_worker_skips_a_dead_node_of_amqp_url() {
 /// No node answering is an error that names every address and how to start a cluster.
 #[tokio::test]
 async fn no_node_answering_names_every_address() {
-    let mut s = salur::config::Settings::default();
-    s.amqp_url = "amqp://guest:secret@127.0.0.1:9/%2f,127.0.0.1:19".into();
-    let e = salur::broker::Broker::connect(&s).await.err().unwrap().to_string();
-    assert!(e.contains("127.0.0.1:9") && e.contains("127.0.0.1:19"), "{e}");
+    let s = salur::config::Settings {
+        amqp_url: "amqp://guest:secret@127.0.0.1:9/%2f,127.0.0.1:19".into(),
+        ..Default::default()
+    };
+    let e = salur::broker::Broker::connect(&s)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("127.0.0.1:9") && e.contains("127.0.0.1:19"),
+        "{e}"
+    );
     assert!(e.contains("cluster.sh up"), "{e}");
     assert!(!e.contains("secret"), "{e}");
 }

@@ -28,6 +28,17 @@ async fn record_ids(env: &TestEnv, batch: uuid::Uuid) -> Vec<i64> {
         .unwrap()
 }
 
+/// Replays every parked record of `batch`.
+async fn replay_batch(env: &TestEnv, batch: uuid::Uuid) -> remediate::ReplayOutcome {
+    let filter = Filter {
+        batch_id: Some(batch),
+        ..Default::default()
+    };
+    remediate::replay(&env.settings, &env.pool, &Scope::All, &filter)
+        .await
+        .unwrap()
+}
+
 /// Every validation reason, fixed by the office one record at a time and replayed: each record
 /// ends disbursed, and its message leaves `salur.blocked`. A record corrected wrongly stays
 /// blocked with its current reason, and keeps its message.
@@ -75,17 +86,7 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
             [ReasonCode::MotherNameMissing]
         );
 
-        let replay = remediate::replay(
-            &env.settings,
-            &env.pool,
-            &Scope::All,
-            &Filter {
-                batch_id: Some(batch),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let replay = replay_batch(&env, batch).await;
         assert_eq!(replay.replayed["account_opening"], defects.len() as u64);
         assert_eq!(replay.still_blocked.len(), 1);
         let status = env.wait(batch).await;
@@ -510,17 +511,7 @@ async fn fifty_replay_rounds_leave_one_parked_message_per_blocked_record() {
         assert_eq!(env.wait(batch).await.count(State::Blocked), RECORDS as i64);
         let ids = record_ids(&env, batch).await;
         for round in 1..=50 {
-            let replay = remediate::replay(
-                &env.settings,
-                &env.pool,
-                &Scope::All,
-                &Filter {
-                    batch_id: Some(batch),
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
+            let replay = replay_batch(&env, batch).await;
             assert_eq!(replay.replayed_ids.len(), RECORDS as usize, "round {round}");
             let status = env.wait(batch).await;
             assert_eq!(

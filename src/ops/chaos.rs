@@ -452,21 +452,8 @@ pub async fn run(
                 // The office fixes the blocked records of one submitted batch and replays them.
                 if let Some((id, b)) = submitted.get(faults.len() % submitted.len().max(1)) {
                     let demo = &batches[*b];
-                    let mut file = Vec::new();
-                    generate::write_corrections(&demo.records, &demo.corrected, &mut file)?;
-                    let _ =
-                        remediate::fix_file(pool, &Scope::All, *id, "fixes.csv", file.as_slice())
-                            .await;
-                    let _ = remediate::replay(
-                        settings,
-                        pool,
-                        &Scope::All,
-                        &Filter {
-                            batch_id: Some(*id),
-                            ..Default::default()
-                        },
-                    )
-                    .await;
+                    // The database may be restarting: the next fix and the final one catch up.
+                    let _ = fix_and_replay(settings, pool, *id, demo).await;
                 }
             }
         }
@@ -489,24 +476,7 @@ pub async fn run(
     let deadline = Instant::now() + opts.settle_timeout;
     wait_final(pool, deadline).await?;
     for (id, b) in &submitted {
-        let demo = &batches[*b];
-        let mut file = Vec::new();
-        generate::write_corrections(&demo.records, &demo.corrected, &mut file)?;
-        let _ = remediate::fix_file(pool, &Scope::All, *id, "fixes.csv", file.as_slice()).await;
-        retry(|| async {
-            remediate::replay(
-                settings,
-                pool,
-                &Scope::All,
-                &Filter {
-                    batch_id: Some(*id),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(anyhow::Error::from)
-        })
-        .await?;
+        retry(|| fix_and_replay(settings, pool, *id, &batches[*b])).await?;
     }
     wait_final(pool, deadline).await?;
     // Dead records (attempts exhausted during the faults) are replayed once as an operator would.
@@ -556,6 +526,29 @@ pub async fn run(
         checks,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The office corrects the blocked records of batch `id` (from the generator's complete
+/// versions, as a corrections file) and replays the batch's parked records.
+async fn fix_and_replay(
+    settings: &Settings,
+    pool: &PgPool,
+    id: uuid::Uuid,
+    demo: &generate::DemoBatch,
+) -> anyhow::Result<()> {
+    let mut file = Vec::new();
+    generate::write_corrections(&demo.records, &demo.corrected, &mut file)?;
+    match remediate::fix_file(pool, &Scope::All, id, "fixes.csv", file.as_slice()).await {
+        // Nothing left to fix in that batch is not an error.
+        Ok(_) | Err(remediate::RemediateError::FixFile { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let filter = Filter {
+        batch_id: Some(id),
+        ..Default::default()
+    };
+    remediate::replay(settings, pool, &Scope::All, &filter).await?;
+    Ok(())
 }
 
 /// Tries `f` for up to two minutes (the database or a node may be coming back).
