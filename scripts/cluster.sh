@@ -44,12 +44,14 @@ rmq() {
     "RABBITMQ_PID_FILE=$d/pid"
     "ERL_EPMD_ADDRESS=127.0.0.1"
   )
+  # The hard open-files limit (see scripts/services.sh: a node's file-handle budget for AMQP
+  # connections derives from it).
   if [ "$(id -un)" = rabbitmq ]; then
-    (cd "$DIR" && env "${envs[@]}" "$RMQ/$cmd" "$@")
+    (cd "$DIR" && ulimit -n "$(ulimit -Hn)" 2>/dev/null; env "${envs[@]}" "$RMQ/$cmd" "$@")
   else
     local line
     line=$(printf '%q ' env "${envs[@]}" "$RMQ/$cmd" "$@")
-    (cd "$DIR" && su rabbitmq -s /bin/sh -c "$line")
+    (cd "$DIR" && su rabbitmq -s /bin/sh -c "ulimit -n \$(ulimit -Hn) 2>/dev/null; $line")
   fi
 }
 
