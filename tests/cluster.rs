@@ -12,15 +12,17 @@ use std::process::Command;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_skips_a_dead_node_of_amqp_url() {
     common::within_limit(async {
+        let mut live = 0;
         let mut env = TestEnv::with_settings(|s| {
             // Port 9 (discard) has no broker: the first address always fails.
+            live = salur::config::amqp_addresses(&s.amqp_url).len();
             let vhost = s.amqp_url.rsplit('/').next().unwrap().to_owned();
             s.amqp_url = format!("amqp://guest:guest@127.0.0.1:9/{vhost},{}", s.amqp_url);
         })
         .await;
         assert_eq!(
             salur::config::amqp_addresses(&env.settings.amqp_url).len(),
-            2
+            live + 1
         );
         env.start_worker();
         env.start_bank(SimOptions::default());
