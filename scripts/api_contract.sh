@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Contract test of the HTTP API: schemathesis (from PyPI, pinned) generates requests from
 # openapi/salur.v1.json and runs them against a real `salur api` (real PostgreSQL and RabbitMQ,
-# its own database `salur_contract` and queue namespace `contract`), failing on any 5xx answer
+# its own database and RabbitMQ vhost `salur_contract`, the vhost deleted when it ends), failing on any 5xx answer
 # and on any answer whose status, media type or body the document does not describe.
 #
 #   scripts/api_contract.sh                # what scripts/test.sh runs
@@ -28,16 +28,21 @@ fi
 
 cargo build --locked --quiet --bin salur
 BIN=target/debug/salur
-export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" SALUR_NAMESPACE=contract METRICS_ADDR=off RUST_LOG=warn
-# A fresh database each run (it is this script's own).
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" METRICS_ADDR=off RUST_LOG=warn
+export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/$DB"
+# A fresh database and vhost each run (they are this script's own).
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null
+rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true
+rabbitmqctl -q add_vhost "$DB" >/dev/null
+rabbitmqctl -q set_permissions -p "$DB" guest '.*' '.*' '.*' >/dev/null
+trap 'rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true' EXIT
 "$BIN" migrate >/dev/null
 "$BIN" topology >/dev/null
 TOKEN=$("$BIN" office add DINSOS-CONTRACT --name "Contract test office" 2>/dev/null)
 # Something to find: a batch of this office with a blocked record (the stateful phase also
 # follows the links from POST /v1/batches to the batches it makes).
 SEED=$(mktemp)
-trap 'rm -f "$SEED"' EXIT
+trap 'rm -f "$SEED"; rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true' EXIT
 printf '%s\n' \
   'nik,kk,name,mother_name,birth_place,birth_date,sex,address,region_code,bank_code,amount' \
   '5371014508800001,5371010101200001,Maria Ndolu,Yohana Bili,Kupang,1980-08-05,P,Jl. El Tari 5,53.71.01.1001,002,600000' \
@@ -47,7 +52,7 @@ printf '%s\n' \
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$BIN" api --addr "127.0.0.1:$PORT" &
 API_PID=$!
-trap 'kill "$API_PID" 2>/dev/null; wait "$API_PID" 2>/dev/null; rm -f "$SEED"' EXIT
+trap 'kill "$API_PID" 2>/dev/null; wait "$API_PID" 2>/dev/null; rm -f "$SEED"; rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
   sleep 0.1

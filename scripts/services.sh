@@ -21,13 +21,23 @@ fi
 rmq_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 if ! rmq_up; then
   echo "services: starting RabbitMQ" >&2
-  rabbitmq-server -detached || true
+  # RabbitMQ 3.10 takes a file handle per AMQP connection from a budget derived from the open
+  # files limit; with the default soft limit of 1024, test runs side by side exhaust it and
+  # every new connection then waits forever (TCP accepted, AMQP never answered). Start it with
+  # the hard limit instead.
+  (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; rabbitmq-server -detached) || true
 fi
 
 for _ in $(seq 1 120); do
   if pg_up && rmq_up; then
     # RabbitMQ accepts TCP a moment before it accepts AMQP sessions; give it that moment.
     rabbitmqctl await_startup >/dev/null 2>&1 || sleep 2
+    # Answering TCP is not answering AMQP: a broker out of file handles accepts and stays silent.
+    if ! timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/5672; printf "AMQP\0\0\11\1" >&3; head -c 1 <&3 | grep -q .' 2>/dev/null; then
+      echo "services: RabbitMQ on 5672 accepts connections but does not answer AMQP; see" \
+        "\`rabbitmq-diagnostics status\` (file descriptors) and \`rabbitmq-diagnostics maybe_stuck\`" >&2
+      exit 1
+    fi
     exit 0
   fi
   sleep 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tests: starts PostgreSQL and RabbitMQ if they are down, checks formatting and lints, and
-# runs every test against the real services (each test gets its own database and queue namespace).
+# runs every test against the real services (each test gets its own database and RabbitMQ vhost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
@@ -9,26 +9,34 @@ scripts/services.sh
 for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database d WHERE datname LIKE 'salur\_test\_%' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)" postgres 2>/dev/null); do
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\"" postgres >/dev/null 2>&1 || true
 done
+# docker-compose (Debian's package; no engine needed): tests/cluster.rs checks the compose file.
+if ! command -v docker-compose >/dev/null; then
+  echo "installing docker-compose from Debian's packages" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
+fi
 # promtool on monitoring/ (installs it if missing: tests/observability.rs needs it too).
 scripts/check_monitoring.sh
-# Queue namespaces of test runs that ended without cleaning up (their database is gone):
-# hundreds of idle quorum queues slow RabbitMQ down for everyone.
+# Vhosts of test runs that ended without cleaning up (a killed run: each test deletes its own
+# vhost when it ends, fails or panics). Only those whose database is gone: a test running now
+# in another checkout has both.
+leaked=0
+for vhost in $(rabbitmqctl -q list_vhosts name 2>/dev/null | grep -E '^salur_test_[0-9a-f]{12}$' || true); do
+  exists=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = '$vhost'" postgres 2>/dev/null || echo 1)
+  if [ "$exists" = 0 ]; then
+    rabbitmqctl -q delete_vhost "$vhost" >/dev/null 2>&1 && leaked=$((leaked + 1)) || true
+  fi
+done
+if [ "$leaked" -gt 0 ]; then echo "removed $leaked test vhosts left by interrupted runs"; fi
+# Queues of the namespaces earlier versions of the tests created on / (t<12 hex>.salur.*), of
+# runs whose database is gone (a checkout of an older version may be testing right now).
 cargo build --locked --quiet
-leaked=()
 for ns in $(rabbitmqctl -q list_queues name 2>/dev/null | grep -oE '^t[0-9a-f]{12}\.salur\.' | cut -d. -f1 | sort -u); do
   exists=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = 'salur_test_${ns#t}'" postgres 2>/dev/null || echo 1)
   if [ "$exists" = 0 ]; then
-    leaked+=("$ns")
     SALUR_NAMESPACE="$ns" target/debug/salur topology --delete >/dev/null 2>&1 || true
   fi
 done
-if [ ${#leaked[@]} -gt 0 ]; then
-  pattern="^($(IFS='|'; echo "${leaked[*]}"))\\."
-  for q in $(rabbitmqctl -q list_queues name 2>/dev/null | grep -E "$pattern" || true); do
-    rabbitmqctl -q delete_queue "$q" >/dev/null 2>&1 || true
-  done
-  echo "removed the queues of ${#leaked[@]} test namespaces left by interrupted runs"
-fi
 cargo fmt --check
 cargo clippy --locked --all-targets --quiet -- -D warnings
 cargo test --locked "$@"

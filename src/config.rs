@@ -13,7 +13,10 @@ use std::time::Duration;
 pub struct Settings {
     /// `DATABASE_URL`. The database is created by `salur migrate` if it does not exist.
     pub database_url: String,
-    /// `AMQP_URL`.
+    /// `AMQP_URL`: one broker, or the nodes of a cluster separated by commas
+    /// (`amqp://guest:guest@10.0.0.1:5672/%2f,10.0.0.2:5672,10.0.0.3:5672`). An address after the
+    /// first may be a bare `host:port`: it takes the first one's scheme, user and vhost. A
+    /// process connects to any node that answers and, when its node goes away, to another.
     pub amqp_url: String,
     /// `SALUR_NAMESPACE`: a prefix for every exchange and queue name (`<ns>.salur.work`), so that
     /// tests, or two environments on one broker, never see each other's messages. Empty by default.
@@ -313,8 +316,57 @@ impl Settings {
     }
 }
 
-/// A URL with its password replaced, for messages and logs.
+/// The broker addresses in an `AMQP_URL` (see [`Settings::amqp_url`]), each a complete URL.
+pub fn amqp_addresses(url: &str) -> Vec<String> {
+    let mut parts = url.split(',').map(str::trim).filter(|p| !p.is_empty());
+    let Some(first) = parts.next() else {
+        return Vec::new();
+    };
+    let (scheme, rest) = first.split_once("://").unwrap_or(("amqp", first));
+    let (userinfo, hostpath) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    // "/vhost?query" of the first address, for the bare ones after it.
+    let tail = hostpath.find(['/', '?']).map_or("", |i| &hostpath[i..]);
+    let mut out = vec![first.to_owned()];
+    for p in parts {
+        if p.contains("://") {
+            out.push(p.to_owned());
+        } else {
+            let user = userinfo.map_or(String::new(), |u| format!("{u}@"));
+            out.push(format!("{scheme}://{user}{p}{tail}"));
+        }
+    }
+    out
+}
+
+/// `url` (one or several addresses) with every address on virtual host `vhost`.
+pub fn amqp_url_on_vhost(url: &str, vhost: &str) -> String {
+    let vhost = vhost.replace('%', "%25").replace('/', "%2f");
+    amqp_addresses(url)
+        .iter()
+        .map(|a| {
+            let (scheme, rest) = a.split_once("://").unwrap_or(("amqp", a));
+            let host_end = rest.rfind('@').map_or(0, |i| i + 1);
+            let path_at = rest[host_end..].find(['/', '?']).map(|i| i + host_end);
+            let (authority, after) = match path_at {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, ""),
+            };
+            let query = after.find('?').map_or("", |i| &after[i..]);
+            format!("{scheme}://{authority}/{vhost}{query}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A URL (or several, comma-separated) with its password replaced, for messages and logs.
 pub fn redact_url(url: &str) -> String {
+    url.split(',').map(redact_one).collect::<Vec<_>>().join(",")
+}
+
+fn redact_one(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -336,6 +388,10 @@ mod tests {
         assert_eq!(
             redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
             "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(
+            redact_url("amqp://a:b@h1/%2f,amqp://c:d@h2/%2f,h3:5"),
+            "amqp://a:***@h1/%2f,amqp://c:***@h2/%2f,h3:5"
         );
         assert_eq!(
             redact_url("postgres://postgres@127.0.0.1/salur"),
@@ -370,6 +426,27 @@ mod tests {
         s.stage_max_attempts.insert(Stage::Transfer, 8);
         assert_eq!(s.max_attempts(Stage::Transfer), 8);
         assert_eq!(s.max_attempts(Stage::Verification), 5);
+    }
+
+    #[test]
+    fn several_amqp_addresses_share_the_first_ones_user_and_vhost() {
+        assert_eq!(
+            amqp_addresses("amqp://u:p@h1:5701/v1?heartbeat=5, h2:5702 ,amqp://x@h3/%2f"),
+            [
+                "amqp://u:p@h1:5701/v1?heartbeat=5",
+                "amqp://u:p@h2:5702/v1?heartbeat=5",
+                "amqp://x@h3/%2f"
+            ]
+        );
+        assert_eq!(amqp_addresses(DEFAULT_AMQP_URL), [DEFAULT_AMQP_URL]);
+        assert_eq!(
+            amqp_url_on_vhost("amqp://u:p@h1:5701/%2f,h2:5702", "salur_test_1"),
+            "amqp://u:p@h1:5701/salur_test_1,amqp://u:p@h2:5702/salur_test_1"
+        );
+        assert_eq!(
+            amqp_url_on_vhost("amqp://h1?heartbeat=5", "a/b"),
+            "amqp://h1/a%2fb?heartbeat=5"
+        );
     }
 
     #[test]

@@ -111,6 +111,33 @@ enum Command {
         #[command(subcommand)]
         command: OfficeCommand,
     },
+    /// The fault campaign on a three-node cluster (run it with scripts/chaos.sh, which starts the
+    /// cluster and sets AMQP_URL and DATABASE_URL): workers, banks, faults, then the invariants.
+    Chaos {
+        /// Recipients in all (submitted in batches over the first half).
+        #[arg(long, default_value_t = 100_000)]
+        records: u32,
+        /// Minutes of faults.
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        /// Seed of the batches and of the fault schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// PostgreSQL restarts at most.
+        #[arg(long, default_value_t = 2)]
+        pg_restarts: u32,
+        /// The cluster's vhost the campaign uses (AMQP_URL must point at it).
+        #[arg(long)]
+        vhost: String,
+        /// scripts/cluster.sh (runs rabbitmqctl on a node).
+        #[arg(long, default_value = "scripts/cluster.sh")]
+        cluster_script: PathBuf,
+        /// Minutes the records may take to settle once the faults are healed.
+        #[arg(long, default_value_t = 20)]
+        settle_minutes: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Migrate, declare, run workers and bank-sim in this process, submit a realistic generated
     /// batch, wait for it and print the summary.
     Demo {
@@ -833,6 +860,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
+            }
+        }
+        Command::Chaos {
+            records,
+            minutes,
+            seed,
+            pg_restarts,
+            vhost,
+            cluster_script,
+            settle_minutes,
+            json,
+        } => {
+            let pool = salur::store::migrate(&settings).await?;
+            let opts = salur::ops::chaos::ChaosOptions {
+                records,
+                minutes,
+                seed,
+                binary: std::env::current_exe()?,
+                cluster_script,
+                vhost,
+                pg_restarts,
+                settle_timeout: Duration::from_secs(settle_minutes * 60),
+            };
+            let report = salur::ops::chaos::run(&settings, &pool, &opts).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            if !report.ok() {
+                return Ok(ExitCode::FAILURE);
             }
         }
         Command::Demo {

@@ -350,6 +350,7 @@ async fn demo_logs_carry_ids_and_no_personal_data() {
                 "150",
             ])
             .env("DATABASE_URL", &env.settings.database_url)
+            .env("AMQP_URL", &env.settings.amqp_url)
             .env("SALUR_NAMESPACE", &env.settings.namespace)
             .env("METRICS_ADDR", "off")
             .env("LOG_FORMAT", "json")

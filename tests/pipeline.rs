@@ -396,3 +396,33 @@ async fn a_poison_message_is_parked_and_the_consumer_keeps_working() {
     })
     .await;
 }
+
+/// A test that fails leaves no vhost (with its queues) and no database behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_test_leaves_no_vhost_and_no_database() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let failed = tokio::spawn(async move {
+        let mut env = TestEnv::new().await;
+        env.start_worker();
+        let _ = tx.send((env.db_name.clone(), env.settings.amqp_url.clone()));
+        env.submit(&[valid_record(1)], "2026-Q4").await;
+        panic!("the test fails here");
+    })
+    .await;
+    assert!(failed.unwrap_err().is_panic());
+    let (name, url) = rx.await.unwrap();
+    assert!(
+        url.ends_with(&format!("/{name}")),
+        "{url} is on its own vhost"
+    );
+    let vhosts = common::try_rabbitmqctl(&["list_vhosts"]).unwrap();
+    assert!(!vhosts.lines().any(|v| v == name), "vhost {name} is left");
+    let admin = TestEnv::new().await;
+    let dbs: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_one(&admin.pool)
+        .await
+        .unwrap();
+    assert_eq!(dbs, 0, "database {name} is left");
+    admin.cleanup().await;
+}

@@ -28,6 +28,17 @@ async fn record_ids(env: &TestEnv, batch: uuid::Uuid) -> Vec<i64> {
         .unwrap()
 }
 
+/// Replays every parked record of `batch`.
+async fn replay_batch(env: &TestEnv, batch: uuid::Uuid) -> remediate::ReplayOutcome {
+    let filter = Filter {
+        batch_id: Some(batch),
+        ..Default::default()
+    };
+    remediate::replay(&env.settings, &env.pool, &Scope::All, &filter)
+        .await
+        .unwrap()
+}
+
 /// Every validation reason, fixed by the office one record at a time and replayed: each record
 /// ends disbursed, and its message leaves `salur.blocked`. A record corrected wrongly stays
 /// blocked with its current reason, and keeps its message.
@@ -82,17 +93,7 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
             [ReasonCode::MotherNameMissing]
         );
 
-        let replay = remediate::replay(
-            &env.settings,
-            &env.pool,
-            &Scope::All,
-            &Filter {
-                batch_id: Some(batch),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+        let replay = replay_batch(&env, batch).await;
         assert_eq!(replay.replayed["account_opening"], defects.len() as u64);
         assert_eq!(replay.still_blocked.len(), 1);
         let status = env.wait(batch).await;
@@ -487,4 +488,67 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
         env.cleanup().await;
     })
     .await;
+}
+
+/// The record ids of the messages on a parked queue, read without removing them (closing the
+/// channel puts them back).
+async fn parked_ids(env: &TestEnv, queue: &str) -> Vec<i64> {
+    let broker = Broker::connect_with_retry(&env.settings, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    let (ch, taken) = broker.take_all(queue).await.unwrap();
+    let mut ids: Vec<i64> = taken
+        .iter()
+        .map(|d| {
+            serde_json::from_slice::<salur::messages::ParkedRecord>(&d.data)
+                .unwrap()
+                .record_id
+        })
+        .collect();
+    let _ = ch.close(200, "read".into()).await;
+    broker.close().await;
+    ids.sort_unstable();
+    ids
+}
+
+/// Records the bank refuses every time, replayed 50 times in a row: after each round's one
+/// reconcile, `salur.blocked` holds exactly one message per blocked record (none missing, none
+/// twice, no late message coming back from an earlier round).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_replay_rounds_leave_one_parked_message_per_blocked_record() {
+    let body = async {
+        const RECORDS: u32 = 120;
+        let mut env = TestEnv::with_settings(|s| s.chunk_size = 10).await;
+        env.start_worker();
+        env.start_bank(SimOptions {
+            reject_rate: 1.0,
+            ..Default::default()
+        });
+        let records: Vec<RawRecord> = (1..=RECORDS).map(valid_record).collect();
+        let batch = env.submit(&records, "2026-Q4").await;
+        assert_eq!(env.wait(batch).await.count(State::Blocked), RECORDS as i64);
+        let ids = record_ids(&env, batch).await;
+        for round in 1..=50 {
+            let replay = replay_batch(&env, batch).await;
+            assert_eq!(replay.replayed_ids.len(), RECORDS as usize, "round {round}");
+            let status = env.wait(batch).await;
+            assert_eq!(
+                status.count(State::Blocked),
+                RECORDS as i64,
+                "round {round}"
+            );
+            remediate::reconcile(&env.settings, &env.pool)
+                .await
+                .unwrap();
+            let on_queue = parked_ids(&env, names::BLOCKED_QUEUE).await;
+            assert_eq!(
+                on_queue, ids,
+                "round {round}: the queue disagrees with the database"
+            );
+        }
+        env.cleanup().await;
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(600), body)
+        .await
+        .expect("50 rounds within 600 s");
 }

@@ -42,22 +42,43 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Connects once. The error says where and how to start RabbitMQ.
+    /// Connects once, to the first node of `AMQP_URL` that answers, starting at a random one so
+    /// that several workers spread over a cluster. The error says where and how to start
+    /// RabbitMQ.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        let connect = Connection::connect(&settings.amqp_url, ConnectionProperties::default());
-        let conn = tokio::time::timeout(std::time::Duration::from_secs(15), connect)
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "RabbitMQ at {} did not answer within 15 s: is it starting or overloaded?",
-                    redact_url(&settings.amqp_url)
-                )
-            })?
-            .map_err(|e| unreachable_error(settings, e))?;
-        Ok(Self {
-            conn,
-            settings: settings.clone(),
-        })
+        let addresses = crate::config::amqp_addresses(&settings.amqp_url);
+        anyhow::ensure!(
+            !addresses.is_empty(),
+            "AMQP_URL is empty: set it to amqp://user:password@host:5672/vhost"
+        );
+        let start = rand::random_range(0..addresses.len());
+        let mut failures = Vec::new();
+        for i in 0..addresses.len() {
+            let address = &addresses[(start + i) % addresses.len()];
+            match connect_to(address).await {
+                Ok(conn) => {
+                    if addresses.len() > 1 {
+                        tracing::info!(node = %redact_url(address), "connected to RabbitMQ");
+                    }
+                    return Ok(Self {
+                        conn,
+                        settings: settings.clone(),
+                    });
+                }
+                Err(e) => failures.push(e),
+            }
+        }
+        if failures.len() == 1 {
+            return Err(failures.remove(0));
+        }
+        Err(anyhow::anyhow!(
+            "no RabbitMQ node of AMQP_URL answered: {}",
+            failures
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
     }
 
     /// Connects, retrying with jittered exponential backoff for up to about `max_wait`.
@@ -151,6 +172,29 @@ impl Broker {
         Ok((ch, taken))
     }
 
+    /// Removes every message ready on `queue` (a base name) and returns them: each `basic.get`
+    /// with `no_ack` takes its message off the queue in the same step, so nothing can come
+    /// back. (Acknowledging later is not safe on a quorum queue: RabbitMQ 3.10 holds back a
+    /// channel's settlements beyond 32 in flight and drops them when the channel closes, so the
+    /// acknowledged messages return.) A message the caller wants to keep, it publishes again.
+    pub async fn remove_all(&self, queue: &str) -> anyhow::Result<Vec<lapin::message::Delivery>> {
+        let ch = self.channel().await?;
+        let name = self.settings.name(queue);
+        let mut removed = Vec::new();
+        while let Some(m) = ch
+            .basic_get(
+                name.as_str().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .with_context(|| format!("reading queue {name}"))?
+        {
+            removed.push(m.delivery);
+        }
+        let _ = ch.close(200, "removed".into()).await;
+        Ok(removed)
+    }
+
     /// Closes the connection; gives up waiting for the broker's answer after 5 s.
     pub async fn close(&self) {
         let close = self.conn.close(200, "bye".into());
@@ -158,10 +202,22 @@ impl Broker {
     }
 }
 
-fn unreachable_error(settings: &Settings, e: lapin::Error) -> anyhow::Error {
-    anyhow::anyhow!(
-        "cannot reach RabbitMQ at {} ({e}): start it with `rabbitmq-server -detached` \
-         (or `scripts/services.sh`), or set AMQP_URL",
-        redact_url(&settings.amqp_url)
-    )
+/// One address, with a 15 s limit.
+async fn connect_to(address: &str) -> anyhow::Result<Connection> {
+    let connect = Connection::connect(address, ConnectionProperties::default());
+    tokio::time::timeout(std::time::Duration::from_secs(15), connect)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "RabbitMQ at {} did not answer within 15 s: is it starting or overloaded?",
+                redact_url(address)
+            )
+        })?
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach RabbitMQ at {} ({e}): start it with `rabbitmq-server -detached` \
+                 (or `scripts/services.sh`, or `scripts/cluster.sh up` for a cluster), or set AMQP_URL",
+                redact_url(address)
+            )
+        })
 }

@@ -327,8 +327,8 @@ async fn fix_and_replay(
     // Blocked-queue messages of replayed records are removed by the replay; wait for the
     // pipeline's own parked messages (if any record blocked again) to reach the queue.
     super::submit::publish_now(settings, pool).await;
-    // Parked messages are published at least once: a late duplicate of a first-pass message is
-    // removed as an operator would, with `salur dlq reconcile`.
+    // The replay reconciled while records were still moving; once all is quiet one reconcile
+    // (as an operator runs `salur dlq reconcile`) leaves one message per blocked record.
     remediate::reconcile(settings, pool).await?;
     let broker = Broker::connect(settings).await?;
     let blocked_queue_messages = broker

@@ -1,6 +1,7 @@
 //! What people do with salur: submit a batch, follow it, report on it, run the demo.
 
 pub mod batch;
+pub mod chaos;
 pub mod demo;
 pub mod demo_snap;
 pub mod office;

@@ -30,11 +30,10 @@ use crate::messages::{self, ParkedRecord, Stage};
 use crate::stages::{parked_record, stage_message};
 use crate::store::{Attempt, Change, RecordRow, State, outbox, records};
 use chrono::{DateTime, Utc};
-use lapin::options::BasicAckOptions;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// Whose records an operation may see and change.
@@ -1034,6 +1033,107 @@ async fn parked_on_the_way(settings: &Settings, pool: &PgPool) -> sqlx::Result<b
         .await
 }
 
+/// The parked records in `state`, and of those the ones whose message has certainly been
+/// published: their outbox row is gone. The records are read before the outbox, so a record
+/// parked in between counts as on its way.
+async fn parked_and_published(
+    settings: &Settings,
+    pool: &PgPool,
+    state: State,
+) -> anyhow::Result<(Vec<ParkedRow>, HashSet<i64>)> {
+    let mut conn = pool.acquire().await?;
+    let all = parked(
+        &mut conn,
+        &Scope::All,
+        &Filter {
+            state: Some(state),
+            ..Default::default()
+        },
+        None,
+    )
+    .await?;
+    let on_the_way: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT (convert_from(payload, 'UTF8')::jsonb ->> 'record_id')::bigint
+         FROM outbox WHERE exchange = $1 AND convert_from(payload, 'UTF8')::jsonb ? 'record_id'",
+    )
+    .bind(settings.name(names::PARKED))
+    .fetch_all(&mut *conn)
+    .await?;
+    let on_the_way: HashSet<i64> = on_the_way.into_iter().collect();
+    let published = all
+        .iter()
+        .map(|p| p.id)
+        .filter(|id| !on_the_way.contains(id))
+        .collect();
+    Ok((all, published))
+}
+
+/// How the parked queues compare with the database.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct QueuesAgree {
+    /// Records parked in the database (blocked and dead).
+    pub parked: u64,
+    /// Record messages on the parked queues.
+    pub messages: u64,
+    /// Parked records without a message.
+    pub missing: u64,
+    /// Messages beyond the first for a record.
+    pub duplicates: u64,
+    /// Messages of records that are not parked (or not in that state).
+    pub strays: u64,
+}
+
+impl QueuesAgree {
+    pub fn ok(&self) -> bool {
+        self.missing == 0 && self.duplicates == 0 && self.strays == 0
+    }
+}
+
+impl std::fmt::Display for QueuesAgree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} parked, {} messages: {} missing, {} duplicates, {} strays",
+            self.parked, self.messages, self.missing, self.duplicates, self.strays
+        )
+    }
+}
+
+/// Reads `salur.blocked` and `salur.dead` without changing them (the messages go back when the
+/// channel closes) and compares them with the parked records.
+pub async fn parked_queues_agree(
+    settings: &Settings,
+    pool: &PgPool,
+) -> anyhow::Result<QueuesAgree> {
+    let broker = Broker::connect(settings).await?;
+    let mut out = QueuesAgree::default();
+    for (queue, state) in [
+        (names::BLOCKED_QUEUE, State::Blocked),
+        (names::DEAD_QUEUE, State::Dead),
+    ] {
+        let (all, _) = parked_and_published(settings, pool, state).await?;
+        let (channel, taken) = broker.take_all(queue).await?;
+        let _ = channel.close(200, "read".into()).await;
+        let parked: HashSet<i64> = all.iter().map(|p| p.id).collect();
+        let mut seen = HashSet::new();
+        for d in &taken {
+            let Ok(p) = serde_json::from_slice::<ParkedRecord>(&d.data) else {
+                continue;
+            };
+            out.messages += 1;
+            if !parked.contains(&p.record_id) {
+                out.strays += 1;
+            } else if !seen.insert(p.record_id) {
+                out.duplicates += 1;
+            }
+        }
+        out.parked += parked.len() as u64;
+        out.missing += parked.difference(&seen).count() as u64;
+    }
+    broker.close().await;
+    Ok(out)
+}
+
 /// The advisory lock key that serialises [`reconcile`].
 const RECONCILE_LOCK: i64 = 0x5a1_u64 as i64 * 1_000_003;
 
@@ -1053,40 +1153,26 @@ async fn reconcile_with(broker: &Broker, pool: &PgPool) -> anyhow::Result<Reconc
         (names::BLOCKED_QUEUE, State::Blocked),
         (names::DEAD_QUEUE, State::Dead),
     ] {
-        let (channel, taken) = broker.take_all(queue).await?;
-        let all_parked: Vec<ParkedRow> = {
-            let mut conn = pool.acquire().await?;
-            parked(
-                &mut conn,
-                &Scope::All,
-                &Filter {
-                    state: Some(state),
-                    ..Default::default()
-                },
-                None,
-            )
-            .await?
-        };
-        let still: HashMap<i64, &ParkedRow> = all_parked.iter().map(|p| (p.id, p)).collect();
+        // Parked before the queue is read, with the message published: if the queue does not
+        // hold it, it was lost (a purge) and is put back. A record parked later may have its
+        // message on the way; it is left alone this time rather than given two.
+        let (_, published_before) = parked_and_published(settings, pool, state).await?;
+        let taken = broker.remove_all(queue).await?;
+        let (all_parked, _) = parked_and_published(settings, pool, state).await?;
+        let still: HashSet<i64> = all_parked.iter().map(|p| p.id).collect();
         let mut keep = Vec::new();
-        let mut drop = Vec::new();
         let mut seen = BTreeSet::new();
+        let mut removed = 0;
         for d in taken {
             match serde_json::from_slice::<ParkedRecord>(&d.data) {
-                Ok(p) if still.contains_key(&p.record_id) && seen.insert(p.record_id) => {
-                    keep.push(d)
-                }
-                Ok(_) => drop.push(d),
+                Ok(p) if still.contains(&p.record_id) && seen.insert(p.record_id) => keep.push(d),
+                Ok(_) => removed += 1,
                 Err(_) => keep.push(d), // not a record's message: an operator's to read
             }
         }
-        // Messages for parked records that have none.
-        // A parked message still in the outbox is on its way: restore nothing this time rather
-        // than duplicate it.
-        let on_the_way = parked_on_the_way(settings, pool).await?;
         let restore: Vec<Outgoing> = all_parked
             .iter()
-            .filter(|p| !on_the_way && !seen.contains(&p.id))
+            .filter(|p| !seen.contains(&p.id) && published_before.contains(&p.id))
             .map(|p| {
                 parked_record(
                     settings,
@@ -1102,8 +1188,10 @@ async fn reconcile_with(broker: &Broker, pool: &PgPool) -> anyhow::Result<Reconc
                 )
             })
             .collect();
-        // Copies of the kept ones go back first, then every taken message is acked: a crash in
-        // between leaves duplicates (removed next time), never a loss.
+        // The kept messages go back as they were, then the missing ones. A crash before this
+        // publish loses kept messages of records, which the next reconcile puts back from the
+        // database (an unreadable message on salur.dead would be lost: it was logged when
+        // parked).
         let copies: Vec<Outgoing> = keep
             .iter()
             .map(|d| Outgoing {
@@ -1119,18 +1207,8 @@ async fn reconcile_with(broker: &Broker, pool: &PgPool) -> anyhow::Result<Reconc
             .collect();
         publisher.publish_all(&copies).await?;
         publisher.publish_all(&restore).await?;
-        for d in keep.iter().chain(&drop) {
-            d.acker.ack(BasicAckOptions::default()).await?;
-        }
-        // A synchronous round trip on the same channel: once the broker answers it, it has
-        // processed every ack before it. Closing the channel straight away could overtake acks
-        // still in flight, and the broker would put those messages back.
-        channel
-            .basic_qos(1, lapin::options::BasicQosOptions::default())
-            .await?;
-        let _ = channel.close(200, "reconciled".into()).await;
         done.kept += keep.len() as u64;
-        done.removed += drop.len() as u64;
+        done.removed += removed;
         done.restored += restore.len() as u64;
     }
     Ok(done)

@@ -141,6 +141,7 @@ pub async fn spawn_api(settings: &Settings) -> (std::process::Child, String) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
         .args(["api", "--addr", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &settings.database_url)
+        .env("AMQP_URL", &settings.amqp_url)
         .env("SALUR_NAMESPACE", &settings.namespace)
         .env("METRICS_ADDR", "off")
         .env("RUST_LOG", "warn")

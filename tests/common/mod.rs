@@ -1,6 +1,7 @@
-//! Test harness: every test gets its own PostgreSQL database and its own RabbitMQ namespace
-//! (every exchange and queue prefixed), on the real services, so tests run in parallel and
-//! leave nothing behind.
+//! Test harness: every test gets its own PostgreSQL database and its own RabbitMQ virtual host,
+//! on the real services, so tests run in parallel and leave nothing behind: both are removed
+//! when the [`TestEnv`] is dropped, also when the test fails (`scripts/test.sh` removes those of
+//! runs that were killed).
 #![allow(dead_code)]
 
 use salur::bank::sim::{self, SimOptions};
@@ -23,8 +24,82 @@ pub struct TestEnv {
     pub pool: PgPool,
     pub db_name: String,
     tasks: Vec<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
-    /// Whether this test has a namespace on the broker (see [`TestEnv::database_only`]).
-    broker: bool,
+    /// Removes the vhost and the database when the environment goes, however it goes.
+    _leftovers: Leftovers,
+}
+
+/// The test's RabbitMQ vhost and PostgreSQL database, both named `salur_test_<id>`, removed on
+/// drop with blocking commands (a panicking test cannot await).
+struct Leftovers {
+    name: String,
+    admin_db_url: String,
+    /// Whether the vhost was made (not for [`TestEnv::database_only`]).
+    vhost: bool,
+}
+
+impl Leftovers {
+    /// Creates the vhost and gives `user` every permission on it (waiting up to a minute for
+    /// a broker that another test run is restarting). Called once the database exists:
+    /// `scripts/test.sh` takes a test vhost without its database for a killed run's.
+    fn create_vhost(&mut self, user: &str) {
+        self.vhost = true;
+        let name = self.name.as_str();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for args in [
+            &["add_vhost", name][..],
+            &["set_permissions", "-p", name, user, ".*", ".*", ".*"],
+        ] {
+            while let Err(e) = try_rabbitmqctl(args) {
+                assert!(std::time::Instant::now() < deadline, "{e}");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        if self.vhost {
+            let _ = std::process::Command::new("rabbitmqctl")
+                .args(["-q", "delete_vhost", &self.name])
+                .output();
+        }
+        let _ = std::process::Command::new("psql")
+            .args([
+                &self.admin_db_url,
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Runs `rabbitmqctl -q ARGS` (on the node of `RABBITMQ_NODENAME`, the local one by default).
+pub fn try_rabbitmqctl(args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl (installed with rabbitmq-server by scripts/services.sh)");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "rabbitmqctl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The user name in an AMQP URL (`guest` when it names none).
+fn amqp_user(url: &str) -> String {
+    let first = &salur::config::amqp_addresses(url)[0];
+    let rest = first.split_once("://").map_or(first.as_str(), |(_, r)| r);
+    match rest.rsplit_once('@') {
+        Some((userinfo, _)) => userinfo.split(':').next().unwrap_or("guest").to_owned(),
+        None => "guest".to_owned(),
+    }
 }
 
 fn base_settings() -> Settings {
@@ -68,7 +143,14 @@ impl TestEnv {
             .0
             .to_owned();
         settings.database_url = format!("{base}/{db_name}");
-        settings.namespace = format!("t{}", &id[..12]);
+        let mut leftovers = Leftovers {
+            name: db_name.clone(),
+            admin_db_url: format!("{base}/postgres"),
+            vhost: false,
+        };
+        let user = amqp_user(&settings.amqp_url);
+        settings.amqp_url = salur::config::amqp_url_on_vhost(&settings.amqp_url, &db_name);
+        settings.namespace = String::new();
         tune(&mut settings);
         // Another test run on this machine may be restarting a service (tests/outage.rs): wait
         // for it rather than fail.
@@ -76,6 +158,7 @@ impl TestEnv {
             .await
             .expect("migrate");
         if broker {
+            leftovers.create_vhost(&user);
             let b = Broker::connect_with_retry(&settings, Duration::from_secs(60))
                 .await
                 .expect("rabbitmq");
@@ -87,7 +170,7 @@ impl TestEnv {
             pool,
             db_name,
             tasks: Vec::new(),
-            broker,
+            _leftovers: leftovers,
         }
     }
 
@@ -192,27 +275,10 @@ impl TestEnv {
         }
     }
 
-    /// Stops what runs, deletes the namespace's queues and drops the database.
+    /// Stops what runs, then deletes the vhost (with its queues) and drops the database.
     pub async fn cleanup(mut self) {
         self.stop_services().await;
-        if self.broker
-            && let Ok(b) = Broker::connect(&self.settings).await
-        {
-            let _ = topology::delete(&b).await;
-            b.close().await;
-        }
         self.pool.close().await;
-        let mut admin = base_settings();
-        let base = admin.database_url.rsplit_once('/').unwrap().0.to_owned();
-        admin.database_url = format!("{base}/postgres");
-        if let Ok(pool) = salur::store::connect(&admin).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.db_name
-            ))
-            .execute(&pool)
-            .await;
-        }
     }
 }
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The fault campaign: three workers and two bank simulators (one shared ledger) on a three-node
+# RabbitMQ cluster, with faults at random times from a seeded schedule (kill -9 of a worker, the
+# busiest queue's leader node stopped and started, PostgreSQL restarted, a worker or bank frozen
+# past the bank timeout, salur.blocked purged, blocked records fixed and replayed); then heal,
+# drain, reconcile once, and print the invariants as a table. Exits non-zero if one fails.
+#
+#   scripts/chaos.sh                                     # 100,000 records, 30 minutes, seed 1
+#   scripts/chaos.sh --records 2000 --minutes 1.5 --seed 7
+#
+# The same seed gives the same batches and the same fault schedule. Starts the cluster with
+# scripts/cluster.sh if it is not running (and stops it afterwards in that case); uses its own
+# database and vhost, removed at the end. PostgreSQL restarts take the machine-wide lock the
+# outage tests take. SALUR_BIN runs a given binary instead of a release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RECORDS=100000 MINUTES=30 SEED=1 PG_RESTARTS=2 EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --records) RECORDS=$2; shift 2 ;;
+    --minutes) MINUTES=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    --pg-restarts) PG_RESTARTS=$2; shift 2 ;;
+    --json) EXTRA+=(--json); shift ;;
+    *) echo "unknown argument $1: use --records N --minutes M --seed S [--pg-restarts K] [--json]" >&2; exit 2 ;;
+  esac
+done
+
+scripts/services.sh
+started_cluster=""
+if ! scripts/cluster.sh ctl 1 status >/dev/null 2>&1; then
+  scripts/cluster.sh up >&2
+  started_cluster=1
+fi
+if [ -n "${SALUR_BIN:-}" ]; then
+  BIN=$SALUR_BIN
+else
+  cargo build --release --locked --quiet --bin salur
+  BIN=target/release/salur
+fi
+
+ID="${SEED}_$$"
+VHOST="chaos_$ID"
+DB="salur_chaos_$ID"
+cleanup() {
+  scripts/cluster.sh ctl 1 delete_vhost "$VHOST" >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
+  if [ -n "$started_cluster" ]; then scripts/cluster.sh down >&2 || true; fi
+}
+trap cleanup EXIT
+scripts/cluster.sh ctl 1 add_vhost "$VHOST" >/dev/null
+scripts/cluster.sh ctl 1 set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
+
+URL=$(scripts/cluster.sh url)
+first=${URL%%,*}
+export AMQP_URL="${first%/*}/$VHOST,${URL#*,}"
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+export METRICS_ADDR=off SALUR_NAMESPACE= RUST_LOG=${RUST_LOG:-warn}
+"$BIN" chaos --records "$RECORDS" --minutes "$MINUTES" --seed "$SEED" --pg-restarts "$PG_RESTARTS" \
+  --vhost "$VHOST" --cluster-script scripts/cluster.sh "${EXTRA[@]}"
