@@ -383,7 +383,10 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
 async fn the_same_idempotency_key_gives_the_same_batch_and_another_body_is_a_conflict() {
     within_limit(async {
         let env = TestEnv::new().await;
-        let server = Server::start(env.settings.clone(), env.pool.clone()).await;
+        // Four concurrent uploads of one office below: above the default per-office cap.
+        let mut settings = env.settings.clone();
+        settings.api_uploads_per_office = 4;
+        let server = Server::start(settings, env.pool.clone()).await;
         let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
         let other = add_office(&env.pool, "DINSOS-3578", Role::Office).await;
         let body = csv_of(&[valid_record(1), valid_record(2)]);
