@@ -2,4 +2,6 @@
 //! contract that the demo and the tests run against.
 
 pub mod contract;
+pub mod refusals;
+pub mod users;
 pub mod sim;

@@ -383,5 +383,39 @@ pub async fn write(
     out: &[Outgoing],
 ) -> sqlx::Result<()> {
     crate::store::records::apply(conn, from, changes).await?;
+    crate::store::bank_requests::insert(conn, &sent_requests(out)).await?;
     crate::store::outbox::insert(conn, out).await
+}
+
+/// The bank requests among `out` (routed `bank.<code>.<kind>`), as the bank will see them: an
+/// answer is later checked against these.
+fn sent_requests(out: &[Outgoing]) -> Vec<crate::store::bank_requests::SentRequest> {
+    use crate::bank::contract::{BankRequest, RequestBody};
+    out.iter()
+        .filter(|m| m.routing_key.starts_with("bank."))
+        .filter_map(|m| serde_json::from_slice::<BankRequest>(&m.payload).ok())
+        .map(|r| {
+            let (record_ids, keys): (Vec<i64>, Vec<String>) = match &r.body {
+                RequestBody::AccountOpen { items } => items
+                    .iter()
+                    .map(|i| (i.item_id.parse().unwrap_or(-1), i.idempotency_key.clone()))
+                    .unzip(),
+                RequestBody::AccountInquiry { items } => items
+                    .iter()
+                    .map(|i| (i.item_id.parse().unwrap_or(-1), String::new()))
+                    .unzip(),
+                RequestBody::Transfer { items } => items
+                    .iter()
+                    .map(|i| (i.item_id.parse().unwrap_or(-1), i.idempotency_key.clone()))
+                    .unzip(),
+            };
+            crate::store::bank_requests::SentRequest {
+                request_id: r.request_id,
+                bank_code: r.bank_code.clone(),
+                kind: r.body.kind().as_str().to_owned(),
+                record_ids,
+                keys,
+            }
+        })
+        .collect()
 }
