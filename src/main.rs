@@ -66,6 +66,25 @@ enum Command {
     },
     /// Run the reference bank integration (opens accounts, answers inquiries, settles transfers).
     BankSim(BankSimArgs),
+    /// The banks: their RabbitMQ users (the broker authenticates each bank's answers).
+    Bank {
+        #[command(subcommand)]
+        command: BankCommand,
+    },
+    /// The conformance kit: check a bank integration against the contract (queues/asyncapi.yaml)
+    /// on a test vhost or namespace where no salur worker runs. One line per rule; exits 1 if
+    /// any rule failed.
+    BankCheck {
+        /// The bank code to check, e.g. 002.
+        #[arg(long)]
+        bank: String,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate and store a batch file (CSV or JSON), and enqueue it. Prints the batch id.
     Submit {
         /// The office's file: CSV (comma or semicolon) or a JSON array.
@@ -276,6 +295,35 @@ struct BankSimArgs {
     /// Requests answered at once per bank queue.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// The banks' users to answer as: a file of `salur bank add --json` lines. A bank served
+    /// without one gets a user made by bank-sim (an existing one gets a new password).
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum BankCommand {
+    /// Create the bank's RabbitMQ user (or give it a new password) and print the password once.
+    /// The user may read only the bank's request queue and publish only to the replies
+    /// exchange, with routing keys bank.<code>.*. Uses RabbitMQ's management HTTP API
+    /// (RABBITMQ_MANAGEMENT_URL, default port 15672 on the host of AMQP_URL).
+    Add {
+        /// The bank's BI code, e.g. 002.
+        code: String,
+        /// The bank's name, e.g. "BRI".
+        #[arg(long)]
+        name: String,
+        /// Print {"bank": ..., "user": ..., "password": ..., "amqp_url": ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The registered banks and whether their user exists on the broker.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the bank's user (RabbitMQ closes its connections) and forget the bank.
+    Remove { code: String },
 }
 
 #[derive(Subcommand)]
@@ -480,8 +528,104 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
                 concurrency: a.concurrency,
+                credentials: match &a.credentials {
+                    Some(file) => read_credentials(file)?,
+                    None => Vec::new(),
+                },
+                reject_code: None,
             };
             sim::run(settings, pool, opts, shutdown_token()).await?;
+        }
+        Command::Bank { command } => {
+            let pool = store::connect(&settings).await?;
+            match command {
+                BankCommand::Add { code, name, json } => {
+                    let creds = salur::bank::users::add(&settings, &pool, &code, &name).await?;
+                    let url = creds.amqp_url(&settings)?;
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "bank": creds.bank, "user": creds.user,
+                                "password": creds.password, "amqp_url": url,
+                            })
+                        );
+                    } else {
+                        println!("{}", creds.password);
+                        eprintln!(
+                            "bank {} added as RabbitMQ user {}; keep this password: it is not \
+                             shown again. The bank connects with AMQP_URL={}",
+                            creds.bank,
+                            creds.user,
+                            salur::config::redact_url(&url)
+                        );
+                    }
+                }
+                BankCommand::List { json } => {
+                    let banks = salur::bank::users::list(&settings, &pool).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&banks)?);
+                    } else {
+                        println!("{:<6} {:<34} {:<6} name", "bank", "user", "exists");
+                        for b in banks {
+                            println!(
+                                "{:<6} {:<34} {:<6} {}",
+                                b.bank,
+                                b.user,
+                                if b.user_exists { "yes" } else { "NO" },
+                                b.name
+                            );
+                        }
+                    }
+                }
+                BankCommand::Remove { code } => {
+                    if !salur::bank::users::remove(&settings, &pool, &code).await? {
+                        eprintln!("error: bank {code} has no user: see `salur bank list`");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    println!("bank {code} removed");
+                }
+            }
+        }
+        Command::BankCheck {
+            bank,
+            timeout,
+            json,
+        } => {
+            let results = salur::bank::check::run(
+                &settings,
+                salur::bank::check::CheckOptions {
+                    bank,
+                    timeout: Duration::from_secs(timeout),
+                },
+            )
+            .await?;
+            let failed = results
+                .iter()
+                .filter(|r| r.verdict == salur::bank::check::Verdict::Fail)
+                .count();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                for r in &results {
+                    println!("{r}");
+                }
+                println!(
+                    "{} rules: {} passed, {failed} failed, {} skipped",
+                    results.len(),
+                    results
+                        .iter()
+                        .filter(|r| r.verdict == salur::bank::check::Verdict::Pass)
+                        .count(),
+                    results
+                        .iter()
+                        .filter(|r| r.verdict == salur::bank::check::Verdict::Skip)
+                        .count()
+                );
+            }
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Submit {
             file,
@@ -941,4 +1085,37 @@ fn print_dlq(l: &remediate::DlqList) {
             }
         );
     }
+}
+
+/// Bank credentials, one `salur bank add --json` object per line.
+fn read_credentials(
+    file: &std::path::Path,
+) -> anyhow::Result<Vec<salur::bank::users::Credentials>> {
+    use anyhow::Context as _;
+    #[derive(serde::Deserialize)]
+    struct Line {
+        bank: String,
+        user: String,
+        password: String,
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            let l: Line = serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{} line {}: not a `salur bank add --json` line",
+                    file.display(),
+                    n + 1
+                )
+            })?;
+            Ok(salur::bank::users::Credentials {
+                bank: l.bank,
+                user: l.user,
+                password: l.password,
+            })
+        })
+        .collect()
 }

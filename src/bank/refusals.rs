@@ -112,7 +112,10 @@ pub fn find(bank_code: &str) -> Option<&'static Refusal> {
 /// one listed for another kind of request).
 pub fn reason(kind: RequestKind, bank_code: Option<&str>, bank_message: Option<&str>) -> Reason {
     let code = bank_code.unwrap_or("UNSPECIFIED");
-    let said = format!("the bank said {code}: {}", bank_message.unwrap_or("no reason given"));
+    let said = format!(
+        "the bank said {code}: {}",
+        bank_message.unwrap_or("no reason given")
+    );
     match find(code).filter(|r| r.kinds.contains(&kind)) {
         Some(r) => Reason::new(r.reason, r.field, format!("{} ({said})", r.advice)),
         None => Reason::new(

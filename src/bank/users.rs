@@ -70,6 +70,13 @@ pub fn user_name(settings: &Settings, bank_code: &str) -> String {
     user
 }
 
+/// The RabbitMQ user salur itself connects as (the user of `AMQP_URL`).
+pub fn own_user(settings: &Settings) -> String {
+    amqp_uri(settings)
+        .map(|u| u.authority.userinfo.username)
+        .unwrap_or_default()
+}
+
 /// The bank a RabbitMQ user is, if it is a bank's user of this namespace and vhost.
 pub fn bank_of(settings: &Settings, user: &str) -> Option<&'static str> {
     let prefix = settings.name(&names::bank_queue(""));
@@ -106,7 +113,11 @@ impl Management {
                     .password()
                     .map(str::to_owned)
                     .unwrap_or(amqp.authority.userinfo.password.clone());
-                (base.as_str().trim_end_matches('/').to_owned(), user, password)
+                (
+                    base.as_str().trim_end_matches('/').to_owned(),
+                    user,
+                    password,
+                )
             }
             None => {
                 let amqp = amqp_uri(settings)?;

@@ -66,6 +66,21 @@ pub struct Tally {
     pub requested: BTreeMap<String, Decimal>,
     /// A bank answer: `(bank code, stage, seconds since its request was committed)`.
     pub bank_round_trip: Option<(String, Stage, f64)>,
+    /// A bank answer's items that changed nothing because they cannot be trusted (sent by
+    /// another bank, for no request salur sent, missing a required field): parked on
+    /// `salur.dead` after the others were handled.
+    pub refused: Vec<RefusedItem>,
+    /// A bank answer: the bank whose RabbitMQ user sent it (`unknown` if none).
+    pub sender: Option<String>,
+}
+
+/// A bank answer item that changed nothing: why, as a code for the metric and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedItem {
+    pub item_id: String,
+    /// `WRONG_BANK`, `UNKNOWN_REQUEST`, `MISSING_FIELD`, `NO_SENDER`, `UNKNOWN_SENDER`.
+    pub reason: &'static str,
+    pub why: String,
 }
 
 impl Tally {
@@ -116,14 +131,18 @@ pub enum ProcessError {
 /// state are skipped. A transaction that failed for a passing reason (a serialization failure,
 /// a deadlock, a dropped connection) is tried again at once, a few times, with jittered backoff;
 /// what still fails is returned for the consumer to send through a retry tier.
+///
+/// `sender` is the AMQP `user_id` of the message (validated by RabbitMQ): for a bank answer,
+/// the bank's user.
 pub async fn process_one(
     settings: &Settings,
     pool: &PgPool,
     input: Input,
     body: &[u8],
+    sender: Option<&str>,
 ) -> Result<Tally, ProcessError> {
     use backon::{ExponentialBuilder, Retryable as _};
-    (|| process_once(settings, pool, input, body))
+    (|| process_once(settings, pool, input, body, sender))
         .retry(
             ExponentialBuilder::default()
                 .with_jitter()
@@ -163,6 +182,7 @@ async fn process_once(
     pool: &PgPool,
     input: Input,
     body: &[u8],
+    sender: Option<&str>,
 ) -> Result<Tally, ProcessError> {
     let mut tx = pool.begin().await?;
     let tally = match input {
@@ -185,7 +205,7 @@ async fn process_once(
                 record_ids = ?reply.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(),
                 "bank answer"
             );
-            replies::handle(settings, &mut tx, &reply).await?
+            replies::handle(settings, &mut tx, &reply, sender).await?
         }
     };
     tx.commit().await?;

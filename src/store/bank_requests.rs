@@ -34,7 +34,8 @@ pub async fn insert(conn: &mut PgConnection, sent: &[SentRequest]) -> sqlx::Resu
     let banks: Vec<&str> = sent.iter().map(|s| s.bank_code.as_str()).collect();
     let kinds: Vec<&str> = sent.iter().map(|s| s.kind.as_str()).collect();
     // Arrays of arrays must be rectangular in PostgreSQL: one JSON document per request.
-    let records: Vec<serde_json::Value> = sent.iter().map(|s| s.record_ids.clone().into()).collect();
+    let records: Vec<serde_json::Value> =
+        sent.iter().map(|s| s.record_ids.clone().into()).collect();
     let keys: Vec<serde_json::Value> = sent.iter().map(|s| s.keys.clone().into()).collect();
     sqlx::query(
         "INSERT INTO bank_requests (request_id, bank_code, kind, record_ids, keys)

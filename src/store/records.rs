@@ -221,6 +221,17 @@ async fn scoped(
     .await
 }
 
+/// The bank code (as the office gave it) of each of `ids` that is a record.
+pub async fn bank_codes(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> sqlx::Result<Vec<(i64, Option<String>)>> {
+    sqlx::query_as("SELECT id, bank_code FROM records WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
 /// Those of `ids` that are no record at all.
 pub async fn missing(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
