@@ -490,7 +490,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "refusing to delete the production topology: set SALUR_NAMESPACE to the namespace to tear down"
                 );
                 broker::topology::delete(&b).await?;
-                println!("topology of namespace {} deleted", settings.namespace);
+                let users = salur::bank::users::remove_namespace_users(&settings)
+                    .await
+                    .unwrap_or_else(|e| {
+                        eprintln!("warning: the namespace's bank users were not deleted: {e:#}");
+                        0
+                    });
+                println!(
+                    "topology of namespace {} deleted ({users} bank users)",
+                    settings.namespace
+                );
             } else {
                 broker::topology::declare(&b).await?;
                 println!("topology declared");

@@ -325,6 +325,19 @@ pub async fn remove(settings: &Settings, pool: &PgPool, bank_code: &str) -> anyh
     Ok(deleted || rows > 0)
 }
 
+/// Deletes every bank user of this namespace and vhost (tearing down a test or staging
+/// namespace); returns how many.
+pub async fn remove_namespace_users(settings: &Settings) -> anyhow::Result<usize> {
+    let api = Management::new(settings)?;
+    let mut n = 0;
+    for user in api.user_names().await? {
+        if bank_of(settings, &user).is_some() && api.delete_user(&user).await? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// A path segment, percent-encoded (`/` becomes `%2F`).
 fn encode(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());

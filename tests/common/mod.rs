@@ -177,13 +177,14 @@ impl TestEnv {
         }
     }
 
-    /// Stops what runs, deletes the namespace's queues and drops the database.
+    /// Stops what runs, deletes the namespace's queues and bank users and drops the database.
     pub async fn cleanup(mut self) {
         self.stop_services().await;
         if let Ok(b) = Broker::connect(&self.settings).await {
             let _ = topology::delete(&b).await;
             b.close().await;
         }
+        let _ = salur::bank::users::remove_namespace_users(&self.settings).await;
         self.pool.close().await;
         let mut admin = base_settings();
         let base = admin.database_url.rsplit_once('/').unwrap().0.to_owned();
@@ -196,6 +197,25 @@ impl TestEnv {
             .execute(&pool)
             .await;
         }
+    }
+}
+
+/// A failed test (a panic) drops its environment without `cleanup`: its bank users are deleted
+/// here all the same (users are global to the broker, not to the test's namespace).
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let settings = self.settings.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(salur::bank::users::remove_namespace_users(&settings))
+        })
+        .join();
     }
 }
 
