@@ -29,6 +29,13 @@ if [ ${#leaked[@]} -gt 0 ]; then
   done
   echo "removed the queues of ${#leaked[@]} test namespaces left by interrupted runs"
 fi
+# Bank users of test namespaces whose database is gone (a test process killed before its
+# cleanup): users are global to the broker, so they would pile up.
+for user in $(rabbitmqctl -q list_users 2>/dev/null | grep -oE '^t[0-9a-f]{12}\.salur\.bank\.[0-9]{3}(@[^[:space:]]*)?' || true); do
+  ns=${user%%.*}
+  exists=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = 'salur_test_${ns#t}'" postgres 2>/dev/null || echo 1)
+  [ "$exists" = 0 ] && rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || true
+done
 cargo fmt --check
 cargo clippy --locked --all-targets --quiet -- -D warnings
 cargo test --locked "$@"
