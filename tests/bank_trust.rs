@@ -131,7 +131,10 @@ async fn wait_state(env: &TestEnv, id: &str, state: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("record {id} never reached {state}: {:?}", state_of(env, id).await);
+    panic!(
+        "record {id} never reached {state}: {:?}",
+        state_of(env, id).await
+    );
 }
 
 /// Waits for `n` parked messages on salur.dead and takes them.
@@ -185,16 +188,23 @@ async fn another_banks_answer_changes_nothing_and_is_parked_as_wrong_bank() {
         bni.answer(&reply(&transfer, "009", vec![paid.clone()]))
             .await
             .unwrap();
-        bni.answer(&reply(&transfer, "002", vec![paid])).await.unwrap();
-        // And that it refused it.
-        bni.answer(&reply(&transfer, "009", vec![refused(&id, "ACCOUNT_CLOSED")]))
+        bni.answer(&reply(&transfer, "002", vec![paid]))
             .await
             .unwrap();
+        // And that it refused it.
+        bni.answer(&reply(
+            &transfer,
+            "009",
+            vec![refused(&id, "ACCOUNT_CLOSED")],
+        ))
+        .await
+        .unwrap();
         let parked = dead_messages(&env, 3).await;
         assert_eq!(parked.len(), 3, "{parked:?}");
         assert!(
-            parked.iter().all(|p| p.reason.contains("WRONG_BANK")
-                && p.reason.contains(&format!("item {id}"))),
+            parked.iter().all(
+                |p| p.reason.contains("WRONG_BANK") && p.reason.contains(&format!("item {id}"))
+            ),
             "{parked:?}"
         );
         assert_eq!(refused_count(&metrics, "009", "WRONG_BANK"), 3);
@@ -204,7 +214,9 @@ async fn another_banks_answer_changes_nothing_and_is_parked_as_wrong_bank() {
         // The bank that was asked answers: paid, with its reference.
         let mut ok = item(&id, ItemStatus::Ok);
         ok.reference = Some("BRI-REF-1".into());
-        bri.answer(&reply(&transfer, "002", vec![ok])).await.unwrap();
+        bri.answer(&reply(&transfer, "002", vec![ok]))
+            .await
+            .unwrap();
         let status = env.wait(batch).await;
         assert_eq!(status.count(salur::store::State::Disbursed), 1);
         assert_eq!(state_of(&env, &id).await.2.as_deref(), Some("BRI-REF-1"));
@@ -278,7 +290,9 @@ async fn unknown_requests_and_ok_answers_missing_a_field_are_refused() {
         // An ok account opening without the holder's name: refused (not NAME_MISMATCH).
         let mut nameless = opened(&id, "0020000000001");
         nameless.account_name = None;
-        bri.answer(&reply(&open, "002", vec![nameless])).await.unwrap();
+        bri.answer(&reply(&open, "002", vec![nameless]))
+            .await
+            .unwrap();
         // An answer to a request that was never sent.
         let mut made_up = open.clone();
         made_up.request_id = uuid::Uuid::new_v4();
@@ -328,7 +342,12 @@ async fn each_refusal_code_reaches_its_reason() {
         let mut env = TestEnv::new().await;
         env.start_worker();
         let bri = TestBank::new(&env, "002").await;
-        let open_codes = ["NIK_NOT_FOUND", "NIK_DATA_MISMATCH", "CUSTOMER_BLACKLISTED", "XYZ_1"];
+        let open_codes = [
+            "NIK_NOT_FOUND",
+            "NIK_DATA_MISMATCH",
+            "CUSTOMER_BLACKLISTED",
+            "XYZ_1",
+        ];
         let inquiry_codes = [
             "ACCOUNT_NOT_FOUND",
             "ACCOUNT_CLOSED",
@@ -355,12 +374,13 @@ async fn each_refusal_code_reaches_its_reason() {
             records.push(r);
         }
         let batch = env.submit(&records, "2026-Q4").await;
-        let ids: Vec<(i32, i64)> =
-            sqlx::query_as("SELECT row_number, id FROM records WHERE batch_id = $1 ORDER BY row_number")
-                .bind(batch)
-                .fetch_all(&env.pool)
-                .await
-                .unwrap();
+        let ids: Vec<(i32, i64)> = sqlx::query_as(
+            "SELECT row_number, id FROM records WHERE batch_id = $1 ORDER BY row_number",
+        )
+        .bind(batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
         let row_of = |id: &str| -> usize {
             ids.iter()
                 .position(|(_, i)| i.to_string() == id)
@@ -427,9 +447,15 @@ async fn each_refusal_code_reaches_its_reason() {
             assert_eq!(reason(row_of(id)), f(expected_transfer[k]), "{id}");
         }
         let first_inquiry = open_codes.len() + transfer_codes.len();
-        for (k, code) in ["ACCOUNT_NOT_FOUND", "ACCOUNT_CLOSED", "ACCOUNT_DORMANT", "ACCOUNT_BLOCKED", "ACCOUNT_MISMATCH"]
-            .iter()
-            .enumerate()
+        for (k, code) in [
+            "ACCOUNT_NOT_FOUND",
+            "ACCOUNT_CLOSED",
+            "ACCOUNT_DORMANT",
+            "ACCOUNT_BLOCKED",
+            "ACCOUNT_MISMATCH",
+        ]
+        .iter()
+        .enumerate()
         {
             assert_eq!(reason(first_inquiry + k), b(code));
         }
@@ -442,7 +468,12 @@ async fn each_refusal_code_reaches_its_reason() {
                 .unwrap();
         let blacklisted = &reasons[2].0[0];
         assert_ne!(blacklisted["field"], "nik");
-        assert!(blacklisted["message"].as_str().unwrap().contains("not at fault"));
+        assert!(
+            blacklisted["message"]
+                .as_str()
+                .unwrap()
+                .contains("not at fault")
+        );
         let unknown = reasons[3].0[0]["message"].as_str().unwrap();
         assert!(unknown.contains("XYZ_1") && unknown.contains("refused in the test"));
         // The payee of the mismatched inquiry was not switched.
@@ -470,7 +501,9 @@ async fn an_account_opening_resent_opens_one_account() {
             seed: 7,
             ..Default::default()
         });
-        let batch = env.submit(&[valid_record(1), valid_record(2)], "2026-Q4").await;
+        let batch = env
+            .submit(&[valid_record(1), valid_record(2)], "2026-Q4")
+            .await;
         let status = env.wait(batch).await;
         assert_eq!(status.count(salur::store::State::Disbursed), 2);
         let per_record: Vec<(i64, i64, i64)> = sqlx::query_as(
@@ -486,7 +519,10 @@ async fn an_account_opening_resent_opens_one_account() {
             per_record.iter().any(|(_, sent, _)| *sent > 1),
             "nothing was re-sent: {per_record:?}"
         );
-        assert!(per_record.iter().all(|(_, _, keys)| *keys == 1), "{per_record:?}");
+        assert!(
+            per_record.iter().all(|(_, _, keys)| *keys == 1),
+            "{per_record:?}"
+        );
         let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM bank_sim.accounts")
             .fetch_one(&env.pool)
             .await
@@ -569,7 +605,10 @@ async fn the_conformance_kit_passes_bank_sim_and_names_what_a_broken_bank_breaks
             .filter(|r| r.verdict == Verdict::Fail)
             .map(|r| r.rule)
             .collect();
-        assert!(failed.contains(&"account_open.resend_one_account"), "{failed:?}");
+        assert!(
+            failed.contains(&"account_open.resend_one_account"),
+            "{failed:?}"
+        );
         assert!(failed.contains(&"transfer.required_fields"), "{failed:?}");
         let reference = results
             .iter()

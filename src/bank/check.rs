@@ -171,12 +171,25 @@ impl Kit {
                     .iter()
                     .map(|i| {
                         let code = i.reason.as_ref().map(|r| format!(" {}", r.code));
-                        format!("item {} {:?}{}", i.item_id, i.status, code.unwrap_or_default())
+                        format!(
+                            "item {} {:?}{}",
+                            i.item_id,
+                            i.status,
+                            code.unwrap_or_default()
+                        )
                     })
                     .collect();
-                self.note(rule, Verdict::Pass, format!("answered: {}", statuses.join(", ")));
+                self.note(
+                    rule,
+                    Verdict::Pass,
+                    format!("answered: {}", statuses.join(", ")),
+                );
             }
-            Err(e) => self.note(rule, Verdict::Fail, format!("the answer is not a bank reply: {e}")),
+            Err(e) => self.note(
+                rule,
+                Verdict::Fail,
+                format!("the answer is not a bank reply: {e}"),
+            ),
         }
     }
 
