@@ -903,33 +903,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let filter = to_filter(filter, queue);
                     let list = remediate::dlq_list(&pool, &Scope::All, &filter, limit).await?;
-                    // What the queues hold, best effort: salur.dead also keeps unreadable
-                    // messages (no record's), with their body and reason.
+                    // What the queues hold, best effort: salur.dead also keeps messages that
+                    // are no record's (unreadable, refused bank answers), and the stale
+                    // messages of records that left `dead` since (a late bank answer).
                     let mut queues = std::collections::BTreeMap::new();
+                    let mut dead_queue = None;
                     if let Ok(b) = broker::Broker::connect(&settings).await {
                         for q in [broker::names::BLOCKED_QUEUE, broker::names::DEAD_QUEUE] {
                             if let Ok(n) = b.queue_depth(q).await {
                                 queues.insert(q, n);
                             }
                         }
+                        dead_queue = salur::ops::dead_queue::census(&b, &pool).await.ok();
                         b.close().await;
                     }
                     if json {
                         let mut v = serde_json::to_value(&list)?;
                         v["queue_messages"] = serde_json::to_value(&queues)?;
+                        v["dead_queue"] = serde_json::to_value(&dead_queue)?;
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
                         print_dlq(&list);
                         for (q, n) in &queues {
                             println!("queue {q}: {n} messages ready");
                         }
-                        if queues.get(broker::names::DEAD_QUEUE).copied().unwrap_or(0) as i64
-                            > list.totals.get("dead").copied().unwrap_or(0)
-                        {
+                        if let Some(d) = dead_queue {
                             println!(
-                                "  salur.dead holds more messages than dead records: the rest are unreadable \
-                                 messages kept with their body and reason (read them in the RabbitMQ \
-                                 management UI or with a consumer; `salur dlq reconcile` keeps them)"
+                                "  salur.dead: {} of dead records, {} of records no longer dead \
+                                 (stale: `salur dlq reconcile` removes them), {} no record's \
+                                 (unreadable or refused bank answers, kept with their reason: \
+                                 read them in the RabbitMQ management UI or with a consumer)",
+                                d.dead_records, d.settled_records, d.other
                             );
                         }
                     }

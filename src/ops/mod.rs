@@ -1,6 +1,7 @@
 //! What people do with salur: submit a batch, follow it, report on it, run the demo.
 
 pub mod batch;
+pub mod dead_queue;
 pub mod demo;
 pub mod office;
 pub mod remediate;

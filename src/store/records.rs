@@ -232,6 +232,19 @@ pub async fn bank_codes(
         .await
 }
 
+/// Those of `ids` that are records in `state`.
+pub async fn ids_in_state(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    state: State,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar("SELECT id FROM records WHERE id = ANY($1) AND state = $2")
+        .bind(ids)
+        .bind(state.as_str())
+        .fetch_all(conn)
+        .await
+}
+
 /// Those of `ids` that are no record at all.
 pub async fn missing(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
