@@ -386,8 +386,10 @@ mod tests {
 
     #[test]
     fn credentials_give_an_amqp_url_on_the_same_broker_and_vhost() {
-        let mut s = Settings::default();
-        s.amqp_url = "amqp://guest:guest@10.0.0.5:5673/v1".into();
+        let s = Settings {
+            amqp_url: "amqp://guest:guest@10.0.0.5:5673/v1".into(),
+            ..Default::default()
+        };
         let c = Credentials {
             bank: "002".into(),
             user: "salur.bank.002@v1".into(),
