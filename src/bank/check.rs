@@ -193,6 +193,32 @@ impl Kit {
         }
     }
 
+    /// `req` again with a new request id (as salur re-sends after a timeout): every item must
+    /// get the first answer.
+    async fn resend_same_key(
+        &mut self,
+        req: &BankRequest,
+        first: &Answer,
+        rule: &'static str,
+        what: &str,
+        suspect: &str,
+        seen: &mut Vec<(BankRequest, Answer)>,
+    ) {
+        let mut again = req.clone();
+        again.request_id = Uuid::new_v4();
+        match self.ask_until_final(again).await {
+            Ok((req2, second)) => {
+                let problems = same_items(first, &second)
+                    .into_iter()
+                    .map(|p| format!("{what} {p} {suspect}"))
+                    .collect();
+                self.pass_or_fail(rule, problems, format!("{what} got the first answer"));
+                seen.push((req2, second));
+            }
+            Err(e) => self.note(rule, Verdict::Fail, e),
+        }
+    }
+
     async fn send(&self, request: &BankRequest) -> anyhow::Result<()> {
         let message = Outgoing {
             exchange: self.settings.name(names::BANK),
@@ -289,40 +315,20 @@ impl Kit {
             }
         };
         if let Ok((req, first)) = &opened {
-            let mut again = req.clone();
-            again.request_id = Uuid::new_v4();
-            match self.ask_until_final(again).await {
-                Ok((req2, second)) => {
-                    let problems = same_items(first, &second, |i| {
-                        (
-                            i.status,
-                            i.account_number.clone(),
-                            i.reason.as_ref().map(|r| r.code.clone()),
-                        )
-                    });
-                    self.pass_or_fail(
-                        "account_open.resend_one_account",
-                        problems
-                            .into_iter()
-                            .map(|p| format!("a re-send with the same idempotency_key {p} (a second account?)"))
-                            .collect(),
-                        "a re-send with the same idempotency_key got the same account",
-                    );
-                    seen.push((req2, second));
-                }
-                Err(e) => self.note("account_open.resend_one_account", Verdict::Fail, e),
-            }
+            self.resend_same_key(
+                req,
+                first,
+                "account_open.resend_one_account",
+                "a re-send with the same idempotency_key",
+                "(a second account?)",
+                &mut seen,
+            )
+            .await;
             // The very same request again (a redelivery): the same answer.
             let first_answer = first.clone();
             match self.ask(req).await {
                 Ok(a) => {
-                    let problems = same_items(&first_answer, &a, |i| {
-                        (
-                            i.status,
-                            i.account_number.clone(),
-                            i.reason.as_ref().map(|r| r.code.clone()),
-                        )
-                    });
+                    let problems = same_items(&first_answer, &a);
                     self.pass_or_fail(
                         "request.repeated_same_answer",
                         problems
@@ -431,31 +437,15 @@ impl Kit {
                     Ok((req, first)) => {
                         self.answered("transfer.answered", &first);
                         seen.push((req.clone(), first.clone()));
-                        let mut again = req.clone();
-                        again.request_id = Uuid::new_v4();
-                        match self.ask_until_final(again).await {
-                            Ok((req2, second)) => {
-                                let problems = same_items(&first, &second, |i| {
-                                    (
-                                        i.status,
-                                        i.reference.clone(),
-                                        i.reason.as_ref().map(|r| r.code.clone()),
-                                    )
-                                });
-                                self.pass_or_fail(
-                                    "transfer.repeated_key_paid_once",
-                                    problems
-                                        .into_iter()
-                                        .map(|p| format!("the same idempotency_key in a new request {p} (paid twice?)"))
-                                        .collect(),
-                                    "the same idempotency_key in a new request got the first answer (same reference)",
-                                );
-                                seen.push((req2, second));
-                            }
-                            Err(e) => {
-                                self.note("transfer.repeated_key_paid_once", Verdict::Fail, e)
-                            }
-                        }
+                        self.resend_same_key(
+                            &req,
+                            &first,
+                            "transfer.repeated_key_paid_once",
+                            "the same idempotency_key in a new request",
+                            "(paid twice?)",
+                            &mut seen,
+                        )
+                        .await;
                     }
                     Err(e) => self.note("transfer.answered", Verdict::Fail, e),
                 }
@@ -592,12 +582,21 @@ fn item_ids(body: &RequestBody) -> Vec<String> {
     }
 }
 
+/// What must not change between two answers to the same item: status, account, reference,
+/// refusal code.
+type Fingerprint = (ItemStatus, Option<String>, Option<String>, Option<String>);
+
+fn what(i: &ReplyItem) -> Fingerprint {
+    (
+        i.status,
+        i.account_number.clone(),
+        i.reference.clone(),
+        i.reason.as_ref().map(|r| r.code.clone()),
+    )
+}
+
 /// What differs, item by item, between two answers to the same items.
-fn same_items<T: PartialEq + std::fmt::Debug>(
-    first: &Answer,
-    second: &Answer,
-    what: impl Fn(&ReplyItem) -> T,
-) -> Vec<String> {
+fn same_items(first: &Answer, second: &Answer) -> Vec<String> {
     let (Ok(a), Ok(b)) = (&first.reply, &second.reply) else {
         return vec!["was not a readable answer".into()];
     };
