@@ -52,7 +52,6 @@ pub async fn handle(
         }
         RequestKind::Transfer => (Stage::Transfer, State::TransferRequested),
     };
-    let mut tally = Tally::default();
     let rows = tally.lock(conn, &ids, waiting).await?;
     let (rows, asked) = current(rows, reply.kind, &bank.request, &mut tally);
     // The records of one request went to their waiting state in one transaction.
