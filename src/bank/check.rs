@@ -229,34 +229,37 @@ impl Kit {
         Ok(())
     }
 
-    /// Sends `request` and waits for its first answer (others, duplicates, stay in `answers`).
+    /// Sends `request` and waits for a new answer to it (an answer to the same request id that
+    /// came before is not taken; a duplicate of this one stays in `answers`).
     async fn ask(&self, request: &BankRequest) -> Result<Answer, String> {
+        let before = self.answers_to(request.request_id).len();
         self.send(request)
             .await
             .map_err(|e| format!("could not send the request: {e:#}"))?;
-        self.wait_for(request.request_id).await
-    }
-
-    async fn wait_for(&self, request_id: Uuid) -> Result<Answer, String> {
         let deadline = tokio::time::Instant::now() + self.opts.timeout;
         loop {
-            if let Some(a) = self
-                .answers
-                .lock()
-                .expect("answers")
-                .iter()
-                .find(|a| a.reply.as_ref().is_ok_and(|r| r.request_id == request_id))
-            {
+            if let Some(a) = self.answers_to(request.request_id).get(before) {
                 return Ok(a.clone());
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(format!(
-                    "no answer to request {request_id} within {} s",
+                    "no answer to request {} within {} s",
+                    request.request_id,
                     self.opts.timeout.as_secs()
                 ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    fn answers_to(&self, request_id: Uuid) -> Vec<Answer> {
+        self.answers
+            .lock()
+            .expect("answers")
+            .iter()
+            .filter(|a| a.reply.as_ref().is_ok_and(|r| r.request_id == request_id))
+            .cloned()
+            .collect()
     }
 
     /// Asks until no item is a transient error (a bank may answer `error`; salur asks again),
