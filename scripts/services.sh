@@ -28,6 +28,11 @@ if ! rmq_up; then
   (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; rabbitmq-server -detached) || true
 fi
 
+# Banks' RabbitMQ users (`salur bank add`, bank-sim, the demo, the tests) are made through
+# RabbitMQ's management HTTP API on port 15672. Debian's rabbitmq-server ships the plugin; it is
+# enabled once (kept in /etc/rabbitmq/enabled_plugins, so it survives restarts).
+mgmt_up() { (exec 3<>/dev/tcp/127.0.0.1/15672) 2>/dev/null; }
+
 for _ in $(seq 1 120); do
   if pg_up && rmq_up; then
     # RabbitMQ accepts TCP a moment before it accepts AMQP sessions; give it that moment.
@@ -37,6 +42,12 @@ for _ in $(seq 1 120); do
       echo "services: RabbitMQ on 5672 accepts connections but does not answer AMQP; see" \
         "\`rabbitmq-diagnostics status\` (file descriptors) and \`rabbitmq-diagnostics maybe_stuck\`" >&2
       exit 1
+    fi
+    if ! mgmt_up; then
+      echo "services: enabling RabbitMQ's management plugin (bank users are made through it)" >&2
+      rabbitmq-plugins enable rabbitmq_management >/dev/null
+      for _ in $(seq 1 30); do mgmt_up && break; sleep 1; done
+      mgmt_up || { echo "services: RabbitMQ's management API did not come up on 127.0.0.1:15672" >&2; exit 1; }
     fi
     exit 0
   fi

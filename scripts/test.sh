@@ -37,6 +37,18 @@ for ns in $(rabbitmqctl -q list_queues name 2>/dev/null | grep -oE '^t[0-9a-f]{1
     SALUR_NAMESPACE="$ns" target/debug/salur topology --delete >/dev/null 2>&1 || true
   fi
 done
+# Bank users of test runs whose database is gone (a test process killed before its cleanup):
+# users are global to the broker, so they would pile up. Tests on their own vhost name them
+# `salur.bank.<code>@salur_test_<id>`; older namespaced ones `t<id>.salur.bank.<code>`.
+for user in $(rabbitmqctl -q list_users 2>/dev/null | grep -oE '^(t[0-9a-f]{12}\.)?salur\.bank\.[0-9]{3}(@[^[:space:]]*)?' || true); do
+  case "$user" in
+    t*) db="salur_test_$(echo "${user%%.*}" | cut -c2-)" ;;
+    *@salur_test_*) db="${user#*@}" ;;
+    *) continue ;;
+  esac
+  exists=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_database WHERE datname = '$db'" postgres 2>/dev/null || echo 1)
+  [ "$exists" = 0 ] && rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || true
+done
 cargo fmt --check
 cargo clippy --locked --all-targets --quiet -- -D warnings
 cargo test --locked "$@"

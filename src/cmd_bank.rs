@@ -355,6 +355,27 @@ impl SimSnapArgs {
 
 #[derive(Subcommand)]
 pub enum BankCommand {
+    /// Create the bank's RabbitMQ user (or give it a new password) and print the password once.
+    /// The user may read only the bank's request queue and publish only to the replies
+    /// exchange, with routing keys bank.<code>.*. Uses RabbitMQ's management HTTP API
+    /// (RABBITMQ_MANAGEMENT_URL, default port 15672 on the host of AMQP_URL).
+    Add {
+        /// The bank's BI code, e.g. 002.
+        code: String,
+        /// The bank's name, e.g. "BRI".
+        #[arg(long)]
+        name: String,
+        /// Print {"bank": ..., "user": ..., "password": ..., "amqp_url": ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The registered banks and whether their user exists on the broker.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete the bank's user (RabbitMQ closes its connections) and forget the bank.
+    Remove { code: String },
     /// Write a batch's account-opening requests for one bank as the bank's collective
     /// account-opening file (CSV; layout in the README).
     ExportAccounts {
@@ -393,6 +414,51 @@ pub enum BankCommand {
 pub async fn bank(settings: Settings, command: BankCommand) -> anyhow::Result<()> {
     let pool = salur::store::connect(&settings).await?;
     match command {
+        BankCommand::Add { code, name, json } => {
+            let creds = salur::bank::users::add(&settings, &pool, &code, &name).await?;
+            let url = creds.amqp_url(&settings)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bank": creds.bank, "user": creds.user,
+                        "password": creds.password, "amqp_url": url,
+                    })
+                );
+            } else {
+                println!("{}", creds.password);
+                eprintln!(
+                    "bank {} added as RabbitMQ user {}; keep this password: it is not \
+                     shown again. The bank connects with AMQP_URL={}",
+                    creds.bank,
+                    creds.user,
+                    salur::config::redact_url(&url)
+                );
+            }
+        }
+        BankCommand::List { json } => {
+            let banks = salur::bank::users::list(&settings, &pool).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&banks)?);
+            } else {
+                println!("{:<6} {:<34} {:<6} name", "bank", "user", "exists");
+                for b in banks {
+                    println!(
+                        "{:<6} {:<34} {:<6} {}",
+                        b.bank,
+                        b.user,
+                        if b.user_exists { "yes" } else { "NO" },
+                        b.name
+                    );
+                }
+            }
+        }
+        BankCommand::Remove { code } => {
+            if !salur::bank::users::remove(&settings, &pool, &code).await? {
+                anyhow::bail!("bank {code} has no user: see `salur bank list`");
+            }
+            println!("bank {code} removed");
+        }
         BankCommand::ExportAccounts {
             bank,
             batch,

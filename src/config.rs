@@ -21,6 +21,11 @@ pub struct Settings {
     /// `SALUR_NAMESPACE`: a prefix for every exchange and queue name (`<ns>.salur.work`), so that
     /// tests, or two environments on one broker, never see each other's messages. Empty by default.
     pub namespace: String,
+    /// `RABBITMQ_MANAGEMENT_URL`: RabbitMQ's management HTTP API, used by `salur bank add` (and
+    /// bank-sim, the demo and the bench) to create banks' users, with an administrator's
+    /// credentials (`http://user:password@host:15672`). Unset: port 15672 on the host of
+    /// `AMQP_URL`, with its credentials.
+    pub management_url: Option<String>,
     /// `METRICS_ADDR`: where `/metrics` is served while workers run; `off` disables it.
     pub metrics_addr: Option<SocketAddr>,
     /// `SALUR_CHUNK_SIZE`: record ids per stage message (tens to hundreds).
@@ -144,6 +149,7 @@ impl Default for Settings {
             database_url: DEFAULT_DATABASE_URL.into(),
             amqp_url: DEFAULT_AMQP_URL.into(),
             namespace: String::new(),
+            management_url: None,
             metrics_addr: DEFAULT_METRICS_ADDR.parse().ok(),
             chunk_size: 100,
             prefetch: 50,
@@ -180,6 +186,9 @@ impl Settings {
         }
         if let Some(v) = var("SALUR_NAMESPACE") {
             s.namespace = v;
+        }
+        if let Some(v) = var("RABBITMQ_MANAGEMENT_URL") {
+            s.management_url = Some(v);
         }
         if let Some(v) = var("METRICS_ADDR") {
             s.metrics_addr = if v == "off" {

@@ -72,10 +72,25 @@ enum Command {
     /// Serve one bank's requests by calling its SNAP BI API (or print SNAP signatures: `sign`,
     /// `sign-token`). Credentials from SNAP_* variables or --credentials FILE.
     BankGateway(cmd_bank::GatewayArgs),
-    /// Collective account opening by file: export-accounts, import-accounts.
+    /// The banks: their RabbitMQ users (add, list, remove: the broker authenticates each bank's
+    /// answers), and collective account opening by file (export-accounts, import-accounts).
     Bank {
         #[command(subcommand)]
         command: cmd_bank::BankCommand,
+    },
+    /// The conformance kit: check a bank integration against the contract (queues/asyncapi.yaml)
+    /// on a test vhost or namespace where no salur worker runs. One line per rule; exits 1 if
+    /// any rule failed.
+    BankCheck {
+        /// The bank code to check, e.g. 002.
+        #[arg(long)]
+        bank: String,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate and store a batch file (CSV or JSON), and enqueue it. Prints the batch id.
     Submit {
@@ -392,6 +407,10 @@ struct BankSimArgs {
     concurrency: usize,
     #[command(flatten)]
     snap: cmd_bank::SimSnapArgs,
+    /// The banks' users to answer as: a file of `salur bank add --json` lines. A bank served
+    /// without one gets a user made by bank-sim (an existing one gets a new password).
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -660,7 +679,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "refusing to delete the production topology: set SALUR_NAMESPACE to the namespace to tear down"
                 );
                 broker::topology::delete(&b).await?;
-                println!("topology of namespace {} deleted", settings.namespace);
+                let users = salur::bank::users::remove_namespace_users(&settings)
+                    .await
+                    .unwrap_or_else(|e| {
+                        eprintln!("warning: the namespace's bank users were not deleted: {e:#}");
+                        0
+                    });
+                println!(
+                    "topology of namespace {} deleted ({users} bank users)",
+                    settings.namespace
+                );
             } else {
                 broker::topology::declare(&b).await?;
                 println!("topology declared");
@@ -703,6 +731,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
                 concurrency: a.concurrency,
+                credentials: match &a.credentials {
+                    Some(file) => read_credentials(file)?,
+                    None => Vec::new(),
+                },
+                reject_code: None,
             };
             let cancel = shutdown_token();
             let snap = match a.snap.options(&opts)? {
@@ -727,6 +760,46 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::BankGateway(args) => cmd_bank::gateway(settings, args, shutdown_token).await?,
         Command::Bank { command } => cmd_bank::bank(settings, command).await?,
+        Command::BankCheck {
+            bank,
+            timeout,
+            json,
+        } => {
+            let results = salur::bank::check::run(
+                &settings,
+                salur::bank::check::CheckOptions {
+                    bank,
+                    timeout: Duration::from_secs(timeout),
+                },
+            )
+            .await?;
+            let failed = results
+                .iter()
+                .filter(|r| r.verdict == salur::bank::check::Verdict::Fail)
+                .count();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                for r in &results {
+                    println!("{r}");
+                }
+                println!(
+                    "{} rules: {} passed, {failed} failed, {} skipped",
+                    results.len(),
+                    results
+                        .iter()
+                        .filter(|r| r.verdict == salur::bank::check::Verdict::Pass)
+                        .count(),
+                    results
+                        .iter()
+                        .filter(|r| r.verdict == salur::bank::check::Verdict::Skip)
+                        .count()
+                );
+            }
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         Command::Submit {
             file,
             office,
@@ -1039,33 +1112,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let filter = to_filter(filter, queue);
                     let list = remediate::dlq_list(&pool, &Scope::All, &filter, limit).await?;
-                    // What the queues hold, best effort: salur.dead also keeps unreadable
-                    // messages (no record's), with their body and reason.
+                    // What the queues hold, best effort: salur.dead also keeps messages that
+                    // are no record's (unreadable, refused bank answers), and the stale
+                    // messages of records that left `dead` since (a late bank answer).
                     let mut queues = std::collections::BTreeMap::new();
+                    let mut dead_queue = None;
                     if let Ok(b) = broker::Broker::connect(&settings).await {
                         for q in [broker::names::BLOCKED_QUEUE, broker::names::DEAD_QUEUE] {
                             if let Ok(n) = b.queue_depth(q).await {
                                 queues.insert(q, n);
                             }
                         }
+                        dead_queue = salur::ops::dead_queue::census(&b, &pool).await.ok();
                         b.close().await;
                     }
                     if json {
                         let mut v = serde_json::to_value(&list)?;
                         v["queue_messages"] = serde_json::to_value(&queues)?;
+                        v["dead_queue"] = serde_json::to_value(&dead_queue)?;
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
                         print_dlq(&list);
                         for (q, n) in &queues {
                             println!("queue {q}: {n} messages ready");
                         }
-                        if queues.get(broker::names::DEAD_QUEUE).copied().unwrap_or(0) as i64
-                            > list.totals.get("dead").copied().unwrap_or(0)
-                        {
+                        if let Some(d) = dead_queue {
                             println!(
-                                "  salur.dead holds more messages than dead records: the rest are unreadable \
-                                 messages kept with their body and reason (read them in the RabbitMQ \
-                                 management UI or with a consumer; `salur dlq reconcile` keeps them)"
+                                "  salur.dead: {} of dead records, {} of records no longer dead \
+                                 (stale: `salur dlq reconcile` removes them), {} no record's \
+                                 (unreadable or refused bank answers, kept with their reason: \
+                                 read them in the RabbitMQ management UI or with a consumer)",
+                                d.dead_records, d.settled_records, d.other
                             );
                         }
                     }
@@ -1230,4 +1307,37 @@ fn print_dlq(l: &remediate::DlqList) {
             }
         );
     }
+}
+
+/// Bank credentials, one `salur bank add --json` object per line.
+fn read_credentials(
+    file: &std::path::Path,
+) -> anyhow::Result<Vec<salur::bank::users::Credentials>> {
+    use anyhow::Context as _;
+    #[derive(serde::Deserialize)]
+    struct Line {
+        bank: String,
+        user: String,
+        password: String,
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            let l: Line = serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{} line {}: not a `salur bank add --json` line",
+                    file.display(),
+                    n + 1
+                )
+            })?;
+            Ok(salur::bank::users::Credentials {
+                bank: l.bank,
+                user: l.user,
+                password: l.password,
+            })
+        })
+        .collect()
 }

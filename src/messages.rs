@@ -75,6 +75,8 @@ pub struct PoisonMessage {
     pub v: u32,
     pub queue: String,
     pub reason: String,
-    /// The original body, lossily decoded as UTF-8.
+    /// The body as kept: a stage message's original body (lossily decoded as UTF-8); a bank
+    /// answer re-serialised with personal data masked (only its refused items, when it was
+    /// refused item by item).
     pub raw: String,
 }

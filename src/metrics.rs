@@ -79,6 +79,13 @@ const REASONS_BY_STAGE: [(Stage, &[ReasonCode]); 3] = [
             ReasonCode::AmountInvalid,
             ReasonCode::NikNotFound,
             ReasonCode::AccountNotFound,
+            ReasonCode::NikDataMismatch,
+            ReasonCode::CustomerBlacklisted,
+            ReasonCode::AccountClosed,
+            ReasonCode::AccountDormant,
+            ReasonCode::AccountBlocked,
+            ReasonCode::AccountMismatch,
+            ReasonCode::BankRefused,
             ReasonCode::RetriesExhausted,
         ],
     ),
@@ -88,7 +95,16 @@ const REASONS_BY_STAGE: [(Stage, &[ReasonCode]); 3] = [
     ),
     (
         Stage::Transfer,
-        &[ReasonCode::TransferRejected, ReasonCode::RetriesExhausted],
+        &[
+            ReasonCode::TransferRejected,
+            ReasonCode::AccountNotFound,
+            ReasonCode::AccountClosed,
+            ReasonCode::AccountDormant,
+            ReasonCode::AccountBlocked,
+            ReasonCode::AmountLimitExceeded,
+            ReasonCode::BankRefused,
+            ReasonCode::RetriesExhausted,
+        ],
     ),
 ];
 
@@ -123,6 +139,10 @@ pub struct Metrics {
     pub published: IntCounterVec,
     /// Messages parked in `salur.dead` because no consumer could read them.
     pub poison: IntCounterVec,
+    /// Bank answer items refused (they changed nothing and were parked on `salur.dead`), by the
+    /// bank whose user sent them (`unknown` without one) and why (`WRONG_BANK`,
+    /// `UNKNOWN_REQUEST`, `MISSING_FIELD`, `NO_SENDER`, `UNKNOWN_SENDER`).
+    pub bank_replies_refused: IntCounterVec,
     /// Messages waiting in the outbox.
     pub outbox_backlog: IntGauge,
     /// Age of the oldest message waiting in the outbox.
@@ -255,6 +275,15 @@ impl Metrics {
             &["queue"],
         )
         .expect("metric");
+        let bank_replies_refused = IntCounterVec::new(
+            opts(
+                "salur_bank_replies_refused_total",
+                "Bank answer items refused and parked on salur.dead (sender not the record's bank, \
+                 unknown request, required field missing), by sending bank and reason.",
+            ),
+            &["bank", "reason"],
+        )
+        .expect("metric");
         let outbox_backlog = IntGauge::new(
             "salur_outbox_backlog_messages",
             "Messages waiting in the outbox to be published (whole database).",
@@ -356,6 +385,7 @@ impl Metrics {
             Box::new(disbursed_idr.clone()),
             Box::new(published.clone()),
             Box::new(poison.clone()),
+            Box::new(bank_replies_refused.clone()),
             Box::new(outbox_backlog.clone()),
             Box::new(outbox_oldest_age.clone()),
             Box::new(parked.clone()),
@@ -418,6 +448,7 @@ impl Metrics {
             disbursed_idr,
             published,
             poison,
+            bank_replies_refused,
             outbox_backlog,
             outbox_oldest_age,
             parked,

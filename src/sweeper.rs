@@ -172,16 +172,20 @@ fn resend(
 ) -> (Vec<Change>, Vec<Outgoing>, u64) {
     let stage = state.stage().expect("the sweeper sweeps in-flight states");
     let bank = matches!(state, State::AccountRequested | State::TransferRequested);
-    let why = if bank {
-        format!(
-            "no answer from the bank within {} s; the request was sent again",
-            older_than.as_secs()
-        )
+    // What happened; a record that goes on is told what is done about it, one that is given
+    // up on (dead) is not told that it was sent again.
+    let what = if bank {
+        format!("no answer from the bank within {} s", older_than.as_secs())
     } else {
         format!(
-            "no progress for {} s (its message was lost); sent to {stage} again",
+            "no progress for {} s (its message was lost)",
             older_than.as_secs()
         )
+    };
+    let why = if bank {
+        format!("{what}; the request was sent again")
+    } else {
+        format!("{what}; sent to {stage} again")
     };
     let mut changes = Vec::new();
     let mut out = Vec::new();
@@ -190,7 +194,7 @@ fn resend(
         let attempt = row.attempts + 1;
         if attempt >= settings.max_attempts(stage) {
             // retry_or_dead declares it dead with its history; it never retries here.
-            let (c, o) = retry_or_dead(settings, stage, &[row], state, &why, tally);
+            let (c, o) = retry_or_dead(settings, stage, &[row], state, &what, tally);
             changes.extend(c);
             out.extend(o);
         } else {

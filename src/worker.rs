@@ -2,7 +2,7 @@
 //! connection, reconnecting when RabbitMQ goes away. Shutdown: stop consuming, finish the chunks
 //! in flight, flush the relay, exit.
 
-use crate::broker::{Broker, Outgoing, Publisher, attempt_of, names, topology};
+use crate::broker::{Broker, Outgoing, Publisher, attempt_of, names, sender_of, topology};
 use crate::config::Settings;
 use crate::messages::{self, PoisonMessage, Stage};
 use crate::metrics::Metrics;
@@ -266,20 +266,28 @@ async fn consume(
 async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher: &Publisher) {
     use futures::FutureExt as _;
     let started = Instant::now();
-    let outcome =
-        std::panic::AssertUnwindSafe(process_one(&ctx.settings, &ctx.pool, input, &delivery.data))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                Err(ProcessError::Poison(crate::stages::Poison(format!(
-                    "the handler panicked on this message: {what}"
-                ))))
-            });
+    // Validated by RabbitMQ against the publishing connection's user.
+    let own_user = crate::bank::users::own_user(&ctx.settings);
+    let sender = sender_of(&delivery.properties, &own_user);
+    let outcome = std::panic::AssertUnwindSafe(process_one(
+        &ctx.settings,
+        &ctx.pool,
+        input,
+        &delivery.data,
+        sender,
+    ))
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(ProcessError::Poison(crate::stages::Poison(format!(
+            "the handler panicked on this message: {what}"
+        ))))
+    });
     ctx.metrics
         .stage_duration
         .with_label_values(&[input.label()])
@@ -300,6 +308,9 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
             record(&ctx.metrics, &tally);
             record_input(&ctx.metrics, input, &tally);
             ctx.wake.notify_one();
+            if !tally.refused.is_empty() && !refuse(ctx, &tally, &delivery, publisher).await {
+                return;
+            }
             if !tally.unknown_ids.is_empty() {
                 // The known records are handled (committed); the message is kept for an
                 // operator because it named records that do not exist.
@@ -338,7 +349,11 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
             let (again, tier) =
                 via_retry_tier(&ctx.settings, input, attempt as i32, delivery.data.clone());
             tracing::warn!(error = %e, attempt, tier, "database error; the message is tried again after a delay");
-            match publisher.publish_attempt(&again, attempt).await {
+            let sender = match input {
+                Input::BankReplies => sender.map(|s| (s, own_user.as_str())),
+                Input::Stage(_) => None,
+            };
+            match publisher.publish_attempt(&again, attempt, sender).await {
                 Ok(()) => {
                     ctx.metrics
                         .retries
@@ -355,6 +370,38 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
     }
 }
 
+/// Bank answer items that cannot be trusted: each is logged (bank and record id) and counted,
+/// and the answer's refused items are parked on `salur.dead` together. False if parking failed
+/// (the answer then goes back to its queue; the items it applied are not applied twice).
+async fn refuse(ctx: &Ctx, tally: &Tally, delivery: &Delivery, publisher: &Publisher) -> bool {
+    let bank = tally.sender.as_deref().unwrap_or("unknown");
+    for r in &tally.refused {
+        tracing::warn!(bank, record_id = %r.item_id, reason = r.reason, why = %r.why, "bank answer item refused: it changes nothing");
+        ctx.metrics
+            .bank_replies_refused
+            .with_label_values(&[bank, r.reason])
+            .inc();
+    }
+    let ids: Vec<&str> = tally.refused.iter().map(|r| r.item_id.as_str()).collect();
+    // The body keeps only the refused items.
+    let body = match serde_json::from_slice::<serde_json::Value>(&delivery.data) {
+        Ok(mut v) => {
+            if let Some(items) = v.get_mut("items").and_then(|i| i.as_array_mut()) {
+                items.retain(|i| i["item_id"].as_str().is_some_and(|id| ids.contains(&id)));
+            }
+            serde_json::to_vec(&v).expect("serializes")
+        }
+        Err(_) => delivery.data.clone(),
+    };
+    let reason = tally
+        .refused
+        .iter()
+        .map(|r| format!("{}: item {}: {}", r.reason, r.item_id, r.why))
+        .collect::<Vec<_>>()
+        .join("; ");
+    park_body(ctx, Input::BankReplies, delivery, &reason, &body, publisher).await
+}
+
 /// Parks an unreadable message on `salur.dead` with its body and the reason. False if that
 /// failed (the message then goes back to its queue).
 async fn park(
@@ -362,6 +409,17 @@ async fn park(
     input: Input,
     delivery: &Delivery,
     reason: &str,
+    publisher: &Publisher,
+) -> bool {
+    park_body(ctx, input, delivery, reason, &delivery.data, publisher).await
+}
+
+async fn park_body(
+    ctx: &Ctx,
+    input: Input,
+    delivery: &Delivery,
+    reason: &str,
+    body: &[u8],
     publisher: &Publisher,
 ) -> bool {
     let queue = ctx.settings.name(&input.queue());
@@ -378,7 +436,7 @@ async fn park(
             } else {
                 reason.to_owned()
             },
-            raw: kept_body(input, &delivery.data),
+            raw: kept_body(input, body),
         })
         .expect("serializes"),
     };

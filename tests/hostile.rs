@@ -332,6 +332,7 @@ async fn open_accounts(env: &TestEnv) {
             &env.pool,
             Input::Stage(Stage::AccountOpening),
             &payload,
+            None,
         )
         .await
         .unwrap();
@@ -771,6 +772,7 @@ async fn a_record_its_stage_cannot_write_is_parked_and_the_rest_of_its_chunk_goe
             &env.pool,
             Input::Stage(Stage::AccountOpening),
             &msg.payload,
+            None,
         )
         .await
         .expect("the chunk is handled, not failed");

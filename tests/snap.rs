@@ -97,9 +97,12 @@ fn gateway_options(env: &TestEnv, bank: &str, addr: SocketAddr) -> GatewayOption
     }
 }
 
-fn start_gateway(env: &TestEnv, opts: GatewayOptions) -> Service {
+async fn start_gateway(env: &TestEnv, opts: GatewayOptions) -> Service {
+    let settings = gateway::as_bank_user(&env.settings, &env.pool, &opts.bank)
+        .await
+        .expect("the bank's RabbitMQ user");
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(gateway::run(env.settings.clone(), opts, cancel.clone()));
+    let task = tokio::spawn(gateway::run(settings, opts, cancel.clone()));
     Service { cancel, task }
 }
 
@@ -186,10 +189,12 @@ async fn the_demo_batch_through_snap_ends_as_through_amqp() {
         let mut env = TestEnv::new().await;
         env.start_worker();
         let (addr, server) = start_snap(&env, SimOptions::default(), snap_options()).await;
-        let gateways: Vec<Service> = banks
-            .iter()
-            .map(|b| start_gateway(&env, gateway_options(&env, b, addr)))
-            .collect();
+        let gateways: Vec<Service> = futures::future::join_all(
+            banks
+                .iter()
+                .map(|b| start_gateway(&env, gateway_options(&env, b, addr))),
+        )
+        .await;
         let batch = env.submit(&demo.records, "2026-Q4").await;
         open_accounts_by_file(&env, batch, &banks, SimOptions::default()).await;
         env.wait(batch).await;
@@ -339,10 +344,12 @@ async fn with_snap_timeouts_and_5xx_no_transfer_is_paid_twice() {
         )
         .await;
         let banks = ["009", "002"];
-        let gateways: Vec<Service> = banks
-            .iter()
-            .map(|b| start_gateway(&env, gateway_options(&env, b, addr)))
-            .collect();
+        let gateways: Vec<Service> = futures::future::join_all(
+            banks
+                .iter()
+                .map(|b| start_gateway(&env, gateway_options(&env, b, addr))),
+        )
+        .await;
         let rows = recipients(200, |i| if i % 2 == 0 { "009" } else { "002" });
         let batch = env.submit(&rows, "2026-Q4").await;
         open_accounts_by_file(&env, batch, &banks, sim).await;
@@ -568,7 +575,10 @@ async fn one_journal_per_gateway() {
     std::fs::remove_file(path).unwrap();
 }
 
-fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> std::process::Child {
+async fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> std::process::Child {
+    let bank = gateway::as_bank_user(&env.settings, &env.pool, SNAP_BANK)
+        .await
+        .expect("the bank's RabbitMQ user");
     let key = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/snap/partner.key.pem"
@@ -592,7 +602,7 @@ fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> std::process::Child {
         .arg("--journal")
         .arg(journal(env, SNAP_BANK))
         .args(["--timeout", "5", "--prefetch", "4"])
-        .env("AMQP_URL", &env.settings.amqp_url)
+        .env("AMQP_URL", &bank.amqp_url)
         .env("SALUR_NAMESPACE", &env.settings.namespace)
         .env("METRICS_ADDR", "off")
         .env("SNAP_CLIENT_KEY", CLIENT_KEY)
@@ -627,7 +637,7 @@ async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
         let mut kills = 0;
         let started = Instant::now();
         while kills < 5 {
-            let mut gw = spawn_gateway(&env, addr);
+            let mut gw = spawn_gateway(&env, addr).await;
             tokio::time::sleep(Duration::from_millis(700 + 300 * kills)).await;
             gw.kill().expect("SIGKILL");
             gw.wait().unwrap();
@@ -641,7 +651,7 @@ async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
             kills >= 2,
             "the gateway was killed at least twice mid-batch"
         );
-        let mut gw = spawn_gateway(&env, addr);
+        let mut gw = spawn_gateway(&env, addr).await;
         let status = env.wait(batch).await;
         gw.kill().unwrap();
         gw.wait().unwrap();

@@ -68,6 +68,10 @@ impl RequestBody {
 pub struct AccountOpenItem {
     /// salur's record id; the answer carries it back.
     pub item_id: String,
+    /// The same for every request that opens this record's account with these data (a re-send
+    /// after a timeout, a retry): a bank that sees it again answers with the account it opened
+    /// the first time, and never opens a second one. A corrected record gets a new key.
+    pub idempotency_key: String,
     pub nik: String,
     pub kk: String,
     pub name: String,
@@ -144,6 +148,30 @@ pub struct ReplyItem {
     pub reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<BankReason>,
+}
+
+impl ReplyItem {
+    /// The field an `ok` answer of this kind must carry and this one lacks (account opening:
+    /// account number and holder's name; inquiry: holder's name; transfer: the bank's
+    /// reference). An empty string counts as missing.
+    pub fn missing_field(&self, kind: RequestKind) -> Option<&'static str> {
+        if self.status != ItemStatus::Ok {
+            return None;
+        }
+        let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+        let required: &[(&'static str, &Option<String>)] = match kind {
+            RequestKind::AccountOpen => &[
+                ("account_number", &self.account_number),
+                ("account_name", &self.account_name),
+            ],
+            RequestKind::AccountInquiry => &[("account_name", &self.account_name)],
+            RequestKind::Transfer => &[("reference", &self.reference)],
+        };
+        required
+            .iter()
+            .find(|(_, v)| blank(v))
+            .map(|(name, _)| *name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

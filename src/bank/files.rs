@@ -56,7 +56,7 @@ pub async fn export_accounts(
     out: &Path,
 ) -> anyhow::Result<usize> {
     let mut conn = pool.acquire().await?;
-    let ids = records::ids_in_state(&mut conn, batch, State::AccountRequested).await?;
+    let ids = records::batch_ids_in_state(&mut conn, batch, State::AccountRequested).await?;
     let rows = records::read_scoped(&mut conn, &ids, None).await?;
     // Write next to the target and rename, so a failed export leaves no half-written file.
     let tmp = out.with_extension("partial");
@@ -71,7 +71,7 @@ pub async fn export_accounts(
         if rec.bank.as_str() != bank || rec.account_number.is_some() {
             continue;
         }
-        let i = open_item(row.id, &rec);
+        let i = open_item(row, &rec);
         w.write_record([
             &i.item_id,
             &i.nik,
@@ -326,17 +326,45 @@ pub async fn import_accounts(
         }
     }
     if !waiting.is_empty() {
-        let reply = BankReply {
-            v: VERSION,
-            request_id: Uuid::new_v4(),
-            bank_code: bank.to_owned(),
-            kind: RequestKind::AccountOpen,
-            answered_at: chrono::Utc::now(),
-            items: waiting,
-        };
-        crate::stages::replies::handle(settings, &mut tx, &reply)
-            .await
-            .map_err(|e| anyhow::anyhow!("applying {file}: {e}"))?;
+        // The file answers the account-opening requests salur sent this bank: each item goes
+        // with the request that asked for it, checked like any answer, as the bank's user
+        // (the operator vouches for the file by naming its bank).
+        let ids: Vec<i64> = waiting
+            .iter()
+            .filter_map(|i| i.item_id.parse().ok())
+            .collect();
+        let asked: HashMap<i64, Uuid> = crate::store::bank_requests::latest_for(
+            &mut tx,
+            RequestKind::AccountOpen.as_str(),
+            &ids,
+        )
+        .await?
+        .into_iter()
+        .collect();
+        let mut by_request: std::collections::BTreeMap<Uuid, Vec<ReplyItem>> = Default::default();
+        for item in waiting {
+            let request = item
+                .item_id
+                .parse()
+                .ok()
+                .and_then(|id: i64| asked.get(&id).copied())
+                .unwrap_or_else(Uuid::nil);
+            by_request.entry(request).or_default().push(item);
+        }
+        let user = crate::bank::users::user_name(settings, bank);
+        for (request_id, items) in by_request {
+            let reply = BankReply {
+                v: VERSION,
+                request_id,
+                bank_code: bank.to_owned(),
+                kind: RequestKind::AccountOpen,
+                answered_at: chrono::Utc::now(),
+                items,
+            };
+            crate::stages::replies::handle(settings, &mut tx, &reply, Some(&user))
+                .await
+                .map_err(|e| anyhow::anyhow!("applying {file}: {e}"))?;
+        }
     }
     tx.commit().await?;
     Ok(summary)
@@ -367,6 +395,7 @@ pub async fn simulate_results(
         let f = |i: usize| r.get(i).unwrap_or("").to_owned();
         items.push(AccountOpenItem {
             item_id: f(0),
+            idempotency_key: String::new(),
             nik: f(1),
             kk: f(2),
             name: f(3),

@@ -608,6 +608,22 @@ impl Gateway {
     }
 }
 
+/// `settings` for a gateway that answers for `bank` as that bank's own RabbitMQ user (made, or
+/// given a new password, through the management API): for the demo and the tests, which run a
+/// gateway next to salur. In production the bank's user comes from `salur bank add`.
+pub async fn as_bank_user(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    bank: &str,
+) -> anyhow::Result<Settings> {
+    let name = crate::domain::BankCode::parse(bank)
+        .map(|b| b.name())
+        .unwrap_or("bank");
+    crate::bank::users::add(settings, pool, bank, &format!("{name} (SNAP gateway)"))
+        .await?
+        .settings(settings)
+}
+
 /// Runs the gateway until `cancel`, reconnecting when RabbitMQ goes away. `settings.amqp_url`
 /// is the bank's own RabbitMQ user.
 pub async fn run(
@@ -729,7 +745,10 @@ async fn handle(
         routing_key: reply.kind.routing_key(&reply.bank_code),
         payload: serde_json::to_vec(&reply)?,
     };
-    publisher.publish_all(&[message]).await?;
+    // As the bank's user: RabbitMQ checks `user_id`, salur checks it is the bank asked.
+    publisher
+        .publish_all_as(&[message], &crate::bank::users::own_user(settings))
+        .await?;
     delivery.acker.ack(BasicAckOptions::default()).await?;
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! Faults for tests: transient errors, rejections, duplicated or lost answers, delay, all seeded.
 
 use crate::bank::contract::*;
+use crate::bank::users::{self, Credentials};
 use crate::broker::{Broker, Outgoing, Publisher, names, topology};
 use crate::config::Settings;
 use futures::StreamExt as _;
@@ -39,6 +40,12 @@ pub struct SimOptions {
     pub seed: u64,
     /// Requests answered at once per bank queue.
     pub concurrency: usize,
+    /// The banks' RabbitMQ users to answer as (from `salur bank add`); a bank served without
+    /// one gets a user made by bank-sim.
+    pub credentials: Vec<Credentials>,
+    /// The refusal code of rejected items (for tests), instead of each kind's usual one
+    /// (NIK_NOT_FOUND, ACCOUNT_NOT_FOUND, ACCOUNT_DORMANT).
+    pub reject_code: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -52,6 +59,8 @@ impl Default for SimOptions {
             delay: Duration::ZERO,
             seed: 1,
             concurrency: 8,
+            credentials: Vec::new(),
+            reject_code: None,
         }
     }
 }
@@ -115,6 +124,12 @@ pub async fn forget_customers(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 /// Runs the simulator until `cancel`, reconnecting when RabbitMQ goes away.
+///
+/// Each bank it serves answers over its own connection, as that bank's RabbitMQ user (a real
+/// bank has its own credentials, and salur trusts an answer only from the bank that was
+/// asked): the users given in [`SimOptions::credentials`], and for any other bank a user it
+/// makes itself through the management API with the administrator's credentials of
+/// `AMQP_URL` (giving an existing user of that bank a new password).
 pub async fn run(
     settings: Settings,
     pool: PgPool,
@@ -130,39 +145,42 @@ pub async fn run(
     } else {
         opts.banks.clone()
     };
-    let sim = Arc::new(Sim::new(settings.clone(), pool, opts));
-    loop {
-        let broker = tokio::select! {
-            _ = cancel.cancelled() => return Ok(()),
-            b = Broker::connect_with_retry(&settings, Duration::from_secs(3600)) => b?,
+    // salur declares the banks' queues (a bank's user may declare nothing).
+    let broker = tokio::select! {
+        _ = cancel.cancelled() => return Ok(()),
+        b = Broker::connect_with_retry(&settings, Duration::from_secs(3600)) => b?,
+    };
+    topology::declare(&broker).await?;
+    broker.close().await;
+    let mut logins = Vec::new();
+    for code in &banks {
+        let creds = match opts.credentials.iter().find(|c| &c.bank == code) {
+            Some(c) => c.clone(),
+            None => {
+                let name = crate::domain::BankCode::parse(code)
+                    .map(|b| b.name())
+                    .unwrap_or("bank-sim");
+                users::add(&settings, &pool, code, &format!("{name} (bank-sim)")).await?
+            }
         };
-        topology::declare(&broker).await?;
-        let stop = cancel.child_token();
-        let mut tasks = tokio::task::JoinSet::new();
-        for code in &banks {
-            let (channel, consumer) = broker
-                .consume(&names::bank_queue(code), &format!("bank-sim-{code}"))
-                .await?;
-            let publisher = broker.publisher().await?;
-            let sim = sim.clone();
-            let stop = stop.clone();
-            tasks.spawn(async move { sim.serve(channel, consumer, publisher, stop).await });
-        }
-        tracing::info!(banks = ?banks, "bank-sim serving");
-        let mut failed = None;
-        tokio::select! {
-            _ = cancel.cancelled() => {}
-            Some(r) = tasks.join_next() => { failed = Some(r); }
-        }
-        stop.cancel();
-        while tasks.join_next().await.is_some() {}
-        broker.close().await;
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        tracing::warn!(result = ?failed.map(|r| r.map(|r| r.map_err(|e| format!("{e:#}")))), "bank-sim lost its connection; reconnecting");
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        logins.push((code.clone(), creds.settings(&settings)?, creds.user));
     }
+    let sim = Arc::new(Sim::new(settings.clone(), pool, opts));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (code, bank_settings, user) in logins {
+        let sim = sim.clone();
+        let cancel = cancel.clone();
+        tasks.spawn(async move { sim.serve_bank(code, bank_settings, user, cancel).await });
+    }
+    tracing::info!(banks = ?banks, "bank-sim serving");
+    let mut result = Ok(());
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r.map_err(anyhow::Error::from).and_then(|r| r) {
+            cancel.cancel();
+            result = Err(e);
+        }
+    }
+    result
 }
 
 /// `(nik, account_number, account_name, status, reason)` as the ledger keeps it.
@@ -192,6 +210,43 @@ impl Sim {
         }
     }
 
+    /// One bank's connection (as its user) and consumer, reconnecting until `cancel`.
+    async fn serve_bank(
+        self: Arc<Self>,
+        code: String,
+        bank_settings: Settings,
+        user: String,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<()> {
+        loop {
+            let broker = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                b = Broker::connect_with_retry(&bank_settings, Duration::from_secs(3600)) => b?,
+            };
+            let served = async {
+                let (channel, consumer) = broker
+                    .consume(&names::bank_queue(&code), &format!("bank-sim-{code}"))
+                    .await?;
+                let publisher = broker.publisher().await?;
+                self.clone()
+                    .serve(channel, consumer, publisher, &user, cancel.clone())
+                    .await
+            }
+            .await;
+            broker.close().await;
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            tracing::warn!(bank = %code, error = ?served.err().map(|e| format!("{e:#}")), "bank-sim lost its connection; reconnecting");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The code of a rejection: [`SimOptions::reject_code`], or this kind's usual one.
+    fn reject_code<'a>(&'a self, usual: &'a str) -> &'a str {
+        self.opts.reject_code.as_deref().unwrap_or(usual)
+    }
+
     fn roll(&self, rate: f64) -> bool {
         rate > 0.0 && self.rng.lock().expect("rng").random_bool(rate.min(1.0))
     }
@@ -203,9 +258,11 @@ impl Sim {
         channel: lapin::Channel,
         mut consumer: lapin::Consumer,
         publisher: Publisher,
+        user: &str,
         stop: CancellationToken,
     ) -> anyhow::Result<()> {
         let publisher = Arc::new(publisher);
+        let user: Arc<str> = user.into();
         let permits = Arc::new(tokio::sync::Semaphore::new(self.opts.concurrency.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         let result = loop {
@@ -220,8 +277,9 @@ impl Sim {
             let permit = permits.clone().acquire_owned().await?;
             let sim = self.clone();
             let publisher = publisher.clone();
+            let user = user.clone();
             tasks.spawn(async move {
-                let r = sim.handle(delivery, &publisher).await;
+                let r = sim.handle(delivery, &publisher, &user).await;
                 drop(permit);
                 r
             });
@@ -240,6 +298,7 @@ impl Sim {
         &self,
         delivery: lapin::message::Delivery,
         publisher: &Publisher,
+        user: &str,
     ) -> anyhow::Result<()> {
         let request: BankRequest = match serde_json::from_slice(&delivery.data) {
             Ok(r) => r,
@@ -286,7 +345,7 @@ impl Sim {
             1
         };
         let messages = vec![message; times];
-        publisher.publish_all(&messages).await?;
+        publisher.publish_all_as(&messages, user).await?;
         delivery.acker.ack(BasicAckOptions::default()).await?;
         Ok(())
     }
@@ -353,7 +412,7 @@ impl Sim {
                         CASE WHEN u.status = 'ok' THEN $1 || lpad(nextval('bank_sim.numbers')::text, 10, '0') END,
                         CASE WHEN u.status = 'ok' THEN u.name END,
                         u.status,
-                        CASE WHEN u.status = 'rejected' THEN 'NIK_NOT_FOUND' END
+                        CASE WHEN u.status = 'rejected' THEN $5 END
                  FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(nik, name, status)
                  ON CONFLICT DO NOTHING
                  RETURNING nik, account_number, account_name, status, reason
@@ -370,6 +429,7 @@ impl Sim {
         .bind(&nik)
         .bind(&name)
         .bind(&status)
+        .bind(self.reject_code("NIK_NOT_FOUND"))
         .fetch_all(&self.pool)
         .await?;
         let by_nik: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
@@ -409,7 +469,7 @@ impl Sim {
             "WITH new AS (
                  INSERT INTO bank_sim.inquiries (bank_code, account_number, account_name, status, reason)
                  SELECT $1, u.account, CASE WHEN u.status = 'ok' THEN u.name END, u.status,
-                        CASE WHEN u.status = 'rejected' THEN 'ACCOUNT_NOT_FOUND' END
+                        CASE WHEN u.status = 'rejected' THEN $5 END
                  FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(account, name, status)
                  ON CONFLICT DO NOTHING
                  RETURNING account_number, account_name, status, reason
@@ -427,6 +487,7 @@ impl Sim {
         .bind(&account)
         .bind(&name)
         .bind(&status)
+        .bind(self.reject_code("ACCOUNT_NOT_FOUND"))
         .fetch_all(&self.pool)
         .await?;
         let by_account: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
@@ -461,8 +522,8 @@ impl Sim {
                 .ok()
                 .filter(|a| *a > Decimal::ZERO && item.amount.currency == "IDR");
             let (s, r) = match (amount, reject) {
-                (None, _) => ("rejected", Some("INVALID_AMOUNT")),
-                (Some(_), true) => ("rejected", Some("ACCOUNT_DORMANT")),
+                (None, _) => ("rejected", Some("TRANSFER_REFUSED")),
+                (Some(_), true) => ("rejected", Some(self.reject_code("ACCOUNT_DORMANT"))),
                 (Some(_), false) => ("ok", None),
             };
             keys.push(item.idempotency_key.as_str());

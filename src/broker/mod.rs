@@ -5,7 +5,9 @@
 mod publish;
 pub mod topology;
 
-pub use publish::{ATTEMPT_HEADER, Outgoing, PublishError, Publisher, attempt_of};
+pub use publish::{
+    ATTEMPT_HEADER, Outgoing, PublishError, Publisher, SENDER_HEADER, attempt_of, sender_of,
+};
 
 use crate::config::{Settings, redact_url};
 use anyhow::Context as _;

@@ -10,6 +10,29 @@ use lapin::{BasicProperties, Channel};
 /// retry tier by a consumer whose handler failed; absent means 0).
 pub const ATTEMPT_HEADER: &str = "x-salur-attempt";
 
+/// The header carrying, on a bank answer sent to a retry tier by salur, the bank user that
+/// published it (RabbitMQ lets salur's own user set no other `user_id` than its own). Trusted
+/// only on a message whose `user_id` is salur's own user: a bank cannot publish as that user.
+pub const SENDER_HEADER: &str = "x-salur-sender";
+
+/// The user that published a delivered message: its `user_id` (which RabbitMQ validates), or,
+/// on a message salur's own user (`own_user`) sent again through a retry tier, the sender it
+/// noted in [`SENDER_HEADER`].
+pub fn sender_of<'a>(properties: &'a BasicProperties, own_user: &str) -> Option<&'a str> {
+    let user = properties.user_id().as_ref().map(|u| u.as_str())?;
+    if user != own_user {
+        return Some(user);
+    }
+    match properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(SENDER_HEADER))
+    {
+        Some(AMQPValue::LongString(s)) => std::str::from_utf8(s.as_bytes()).ok(),
+        _ => Some(user),
+    }
+}
+
 /// The attempt count a delivered message carries.
 pub fn attempt_of(properties: &BasicProperties) -> u32 {
     properties
@@ -71,25 +94,39 @@ impl Publisher {
     /// window is the whole slice, not one at a time). Ok only if every message was acked and
     /// routed.
     pub async fn publish_all(&self, messages: &[Outgoing]) -> Result<(), PublishError> {
-        self.publish_with(messages, None).await
+        self.publish_with(messages, None, None).await
     }
 
-    /// Publishes one message carrying its attempt count in [`ATTEMPT_HEADER`].
+    /// Publishes one message carrying its attempt count in [`ATTEMPT_HEADER`] and, for a bank
+    /// answer, its original sender in [`SENDER_HEADER`] (with `user_id` set to `own_user`, the
+    /// user this publisher connected as).
     pub async fn publish_attempt(
         &self,
         message: &Outgoing,
         attempt: u32,
+        sender: Option<(&str, &str)>,
     ) -> Result<(), PublishError> {
         let mut headers = FieldTable::default();
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(attempt));
-        self.publish_with(std::slice::from_ref(message), Some(headers))
-            .await
+        if let Some((sender, _)) = sender {
+            headers.insert(
+                SENDER_HEADER.into(),
+                AMQPValue::LongString(sender.as_bytes().to_vec().into()),
+            );
+        }
+        self.publish_with(
+            std::slice::from_ref(message),
+            Some(headers),
+            sender.map(|(_, own)| own),
+        )
+        .await
     }
 
     async fn publish_with(
         &self,
         messages: &[Outgoing],
         headers: Option<FieldTable>,
+        user_id: Option<&str>,
     ) -> Result<(), PublishError> {
         let mut pending = Vec::with_capacity(messages.len());
         for m in messages {
@@ -104,9 +141,12 @@ impl Publisher {
                     },
                     &m.payload,
                     {
-                        let p = BasicProperties::default()
+                        let mut p = BasicProperties::default()
                             .with_delivery_mode(2)
                             .with_content_type("application/json".into());
+                        if let Some(u) = user_id {
+                            p = p.with_user_id(u.into());
+                        }
                         match &headers {
                             Some(h) => p.with_headers(h.clone()),
                             None => p,
@@ -134,6 +174,17 @@ impl Publisher {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Publishes every message with `user_id` set to `user`, which must be the user this
+    /// publisher's connection authenticated as: RabbitMQ closes the channel otherwise. A bank
+    /// answers this way, so that salur knows which bank answered.
+    pub async fn publish_all_as(
+        &self,
+        messages: &[Outgoing],
+        user: &str,
+    ) -> Result<(), PublishError> {
+        self.publish_with(messages, None, Some(user)).await
     }
 
     pub async fn publish_one(&self, message: Outgoing) -> Result<(), PublishError> {

@@ -31,11 +31,21 @@ pub enum ReasonCode {
     // Answers from the bank (account opening / inquiry).
     NikNotFound,
     AccountNotFound,
+    NikDataMismatch,
+    CustomerBlacklisted,
+    AccountClosed,
+    AccountDormant,
+    AccountBlocked,
+    /// An inquiry answered for another account number than the one asked.
+    AccountMismatch,
     // Verification.
     NameMismatch,
     DoubleRecipient,
     // Transfer.
     TransferRejected,
+    AmountLimitExceeded,
+    /// A bank refusal code salur does not know; the bank's code and text are kept.
+    BankRefused,
     // Operations.
     RetriesExhausted,
     /// Closed for good by an operator (`salur dlq discard`), the why in the audit table.
@@ -69,9 +79,17 @@ impl ReasonCode {
         Self::AmountInvalid,
         Self::NikNotFound,
         Self::AccountNotFound,
+        Self::NikDataMismatch,
+        Self::CustomerBlacklisted,
+        Self::AccountClosed,
+        Self::AccountDormant,
+        Self::AccountBlocked,
+        Self::AccountMismatch,
         Self::NameMismatch,
         Self::DoubleRecipient,
         Self::TransferRejected,
+        Self::AmountLimitExceeded,
+        Self::BankRefused,
         Self::RetriesExhausted,
         Self::Discarded,
         Self::RecordUnprocessable,
@@ -101,13 +119,38 @@ impl ReasonCode {
             Self::AmountInvalid => "AMOUNT_INVALID",
             Self::NikNotFound => "NIK_NOT_FOUND",
             Self::AccountNotFound => "ACCOUNT_NOT_FOUND",
+            Self::NikDataMismatch => "NIK_DATA_MISMATCH",
+            Self::CustomerBlacklisted => "CUSTOMER_BLACKLISTED",
+            Self::AccountClosed => "ACCOUNT_CLOSED",
+            Self::AccountDormant => "ACCOUNT_DORMANT",
+            Self::AccountBlocked => "ACCOUNT_BLOCKED",
+            Self::AccountMismatch => "ACCOUNT_MISMATCH",
             Self::NameMismatch => "NAME_MISMATCH",
             Self::DoubleRecipient => "DOUBLE_RECIPIENT",
             Self::TransferRejected => "TRANSFER_REJECTED",
+            Self::AmountLimitExceeded => "AMOUNT_LIMIT_EXCEEDED",
+            Self::BankRefused => "BANK_REFUSED",
             Self::RetriesExhausted => "RETRIES_EXHAUSTED",
             Self::Discarded => "DISCARDED",
             Self::RecordUnprocessable => "RECORD_UNPROCESSABLE",
         }
+    }
+
+    /// For a reason found by the bank or by verification (not by reading the record): the
+    /// fields whose correction clears it. A fix that changes none of them keeps the reason.
+    pub fn fixed_by(self) -> Option<&'static [&'static str]> {
+        Some(match self {
+            Self::NikNotFound => &["nik", "bank_code"],
+            Self::NikDataMismatch => &["nik", "name", "birth_date", "bank_code"],
+            Self::CustomerBlacklisted => &["bank_code"],
+            Self::AccountNotFound
+            | Self::AccountClosed
+            | Self::AccountDormant
+            | Self::AccountBlocked
+            | Self::AccountMismatch => &["account_number", "bank_code"],
+            Self::NameMismatch => &["name", "account_number", "bank_code"],
+            _ => return None,
+        })
     }
 
     pub fn parse(code: &str) -> Option<Self> {

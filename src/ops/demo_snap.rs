@@ -76,7 +76,8 @@ pub async fn start(
             journal: dir.join(format!("gateway-{code}.journal")),
             prefetch: 8,
         };
-        services.spawn(gateway::run(settings.clone(), opts, cancel.clone()));
+        let bank_settings = gateway::as_bank_user(settings, pool, code).await?;
+        services.spawn(gateway::run(bank_settings, opts, cancel.clone()));
     }
     Ok(sim)
 }

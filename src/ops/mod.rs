@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod chaos;
+pub mod dead_queue;
 pub mod demo;
 pub mod demo_snap;
 pub mod office;

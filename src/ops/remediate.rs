@@ -323,11 +323,8 @@ fn fix_row(
     let mut reasons = validate(&raw, range).err().unwrap_or_default();
     // What the bank or verification found stays until a field it concerns is corrected.
     for r in reasons_of(row_reasons.clone()) {
-        let concerns: &[&str] = match r.code {
-            ReasonCode::NikNotFound => &["nik", "bank_code"],
-            ReasonCode::AccountNotFound => &["account_number", "bank_code"],
-            ReasonCode::NameMismatch => &["name", "account_number", "bank_code"],
-            _ => continue,
+        let Some(concerns) = r.code.fixed_by() else {
+            continue;
         };
         if !concerns.iter().any(|f| changed.contains(f)) {
             reasons.push(r);

@@ -90,7 +90,7 @@ pub fn requests(settings: &Settings, complete: &[(&RecordRow, Recipient)]) -> Ve
             RequestBody::AccountOpen {
                 items: group
                     .iter()
-                    .map(|r| open_item(r.id, recipients[&r.id]))
+                    .map(|r| open_item(r, recipients[&r.id]))
                     .collect(),
             }
         };
@@ -99,11 +99,47 @@ pub fn requests(settings: &Settings, complete: &[(&RecordRow, Recipient)]) -> Ve
     out
 }
 
+/// Namespace of the account-opening idempotency keys (a fixed, random UUID).
+const OPEN_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x3c7e_91a2_5b04_4f6d_8e1a_d2c9_47b0_6a13);
+
+/// The same for every request that opens this record's account with these data: UUIDv5 of the
+/// batch, the record id and every value the bank is given. A re-send (timeout, retry) carries
+/// the same key, so the bank opens one account; a record corrected by its office (a fixed NIK or
+/// name) is a new request for the bank, with a new key.
+pub fn open_key(row: &RecordRow, rec: &Recipient) -> String {
+    let item = open_item_values(row.id, rec);
+    let values = [
+        &item.nik,
+        &item.kk,
+        &item.name,
+        &item.mother_name,
+        &item.birth_place,
+        &item.birth_date,
+        &item.sex,
+        &item.address,
+        &item.region_code,
+    ];
+    let mut text = format!("{}/{}/{}", row.batch_id, row.id, rec.bank.as_str());
+    for v in values {
+        text.push('\u{1f}');
+        text.push_str(v);
+    }
+    Uuid::new_v5(&OPEN_KEY_NAMESPACE, text.as_bytes()).to_string()
+}
+
 /// The account-opening item for a complete record (also written to collective account-opening
 /// files by [`crate::bank::files`]).
-pub fn open_item(id: i64, rec: &Recipient) -> AccountOpenItem {
+pub fn open_item(row: &RecordRow, rec: &Recipient) -> AccountOpenItem {
+    AccountOpenItem {
+        idempotency_key: open_key(row, rec),
+        ..open_item_values(row.id, rec)
+    }
+}
+
+fn open_item_values(id: i64, rec: &Recipient) -> AccountOpenItem {
     AccountOpenItem {
         item_id: id.to_string(),
+        idempotency_key: String::new(),
         nik: rec.nik.as_str().to_owned(),
         kk: rec.kk.as_str().to_owned(),
         name: rec.name.clone(),

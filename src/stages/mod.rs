@@ -66,6 +66,21 @@ pub struct Tally {
     pub requested: BTreeMap<String, Decimal>,
     /// A bank answer: `(bank code, stage, seconds since its request was committed)`.
     pub bank_round_trip: Option<(String, Stage, f64)>,
+    /// A bank answer's items that changed nothing because they cannot be trusted (sent by
+    /// another bank, for no request salur sent, missing a required field): parked on
+    /// `salur.dead` after the others were handled.
+    pub refused: Vec<RefusedItem>,
+    /// A bank answer: the bank whose RabbitMQ user sent it (`unknown` if none).
+    pub sender: Option<String>,
+}
+
+/// A bank answer item that changed nothing: why, as a code for the metric and a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedItem {
+    pub item_id: String,
+    /// `WRONG_BANK`, `UNKNOWN_REQUEST`, `MISSING_FIELD`, `NO_SENDER`, `UNKNOWN_SENDER`.
+    pub reason: &'static str,
+    pub why: String,
 }
 
 impl Tally {
@@ -142,13 +157,17 @@ pub enum ProcessError {
 /// refuses what the stage writes for one record) is handled again record by record
 /// ([`isolate`]): the others go on, the record at fault is parked `dead` with
 /// `RECORD_UNPROCESSABLE` and what the database said.
+///
+/// `sender` is the AMQP `user_id` of the message (validated by RabbitMQ): for a bank answer,
+/// the bank's user.
 pub async fn process_one(
     settings: &Settings,
     pool: &PgPool,
     input: Input,
     body: &[u8],
+    sender: Option<&str>,
 ) -> Result<Tally, ProcessError> {
-    match process_retrying(settings, pool, input, body).await {
+    match process_retrying(settings, pool, input, body, sender).await {
         Err(ProcessError::Database(e)) if !transient(&e) => match input {
             Input::Stage(stage) => {
                 let msg = decode_stage(body, stage)?;
@@ -182,7 +201,7 @@ async fn isolate(
             record_ids: vec![id],
             ..msg.clone()
         });
-        let tally = match process_retrying(settings, pool, Input::Stage(stage), &one).await {
+        let tally = match process_retrying(settings, pool, Input::Stage(stage), &one, None).await {
             Err(ProcessError::Database(e)) if !transient(&e) => {
                 park_unprocessable(settings, pool, stage, id, &e).await?
             }
@@ -243,9 +262,10 @@ async fn process_retrying(
     pool: &PgPool,
     input: Input,
     body: &[u8],
+    sender: Option<&str>,
 ) -> Result<Tally, ProcessError> {
     use backon::{ExponentialBuilder, Retryable as _};
-    (|| process_once(settings, pool, input, body))
+    (|| process_once(settings, pool, input, body, sender))
         .retry(
             ExponentialBuilder::default()
                 .with_jitter()
@@ -285,6 +305,7 @@ async fn process_once(
     pool: &PgPool,
     input: Input,
     body: &[u8],
+    sender: Option<&str>,
 ) -> Result<Tally, ProcessError> {
     let mut tx = pool.begin().await?;
     let tally = match input {
@@ -307,7 +328,7 @@ async fn process_once(
                 record_ids = ?reply.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(),
                 "bank answer"
             );
-            replies::handle(settings, &mut tx, &reply).await?
+            replies::handle(settings, &mut tx, &reply, sender).await?
         }
     };
     tx.commit().await?;
@@ -505,5 +526,39 @@ pub async fn write(
     out: &[Outgoing],
 ) -> sqlx::Result<()> {
     crate::store::records::apply(conn, from, changes).await?;
+    crate::store::bank_requests::insert(conn, &sent_requests(out)).await?;
     crate::store::outbox::insert(conn, out).await
+}
+
+/// The bank requests among `out` (routed `bank.<code>.<kind>`), as the bank will see them: an
+/// answer is later checked against these.
+fn sent_requests(out: &[Outgoing]) -> Vec<crate::store::bank_requests::SentRequest> {
+    use crate::bank::contract::{BankRequest, RequestBody};
+    out.iter()
+        .filter(|m| m.routing_key.starts_with("bank."))
+        .filter_map(|m| serde_json::from_slice::<BankRequest>(&m.payload).ok())
+        .map(|r| {
+            let (record_ids, keys): (Vec<i64>, Vec<String>) = match &r.body {
+                RequestBody::AccountOpen { items } => items
+                    .iter()
+                    .map(|i| (i.item_id.parse().unwrap_or(-1), i.idempotency_key.clone()))
+                    .unzip(),
+                RequestBody::AccountInquiry { items } => items
+                    .iter()
+                    .map(|i| (i.item_id.parse().unwrap_or(-1), String::new()))
+                    .unzip(),
+                RequestBody::Transfer { items } => items
+                    .iter()
+                    .map(|i| (i.item_id.parse().unwrap_or(-1), i.idempotency_key.clone()))
+                    .unzip(),
+            };
+            crate::store::bank_requests::SentRequest {
+                request_id: r.request_id,
+                bank_code: r.bank_code.clone(),
+                kind: r.body.kind().as_str().to_owned(),
+                record_ids,
+                keys,
+            }
+        })
+        .collect()
 }

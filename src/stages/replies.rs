@@ -1,11 +1,14 @@
 //! Bank answers. An answer is applied only to records still waiting for it (`account_requested`
 //! or `transfer_requested`): a late, duplicated or out-of-order answer changes nothing.
 
-use super::{Poison, Tally, parked_message, retry_or_dead, stage_message, write};
+use super::account_opening::open_key;
+use super::{Poison, RefusedItem, Tally, parked_message, retry_or_dead, stage_message, write};
 use crate::bank::contract::{BankReply, ItemStatus, ReplyItem, RequestKind, VERSION};
+use crate::bank::{refusals, users};
 use crate::config::Settings;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::Stage;
+use crate::store::bank_requests::{self, SentRequest};
 use crate::store::{Attempt, Change, RecordRow, State, records};
 use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +29,9 @@ pub async fn handle(
     settings: &Settings,
     conn: &mut PgConnection,
     reply: &BankReply,
+    sender: Option<&str>,
 ) -> Result<Tally, super::ProcessError> {
+    let mut tally = Tally::default();
     let mut items: HashMap<i64, &ReplyItem> = HashMap::new();
     for item in &reply.items {
         let id = item.item_id.parse::<i64>().map_err(|_| {
@@ -37,6 +42,9 @@ pub async fn handle(
         })?;
         items.insert(id, item);
     }
+    let Some(bank) = trust(settings, conn, reply, sender, &mut items, &mut tally).await? else {
+        return Ok(tally);
+    };
     let ids: Vec<i64> = items.keys().copied().collect();
     let (stage, waiting) = match reply.kind {
         RequestKind::AccountOpen | RequestKind::AccountInquiry => {
@@ -44,8 +52,8 @@ pub async fn handle(
         }
         RequestKind::Transfer => (Stage::Transfer, State::TransferRequested),
     };
-    let mut tally = Tally::default();
     let rows = tally.lock(conn, &ids, waiting).await?;
+    let (rows, asked) = current(rows, reply.kind, &bank.request, &mut tally);
     // The records of one request went to their waiting state in one transaction.
     tally.bank_round_trip = rows
         .iter()
@@ -62,17 +70,39 @@ pub async fn handle(
     for row in &rows {
         let item = items[&row.id];
         match (item.status, reply.kind) {
+            (ItemStatus::Ok, RequestKind::AccountInquiry)
+                if item
+                    .account_number
+                    .as_deref()
+                    .is_some_and(|n| Some(n) != asked.get(&row.id).map(String::as_str)) =>
+            {
+                // The bank answered for another account than the one asked: the payee is
+                // not changed.
+                let reasons = vec![Reason::new(
+                    ReasonCode::AccountMismatch,
+                    "account_number",
+                    "the bank confirmed another account number than the one asked, so the \
+                     payee was not changed: check the account number with the recipient and \
+                     the bank, correct it and replay",
+                )];
+                tally.reasons(stage, &reasons);
+                tally.count(stage, "blocked", 1);
+                let c = Change::to(row.id, State::Blocked)
+                    .with_reasons(reasons)
+                    .with_detail(detail.clone());
+                out.push(parked_message(settings, row, stage, &c));
+                changes.push(c);
+            }
             (ItemStatus::Ok, RequestKind::AccountOpen | RequestKind::AccountInquiry) => {
                 let mut c = Change::to(row.id, State::AccountOpened)
                     .with_detail(detail.clone())
                     .with_attempt(Attempt::Reset);
-                c.bank_account = item.account_number.clone();
+                c.bank_account = match reply.kind {
+                    // The account asked about, never one the bank names instead.
+                    RequestKind::AccountInquiry => asked.get(&row.id).cloned(),
+                    _ => item.account_number.clone(),
+                };
                 c.bank_account_name = item.account_name.clone();
-                if c.bank_account.is_none() {
-                    // An "ok" without an account is a broken answer: ask again.
-                    transient.push(row);
-                    continue;
-                }
                 changes.push(c);
                 opened.entry(row.batch_id).or_default().push(row.id);
                 tally.count(stage, "account_opened", 1);
@@ -194,26 +224,175 @@ async fn late_transfer_answers(
     Ok(())
 }
 
-/// The reason a bank refused, as one of salur's codes with the bank's words kept.
+/// The reason a bank refused, mapped by the contract's refusal table with the bank's words kept.
 fn bank_reason(kind: RequestKind, item: &ReplyItem) -> Reason {
-    let (bank_code, bank_message) = item
-        .reason
-        .as_ref()
-        .map(|r| (r.code.as_str(), r.message.as_str()))
-        .unwrap_or(("UNSPECIFIED", "no reason given"));
-    let code = match (kind, ReasonCode::parse(bank_code)) {
-        (RequestKind::Transfer, _) => ReasonCode::TransferRejected,
-        (_, Some(code)) => code,
-        (RequestKind::AccountOpen, None) => ReasonCode::NikNotFound,
-        (RequestKind::AccountInquiry, None) => ReasonCode::AccountNotFound,
-    };
-    let field = match code {
-        ReasonCode::NikNotFound => "nik",
-        _ => "account_number",
-    };
-    Reason::new(
-        code,
-        field,
-        format!("the bank refused: {bank_code}: {bank_message}"),
+    let r = item.reason.as_ref();
+    refusals::reason(
+        kind,
+        r.map(|r| r.code.as_str()),
+        r.map(|r| r.message.as_str()),
     )
+}
+
+/// Who sent the answer, and the request it answers.
+struct Trusted {
+    request: SentRequest,
+}
+
+/// Checks the answer against the broker-authenticated sender and the request it names. Items
+/// that cannot be trusted are taken out of `items` into `tally.refused` (they change nothing);
+/// `None` when no item can be.
+async fn trust(
+    settings: &Settings,
+    conn: &mut PgConnection,
+    reply: &BankReply,
+    sender: Option<&str>,
+    items: &mut HashMap<i64, &ReplyItem>,
+    tally: &mut Tally,
+) -> sqlx::Result<Option<Trusted>> {
+    let bank = sender.and_then(|u| users::bank_of(settings, u));
+    tally.sender = Some(bank.unwrap_or("unknown").to_owned());
+    let refuse_all = |tally: &mut Tally, reason: &'static str, why: String| {
+        tally
+            .refused
+            .extend(reply.items.iter().map(|i| RefusedItem {
+                item_id: i.item_id.clone(),
+                reason,
+                why: why.clone(),
+            }));
+    };
+    let Some(bank) = bank else {
+        let (reason, why) = match sender {
+            None => (
+                "NO_SENDER",
+                "the answer carries no AMQP user_id: a bank must publish with user_id set to its \
+                 RabbitMQ user"
+                    .to_owned(),
+            ),
+            Some(_) => (
+                "UNKNOWN_SENDER",
+                "the answer was published by a RabbitMQ user that is no bank's user (see \
+                 `salur bank add`)"
+                    .to_owned(),
+            ),
+        };
+        refuse_all(tally, reason, why);
+        return Ok(None);
+    };
+    if reply.bank_code != bank {
+        refuse_all(
+            tally,
+            "WRONG_BANK",
+            format!(
+                "sent by bank {bank}'s user but claims to be bank {}",
+                crate::metrics::bank_label(&reply.bank_code)
+            ),
+        );
+        return Ok(None);
+    }
+    let request = records_banks(conn, items).await?;
+    let sent = bank_requests::find(conn, reply.request_id).await?;
+    let mut refused = Vec::new();
+    for (&id, item) in items.iter() {
+        let refusal = match request.get(&id) {
+            // salur never asked a bank about a record that does not exist.
+            None => Some(("UNKNOWN_REQUEST", format!("there is no record {id}"))),
+            Some(record_bank) if record_bank.as_deref() != Some(bank) => Some((
+                "WRONG_BANK",
+                format!("record {id} is not a bank {bank} record"),
+            )),
+            Some(_) => match &sent {
+                Some(s)
+                    if s.bank_code == bank
+                        && s.kind == reply.kind.as_str()
+                        && s.key_of(id).is_some() =>
+                {
+                    item.missing_field(reply.kind).map(|field| {
+                        (
+                            "MISSING_FIELD",
+                            format!(
+                                "an ok {} answer must carry {field}; record {id} was left as it was",
+                                reply.kind.as_str()
+                            ),
+                        )
+                    })
+                }
+                _ => Some((
+                    "UNKNOWN_REQUEST",
+                    format!(
+                        "request {} is no {} request salur sent to bank {bank} for record {id}",
+                        reply.request_id,
+                        reply.kind.as_str()
+                    ),
+                )),
+            },
+        };
+        if let Some((reason, why)) = refusal {
+            refused.push(id);
+            tally.refused.push(RefusedItem {
+                item_id: id.to_string(),
+                reason,
+                why,
+            });
+        }
+    }
+    for id in refused {
+        items.remove(&id);
+    }
+    Ok(sent.map(|request| Trusted { request }))
+}
+
+/// Each named record's bank (its code as the office gave it, normalised; `None` if unknown).
+async fn records_banks(
+    conn: &mut PgConnection,
+    items: &HashMap<i64, &ReplyItem>,
+) -> sqlx::Result<HashMap<i64, Option<String>>> {
+    let ids: Vec<i64> = items.keys().copied().collect();
+    Ok(records::bank_codes(conn, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, code)| {
+            let code = code.and_then(|c| {
+                crate::domain::BankCode::parse(&c)
+                    .ok()
+                    .map(|b| b.as_str().to_owned())
+            });
+            (id, code)
+        })
+        .collect())
+}
+
+/// The rows whose answer is for their current request: an account-opening answer for a request
+/// carrying another idempotency key (the record was corrected and asked again since) is
+/// stale and skipped. Also returns, for an inquiry, the account number each record asked about.
+fn current(
+    rows: Vec<RecordRow>,
+    kind: RequestKind,
+    sent: &SentRequest,
+    tally: &mut Tally,
+) -> (Vec<RecordRow>, HashMap<i64, String>) {
+    if kind == RequestKind::Transfer {
+        return (rows, HashMap::new());
+    }
+    let mut asked = HashMap::new();
+    let mut keep = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Ok(recipient) =
+            crate::domain::validate(&row.raw(), &crate::domain::AmountRange::WIDEST)
+        else {
+            tally.skipped += 1;
+            continue;
+        };
+        if kind == RequestKind::AccountOpen
+            && sent.key_of(row.id) != Some(open_key(&row, &recipient).as_str())
+        {
+            tally.skipped += 1;
+            continue;
+        }
+        if let Some(a) = &recipient.account_number {
+            asked.insert(row.id, a.as_str().to_owned());
+        }
+        keep.push(row);
+    }
+    (keep, asked)
 }

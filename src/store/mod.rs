@@ -2,6 +2,7 @@
 //! functions take a `&mut PgConnection` (a transaction derefs to one) so that the caller decides
 //! what commits together.
 
+pub mod bank_requests;
 pub mod outbox;
 pub mod personal;
 pub mod records;

@@ -433,6 +433,30 @@ async fn scoped(
     open_all(rows)
 }
 
+/// The bank code (as the office gave it) of each of `ids` that is a record.
+pub async fn bank_codes(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> sqlx::Result<Vec<(i64, Option<String>)>> {
+    sqlx::query_as("SELECT id, bank_code FROM records WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
+/// Those of `ids` that are records in `state`.
+pub async fn ids_in_state(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    state: State,
+) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar("SELECT id FROM records WHERE id = ANY($1) AND state = $2")
+        .bind(ids)
+        .bind(state.as_str())
+        .fetch_all(conn)
+        .await
+}
+
 /// Those of `ids` that are no record at all.
 pub async fn missing(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
@@ -692,7 +716,7 @@ fn copy_text(buf: &mut String, value: Option<&str>) {
 }
 
 /// The ids of a batch's records in `state`.
-pub async fn ids_in_state(
+pub async fn batch_ids_in_state(
     conn: &mut PgConnection,
     batch: Uuid,
     state: State,

@@ -275,10 +275,31 @@ impl TestEnv {
         }
     }
 
-    /// Stops what runs, then deletes the vhost (with its queues) and drops the database.
+    /// Stops what runs, deletes the test's bank users (users are global to the broker), then
+    /// the vhost (with its queues) and the database go with the environment.
     pub async fn cleanup(mut self) {
         self.stop_services().await;
+        let _ = salur::bank::users::remove_namespace_users(&self.settings).await;
         self.pool.close().await;
+    }
+}
+
+/// A failed test (a panic) drops its environment without `cleanup`: its bank users are deleted
+/// here all the same (users are global to the broker, not to the test's namespace).
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let settings = self.settings.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(salur::bank::users::remove_namespace_users(&settings))
+        })
+        .join();
     }
 }
 
