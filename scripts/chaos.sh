@@ -55,6 +55,8 @@ scripts/cluster.sh ctl 1 set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/
 URL=$(scripts/cluster.sh url)
 first=${URL%%,*}
 export AMQP_URL="${first%/*}/$VHOST,${URL#*,}"
+# Banks' RabbitMQ users are made on the cluster, through node 1's management API.
+export RABBITMQ_MANAGEMENT_URL="http://127.0.0.1:$(( ${SALUR_CLUSTER_PORT:-5700} + 10001 ))"
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
 export METRICS_ADDR=off SALUR_NAMESPACE= RUST_LOG=${RUST_LOG:-warn}
 "$BIN" chaos --records "$RECORDS" --minutes "$MINUTES" --seed "$SEED" --pg-restarts "$PG_RESTARTS" \

@@ -12,7 +12,8 @@
 # and, when its node goes away, to another. Quorum queues declared on the cluster get a replica
 # on each of the three nodes. SALUR_CLUSTER_DIR (default /tmp/salur-cluster) holds the data,
 # logs and configuration; SALUR_CLUSTER_PORT (default 5700) is the base of the ports: AMQP on
-# base+N, Erlang distribution on base+20000+N.
+# base+N, Erlang distribution on base+20000+N, the management API (banks' users are made
+# through it) on base+10000+N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,7 @@ RMQ=/usr/lib/rabbitmq/bin
 node() { echo "salur$1@localhost"; }
 amqp_port() { echo $((BASE + $1)); }
 dist_port() { echo $((BASE + 20000 + $1)); }
+mgmt_port() { echo $((BASE + 10000 + $1)); }
 
 # Runs a RabbitMQ command for node N with that node's environment, as the rabbitmq user (whose
 # Erlang cookie all three nodes and rabbitmqctl share).
@@ -63,8 +65,9 @@ up() {
   for n in "${NODES[@]}"; do
     local d="$DIR/node$n"
     mkdir -p "$d/mnesia" "$d/log"
-    printf 'listeners.tcp.local = 127.0.0.1:%s\nloopback_users.guest = true\n' "$(amqp_port "$n")" >"$d/rabbitmq.conf"
-    echo '[].' >"$d/enabled_plugins"
+    printf 'listeners.tcp.local = 127.0.0.1:%s\nloopback_users.guest = true\nmanagement.tcp.ip = 127.0.0.1\nmanagement.tcp.port = %s\n' \
+      "$(amqp_port "$n")" "$(mgmt_port "$n")" >"$d/rabbitmq.conf"
+    echo '[rabbitmq_management].' >"$d/enabled_plugins"
     : >"$d/rabbitmq-env.conf"
   done
   chown -R rabbitmq:rabbitmq "$DIR"

@@ -327,6 +327,23 @@ pub async fn run(
         .map(|s| s.to_string())
         .collect()
     };
+    // The bank-sims share one user per bank (made once here): a bank-sim that made its own
+    // would give the other's user a new password, and the other could not reconnect.
+    let mut lines = String::new();
+    for (code, name) in crate::domain::BankCode::KNOWN {
+        let c = crate::bank::users::add(settings, pool, code, &format!("{name} (chaos)")).await?;
+        lines.push_str(&serde_json::to_string(&c)?);
+        lines.push('\n');
+    }
+    let credentials =
+        std::env::temp_dir().join(format!("salur-chaos-{}-banks.jsonl", std::process::id()));
+    std::fs::write(&credentials, lines)?;
+    let bank_args = |i: usize| -> Vec<String> {
+        let mut args = bank_args(i);
+        args.push("--credentials".into());
+        args.push(credentials.display().to_string());
+        args
+    };
     let mut banks: Vec<Proc> = (0..BANKS)
         .map(|i| spawn(&opts.binary, &env, &bank_args(i)))
         .collect::<anyhow::Result<_>>()?;
