@@ -92,7 +92,19 @@ impl Tally {
         ids: &[i64],
         state: State,
     ) -> sqlx::Result<Vec<RecordRow>> {
-        let rows = crate::store::records::lock_in_state(conn, ids, state).await?;
+        self.lock_for(conn, ids, state, crate::store::records::Needs::of(state))
+            .await
+    }
+
+    /// [`Tally::lock`], decrypting the personal fields `needs` says.
+    pub async fn lock_for(
+        &mut self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+        state: State,
+        needs: crate::store::records::Needs,
+    ) -> sqlx::Result<Vec<RecordRow>> {
+        let rows = crate::store::records::lock_in_state_for(conn, ids, state, needs).await?;
         if rows.len() < ids.len() {
             self.skipped += (ids.len() - rows.len()) as u64;
             self.unknown_ids = crate::store::records::missing(conn, ids).await?;

@@ -52,7 +52,14 @@ pub async fn handle(
         }
         RequestKind::Transfer => (Stage::Transfer, State::TransferRequested),
     };
-    let rows = tally.lock(conn, &ids, waiting).await?;
+    // An account answer is checked against what was asked (the idempotency key of the data
+    // sent, the account number asked about), which needs the record's fields; a transfer
+    // answer reads no personal field.
+    let needs = match reply.kind {
+        RequestKind::Transfer => records::Needs::Nothing,
+        _ => records::Needs::All,
+    };
+    let rows = tally.lock_for(conn, &ids, waiting, needs).await?;
     let (rows, asked) = current(rows, reply.kind, &bank.request, &mut tally);
     // The records of one request went to their waiting state in one transaction.
     tally.bank_round_trip = rows
