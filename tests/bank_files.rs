@@ -192,23 +192,37 @@ async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothi
         std::fs::write(&path, &good).unwrap();
         let summary = files::import_accounts(&env.settings, &env.pool, BANK, &path).await.unwrap();
         assert_eq!((summary.opened, summary.refused, summary.skipped), (4, 2, 0));
-        // The same answers over AMQP for the other batch.
-        let broker = Broker::connect(&env.settings).await.unwrap();
+        // The same answers over AMQP for the other batch, as the bank (its own user, answering
+        // the request salur sent it).
+        let mut conn = env.pool.acquire().await.unwrap();
+        let asked = salur::store::bank_requests::latest_for(&mut conn, "account_open", &message_ids[..6])
+            .await
+            .unwrap();
+        drop(conn);
+        let request_id = asked.first().expect("the request salur sent").1;
+        assert!(asked.iter().all(|(_, r)| *r == request_id), "one request: {asked:?}");
+        let creds = salur::bank::users::add(&env.settings, &env.pool, BANK, "BNI")
+            .await
+            .unwrap();
+        let broker = Broker::connect(&creds.settings(&env.settings).unwrap()).await.unwrap();
         let publisher = broker.publisher().await.unwrap();
         let reply = BankReply {
             v: VERSION,
-            request_id: Uuid::new_v4(),
+            request_id,
             bank_code: BANK.into(),
             kind: RequestKind::AccountOpen,
             answered_at: chrono::Utc::now(),
             items: decisions(&message_ids),
         };
         publisher
-            .publish_all(&[Outgoing {
-                exchange: env.settings.name(names::BANK_REPLIES),
-                routing_key: RequestKind::AccountOpen.routing_key(BANK),
-                payload: serde_json::to_vec(&reply).unwrap(),
-            }])
+            .publish_all_as(
+                &[Outgoing {
+                    exchange: env.settings.name(names::BANK_REPLIES),
+                    routing_key: RequestKind::AccountOpen.routing_key(BANK),
+                    payload: serde_json::to_vec(&reply).unwrap(),
+                }],
+                &creds.user,
+            )
             .await
             .unwrap();
         broker.close().await;
@@ -218,14 +232,15 @@ async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothi
         assert_eq!(a, b, "by file and by message: the same states and reasons");
         assert_eq!(a.iter().filter(|r| r.1 == State::Blocked.as_str()).count(), 2, "{a:?}");
         assert!(a[..4].iter().all(|r| r.1 == State::TransferRequested.as_str()), "{a:?}");
-        let stored: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT bank_account, bank_account_name FROM records WHERE batch_id = $1 ORDER BY row_number LIMIT 1",
-        )
-        .bind(by_file)
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
-        assert_eq!(stored[0], (Some("0090000100001".into()), Some("MARIA GORETI NDOLU 1".into())));
+        let mut conn = env.pool.acquire().await.unwrap();
+        let first = salur::store::records::read_scoped(&mut conn, &file_ids[..1], None)
+            .await
+            .unwrap();
+        drop(conn);
+        assert_eq!(
+            (first[0].bank_account.clone(), first[0].bank_account_name.clone()),
+            (Some("0090000100001".into()), Some("MARIA GORETI NDOLU 1".into()))
+        );
 
         // The same file again changes nothing.
         let events_now = count(&env, events).await;
