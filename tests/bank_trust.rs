@@ -117,11 +117,14 @@ fn item_ids(r: &BankRequest) -> Vec<String> {
 }
 
 async fn state_of(env: &TestEnv, id: &str) -> (String, Option<String>, Option<String>) {
-    sqlx::query_as("SELECT state, bank_account, bank_reference FROM records WHERE id = $1")
-        .bind(id.parse::<i64>().unwrap())
-        .fetch_one(&env.pool)
+    // Through the store: the account number is sealed in the database.
+    let mut conn = env.pool.acquire().await.unwrap();
+    let row = salur::store::records::read_scoped(&mut conn, &[id.parse::<i64>().unwrap()], None)
         .await
         .unwrap()
+        .pop()
+        .expect("the record");
+    (row.state, row.bank_account, row.bank_reference)
 }
 
 async fn wait_state(env: &TestEnv, id: &str, state: &str) {
