@@ -28,11 +28,17 @@ pub struct Credentials {
 
 impl Credentials {
     /// `AMQP_URL` for this bank: the configured broker and vhost, with the bank's user.
+    /// Every node of a cluster's `AMQP_URL` is kept (the nodes after the first take its user).
     pub fn amqp_url(&self, settings: &Settings) -> anyhow::Result<String> {
         let mut uri = amqp_uri(settings)?;
         uri.authority.userinfo.username = self.user.clone();
         uri.authority.userinfo.password = self.password.clone();
-        Ok(uri.to_string())
+        let mut url = uri.to_string();
+        for other in settings.amqp_url.split(',').skip(1) {
+            url.push(',');
+            url.push_str(other.trim());
+        }
+        Ok(url)
     }
 
     /// `settings` with `AMQP_URL` set to connect as this bank.
@@ -43,8 +49,13 @@ impl Credentials {
     }
 }
 
+/// The first address of `AMQP_URL` (a cluster's nodes share users, vhosts and permissions).
 fn amqp_uri(settings: &Settings) -> anyhow::Result<AMQPUri> {
-    AMQPUri::from_str(&settings.amqp_url).map_err(|e| {
+    let first = crate::config::amqp_addresses(&settings.amqp_url)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    AMQPUri::from_str(&first).map_err(|e| {
         anyhow::anyhow!(
             "AMQP_URL {} is not an AMQP URL: {e}",
             redact_url(&settings.amqp_url)
