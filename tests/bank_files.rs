@@ -15,7 +15,7 @@ use uuid::Uuid;
 const BANK: &str = "009";
 
 fn tmp(env: &TestEnv, name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("{}-{name}", env.settings.namespace))
+    std::env::temp_dir().join(format!("{}-{name}", env.db_name))
 }
 
 async fn ids(env: &TestEnv, batch: Uuid) -> Vec<i64> {

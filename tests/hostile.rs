@@ -653,10 +653,7 @@ async fn a_double_recipient_is_told_the_office_holding_the_claim_never_its_recor
             message.contains("BPNT 2026-Q4 by office DINSOS-5371"),
             "{message}"
         );
-        assert!(
-            !message.contains(&format!("record {paid_id}")),
-            "{message}"
-        );
+        assert!(!message.contains(&format!("record {paid_id}")), "{message}");
         server.stop().await;
         env.cleanup().await;
     })

@@ -72,7 +72,7 @@ async fn start_snap(env: &TestEnv, sim: SimOptions, opts: SnapOptions) -> (Socke
 }
 
 fn journal(env: &TestEnv, bank: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("salur-{}-{bank}.journal", env.settings.namespace))
+    std::env::temp_dir().join(format!("{}-{bank}.journal", env.db_name))
 }
 
 fn gateway_options(env: &TestEnv, bank: &str, addr: SocketAddr) -> GatewayOptions {
