@@ -143,8 +143,8 @@ async fn open_accounts_by_file(env: &TestEnv, batch: uuid::Uuid, banks: &[&str],
     for round in 0..10 {
         let mut exported = 0;
         for bank in banks {
-            let request = dir.join(format!("{}-{bank}-req.csv", env.settings.namespace));
-            let result = dir.join(format!("{}-{bank}-res.csv", env.settings.namespace));
+            let request = dir.join(format!("{}-{bank}-req.csv", env.db_name));
+            let result = dir.join(format!("{}-{bank}-res.csv", env.db_name));
             let n = files::export_accounts(&env.pool, bank, batch, &request)
                 .await
                 .unwrap();
