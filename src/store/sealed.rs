@@ -294,7 +294,14 @@ impl Keyring {
             _ => return Err(corrupt(0)),
         }
         let id = KeyId::from_be_bytes([sealed[1], sealed[2]]);
-        let cipher = self.keys.get(&id).ok_or(KeyError::Missing(id))?;
+        let Some(cipher) = self.keys.get(&id) else {
+            // A key added since this ring was read (`salur keys rotate` in another process,
+            // before this one's periodic re-read): read the key file again now, once.
+            return match reload_now() {
+                Some(ring) if ring.keys.contains_key(&id) => ring.open(column, record, sealed),
+                _ => Err(KeyError::Missing(id)),
+            };
+        };
         let aad = aad(column, record);
         let clear = cipher
             .decrypt(
@@ -488,6 +495,20 @@ pub fn load(source: &KeySource, create: bool) -> Result<Arc<Keyring>, KeyError> 
         checked: Instant::now(),
     });
     Ok(ring)
+}
+
+/// Reads the process's key file again at once (not waiting for [`RELOAD_EVERY`]); `None` when
+/// the keys do not come from a file or it does not read.
+fn reload_now() -> Option<Arc<Keyring>> {
+    let mut guard = RING.get_or_init(Default::default).lock().ok()?;
+    let l = guard.as_mut()?;
+    let path = l.file.as_ref()?.0.clone();
+    let ring = Arc::new(read_file(&path).ok()?);
+    tracing::info!(keys = ?ring.ids(), "data key file read again for a key it did not have");
+    l.ring = ring.clone();
+    l.file = Some((path.clone(), mtime(&path)));
+    l.checked = Instant::now();
+    Some(ring)
 }
 
 /// The process's key ring: loaded from the environment on first use, re-read when its key file
