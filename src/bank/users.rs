@@ -28,17 +28,18 @@ pub struct Credentials {
 
 impl Credentials {
     /// `AMQP_URL` for this bank: the configured broker and vhost, with the bank's user.
-    /// Every node of a cluster's `AMQP_URL` is kept (the nodes after the first take its user).
+    /// Every node of a cluster's `AMQP_URL` is kept, each with the bank's user.
     pub fn amqp_url(&self, settings: &Settings) -> anyhow::Result<String> {
-        let mut uri = amqp_uri(settings)?;
-        uri.authority.userinfo.username = self.user.clone();
-        uri.authority.userinfo.password = self.password.clone();
-        let mut url = uri.to_string();
-        for other in settings.amqp_url.split(',').skip(1) {
-            url.push(',');
-            url.push_str(other.trim());
+        let mut urls = Vec::new();
+        for address in crate::config::amqp_addresses(&settings.amqp_url) {
+            let mut uri = AMQPUri::from_str(&address).map_err(|e| {
+                anyhow::anyhow!("AMQP_URL {} is not an AMQP URL: {e}", redact_url(&address))
+            })?;
+            uri.authority.userinfo.username = self.user.clone();
+            uri.authority.userinfo.password = self.password.clone();
+            urls.push(uri.to_string());
         }
-        Ok(url)
+        Ok(urls.join(","))
     }
 
     /// `settings` with `AMQP_URL` set to connect as this bank.
