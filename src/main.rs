@@ -409,8 +409,8 @@ struct BankSimArgs {
     snap: cmd_bank::SimSnapArgs,
     /// The banks' users to answer as: a file of `salur bank add --json` lines. A bank served
     /// without one gets a user made by bank-sim (an existing one gets a new password).
-    #[arg(long, value_name = "FILE")]
-    credentials: Option<PathBuf>,
+    #[arg(long = "bank-credentials", value_name = "FILE")]
+    bank_credentials: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -731,7 +731,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 delay: Duration::from_millis(a.delay_ms),
                 seed: a.seed,
                 concurrency: a.concurrency,
-                credentials: match &a.credentials {
+                credentials: match &a.bank_credentials {
                     Some(file) => read_credentials(file)?,
                     None => Vec::new(),
                 },

@@ -340,7 +340,7 @@ pub async fn run(
     std::fs::write(&credentials, lines)?;
     let bank_args = |i: usize| -> Vec<String> {
         let mut args = bank_args(i);
-        args.push("--credentials".into());
+        args.push("--bank-credentials".into());
         args.push(credentials.display().to_string());
         args
     };
