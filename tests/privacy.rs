@@ -313,7 +313,6 @@ impl Drop for Child {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure since issues 11 and 19 merged: the batch with child worker and bank-sim does not settle in 180 s during the rotation; passed on the issue-19 branch; to be fixed next (run with --ignored)"]
 async fn key_rotation_while_a_batch_runs_loses_nothing_and_a_wrong_key_stops_the_worker() {
     common::within_limit(async {
         let env = TestEnv::new().await;
