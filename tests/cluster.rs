@@ -104,7 +104,6 @@ fn docker_compose_has_a_three_node_cluster_profile() {
 /// banks; every kind of fault once (one PostgreSQL restart, under the outage tests' machine-wide
 /// lock), then every invariant holds.
 #[test]
-#[ignore = "known failure since issues 11 and 16 merged: on the cluster the campaign's bank-sims (now each bank's own RabbitMQ user) stop answering; to be fixed next (run with --ignored, or scripts/chaos.sh)"]
 fn a_small_fault_campaign_keeps_every_invariant() {
     let out = Command::new("scripts/chaos.sh")
         .args([
