@@ -24,8 +24,15 @@ if ! rmq_up; then
   # RabbitMQ 3.10 takes a file handle per AMQP connection from a budget derived from the open
   # files limit; with the default soft limit of 1024, test runs side by side exhaust it and
   # every new connection then waits forever (TCP accepted, AMQP never answered). Start it with
-  # the hard limit instead.
-  (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; rabbitmq-server -detached) || true
+  # the hard limit instead. Debian's wrapper switches user with `su`, whose PAM session resets
+  # the soft limit to 1024 again, so switch user with setpriv (no PAM) when running as root.
+  if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+     setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq \
+       sh -c 'cd /var/lib/rabbitmq && exec /usr/lib/rabbitmq/bin/rabbitmq-server -detached') || true
+  else
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || true; rabbitmq-server -detached) || true
+  fi
 fi
 
 # Banks' RabbitMQ users (`salur bank add`, bank-sim, the demo, the tests) are made through
