@@ -14,15 +14,23 @@
 //! its XML declares counts a reader may trust. Nothing here does: before anything is parsed,
 //! [`check_archive`] unpacks every part into nothing, counting, and refuses the workbook
 //! ([`IntakeError::XlsxLimit`]) when a part or the whole unpacks to more than its limit, when
-//! one XML token (a tag, one text) is longer than [`XlsxLimits::token`], when the shared
-//! strings or the cells are more than their limits, or when `uniqueCount` or the sheet's
-//! declared dimension claims more than that. The sheet is then read cell by cell (calamine's
-//! streaming cell reader) and handed on in slices, so memory holds the archive, the shared
-//! strings (bounded above) and one slice of records, never the sheet.
+//! one XML token (a tag, one text) or one string element (rich-text runs joined) is longer
+//! than [`XlsxLimits::token`], when elements nest deeper than [`XlsxLimits::depth`] (the XML
+//! reader keeps every open element's name), when the shared strings, the cells or the cell
+//! formats are more than their limits, when the formats times the longest token of
+//! `styles.xml` pass [`XlsxLimits::format_copies`] (the reader copies a font name and a
+//! number-format code into every format), or when `uniqueCount` or the sheet's declared
+//! dimension claims more than the limits. The sheet is then read cell by cell (calamine's
+//! streaming cell reader): a cell under a known column goes straight into its record, checked
+//! like any value, and nothing is kept of the others, so one row costs one record however wide
+//! it is. Records are handed on in slices, so memory holds the archive, the shared strings
+//! (bounded above), the formats (bounded above) and one slice of records, never the sheet.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::{Cursor, Read};
 
-use calamine::{Data, Reader as _, Xlsx};
+use calamine::{Data, DataRef, Reader as _, Xlsx};
 
 use super::RawRecord;
 use super::file::{BadValue, IntakeError, fill, is_known_column, map_header};
@@ -57,10 +65,21 @@ pub struct XlsxLimits {
     pub strings: u64,
     /// Cells of all worksheets, counted and as declared by a sheet's dimension: `body` / 4.
     pub cells: u64,
-    /// Bytes of one XML token (one tag, or the text between two tags): 1 MiB.
+    /// Bytes of one XML token (one tag, or the text between two tags), and of one string
+    /// element (a shared string `<si>` or an inline `<is>`, whose rich-text runs the reader
+    /// joins into one string): 1 MiB.
     pub token: u64,
     /// Parts in the archive: 1,000 (a workbook has a dozen).
     pub parts: u64,
+    /// Elements open inside one another in any part: 100 (Excel's parts nest a dozen deep; the
+    /// XML reader keeps the name of every open element).
+    pub depth: u64,
+    /// Cell formats (`<xf>`) in `styles.xml`: 64,000, Excel's own maximum.
+    pub formats: u64,
+    /// The cell formats times the longest XML token of `styles.xml`: 16 MiB. The reader gives
+    /// every format its own copy of its font's name and number-format code (each at most one
+    /// token), so this bounds those copies.
+    pub format_copies: u64,
 }
 
 impl XlsxLimits {
@@ -74,6 +93,9 @@ impl XlsxLimits {
             cells: body / 4,
             token: 1 << 20,
             parts: 1_000,
+            depth: 100,
+            formats: 64_000,
+            format_copies: 16 << 20,
         }
     }
 }
@@ -126,8 +148,11 @@ pub fn read_xlsx(
         ));
     }
 
+    // Cells are handed on one at a time and nothing of a row is kept but the record being
+    // filled (a data row) or the truncated header candidates (a title or header row): a row
+    // of 16,384 cells that all show one 1 MiB string costs no more than one cell.
     let mut rows = Rows::new(file.clone(), slice, emit);
-    let mut current: Option<(u32, Vec<(u32, String)>)> = None;
+    let mut row_at: Option<u32> = None;
     loop {
         let cell = cells.next_cell().map_err(|e| unreadable(e.to_string()))?;
         let Some(cell) = cell else { break };
@@ -137,20 +162,18 @@ pub fn read_xlsx(
                 "a cell lies beyond column XFD or row 1048576, where Excel's sheets end".into(),
             ));
         }
-        let value = Data::from(cell.get_value().clone());
-        if current.as_ref().is_some_and(|(r, _)| *r != row)
-            && let Some((r, done)) = current.take()
-            && !rows.row(u64::from(r) + 1, done)?
-        {
-            return Ok(());
+        if row_at != Some(row) {
+            if let Some(r) = row_at
+                && !rows.end_row(u64::from(r) + 1)?
+            {
+                return Ok(());
+            }
+            row_at = Some(row);
         }
-        current
-            .get_or_insert_with(|| (row, Vec::new()))
-            .1
-            .push((col, cell_text(&value, col, rows.bank_column)));
+        rows.cell(u64::from(row) + 1, col, cell.get_value())?;
     }
-    if let Some((r, done)) = current.take()
-        && !rows.row(u64::from(r) + 1, done)?
+    if let Some(r) = row_at
+        && !rows.end_row(u64::from(r) + 1)?
     {
         return Ok(());
     }
@@ -168,7 +191,11 @@ pub fn parse_xlsx(file_name: &str, bytes: Vec<u8>) -> Result<Vec<RawRecord>, Int
     Ok(all)
 }
 
-/// Turns sheet rows into records: finds the header, then maps every later row.
+/// Characters of a cell kept while looking for the header: a column name is short, and a
+/// longer text is no column name (it is kept, cut, only to be named in an error).
+const HEADER_CELL_CHARS: usize = 256;
+
+/// Turns sheet cells into records: finds the header, then maps every later row, cell by cell.
 struct Rows<'a> {
     file: String,
     slice: usize,
@@ -180,6 +207,11 @@ struct Rows<'a> {
     columns: Option<Vec<Option<usize>>>,
     /// Excel drops the leading zeros of a bank code typed as a number (002 → 2).
     bank_column: Option<u32>,
+    /// The current row's cells while no header is found: column → text, each cut to
+    /// [`HEADER_CELL_CHARS`].
+    candidates: BTreeMap<u32, String>,
+    /// The current data row's record, once one of its cells is not blank.
+    record: Option<RawRecord>,
     records: Vec<RawRecord>,
     count: u32,
 }
@@ -194,70 +226,86 @@ impl<'a> Rows<'a> {
             skipped: 0,
             columns: None,
             bank_column: None,
+            candidates: BTreeMap::new(),
+            record: None,
             records: Vec::new(),
             count: 0,
         }
     }
 
-    /// One sheet row (`line` as Excel numbers it); `false` when the receiver stopped.
-    fn row(&mut self, line: u64, cells: Vec<(u32, String)>) -> Result<bool, IntakeError> {
-        if cells.iter().all(|(_, t)| t.trim().is_empty()) {
-            return Ok(true);
+    /// One cell of sheet row `line` (as Excel numbers it). A data cell goes into the row's
+    /// record at once, checked like any value of its field; a cell under no known column is
+    /// only looked at (whether it is blank).
+    fn cell(&mut self, line: u64, col: u32, value: &DataRef<'_>) -> Result<(), IntakeError> {
+        let text = cell_ref_text(value, col, self.bank_column);
+        if text.trim().is_empty() {
+            return Ok(());
         }
         let Some(columns) = &self.columns else {
-            let width = cells
-                .iter()
-                .map(|(c, _)| *c as usize + 1)
-                .max()
-                .unwrap_or(0);
-            let mut headers = vec![String::new(); width];
-            for (c, t) in cells {
-                headers[c as usize] = t.trim().to_owned();
+            let mut kept: String = text.trim().chars().take(HEADER_CELL_CHARS).collect();
+            if kept.len() < text.trim().len() {
+                kept.push('…');
             }
-            if headers.iter().any(|h| is_known_column(h)) {
-                self.columns = Some(map_header(&self.file, &headers, Some(line))?);
-                self.bank_column = headers
-                    .iter()
-                    .position(|h| {
-                        matches!(
-                            h.to_lowercase().replace([' ', '-'], "_").as_str(),
-                            "bank_code" | "kode_bank"
-                        )
-                    })
-                    .map(|c| c as u32);
+            self.candidates.insert(col, kept);
+            return Ok(());
+        };
+        let column = columns.get(col as usize).copied().flatten();
+        let record = self.record.get_or_insert_with(|| {
+            self.count += 1;
+            RawRecord {
+                row: self.count,
+                ..RawRecord::default()
+            }
+        });
+        fill(record, column, &text).map_err(|BadValue(field, error)| IntakeError::InvalidValue {
+            file: self.file.clone(),
+            line: Some(line),
+            row: u64::from(self.count),
+            field,
+            error,
+        })
+    }
+
+    /// The end of sheet row `line`; `false` when the receiver stopped.
+    fn end_row(&mut self, line: u64) -> Result<bool, IntakeError> {
+        if self.columns.is_some() {
+            let Some(record) = self.record.take() else {
                 return Ok(true);
-            }
-            if self.first.is_none() {
-                self.first = Some((line, headers));
-            }
-            self.skipped += 1;
-            if self.skipped >= HEADER_SEARCH_ROWS {
-                return Err(self.no_header());
+            };
+            self.records.push(record);
+            if self.records.len() >= self.slice {
+                let full = std::mem::take(&mut self.records);
+                return Ok((self.emit)(full));
             }
             return Ok(true);
-        };
-        self.count += 1;
-        let mut record = RawRecord {
-            row: self.count,
-            ..RawRecord::default()
-        };
-        for (col, text) in &cells {
-            if let Some(&column) = columns.get(*col as usize) {
-                fill(&mut record, column, text).map_err(|BadValue(field, error)| {
-                    IntakeError::InvalidValue {
-                        file: self.file.clone(),
-                        line: Some(line),
-                        row: u64::from(self.count),
-                        field,
-                        error,
-                    }
-                })?;
-            }
         }
-        self.records.push(record);
-        if self.records.len() >= self.slice {
-            let full = std::mem::take(&mut self.records);
-            return Ok((self.emit)(full));
+        let cells = std::mem::take(&mut self.candidates);
+        let Some(width) = cells.keys().next_back().map(|c| *c as usize + 1) else {
+            return Ok(true);
+        };
+        let mut headers = vec![String::new(); width];
+        for (c, t) in cells {
+            headers[c as usize] = t;
+        }
+        if headers.iter().any(|h| is_known_column(h)) {
+            self.columns = Some(map_header(&self.file, &headers, Some(line))?);
+            self.bank_column = headers
+                .iter()
+                .position(|h| {
+                    matches!(
+                        h.to_lowercase().replace([' ', '-'], "_").as_str(),
+                        "bank_code" | "kode_bank"
+                    )
+                })
+                .map(|c| c as u32);
+            return Ok(true);
+        }
+        if self.first.is_none() {
+            self.first = Some((line, headers));
+        }
+        self.skipped += 1;
+        if self.skipped >= HEADER_SEARCH_ROWS {
+            return Err(self.no_header());
         }
         Ok(true)
     }
@@ -287,6 +335,16 @@ impl<'a> Rows<'a> {
             (self.emit)(std::mem::take(&mut self.records));
         }
         Ok(())
+    }
+}
+
+/// [`cell_text`] of a cell as the reader hands it over, without copying a string cell.
+fn cell_ref_text<'v>(cell: &'v DataRef<'_>, col: u32, bank_column: Option<u32>) -> Cow<'v, str> {
+    match cell {
+        DataRef::Empty => Cow::Borrowed(""),
+        DataRef::SharedString(s) => Cow::Borrowed(s),
+        DataRef::String(s) | DataRef::DateTimeIso(s) | DataRef::DurationIso(s) => Cow::Borrowed(s),
+        other => Cow::Owned(cell_text(&Data::from(other.clone()), col, bank_column)),
     }
 }
 
@@ -350,6 +408,7 @@ pub fn check_archive(file: &str, bytes: &[u8], limits: &XlsxLimits) -> Result<()
         let lower = name.to_ascii_lowercase();
         let xml = lower.ends_with(".xml") || lower.ends_with(".rels") || lower.ends_with(".vml");
         let shared_strings = lower.ends_with("sharedstrings.xml");
+        let styles = lower.ends_with("styles.xml");
         let worksheet = lower.contains("worksheets/") && xml;
         let limit = if worksheet {
             limits.unpacked
@@ -418,6 +477,39 @@ pub fn check_archive(file: &str, bytes: &[u8], limits: &XlsxLimits) -> Result<()
                     "bytes",
                 ));
             }
+            if scan.string > limits.token {
+                return Err(over(
+                    format!("one string (shared or inline) in part {}", printable(&name)),
+                    limits.token,
+                    "bytes",
+                ));
+            }
+            if scan.depth > limits.depth {
+                return Err(over(
+                    format!("the nesting of XML elements in part {}", printable(&name)),
+                    limits.depth,
+                    "levels",
+                ));
+            }
+            if styles && scan.formats > limits.formats {
+                return Err(over(
+                    format!("the cell formats in part {}", printable(&name)),
+                    limits.formats,
+                    "formats",
+                ));
+            }
+            if styles && scan.formats.saturating_mul(scan.token) > limits.format_copies {
+                return Err(over(
+                    format!(
+                        "the cell formats in part {} ({}) times its longest XML token ({} bytes)",
+                        printable(&name),
+                        scan.formats,
+                        scan.token
+                    ),
+                    limits.format_copies,
+                    "bytes",
+                ));
+            }
         }
         if worksheet {
             cells += scan.cells;
@@ -456,8 +548,9 @@ enum ScanError {
     Markup,
 }
 
-/// A streaming look at XML bytes: the longest token so far, the `<c>` and `<si>` elements, and
-/// the `uniqueCount` of `<sst>`; refuses `<!` (DOCTYPE, comments, CDATA) and `<?` after the
+/// A streaming look at XML bytes: the longest token so far, the longest string element
+/// (`<si>`, `<is>`), the deepest nesting, the `<c>`, `<si>` and `<xf>` elements, and the
+/// `uniqueCount` of `<sst>`; refuses `<!` (DOCTYPE, comments, CDATA) and `<?` after the
 /// declaration, whose single tokens could grow without a bound a tag scan sees.
 struct Scan {
     xml: bool,
@@ -472,8 +565,18 @@ struct Scan {
     offset: u64,
     /// Tags closed so far: a `<?` is the XML declaration only before the first.
     closed: u64,
+    /// The byte before the current one inside a tag, outside quotes (`/` before `>`: the
+    /// element closes itself).
+    prev: u8,
+    /// Elements open now, and the most at once.
+    open: u64,
+    depth: u64,
+    /// Bytes since the current `<si>` or `<is>` opened (`None` outside one), and the most.
+    in_string: Option<u64>,
+    string: u64,
     cells: u64,
     strings: u64,
+    formats: u64,
     unique_count: Option<u64>,
 }
 
@@ -488,8 +591,14 @@ impl Scan {
             tag: Vec::with_capacity(256),
             offset: 0,
             closed: 0,
+            prev: 0,
+            open: 0,
+            depth: 0,
+            in_string: None,
+            string: 0,
             cells: 0,
             strings: 0,
+            formats: 0,
             unique_count: None,
         }
     }
@@ -502,6 +611,10 @@ impl Scan {
             self.offset += 1;
             self.run += 1;
             self.token = self.token.max(self.run);
+            if let Some(n) = &mut self.in_string {
+                *n += 1;
+                self.string = self.string.max(*n);
+            }
             if self.in_tag {
                 if self.tag.len() < 256 {
                     self.tag.push(b);
@@ -521,27 +634,54 @@ impl Scan {
                     }
                     _ => {}
                 }
+                if self.quote.is_none() {
+                    self.prev = b;
+                }
             } else if b == b'<' {
                 self.in_tag = true;
                 self.run = 1;
                 self.tag.clear();
+                self.prev = b'<';
             }
         }
         Ok(())
     }
 
-    /// Counts the element whose start tag just ended.
+    /// Counts the element whose tag just ended (`prev` is the byte before its `>`).
     fn end_tag(&mut self) {
         let tag = &self.tag;
+        let closing = tag.first() == Some(&b'/');
+        let declaration = tag.first() == Some(&b'?');
+        let tag = if closing { &tag[1..] } else { &tag[..] };
         let name_end = tag
             .iter()
             .position(|b| b.is_ascii_whitespace() || *b == b'>' || *b == b'/')
             .unwrap_or(tag.len());
         let name = &tag[..name_end];
         let local = name.rsplit(|b| *b == b':').next().unwrap_or(name);
+        let string_element = matches!(local, b"si" | b"is");
+        if closing {
+            self.open = self.open.saturating_sub(1);
+            if string_element {
+                self.in_string = None;
+            }
+            return;
+        }
+        if declaration {
+            return;
+        }
+        let empty = self.prev == b'/';
+        if !empty {
+            self.open += 1;
+            self.depth = self.depth.max(self.open);
+            if string_element {
+                self.in_string = Some(0);
+            }
+        }
         match local {
             b"c" => self.cells += 1,
             b"si" => self.strings += 1,
+            b"xf" => self.formats += 1,
             b"sst" => {
                 let text = String::from_utf8_lossy(tag);
                 if let Some(i) = text.find("uniqueCount=") {
@@ -618,5 +758,160 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn the_scan_sees_nesting_string_elements_and_formats() {
+        let mut scan = Scan::new(true);
+        scan.feed(br#"<?xml version="1.0"?><a><b/><c x="/"><d></d></c></a>"#)
+            .unwrap();
+        assert_eq!((scan.depth, scan.open), (3, 0));
+        // A rich-text string is as long as its runs together: the reader joins them.
+        let mut scan = Scan::new(true);
+        scan.feed(b"<sst><si><r><t>abc</t></r><r><t>def</t></r></si><si/><si><t>x</t></si></sst>")
+            .unwrap();
+        assert_eq!((scan.string, scan.strings), (39, 3));
+        let mut scan = Scan::new(true);
+        scan.feed(br#"<cellXfs><xf numFmtId="0"></xf><xf/></cellXfs>"#)
+            .unwrap();
+        assert_eq!(scan.formats, 2);
+    }
+
+    /// A workbook of `sheet` (the XML inside `<sheetData>`) and `extra` parts.
+    fn workbook(sheet: &str, extra: &[(&str, String)]) -> Vec<u8> {
+        use std::io::Write as _;
+        let ns = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+        let mut parts = vec![
+            ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#.to_owned()),
+            ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_owned()),
+            ("xl/workbook.xml", format!(r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="{ns}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Penerima" sheetId="1" r:id="rId1"/></sheets></workbook>"#)),
+            ("xl/_rels/workbook.xml.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#.to_owned()),
+            ("xl/worksheets/sheet1.xml", format!(r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="{ns}"><sheetData>{sheet}</sheetData></worksheet>"#)),
+        ];
+        parts.extend(extra.iter().map(|(n, c)| (*n, c.clone())));
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, content) in parts {
+            w.start_file(name, options).unwrap();
+            w.write_all(content.as_bytes()).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    const HEADER: [&str; 13] = crate::intake::generate::CSV_HEADER;
+    const ROW: [&str; 13] = [
+        "5301011203850001",
+        "5301010101100003",
+        "Yohanes Ndun",
+        "Maria Bria",
+        "Kupang",
+        "12-03-1985",
+        "L",
+        "Jl. Timor Raya No. 5",
+        "53.01.01.2001",
+        "081234567890",
+        "002",
+        "",
+        "600000",
+    ];
+
+    /// Row `r`: `cells` as inline strings from column A, then `shared` cells (no `r`, each in
+    /// the next column) showing shared string 0.
+    fn row(r: u32, cells: &[&str], shared: usize) -> String {
+        let mut out = format!(r#"<row r="{r}">"#);
+        for (i, c) in cells.iter().enumerate() {
+            let col = (b'A' + i as u8) as char;
+            out.push_str(&format!(
+                r#"<c r="{col}{r}" t="inlineStr"><is><t>{c}</t></is></c>"#
+            ));
+        }
+        out.push_str(&r#"<c t="s"><v>0</v></c>"#.repeat(shared));
+        out.push_str("</row>");
+        out
+    }
+
+    fn sst(one: &str) -> (&'static str, String) {
+        (
+            "xl/sharedStrings.xml",
+            format!(r#"<sst uniqueCount="1"><si><t>{one}</t></si></sst>"#),
+        )
+    }
+
+    #[test]
+    fn a_row_as_wide_as_excel_keeps_only_its_record() {
+        // Every cell beyond M shows one 100 KiB string, in the header row and in both records:
+        // the records are read as if those columns were not there, and title rows before the
+        // header are looked at cut short.
+        let big = "x".repeat(100 << 10);
+        let title = row(1, &[], 16_384);
+        let sheet = title + &row(2, &HEADER, 16_371) + &row(3, &ROW, 16_371) + &row(4, &ROW, 100);
+        let bytes = workbook(&sheet, &[sst(&big)]);
+        let records = parse_xlsx("wide.xlsx", bytes).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1].row, 2);
+        assert_eq!(records[1].name.as_deref(), Some("Yohanes Ndun"));
+        assert_eq!(records[1].amount.as_deref(), Some("600000"));
+    }
+
+    #[test]
+    fn a_long_string_under_a_known_column_is_refused_at_its_cell() {
+        let big = "x".repeat(100 << 10);
+        // The address column (H) shows the 100 KiB shared string.
+        let mut sheet = row(1, &HEADER, 0) + &row(2, &ROW, 0);
+        sheet.push_str(r#"<row r="3"><c r="A3" t="inlineStr"><is><t>5301011203850002</t></is></c><c r="H3" t="s"><v>0</v></c></row>"#);
+        let err = parse_xlsx("long.xlsx", workbook(&sheet, &[sst(&big)])).unwrap_err();
+        match err {
+            IntakeError::InvalidValue {
+                line, row, field, ..
+            } => assert_eq!((line, row, field), (Some(3), 2, "address")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nesting_rich_strings_and_format_copies_over_their_limits_are_refused() {
+        let limits = XlsxLimits::for_body(1 << 20);
+        let valid = row(1, &HEADER, 0) + &row(2, &ROW, 0);
+        let refused = |bytes: Vec<u8>, what: &str| {
+            let err = check_archive("w.xlsx", &bytes, &limits).unwrap_err();
+            match &err {
+                IntakeError::XlsxLimit { what: w, .. } => assert!(w.contains(what), "{err:?}"),
+                other => panic!("{other:?}"),
+            }
+        };
+        refused(
+            workbook(&(valid.clone() + &"<x>".repeat(101)), &[]),
+            "nesting",
+        );
+        let half = "a".repeat(600 << 10);
+        refused(
+            workbook(
+                &(valid.clone()
+                    + &format!(
+                        r#"<row r="3"><c r="A3" t="inlineStr"><is><r><t>{half}</t></r><r><t>{half}</t></r></is></c></row>"#
+                    )),
+                &[],
+            ),
+            "one string",
+        );
+        let font = "F".repeat(100 << 10);
+        let styles = format!(
+            r#"<styleSheet><fonts count="1"><font><name val="{font}"/></font></fonts><cellXfs count="200">{}</cellXfs></styleSheet>"#,
+            r#"<xf fontId="0"></xf>"#.repeat(200)
+        );
+        refused(
+            workbook(&valid, &[("xl/styles.xml", styles)]),
+            "cell formats",
+        );
+        // Just under each limit, the same workbooks pass.
+        let ok = workbook(&(valid.clone() + &"<x>".repeat(95)), &[]);
+        assert!(check_archive("w.xlsx", &ok, &limits).is_ok());
+        let styles = format!(
+            r#"<styleSheet><fonts count="1"><font><name val="{font}"/></font></fonts><cellXfs count="100">{}</cellXfs></styleSheet>"#,
+            r#"<xf fontId="0"></xf>"#.repeat(100)
+        );
+        let ok = workbook(&valid, &[("xl/styles.xml", styles)]);
+        assert!(check_archive("w.xlsx", &ok, &limits).is_ok());
     }
 }
