@@ -909,37 +909,163 @@ async fn readyz_tells_a_full_pool_from_a_database_down() {
     .await;
 }
 
+/// `salur api`'s peak RSS (VmHWM) while it answers one upload, on a fresh process each time so
+/// each figure is that workbook's. A watchdog kills the process if its RSS passes 2 GiB (the
+/// machine is shared): the case then reads "killed".
+async fn api_peak_for(
+    env: &TestEnv,
+    token: &str,
+    name: &str,
+    body: Vec<u8>,
+    unpacked: usize,
+) -> (Option<StatusCode>, u64) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (mut child, base) = http::spawn_api(&env.settings).await;
+    let pid = child.id();
+    let idle = http::peak_rss(pid);
+    let done = Arc::new(AtomicBool::new(false));
+    let killed = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let (done, killed) = (done.clone(), killed.clone());
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+                    return;
+                };
+                let rss_kib: u64 = status
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+                    .unwrap_or(0);
+                if rss_kib > 2 << 20 {
+                    killed.store(true, Ordering::Relaxed);
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    let size = body.len();
+    let started = Instant::now();
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/v1/batches?program=BPNT&period=2026-Q4"))
+        .bearer_auth(token)
+        .header("content-type", XLSX_TYPE)
+        .body(body)
+        .timeout(Duration::from_secs(900))
+        .send()
+        .await;
+    let (status, kind) = match answer {
+        Ok(r) => {
+            let status = r.status();
+            let p: Value = r.json().await.unwrap_or_default();
+            (
+                Some(status),
+                p["type"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+        Err(e) => (None, format!("no answer: {e}")),
+    };
+    let peak = if killed.load(Ordering::Relaxed) {
+        u64::MAX
+    } else {
+        http::peak_rss(pid)
+    };
+    done.store(true, Ordering::Relaxed);
+    watchdog.join().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!(
+        "| {name} | {size} | {:.1} MiB | {} {kind} | {:.1} s | {:.1} MiB | {} |",
+        mib(unpacked as u64),
+        status.map_or("-".to_owned(), |s| s.as_u16().to_string()),
+        started.elapsed().as_secs_f64(),
+        mib(idle),
+        if peak == u64::MAX {
+            "killed above 2 GiB".to_owned()
+        } else {
+            format!("{:.1} MiB", mib(peak))
+        },
+    );
+    (status, peak)
+}
+
+/// `<sst>` of `strings` shared strings, declaring `unique_count`.
+fn shared_strings(unique_count: usize, strings: impl Iterator<Item = String>) -> String {
+    let mut out = format!(r#"<sst xmlns="{NS_MAIN}" uniqueCount="{unique_count}">"#);
+    for s in strings {
+        out.push_str("<si><t>");
+        out.push_str(&s);
+        out.push_str("</t></si>");
+    }
+    out.push_str("</sst>");
+    out
+}
+
+/// A `styles.xml` of `formats` cell formats, each with a font named by `font_name` and a
+/// number format of code `code` (the reader copies both into every format).
+fn styles(formats: usize, font_name: &str, code: &str) -> String {
+    let mut out = format!(
+        r#"<styleSheet xmlns="{NS_MAIN}"><numFmts count="1"><numFmt numFmtId="164" formatCode="{code}"/></numFmts><fonts count="1"><font><sz val="11"/><name val="{font_name}"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders><cellXfs count="{formats}">"#
+    );
+    for _ in 0..formats {
+        out.push_str(r#"<xf numFmtId="164" fontId="0" fillId="0" borderId="0"></xf>"#);
+    }
+    out.push_str("</cellXfs></styleSheet>");
+    out
+}
+
+/// A sheet row `r` holding the valid record in A..M, then the cells N..XFD (16,371, with no
+/// `r`, so each takes the next column) all showing shared string 0.
+fn wide_row(r: u32, first: &[&str]) -> String {
+    let mut out = row_xml(r, first);
+    out.truncate(out.len() - "</row>".len());
+    out.push_str(&r#"<c t="s"><v>0</v></c>"#.repeat(16_384 - first.len()));
+    out.push_str("</row>");
+    out
+}
+
 /// `scripts/xlsx_memory.sh` (release build): the real `salur api` binary with the default limits
-/// takes Excel bombs and then the worst workbook it accepts (shared strings at the limits);
-/// prints the process's peak RSS after each, and fails above the stated bound of 512 MiB.
+/// (`API_XLSX_LIMIT` 64 MiB) takes Excel bombs, then the worst workbooks it accepts, each on a
+/// fresh process: every limit of [`salur::intake::xlsx::XlsxLimits`] reached in turn (the most
+/// shared strings, a sheet as wide as Excel's with one 1 MiB string in every cell, a sheet that
+/// inflates to 1 GiB, the most cell formats), then all at once. Prints a table of the process's
+/// peak RSS (VmHWM) per workbook, and fails above the stated bound of 512 MiB.
 #[tokio::test]
-#[ignore = "builds ~100 MB workbooks: run by scripts/xlsx_memory.sh in a release build"]
+#[ignore = "builds workbooks of up to 1 GiB unpacked: run by scripts/xlsx_memory.sh in a release build"]
 async fn excel_memory_of_salur_api() {
     let env = TestEnv::database_only(|_| {}).await;
     let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
-    let (mut child, base) = http::spawn_api(&env.settings).await;
-    let client = reqwest::Client::new();
-    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-    println!(
-        "salur api idle: peak RSS {:.1} MiB",
-        mib(http::peak_rss(child.id()))
-    );
-    let send = |body: Vec<u8>| {
-        client
-            .post(format!("{base}/v1/batches?program=BPNT&period=2026-Q4"))
-            .bearer_auth(&token)
-            .header("content-type", XLSX_TYPE)
-            .body(body)
-            .timeout(Duration::from_secs(600))
-            .send()
-    };
+    let limits = salur::intake::xlsx::XlsxLimits::for_body(env.settings.api_xlsx_limit);
+    assert_eq!(limits.body, 64 << 20, "the default API_XLSX_LIMIT");
+    let one_mib_string = "A".repeat((1 << 20) - 100);
+    println!("| workbook | bytes | unpacked | answer | time | idle RSS | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut peaks = Vec::new();
 
+    // Refused: a deflate bomb past the 1 GiB total, a declared 10 billion strings, a declared
+    // 17-billion-cell dimension, 310 million elements nested in one another (the XML reader
+    // keeps every open element's name: 2.8 GB), one cell's rich text of 900 runs of 1 MB
+    // (each run under the token limit, 0.84 GiB joined), and 7,000 formats each copying a
+    // 1 MiB font name (7 GiB).
     let mut bomb = valid_sheet();
     bomb.push_str(&" ".repeat(1100 << 20));
-    let cases = [
+    let nested = valid_sheet() + &"<x>".repeat(310_000_000);
+    let run = format!("<r><t>{}</t></r>", "a".repeat(1_000_000));
+    let rich = row_xml(1, &HEADER)
+        + r#"<row r="2"><c r="A2" t="inlineStr"><is>"#
+        + &run.repeat(900)
+        + "</is></c></row>";
+    let refused = [
         (
             "deflate bomb (1.1 GiB of sheet XML)",
             workbook("", &bomb, vec![]),
+            bomb.len(),
         ),
         (
             "uniqueCount 10 billion",
@@ -948,52 +1074,76 @@ async fn excel_memory_of_salur_api() {
                 &valid_sheet(),
                 vec![(
                     "xl/sharedStrings.xml".to_owned(),
-                    format!(r#"<sst xmlns="{NS_MAIN}" uniqueCount="10000000000"><si><t>a</t></si></sst>"#)
-                        .into_bytes(),
+                    shared_strings(10_000_000_000, ["a".to_owned()].into_iter()).into_bytes(),
                 )],
             ),
+            0,
         ),
         (
             "dimension A1:XFD1048576",
-            workbook(r#"<dimension ref="A1:XFD1048576"/>"#, &valid_sheet(), vec![]),
+            workbook(
+                r#"<dimension ref="A1:XFD1048576"/>"#,
+                &valid_sheet(),
+                vec![],
+            ),
+            0,
+        ),
+        (
+            "310 million nested elements (0.87 GiB)",
+            workbook("", &nested, vec![]),
+            nested.len(),
+        ),
+        (
+            "one inline string of 900 runs of 1 MB (the reader joins them)",
+            workbook("", &rich, vec![]),
+            rich.len(),
+        ),
+        (
+            "7,000 formats copying a 1 MiB font name",
+            workbook(
+                "",
+                &valid_sheet(),
+                vec![(
+                    "xl/styles.xml".to_owned(),
+                    styles(7_000, &one_mib_string, "0").into_bytes(),
+                )],
+            ),
+            8 << 20,
         ),
     ];
-    drop(bomb);
-    for (name, body) in cases {
-        let size = body.len();
-        let started = Instant::now();
-        let r = send(body).await.unwrap();
-        let status = r.status();
-        let p: Value = r.json().await.unwrap_or_default();
-        println!(
-            "{name}: {size} bytes -> {status} {} in {:.1} s; salur api peak RSS so far {:.1} MiB",
-            p["type"].as_str().unwrap_or_default(),
-            started.elapsed().as_secs_f64(),
-            mib(http::peak_rss(child.id()))
-        );
-        assert!(status.is_client_error(), "{name}: {status}");
+    drop((bomb, nested, rich));
+    // Every case runs before anything is asserted, so one run gives the whole table.
+    let mut wrong = Vec::new();
+    for (name, body, unpacked) in refused {
+        let (status, peak) = api_peak_for(&env, &token, name, body, unpacked).await;
+        if !status.is_some_and(|s| s.is_client_error()) {
+            wrong.push(format!("{name}: {status:?}, expected a 4xx"));
+        }
+        peaks.push((name.to_owned(), peak));
     }
 
-    // The worst accepted: every cell a distinct shared string, as many as the 64 MiB of shared
-    // strings hold (180,000 rows × 13 columns = 2,340,000 strings).
+    // Accepted 1: 180,000 records whose 13 cells each show a distinct 12-digit shared string
+    // (2.34 million strings, 65.5 MB of `<si>`, just under the 64 MiB part limit).
     let rows = 180_000usize;
-    let mut strings = String::with_capacity(rows * 13 * 28);
-    strings.push_str(&format!(r#"<sst xmlns="{NS_MAIN}">"#));
+    let strings = shared_strings(rows * 13, (0..rows * 13).map(|i| format!("{i:012}")));
+    assert!(
+        strings.len() as u64 <= limits.shared_strings_part,
+        "{}",
+        strings.len()
+    );
     let mut sheet = row_xml(1, &HEADER);
     for r in 0..rows {
         sheet.push_str(&format!(r#"<row r="{}">"#, r + 2));
         for c in 0..13 {
-            let i = r * 13 + c;
-            strings.push_str(&format!("<si><t>{i:012}</t></si>"));
             sheet.push_str(&format!(
-                r#"<c r="{}{}" t="s"><v>{i}</v></c>"#,
+                r#"<c r="{}{}" t="s"><v>{}</v></c>"#,
                 column(c),
-                r + 2
+                r + 2,
+                r * 13 + c
             ));
         }
         sheet.push_str("</row>");
     }
-    strings.push_str("</sst>");
     let unpacked = strings.len() + sheet.len();
     let body = workbook(
         "",
@@ -1001,22 +1151,137 @@ async fn excel_memory_of_salur_api() {
         vec![("xl/sharedStrings.xml".to_owned(), strings.into_bytes())],
     );
     drop(sheet);
-    let size = body.len();
-    let started = Instant::now();
-    let r = send(body).await.unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    let peak = http::peak_rss(child.id());
-    println!(
-        "worst accepted: {rows} rows, {} shared strings, {size} bytes ({:.1} MiB unpacked) -> {status} in {:.1} s; salur api peak RSS {:.1} MiB",
-        rows * 13,
-        mib(unpacked as u64),
-        started.elapsed().as_secs_f64(),
-        mib(peak)
+    let name = "2.34 M distinct shared strings, 180,000 records";
+    let (status, peak) = api_peak_for(&env, &token, name, body, unpacked).await;
+    if status != Some(StatusCode::ACCEPTED) {
+        wrong.push(format!("{name}: {status:?}, expected 202"));
+    }
+    peaks.push((name.to_owned(), peak));
+
+    // Accepted 1b: the most shared strings the limits let through: 3.94 million one-letter
+    // strings (67 MB, just under the part limit; the string limit is 4,194,304), declared as
+    // 4,194,304 (`uniqueCount` at its limit: the reader reserves that many).
+    let strings = shared_strings(
+        limits.strings as usize,
+        std::iter::repeat_n("a".to_owned(), 3_940_000),
     );
-    assert_eq!(status, StatusCode::ACCEPTED, "{text}");
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(peak < 512 * 1024 * 1024, "peak RSS {:.1} MiB", mib(peak));
+    assert!(
+        strings.len() as u64 <= limits.shared_strings_part,
+        "{}",
+        strings.len()
+    );
+    let unpacked = strings.len();
+    let body = workbook(
+        "",
+        &valid_sheet(),
+        vec![("xl/sharedStrings.xml".to_owned(), strings.into_bytes())],
+    );
+    let name = "3.94 M one-letter shared strings, uniqueCount 4,194,304";
+    let (status, peak) = api_peak_for(&env, &token, name, body, unpacked).await;
+    if status != Some(StatusCode::ACCEPTED) {
+        wrong.push(format!("{name}: {status:?}, expected 202"));
+    }
+    peaks.push((name.to_owned(), peak));
+
+    // Accepted 2: as wide as Excel goes. One shared string of 1 MiB; the header row and 1,000
+    // records each fill A..M and then show that string in every cell up to XFD: 16.4 million
+    // cells (the cell limit is 16,777,216), 16 GiB of text if every cell were copied.
+    let strings = shared_strings(1, std::iter::once(one_mib_string.clone()));
+    let mut sheet = wide_row(1, &HEADER);
+    for r in 0..1_000 {
+        sheet.push_str(&wide_row(r + 2, &ROW));
+    }
+    let unpacked = strings.len() + sheet.len();
+    let body = workbook(
+        "",
+        &sheet,
+        vec![("xl/sharedStrings.xml".to_owned(), strings.into_bytes())],
+    );
+    drop(sheet);
+    let name = "16,384 columns × 1,001 rows, every extra cell one 1 MiB shared string";
+    let (status, peak) = api_peak_for(&env, &token, name, body, unpacked).await;
+    if status != Some(StatusCode::ACCEPTED) {
+        wrong.push(format!("{name}: {status:?}, expected 202"));
+    }
+    peaks.push((name.to_owned(), peak));
+
+    // Accepted 3: deep inflation. 1,000 records, each followed by 1,000,000 spaces (one token
+    // each, under 1 MiB): the sheet inflates to 0.93 GiB, under the 1 GiB total.
+    let pad = " ".repeat(1_000_000);
+    let mut sheet = row_xml(1, &HEADER);
+    for r in 0..1_000u32 {
+        sheet.push_str(&row_xml(r + 2, &ROW));
+        sheet.push_str(&pad);
+    }
+    let unpacked = sheet.len();
+    let body = workbook("", &sheet, vec![]);
+    drop(sheet);
+    let name = "sheet inflating to 0.93 GiB (1,000 records, 1 MB of spaces after each)";
+    let (status, peak) = api_peak_for(&env, &token, name, body, unpacked).await;
+    if status != Some(StatusCode::ACCEPTED) {
+        wrong.push(format!("{name}: {status:?}, expected 202"));
+    }
+    peaks.push((name.to_owned(), peak));
+
+    // Accepted 4: the most cell-format copies: 64,000 formats (the limit) whose font name and
+    // number-format code are as long as `format_copies` lets the longest token be.
+    let token_len = (limits.format_copies / limits.formats) as usize;
+    let code = "0".repeat(token_len - 50);
+    let font = "F".repeat(token_len - 20);
+    let style_xml = styles(limits.formats as usize, &font, &code);
+    let unpacked = style_xml.len();
+    let body = workbook(
+        "",
+        &valid_sheet(),
+        vec![("xl/styles.xml".to_owned(), style_xml.into_bytes())],
+    );
+    let name = "64,000 cell formats, each copying a 242-byte font name and a 212-byte code";
+    let (status, peak) = api_peak_for(&env, &token, name, body, unpacked).await;
+    if status != Some(StatusCode::ACCEPTED) {
+        wrong.push(format!("{name}: {status:?}, expected 202"));
+    }
+    peaks.push((name.to_owned(), peak));
+
+    // Accepted 5: all of it in one workbook: the 3.9 M shared strings (one of them 1 MiB), the
+    // 64,000 formats, 500 records 16,384 cells wide, each followed by 1 MB of spaces.
+    let strings = shared_strings(
+        limits.strings as usize,
+        std::iter::once(one_mib_string.clone())
+            .chain(std::iter::repeat_n("a".to_owned(), 3_880_000)),
+    );
+    assert!(
+        strings.len() as u64 <= limits.shared_strings_part,
+        "{}",
+        strings.len()
+    );
+    let style_xml = styles(limits.formats as usize, &font, &code);
+    let mut sheet = wide_row(1, &HEADER);
+    for r in 0..500 {
+        sheet.push_str(&wide_row(r + 2, &ROW));
+        sheet.push_str(&pad);
+    }
+    let unpacked = strings.len() + style_xml.len() + sheet.len();
+    let body = workbook(
+        "",
+        &sheet,
+        vec![
+            ("xl/sharedStrings.xml".to_owned(), strings.into_bytes()),
+            ("xl/styles.xml".to_owned(), style_xml.into_bytes()),
+        ],
+    );
+    drop(sheet);
+    let name = "all at once: 3.88 M strings, 64,000 formats, 501 wide rows, 0.5 GB of spaces";
+    let (status, peak) = api_peak_for(&env, &token, name, body, unpacked).await;
+    if status != Some(StatusCode::ACCEPTED) {
+        wrong.push(format!("{name}: {status:?}, expected 202"));
+    }
+    peaks.push((name.to_owned(), peak));
+
+    for (name, peak) in &peaks {
+        if *peak >= 512 * 1024 * 1024 {
+            wrong.push(format!("{name}: peak RSS over 512 MiB"));
+        }
+    }
     env.cleanup().await;
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
