@@ -10,12 +10,14 @@
 #
 # The same seed gives the same batches and the same fault schedule. Starts the cluster with
 # scripts/cluster.sh if it is not running (and stops it afterwards in that case); uses its own
-# database and vhost, removed at the end. PostgreSQL restarts take the machine-wide lock the
-# outage tests take. SALUR_BIN runs a given binary instead of a release build.
+# database and vhost, removed at the end unless --keep is given (to look into a failed
+# invariant: their names are printed, with the commands that remove them). PostgreSQL restarts
+# take the machine-wide lock the outage tests take. SALUR_BIN runs a given binary instead of a
+# release build; SALUR_CHAOS_LOGS=DIR keeps every worker's and bank's log there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RECORDS=100000 MINUTES=30 SEED=1 PG_RESTARTS=2 EXTRA=()
+RECORDS=100000 MINUTES=30 SEED=1 PG_RESTARTS=2 KEEP="" EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --records) RECORDS=$2; shift 2 ;;
@@ -23,7 +25,8 @@ while [ $# -gt 0 ]; do
     --seed) SEED=$2; shift 2 ;;
     --pg-restarts) PG_RESTARTS=$2; shift 2 ;;
     --json) EXTRA+=(--json); shift ;;
-    *) echo "unknown argument $1: use --records N --minutes M --seed S [--pg-restarts K] [--json]" >&2; exit 2 ;;
+    --keep) KEEP=1; shift ;;
+    *) echo "unknown argument $1: use --records N --minutes M --seed S [--pg-restarts K] [--keep] [--json]" >&2; exit 2 ;;
   esac
 done
 
@@ -44,9 +47,14 @@ ID="${SEED}_$$"
 VHOST="chaos_$ID"
 DB="salur_chaos_$ID"
 cleanup() {
-  scripts/cluster.sh ctl 1 delete_vhost "$VHOST" >/dev/null 2>&1 || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
-  if [ -n "$started_cluster" ]; then scripts/cluster.sh down >&2 || true; fi
+  if [ -n "$KEEP" ]; then
+    echo "kept: database $DB (psql -h 127.0.0.1 -U postgres $DB), vhost $VHOST on the cluster" >&2
+    echo "remove them with: psql -h 127.0.0.1 -U postgres -c 'DROP DATABASE $DB WITH (FORCE)' postgres; scripts/cluster.sh ctl 1 delete_vhost $VHOST" >&2
+  else
+    scripts/cluster.sh ctl 1 delete_vhost "$VHOST" >/dev/null 2>&1 || true
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
+  fi
+  if [ -n "$started_cluster" ] && [ -z "$KEEP" ]; then scripts/cluster.sh down >&2 || true; fi
 }
 trap cleanup EXIT
 scripts/cluster.sh ctl 1 add_vhost "$VHOST" >/dev/null

@@ -123,12 +123,26 @@ impl Proc {
     }
 }
 
+/// Starts a child. With `SALUR_CHAOS_LOGS` set to a directory, its standard error (the log at
+/// `RUST_LOG=warn`) goes to a file there, one per process started (`worker-3.log`); otherwise
+/// nowhere.
 fn spawn(binary: &PathBuf, env: &[(String, String)], args: &[String]) -> anyhow::Result<Proc> {
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let stderr = match std::env::var_os("SALUR_CHAOS_LOGS") {
+        Some(dir) => {
+            let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let kind = args.first().map_or("process", String::as_str);
+            Stdio::from(std::fs::File::create(
+                PathBuf::from(dir).join(format!("{kind}-{n}.log")),
+            )?)
+        }
+        None => Stdio::null(),
+    };
     let child = Command::new(binary)
         .args(args)
         .envs(env.iter().cloned())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()?;
     Ok(Proc {
@@ -233,8 +247,22 @@ pub struct Report {
     pub minutes: f64,
     pub faults: BTreeMap<String, u32>,
     pub states: BTreeMap<String, i64>,
+    /// The records that ended other than disbursed, by state and reason code.
+    pub parked: Vec<Parked>,
     pub checks: Vec<Check>,
     pub elapsed_secs: f64,
+}
+
+/// Records that ended in `state` with reason `reason` (a record with two reasons counts under
+/// both; `(none)` for a record that has none, which is a defect).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Parked {
+    pub state: String,
+    pub reason: String,
+    pub records: i64,
+    /// Of them, how many were incomplete in the office's file (the generator spoiled them and
+    /// the campaign's corrections file carries their complete values).
+    pub incomplete_in_file: i64,
 }
 
 impl Report {
@@ -263,6 +291,18 @@ impl std::fmt::Display for Report {
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;
+        if !self.parked.is_empty() {
+            writeln!(f, "records not disbursed, by reason:")?;
+            writeln!(f, "| state | reason | records | incomplete in the file |")?;
+            writeln!(f, "|---|---|---|---|")?;
+            for p in &self.parked {
+                writeln!(
+                    f,
+                    "| {} | {} | {} | {} |",
+                    p.state, p.reason, p.records, p.incomplete_in_file
+                )?;
+            }
+        }
         writeln!(f, "| invariant | value | holds |")?;
         writeln!(f, "|---|---|---|")?;
         for c in &self.checks {
@@ -516,6 +556,7 @@ pub async fn run(
     // Give the workers a moment to settle any last delivery, then check.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let checks = invariants(settings, pool, opts).await?;
+    let parked = parked(pool, &submitted, &batches).await?;
     for p in workers.iter_mut().chain(banks.iter_mut()) {
         signal(&p.pid(), "-TERM").await;
     }
@@ -540,6 +581,7 @@ pub async fn run(
         minutes: opts.minutes,
         faults,
         states,
+        parked,
         checks,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
@@ -615,6 +657,51 @@ async fn wait_final(pool: &PgPool, deadline: Instant) -> anyhow::Result<()> {
     }
 }
 
+/// The records that ended other than disbursed, by state and reason, and how many of them the
+/// generator made incomplete (so the corrections file covers them).
+async fn parked(
+    pool: &PgPool,
+    submitted: &[(uuid::Uuid, usize)],
+    batches: &[generate::DemoBatch],
+) -> anyhow::Result<Vec<Parked>> {
+    let rows: Vec<(uuid::Uuid, i32, String, Vec<String>)> = sqlx::query_as(
+        "SELECT batch_id, row_number, state,
+                ARRAY(SELECT DISTINCT e->>'code' FROM jsonb_array_elements(reasons) e
+                      WHERE e->>'code' IS NOT NULL ORDER BY 1)
+         FROM records WHERE state <> 'disbursed'",
+    )
+    .fetch_all(pool)
+    .await?;
+    let batch_of: std::collections::HashMap<uuid::Uuid, usize> =
+        submitted.iter().copied().collect();
+    let mut out: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for (batch, row, state, codes) in rows {
+        let incomplete = batch_of
+            .get(&batch)
+            .and_then(|b| batches.get(*b))
+            .is_some_and(|d| u32::try_from(row).is_ok_and(|r| d.corrected.contains_key(&r)));
+        let codes = if codes.is_empty() {
+            vec!["(none)".to_owned()]
+        } else {
+            codes
+        };
+        for code in codes {
+            let e = out.entry((state.clone(), code)).or_default();
+            e.0 += 1;
+            e.1 += i64::from(incomplete);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .map(|((state, reason), (records, incomplete_in_file))| Parked {
+            state,
+            reason,
+            records,
+            incomplete_in_file,
+        })
+        .collect())
+}
+
 async fn invariants(
     settings: &Settings,
     pool: &PgPool,
@@ -640,6 +727,17 @@ async fn invariants(
         "every record final",
         format!("{} of {total} final", total - open),
         open == 0 && total == i64::from(opts.records),
+    );
+    let no_reason: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM records
+         WHERE state IN ('blocked', 'rejected', 'failed', 'dead') AND reasons = '[]'::jsonb",
+    )
+    .fetch_one(pool)
+    .await?;
+    check(
+        "every record not paid says why (a reason code)",
+        format!("{no_reason} without a reason"),
+        no_reason == 0,
     );
     // The bank's ledger: one row per idempotency key by construction, so a double payment
     // would be two paid keys for one record: compare paid keys with the keys of salur's records.
