@@ -123,9 +123,18 @@ fn a_small_fault_campaign_keeps_every_invariant() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    let rows: Vec<&str> = stdout.lines().filter(|l| l.starts_with("| ")).collect();
-    assert_eq!(rows.len(), 7, "a header and six invariants: {stdout}");
+    // The invariants table comes last, after the table of records not disbursed by reason.
+    let rows: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("| invariant |"))
+        .filter(|l| l.starts_with("| "))
+        .collect();
+    assert_eq!(rows.len(), 8, "a header and seven invariants: {stdout}");
     assert!(rows[1..].iter().all(|r| r.ends_with("| yes |")), "{stdout}");
+    assert!(
+        !stdout.contains("| (none) |"),
+        "a record ended without a reason: {stdout}"
+    );
     for kind in [
         "kill -9 a worker",
         "stop the busiest queue's leader node",
