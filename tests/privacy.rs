@@ -9,6 +9,7 @@ use salur::intake::generate;
 use salur::messages::Stage;
 use salur::ops::batch;
 use salur::ops::privacy::{self, PersonError};
+use salur::ops::remediate::{self, Scope};
 use salur::stages::{Input, process_one};
 use salur::store::State;
 use salur::store::sealed::{self, Keyring};
@@ -298,6 +299,41 @@ async fn the_export_for_one_nik_is_that_person_only_and_erasure_waits_for_paymen
         .unwrap();
         assert_eq!(kept[0].0, None);
         assert_eq!(kept[0].1["nik"], salur::domain::mask_digits(&nik));
+        // `records show` (and the API's record view) shows the kept masked forms, as the batch
+        // listing and the report do, not empty fields.
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 AND row_number = 1")
+                .bind(first)
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        let masked_nik = salur::domain::mask_digits(&nik);
+        let masked_name = salur::domain::mask_words(me.name.as_deref().unwrap());
+        let view = remediate::show(&env.pool, &Scope::All, id).await.unwrap();
+        assert_eq!(view.fields["nik"].as_deref(), Some(masked_nik.as_str()));
+        assert_eq!(view.fields["name"].as_deref(), Some(masked_name.as_str()));
+        assert_eq!(view.fields["mother_name"], None, "erased, nothing kept");
+        let dir = std::env::temp_dir().join(format!("salur-keys-{}", env.db_name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("data-keys");
+        std::fs::write(&keys, sealed::keyring().unwrap().to_text()).unwrap();
+        let shown = salur(&env, &keys, &["records", "show", &id.to_string()])
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            shown.status.success(),
+            "{}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("nik") && l.contains(&masked_nik)),
+            "{text}"
+        );
+        assert!(text.contains(&masked_name), "{text}");
+        assert!(!text.contains(&nik), "{text}");
         // The other person is untouched.
         assert_eq!(
             privacy::person_data(&env.pool, other.nik.as_deref().unwrap(), "t", false)

@@ -350,6 +350,25 @@ type ToMask = (
     Option<Vec<u8>>,
 );
 
+/// Masked fields for display (`field -> masked value`), with the masked forms an erasure kept
+/// (`records.masked`: NIK, name, account number) in place of the values it erased.
+pub fn with_kept_masks(
+    mut fields: std::collections::BTreeMap<&'static str, Option<String>>,
+    kept: Option<&serde_json::Value>,
+) -> std::collections::BTreeMap<&'static str, Option<String>> {
+    let Some(kept) = kept else {
+        return fields;
+    };
+    for (field, value) in fields.iter_mut() {
+        if value.is_none()
+            && let Some(k) = kept.get(*field).and_then(|v| v.as_str())
+        {
+            *value = Some(k.to_owned());
+        }
+    }
+    fields
+}
+
 /// Erases the personal fields of `ids` (which the caller holds locked): every sealed value and
 /// the NIK hash become NULL; the masked NIK, name and account numbers are kept for display, and
 /// ids, states, amounts, bank references and the audit stay, so totals still add up.
