@@ -2,9 +2,10 @@
 //! confirms, and deletes it only once confirmed and routed. A crash between publish and delete
 //! publishes again (at-least-once); every consumer is idempotent.
 
-use crate::broker::{Outgoing, Publisher};
+use crate::broker::Publisher;
 use crate::metrics::Metrics;
 use crate::store::outbox;
+use crate::store::sealed::{KeyError, keyring};
 use backon::{BackoffBuilder as _, ExponentialBuilder, Retryable as _};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
@@ -16,7 +17,14 @@ use tokio_util::sync::CancellationToken;
 /// Messages published per transaction (and per confirm window).
 pub const BATCH: i64 = 500;
 
-/// Publishes one batch from the outbox. Returns how many were published.
+/// Publishes one batch from the outbox, bank requests opened just before (see
+/// [`outbox`]'s "Personal data"). Returns how many rows it took.
+///
+/// A payload that does not open (altered, or moved to another row) is never published: it is
+/// logged and dropped, and the sweeper sends its records' request again after the bank timeout,
+/// from the records. One sealed with a key this process does not have stays in the outbox and
+/// the batch ends with [`KeyError::Missing`] (after publishing the others), which [`run`] waits
+/// out like a database outage until the key is added back.
 pub async fn flush_once(
     pool: &PgPool,
     publisher: &Publisher,
@@ -33,8 +41,42 @@ pub async fn flush_once(
     if rows.is_empty() {
         return Ok(0);
     }
-    let (ids, messages): (Vec<i64>, Vec<Outgoing>) = rows.into_iter().unzip();
-    publisher.publish_all(&messages).await?;
+    let taken = rows.len();
+    let ring = if rows.iter().any(|(_, m)| outbox::is_sealed(&m.payload)) {
+        Some(keyring()?)
+    } else {
+        None
+    };
+    let mut ids = Vec::with_capacity(taken);
+    let mut messages = Vec::with_capacity(taken);
+    let mut missing = None;
+    for (id, m) in rows {
+        let opened = match &ring {
+            Some(ring) => outbox::open(ring, id, m),
+            None => Ok(m),
+        };
+        match opened {
+            Ok(m) => {
+                ids.push(id);
+                messages.push(m);
+            }
+            Err(e @ KeyError::Missing(_)) => {
+                missing.get_or_insert(e);
+            }
+            Err(e) => {
+                tracing::error!(
+                    outbox_id = id,
+                    error = %e,
+                    "an outbox message does not open: dropped, not published (the sweeper sends \
+                     its records' request again after the bank timeout)"
+                );
+                ids.push(id);
+            }
+        }
+    }
+    if !messages.is_empty() {
+        publisher.publish_all(&messages).await?;
+    }
     outbox::delete(&mut tx, &ids).await?;
     tx.commit().await?;
     if let Some(m) = metrics {
@@ -42,7 +84,10 @@ pub async fn flush_once(
             m.published.with_label_values(&[&msg.exchange]).inc();
         }
     }
-    Ok(messages.len())
+    if let Some(e) = missing {
+        return Err(e.into());
+    }
+    Ok(taken)
 }
 
 /// Publishes until the outbox is empty.
@@ -99,6 +144,19 @@ pub async fn run(
                 let wait = db_backoff.next().unwrap_or(Duration::from_secs(5));
                 tracing::warn!(error = %e, ?wait, "outbox relay cannot reach the database; waiting");
                 listener = None;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(wait) => continue,
+                }
+            }
+            Err(e) if e.downcast_ref::<KeyError>().is_some() => {
+                let wait = db_backoff.next().unwrap_or(Duration::from_secs(5));
+                tracing::error!(
+                    error = %e,
+                    ?wait,
+                    "outbox relay cannot open a message: add the data key back to the key ring \
+                     (`salur keys status`); waiting"
+                );
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(wait) => continue,

@@ -6,8 +6,11 @@ mod common;
 use common::{TestEnv, valid_record};
 use salur::bank::sim::{SimOptions, settlements};
 use salur::intake::generate;
+use salur::messages::Stage;
 use salur::ops::batch;
 use salur::ops::privacy::{self, PersonError};
+use salur::ops::remediate::{self, Scope};
+use salur::stages::{Input, process_one};
 use salur::store::State;
 use salur::store::sealed::{self, Keyring};
 use std::process::{Command, Stdio};
@@ -29,30 +32,169 @@ fn pg_dump(env: &TestEnv, extra: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("a text dump")
 }
 
+/// The values of the input file that must never be in a dump of salur's schema, with what
+/// each is (`NIK` values also searched as bare digits).
+fn personal_values(records: &[salur::intake::RawRecord]) -> Vec<(&'static str, u32, String)> {
+    let mut out = Vec::new();
+    for r in records {
+        for (what, value) in [
+            ("NIK", &r.nik),
+            ("name", &r.name),
+            ("mother's name", &r.mother_name),
+            ("KK", &r.kk),
+            ("address", &r.address),
+        ] {
+            let Some(v) = value.as_deref().filter(|v| v.len() >= 4) else {
+                continue;
+            };
+            out.push((what, r.row, v.to_owned()));
+            if what == "NIK" {
+                let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+                if digits != v {
+                    out.push((what, r.row, digits));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The dump's text followed by the content of every `bytea` value in it, hex-decoded: a dump
+/// writes `bytea` as `\\x<hex>`, so clear text stored in a `bytea` column (an outbox payload)
+/// is as readable as text, just not by a plain search of the dump.
+fn with_bytea_decoded(dump: &str) -> String {
+    let mut out = String::with_capacity(dump.len() * 2);
+    out.push_str(dump);
+    for part in dump.split("\\x").skip(1) {
+        let hex: Vec<u8> = part
+            .bytes()
+            .take_while(u8::is_ascii_hexdigit)
+            .map(|b| (b as char).to_digit(16).unwrap() as u8)
+            .collect();
+        let bytes: Vec<u8> = hex.chunks_exact(2).map(|p| p[0] << 4 | p[1]).collect();
+        out.push('\n');
+        out.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    out
+}
+
+/// Asserts that `dump` holds none of `values`, in text or in a `bytea` value; returns how many
+/// were searched.
+fn assert_none_in(dump: &str, values: &[(&'static str, u32, String)], when: &str) -> usize {
+    let searched = with_bytea_decoded(dump);
+    for (what, row, v) in values {
+        assert!(
+            !searched.contains(v.as_str()),
+            "{when}: the dump holds {what} of row {row} in clear"
+        );
+    }
+    values.len()
+}
+
+/// The `COPY public.outbox` section of a text dump: its data lines.
+fn outbox_rows(dump: &str) -> Vec<&str> {
+    dump.split("COPY public.outbox ")
+        .nth(1)
+        .map(|rest| rest.lines().skip(1).take_while(|l| *l != "\\.").collect())
+        .unwrap_or_default()
+}
+
+/// Takes the account-opening messages out of the outbox and handles them as the account-opening
+/// consumer would, without a relay: the bank requests they produce wait in the outbox, as they do
+/// between a stage's commit and the relay's publish (no broker needed for this step).
+async fn open_accounts_without_relay(env: &TestEnv) -> usize {
+    let messages: Vec<Vec<u8>> = sqlx::query_scalar(
+        "DELETE FROM outbox WHERE routing_key = 'account_opening' RETURNING payload",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    for payload in &messages {
+        process_one(
+            &env.settings,
+            &env.pool,
+            Input::Stage(Stage::AccountOpening),
+            payload,
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    messages.len()
+}
+
+/// `(routing key, key id)` of every bank request waiting in the outbox (`None`: in clear).
+async fn waiting_bank_requests(env: &TestEnv) -> Vec<(String, Option<i32>)> {
+    sqlx::query_as(
+        "SELECT routing_key, salur_key_id(payload) FROM outbox
+         WHERE routing_key LIKE 'bank.%' ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pg_dump_after_the_batch_holds_no_nik_name_or_mother_name() {
+async fn a_pg_dump_during_and_after_the_batch_holds_no_nik_name_or_mother_name() {
     common::within_limit(async {
         let mut env = TestEnv::new().await;
+        let demo = generate::generate(400, 40, 19);
+        let values = personal_values(&demo.records);
+        assert!(values.len() > 1500, "{} values", values.len());
+        let batch = env.submit(&demo.records, "2026-Q4").await;
+
+        // Mid-run: the account-opening requests are committed and not yet published (no relay
+        // runs), so the outbox holds them, with every NIK, name and mother's name of the batch.
+        assert!(open_accounts_without_relay(&env).await > 0);
+        let waiting = waiting_bank_requests(&env).await;
+        assert!(
+            waiting.len() >= 4,
+            "bank requests wait in the outbox: {waiting:?}"
+        );
+        let current = i32::from(sealed::keyring().unwrap().current());
+        assert!(
+            waiting.iter().all(|(_, key)| *key == Some(current)),
+            "every waiting bank request is sealed with the current key: {waiting:?}"
+        );
+        let during = pg_dump(&env, &["--exclude-schema=bank_sim"]);
+        assert!(
+            outbox_rows(&during).len() >= waiting.len(),
+            "the dump holds the waiting requests"
+        );
+        assert_none_in(&during, &values, "mid-run (bank requests in the outbox)");
+        // The search reads inside `bytea` values: the parked records' messages waiting next to
+        // the requests are clear JSON, and it sees them.
+        assert!(with_bytea_decoded(&during).contains("\"record_id\":"));
+        // The search is not blind: the same requests, opened, hold the batch's mothers' names.
+        let ring = sealed::keyring().unwrap();
+        let rows = salur::store::outbox::take(&mut env.pool.acquire().await.unwrap(), 1000)
+            .await
+            .unwrap();
+        let opened: String = rows
+            .into_iter()
+            .filter(|(_, m)| m.routing_key.starts_with("bank."))
+            .map(|(id, m)| {
+                String::from_utf8(salur::store::outbox::open(&ring, id, m).unwrap().payload)
+                    .unwrap()
+            })
+            .collect();
+        assert!(
+            values
+                .iter()
+                .filter(|(what, _, _)| *what == "mother's name")
+                .any(|(_, _, v)| opened.contains(v.as_str())),
+            "an opened request holds a mother's name"
+        );
+
+        // Now the relay publishes the sealed requests (opening them) and the batch runs on.
         env.start_worker();
         env.start_bank(SimOptions::default());
-        let demo = generate::generate(400, 40, 19);
-        let batch = env.submit(&demo.records, "2026-Q4").await;
         let status = env.wait(batch).await;
         assert_eq!(status.count(State::Disbursed), 360, "{status}");
 
         // The outbox holds a bank request (NIK, names) from its commit until the relay has
-        // published it and deleted it, which can be a moment after the bank already answered:
-        // the dump is taken once the relay is done (see the README, "Personal data").
-        for _ in 0..100 {
-            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-                .fetch_one(&env.pool)
-                .await
-                .unwrap();
-            if pending == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // published it and deleted it, sealed: the dump after the run is searched whatever the
+        // relay has left.
         // salur's own schema. bank_sim stands for the bank's systems (the reference bank keeps
         // its customers in this database only because it is a simulator).
         let dump = pg_dump(&env, &["--exclude-schema=bank_sim"]);
@@ -60,35 +202,7 @@ async fn a_pg_dump_after_the_batch_holds_no_nik_name_or_mother_name() {
             dump.contains("COPY public.records"),
             "the dump has the records"
         );
-        let mut searched = 0;
-        for r in &demo.records {
-            for (what, value) in [
-                ("NIK", &r.nik),
-                ("name", &r.name),
-                ("mother's name", &r.mother_name),
-                ("KK", &r.kk),
-                ("address", &r.address),
-            ] {
-                let Some(v) = value.as_deref().filter(|v| v.len() >= 4) else {
-                    continue;
-                };
-                searched += 1;
-                assert!(
-                    !dump.contains(v),
-                    "the dump holds {what} of row {} in clear",
-                    r.row
-                );
-                if what == "NIK" {
-                    let digits: String = v.chars().filter(char::is_ascii_digit).collect();
-                    assert!(
-                        !dump.contains(&digits),
-                        "the dump holds a NIK of row {}",
-                        r.row
-                    );
-                }
-            }
-        }
-        assert!(searched > 1500, "searched {searched} values");
+        assert_none_in(&dump, &values, "after the batch");
         // The search finds clear values where they are: the simulated bank's own tables.
         let with_bank = pg_dump(&env, &[]);
         assert!(
@@ -185,6 +299,41 @@ async fn the_export_for_one_nik_is_that_person_only_and_erasure_waits_for_paymen
         .unwrap();
         assert_eq!(kept[0].0, None);
         assert_eq!(kept[0].1["nik"], salur::domain::mask_digits(&nik));
+        // `records show` (and the API's record view) shows the kept masked forms, as the batch
+        // listing and the report do, not empty fields.
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 AND row_number = 1")
+                .bind(first)
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+        let masked_nik = salur::domain::mask_digits(&nik);
+        let masked_name = salur::domain::mask_words(me.name.as_deref().unwrap());
+        let view = remediate::show(&env.pool, &Scope::All, id).await.unwrap();
+        assert_eq!(view.fields["nik"].as_deref(), Some(masked_nik.as_str()));
+        assert_eq!(view.fields["name"].as_deref(), Some(masked_name.as_str()));
+        assert_eq!(view.fields["mother_name"], None, "erased, nothing kept");
+        let dir = std::env::temp_dir().join(format!("salur-keys-{}", env.db_name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("data-keys");
+        std::fs::write(&keys, sealed::keyring().unwrap().to_text()).unwrap();
+        let shown = salur(&env, &keys, &["records", "show", &id.to_string()])
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            shown.status.success(),
+            "{}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with("nik") && l.contains(&masked_nik)),
+            "{text}"
+        );
+        assert!(text.contains(&masked_name), "{text}");
+        assert!(!text.contains(&nik), "{text}");
         // The other person is untouched.
         assert_eq!(
             privacy::person_data(&env.pool, other.nik.as_deref().unwrap(), "t", false)
@@ -441,6 +590,87 @@ async fn key_rotation_while_a_batch_runs_loses_nothing_and_a_wrong_key_stops_the
             err.contains("data key 1") || err.contains("data key 2"),
             "{err}"
         );
+        drop(_worker);
+        drop(_bank);
+        let _ = std::fs::remove_dir_all(&dir);
+        env.cleanup().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_re_seals_the_bank_requests_waiting_in_the_outbox() {
+    common::within_limit(async {
+        let env = TestEnv::new().await;
+        // The child processes use a key file of their own holding this process's keys.
+        let dir = std::env::temp_dir().join(format!("salur-keys-{}", env.db_name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keys = dir.join("data-keys");
+        let ring = sealed::keyring().unwrap();
+        std::fs::write(&keys, ring.to_text()).unwrap();
+        let old = i32::from(ring.current());
+
+        let demo = generate::generate(300, 30, 29);
+        let batch_id = env.submit(&demo.records, "2026-Q4").await;
+        assert!(open_accounts_without_relay(&env).await > 0);
+        let before = waiting_bank_requests(&env).await;
+        assert!(before.len() >= 3, "{before:?}");
+        assert!(before.iter().all(|(_, k)| *k == Some(old)), "{before:?}");
+
+        let rotate = salur(&env, &keys, &["keys", "rotate"]).output().unwrap();
+        let said = String::from_utf8_lossy(&rotate.stdout).to_string();
+        assert!(
+            rotate.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&rotate.stderr)
+        );
+        let new = old + 1;
+        assert!(said.contains(&format!("key {new} encrypts")), "{said}");
+        // The same requests, nothing published or lost, now sealed with the new key.
+        let after = waiting_bank_requests(&env).await;
+        assert_eq!(
+            after.iter().map(|(rk, _)| rk).collect::<Vec<_>>(),
+            before.iter().map(|(rk, _)| rk).collect::<Vec<_>>()
+        );
+        assert!(after.iter().all(|(_, k)| *k == Some(new)), "{after:?}");
+        let status = salur(&env, &keys, &["keys", "status"]).output().unwrap();
+        let status = String::from_utf8_lossy(&status.stdout).to_string();
+        assert!(
+            status.contains(&format!(
+                "bank requests in the outbox sealed with key {new}: {}",
+                after.len()
+            )),
+            "{status}"
+        );
+
+        // The old key goes; a worker with the new key alone publishes the waiting requests
+        // (its relay opens them) and the batch ends as it would have.
+        let only_new: String = std::fs::read_to_string(&keys)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("hash:") || l.starts_with(&format!("{new}:")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&keys, &only_new).unwrap();
+        let _worker = Child(
+            salur(&env, &keys, &["worker"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let _bank = Child(
+            salur(&env, &keys, &["bank-sim"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let status = env.wait(batch_id).await;
+        assert_eq!(status.count(State::Disbursed), 270, "{status}");
+        assert_eq!(status.count(State::Blocked), 30, "{status}");
+        assert_eq!(settlements(&env.pool).await.unwrap().len(), 270);
+        assert!(waiting_bank_requests(&env).await.is_empty());
         drop(_worker);
         drop(_bank);
         let _ = std::fs::remove_dir_all(&dir);

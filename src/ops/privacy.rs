@@ -81,6 +81,12 @@ pub async fn key_status(pool: &PgPool) -> anyhow::Result<String> {
             None => writeln!(s, "  values still in clear: {n} (run `salur migrate`)")?,
         }
     }
+    for (key, n) in personal::messages_per_key(pool).await? {
+        match key {
+            Some(k) => writeln!(s, "  bank requests in the outbox sealed with key {k}: {n}")?,
+            None => writeln!(s, "  bank requests in the outbox in clear: {n}")?,
+        }
+    }
     Ok(s)
 }
 

@@ -160,15 +160,21 @@ fn reasons_of(value: serde_json::Value) -> Vec<Reason> {
 /// A record with its audit history.
 pub async fn show(pool: &PgPool, scope: &Scope, id: i64) -> Result<RecordView, RemediateError> {
     let mut conn = pool.acquire().await?;
-    let head: Option<(String, DateTime<Utc>, serde_json::Value)> = sqlx::query_as(
-        "SELECT b.office, r.updated_at, r.reasons FROM records r JOIN batches b ON b.id = r.batch_id
-         WHERE r.id = $1 AND ($2::text IS NULL OR b.office = $2)",
+    let head: Option<(
+        String,
+        DateTime<Utc>,
+        serde_json::Value,
+        Option<serde_json::Value>,
+    )> = sqlx::query_as(
+        "SELECT b.office, r.updated_at, r.reasons, r.masked
+             FROM records r JOIN batches b ON b.id = r.batch_id
+             WHERE r.id = $1 AND ($2::text IS NULL OR b.office = $2)",
     )
     .bind(id)
     .bind(scope.office())
     .fetch_optional(&mut *conn)
     .await?;
-    let (office, updated_at, reasons) = head.ok_or(RemediateError::NotFound(id))?;
+    let (office, updated_at, reasons, kept) = head.ok_or(RemediateError::NotFound(id))?;
     let row = one(&mut conn, id).await?;
     let events: Vec<EventRow> = sqlx::query_as(
         "SELECT at, from_state, to_state, reasons, detail FROM record_events
@@ -188,7 +194,7 @@ pub async fn show(pool: &PgPool, scope: &Scope, id: i64) -> Result<RecordView, R
         reasons: reasons_of(reasons),
         attempts: row.attempts,
         updated_at,
-        fields: masked_fields(&row.raw()),
+        fields: crate::store::personal::with_kept_masks(masked_fields(&row.raw()), kept.as_ref()),
         amount: row.amount,
         bank_reference: row.bank_reference.clone(),
         history: events

@@ -3,6 +3,7 @@
 //! records by the keyed hash of their NIK. Every pass works in short chunks, each its own
 //! transaction taking only rows nobody holds (`SKIP LOCKED`), so the pipeline keeps running.
 
+use super::outbox;
 use super::records::SEALED;
 use super::sealed::{KeyError, KeyId, Keyring, keyring};
 use crate::domain::{mask_digits, mask_words};
@@ -118,12 +119,92 @@ pub async fn reseal_chunk(
     Ok(Some((last, ids.len() as u64)))
 }
 
-/// Records still holding a value a [`Reseal`] pass would change.
+impl Reseal {
+    /// SQL that is true for an outbox row this pass re-seals (`$2` = current key): a bank
+    /// request sealed with another key, or (both passes) one still in clear, written before
+    /// outbox payloads were sealed.
+    fn outbox_condition(self) -> &'static str {
+        match self {
+            Reseal::ToCurrentKey => {
+                "CASE WHEN substring(o.payload FROM 1 FOR 1) = '\\x01'::bytea
+                      THEN salur_key_id(o.payload) IS DISTINCT FROM $2
+                      ELSE o.routing_key LIKE 'bank.%' END"
+            }
+            Reseal::LegacyOnly => {
+                "(substring(o.payload FROM 1 FOR 1) <> '\\x01'::bytea
+                  AND o.routing_key LIKE 'bank.%' AND $2::int IS NOT NULL)"
+            }
+        }
+    }
+}
+
+/// Re-seals up to `limit` outbox messages with an id above `after` under the current key, in one
+/// transaction, like [`reseal_chunk`] (rows a relay is publishing are skipped; [`pending`]
+/// finds them later, or they are gone).
+pub async fn reseal_outbox_chunk(
+    pool: &PgPool,
+    how: Reseal,
+    after: i64,
+    limit: i64,
+) -> anyhow::Result<Option<(i64, u64)>> {
+    let ring = keyring()?;
+    let mut tx = pool.begin().await?;
+    let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(&format!(
+        "SELECT o.id, o.exchange, o.routing_key, o.payload FROM outbox o
+         WHERE o.id > $1 AND {}
+         ORDER BY o.id LIMIT $3
+         FOR UPDATE SKIP LOCKED",
+        how.outbox_condition()
+    ))
+    .bind(after)
+    .bind(i32::from(ring.current()))
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    let Some(last) = rows.last().map(|r| r.0) else {
+        return Ok(None);
+    };
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut payloads = Vec::with_capacity(rows.len());
+    for (id, exchange, routing_key, payload) in rows {
+        let clear = outbox::open(
+            &ring,
+            id,
+            crate::broker::Outgoing {
+                exchange,
+                routing_key,
+                payload,
+            },
+        )?;
+        payloads.push(outbox::seal(
+            &ring,
+            id,
+            &clear.exchange,
+            &clear.routing_key,
+            &clear.payload,
+        ));
+        ids.push(id);
+    }
+    sqlx::query(
+        "UPDATE outbox o SET payload = u.payload
+         FROM UNNEST($1::bigint[], $2::bytea[]) AS u(id, payload) WHERE o.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&payloads)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some((last, ids.len() as u64)))
+}
+
+/// Records and outbox messages still holding a value a [`Reseal`] pass would change.
 pub async fn pending(pool: &PgPool, how: Reseal) -> anyhow::Result<i64> {
     let ring = keyring()?;
     Ok(sqlx::query_scalar(&format!(
-        "SELECT count(*) FROM records r WHERE $1::int IS NULL AND ({})",
-        how.condition()
+        "SELECT (SELECT count(*) FROM records r WHERE $1::int IS NULL AND ({}))
+              + (SELECT count(*) FROM outbox o WHERE {})",
+        how.condition(),
+        how.outbox_condition()
     ))
     .bind(None::<i32>)
     .bind(i32::from(ring.current()))
@@ -131,8 +212,8 @@ pub async fn pending(pool: &PgPool, how: Reseal) -> anyhow::Result<i64> {
     .await?)
 }
 
-/// Re-seals in chunks until no record is left to change (records busy in a stage are taken on
-/// the next round). `progress` gets the records changed so far.
+/// Re-seals in chunks until no record or outbox message is left to change (rows busy in a stage
+/// or a relay are taken on the next round). `progress` gets the rows changed so far.
 pub async fn reseal_all(
     pool: &PgPool,
     how: Reseal,
@@ -143,6 +224,14 @@ pub async fn reseal_all(
     loop {
         let mut after = 0;
         while let Some((last, n)) = reseal_chunk(pool, how, after, chunk).await? {
+            after = last;
+            total += n;
+            progress(total);
+        }
+        // Bank requests waiting in the outbox: the relay must open them once the old key is
+        // gone.
+        let mut after = 0;
+        while let Some((last, n)) = reseal_outbox_chunk(pool, how, after, chunk).await? {
             after = last;
             total += n;
             progress(total);
@@ -215,6 +304,16 @@ pub async fn values_per_key(pool: &PgPool) -> sqlx::Result<Vec<(Option<i32>, i64
     .await
 }
 
+/// `(key id, messages)` of the outbox's sealed bank requests, and those in clear (`None`).
+pub async fn messages_per_key(pool: &PgPool) -> sqlx::Result<Vec<(Option<i32>, i64)>> {
+    sqlx::query_as(
+        "SELECT salur_key_id(payload), count(*) FROM outbox
+         WHERE routing_key LIKE 'bank.%' GROUP BY 1 ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// The keys the database knows: `(id, created, retired)`; id 0 is the NIK hash key.
 pub async fn registered_keys(
     pool: &PgPool,
@@ -250,6 +349,25 @@ type ToMask = (
     Option<Vec<u8>>,
     Option<Vec<u8>>,
 );
+
+/// Masked fields for display (`field -> masked value`), with the masked forms an erasure kept
+/// (`records.masked`: NIK, name, account number) in place of the values it erased.
+pub fn with_kept_masks(
+    mut fields: std::collections::BTreeMap<&'static str, Option<String>>,
+    kept: Option<&serde_json::Value>,
+) -> std::collections::BTreeMap<&'static str, Option<String>> {
+    let Some(kept) = kept else {
+        return fields;
+    };
+    for (field, value) in fields.iter_mut() {
+        if value.is_none()
+            && let Some(k) = kept.get(*field).and_then(|v| v.as_str())
+        {
+            *value = Some(k.to_owned());
+        }
+    }
+    fields
+}
 
 /// Erases the personal fields of `ids` (which the caller holds locked): every sealed value and
 /// the NIK hash become NULL; the masked NIK, name and account numbers are kept for display, and

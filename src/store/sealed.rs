@@ -6,7 +6,8 @@
 //! The associated data is `<column name> 0x00 <record id: i64 big-endian>`, so a value copied
 //! into another column or another record does not decrypt. A value whose first byte is `0x00`
 //! is clear text written before encryption existed (migration 0006); `salur migrate` seals
-//! those. SQL reads the key id of a value with `salur_key_id(bytea)`.
+//! those. SQL reads the key id of a value with `salur_key_id(bytea)`. Bank requests waiting in
+//! the outbox are sealed the same way, bound to their outbox row ([`super::outbox`]).
 //!
 //! # Keys
 //! `SALUR_DATA_KEYS` (entries separated by commas, spaces or new lines) or the file named by
@@ -19,7 +20,7 @@
 //! The database keeps a key check value per key (`data_keys`: HMAC-SHA256 of a fixed label under
 //! the key), so that a wrong or missing key is refused at start-up, never read as garbage.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -93,6 +94,15 @@ pub enum KeyError {
     Corrupt {
         column: &'static str,
         record: i64,
+        key: KeyId,
+    },
+    #[error(
+        "outbox message {outbox} (routing key {routing_key}) does not open with data key {key}: \
+         the key is wrong or the message was altered or moved to another row; it is not published"
+    )]
+    CorruptMessage {
+        outbox: i64,
+        routing_key: String,
         key: KeyId,
     },
 }
@@ -253,25 +263,56 @@ impl Keyring {
             v.extend_from_slice(value.as_bytes());
             return v;
         }
+        self.seal_bytes(&aad(column, record), value.as_bytes())
+    }
+
+    /// Encrypts `clear` with the current key, bound to `aad`: `[0x01][key id][nonce][ct+tag]`.
+    pub(crate) fn seal_bytes(&self, aad: &[u8], clear: &[u8]) -> Vec<u8> {
         let id = self.current();
         let mut nonce = [0u8; 12];
         rand::rng().fill_bytes(&mut nonce);
-        let aad = aad(column, record);
-        let ct = self.keys[&id]
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: value.as_bytes(),
-                    aad: &aad,
-                },
-            )
-            .expect("AES-GCM encrypts any message shorter than 64 GiB");
-        let mut out = Vec::with_capacity(HEADER + ct.len());
+        let mut out = Vec::with_capacity(HEADER + clear.len() + 16);
         out.push(SEALED);
         out.extend_from_slice(&id.to_be_bytes());
         out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(clear);
+        let tag = self.keys[&id]
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, &mut out[HEADER..])
+            .expect("AES-GCM encrypts any message shorter than 64 GiB");
+        out.extend_from_slice(&tag);
         out
+    }
+
+    /// Decrypts a value sealed by [`Keyring::seal_bytes`] with `aad`. `Err(Some(key))`: the
+    /// value does not open with that key (wrong key, or altered); `Err(None)`: not a sealed
+    /// value at all. A key this ring lacks is [`KeyError::Missing`] (after one re-read of the
+    /// key file).
+    pub(crate) fn open_bytes(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Result<Vec<u8>, Option<KeyId>>, KeyError> {
+        if sealed.first() != Some(&SEALED) || sealed.len() < HEADER + 16 {
+            return Ok(Err(None));
+        }
+        let id = KeyId::from_be_bytes([sealed[1], sealed[2]]);
+        let Some(cipher) = self.keys.get(&id) else {
+            // A key added since this ring was read (`salur keys rotate` in another process,
+            // before this one's periodic re-read): read the key file again now, once.
+            return match reload_now() {
+                Some(ring) if ring.keys.contains_key(&id) => ring.open_bytes(aad, sealed),
+                _ => Err(KeyError::Missing(id)),
+            };
+        };
+        Ok(cipher
+            .decrypt(
+                Nonce::from_slice(&sealed[3..HEADER]),
+                Payload {
+                    msg: &sealed[HEADER..],
+                    aad,
+                },
+            )
+            .map_err(|_| Some(id)))
     }
 
     /// Decrypts a value sealed by [`Keyring::seal`] (or written in clear before encryption).
@@ -286,33 +327,13 @@ impl Keyring {
             record,
             key,
         };
-        match sealed.first() {
-            Some(&LEGACY_CLEAR) => {
-                return String::from_utf8(sealed[1..].to_vec()).map_err(|_| corrupt(0));
-            }
-            Some(&SEALED) if sealed.len() >= HEADER + 16 => {}
-            _ => return Err(corrupt(0)),
+        if sealed.first() == Some(&LEGACY_CLEAR) {
+            return String::from_utf8(sealed[1..].to_vec()).map_err(|_| corrupt(0));
         }
-        let id = KeyId::from_be_bytes([sealed[1], sealed[2]]);
-        let Some(cipher) = self.keys.get(&id) else {
-            // A key added since this ring was read (`salur keys rotate` in another process,
-            // before this one's periodic re-read): read the key file again now, once.
-            return match reload_now() {
-                Some(ring) if ring.keys.contains_key(&id) => ring.open(column, record, sealed),
-                _ => Err(KeyError::Missing(id)),
-            };
-        };
-        let aad = aad(column, record);
-        let clear = cipher
-            .decrypt(
-                Nonce::from_slice(&sealed[3..HEADER]),
-                Payload {
-                    msg: &sealed[HEADER..],
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| corrupt(id))?;
-        String::from_utf8(clear).map_err(|_| corrupt(id))
+        let clear = self
+            .open_bytes(&aad(column, record), sealed)?
+            .map_err(|key| corrupt(key.unwrap_or(0)))?;
+        String::from_utf8(clear).map_err(|_| corrupt(Keyring::key_of(sealed).unwrap_or(0)))
     }
 
     /// The key a sealed value names (`None` for a legacy clear value).
