@@ -26,6 +26,7 @@ pub mod bank;
 pub mod bench;
 pub mod broker;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod intake;
 pub mod messages;

@@ -3,10 +3,11 @@
 use clap::{Args, Parser, Subcommand};
 use salur::bank::sim::{self, SimOptions};
 use salur::config::Settings;
+use salur::demo;
 use salur::messages::Stage;
 use salur::metrics::Metrics;
 use salur::ops::remediate::{self, Filter, Scope};
-use salur::ops::{batch, demo, office, privacy, submit};
+use salur::ops::{batch, office, privacy, submit};
 use salur::{broker, store, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,8 +17,8 @@ pub mod raw;
 
 use crate::broker::{Broker, names, topology};
 use crate::config::Settings;
+use crate::demo::generate;
 use crate::domain::Amount;
-use crate::intake::generate;
 use crate::ops::submit::{self, BatchInfo};
 use crate::store;
 use anyhow::Context as _;
