@@ -1124,7 +1124,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 queues.insert(q, n);
                             }
                         }
-                        dead_queue = salur::ops::dead_queue::census(&b, &pool).await.ok();
+                        dead_queue = salur::ops::parked_queues::census(&b, &pool).await.ok();
                         b.close().await;
                     }
                     if json {

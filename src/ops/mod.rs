@@ -3,8 +3,9 @@
 
 pub mod batch;
 pub mod chaos;
-pub mod dead_queue;
+pub mod display;
 pub mod office;
+pub mod parked_queues;
 pub mod privacy;
 pub mod remediate;
 pub mod submit;
