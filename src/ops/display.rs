@@ -252,3 +252,105 @@ impl fmt::Display for OfficeTable<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ReasonCode;
+    use crate::messages::Stage;
+    use crate::ops::remediate::ParkedView;
+    use std::collections::BTreeMap;
+
+    fn reason(code: ReasonCode, field: &str) -> Reason {
+        Reason::new(code, field, "is missing")
+    }
+
+    fn parked(id: i64, reasons: Vec<Reason>) -> ParkedView {
+        ParkedView {
+            id,
+            batch_id: uuid::Uuid::nil(),
+            row: 7,
+            state: "blocked".into(),
+            stage: Stage::AccountOpening,
+            reasons,
+            attempts: 0,
+            since: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn dlq_list_counts_the_most_frequent_reason_first_and_says_to_replay_corrected_records() {
+        let list = DlqList {
+            totals: BTreeMap::from([("blocked".to_owned(), 3)]),
+            by_reason: BTreeMap::from([(
+                "blocked".to_owned(),
+                BTreeMap::from([
+                    ("KK_MISSING".to_owned(), 1),
+                    ("MOTHER_NAME_MISSING".to_owned(), 2),
+                ]),
+            )]),
+            oldest_seconds: BTreeMap::from([("blocked".to_owned(), 90)]),
+            records: vec![
+                parked(
+                    41,
+                    vec![
+                        reason(ReasonCode::MotherNameMissing, "mother_name"),
+                        reason(ReasonCode::KkMissing, "kk"),
+                    ],
+                ),
+                parked(42, Vec::new()),
+            ],
+        };
+        let text = list.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[..3],
+            [
+                "blocked (salur.blocked): 3 records, the oldest parked 90 s ago",
+                "        2  MOTHER_NAME_MISSING",
+                "        1  KK_MISSING",
+            ]
+        );
+        assert!(
+            lines[5].ends_with("  MOTHER_NAME_MISSING,KK_MISSING"),
+            "{text}"
+        );
+        assert!(lines[5].trim_start().starts_with("41  "), "{text}");
+        assert!(lines[6].ends_with("  (corrected: replay it)"), "{text}");
+        let empty = DlqList {
+            totals: BTreeMap::new(),
+            by_reason: BTreeMap::new(),
+            oldest_seconds: BTreeMap::new(),
+            records: Vec::new(),
+        };
+        assert_eq!(empty.to_string(), "nothing is parked\n");
+    }
+
+    #[test]
+    fn a_replay_lists_what_stays_blocked_and_what_the_queues_did() {
+        let outcome = ReplayOutcome {
+            replayed: BTreeMap::from([("account_opening".to_owned(), 2)]),
+            replayed_ids: vec![1, 2],
+            still_blocked: vec![FixOutcome {
+                id: 3,
+                row: 9,
+                changed: Vec::new(),
+                reasons: vec![reason(ReasonCode::KkMissing, "kk")],
+                ready: false,
+            }],
+            not_parked: vec![(4, "is disbursed, not parked".to_owned())],
+            queues: Some(Reconciled {
+                kept: 1,
+                removed: 2,
+                restored: 0,
+            }),
+        };
+        assert_eq!(
+            outcome.to_string(),
+            "2 records replayed {\"account_opening\": 2}\n\
+             record 3 (row 9): still blocked:\n  KK_MISSING kk: is missing\n\
+             1 records are still incomplete and stay blocked: correct them with `salur records fix`\n\
+             parked queues: 2 messages removed, 1 kept, 0 restored\n"
+        );
+    }
+}

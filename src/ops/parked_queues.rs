@@ -97,3 +97,29 @@ pub async fn census(broker: &Broker, pool: &PgPool) -> anyhow::Result<DeadQueue>
     let _ = channel.close(200, "census".into()).await;
     Ok(census)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_census_only_the_depths_are_shown() {
+        let mut q = ParkedQueues::default();
+        assert_eq!(q.to_string(), "");
+        q.queue_messages.insert(names::BLOCKED_QUEUE, 3);
+        q.queue_messages.insert(names::DEAD_QUEUE, 1);
+        assert_eq!(
+            q.to_string(),
+            "queue salur.blocked: 3 messages ready\nqueue salur.dead: 1 messages ready\n"
+        );
+        q.dead_queue = Some(DeadQueue {
+            dead_records: 1,
+            settled_records: 0,
+            other: 0,
+        });
+        assert!(
+            q.to_string()
+                .ends_with("  salur.dead: 1 of dead records, 0 of records no longer dead (stale: `salur dlq reconcile` removes them), 0 no record's (unreadable or refused bank answers, kept with their reason: read them in the RabbitMQ management UI or with a consumer)\n")
+        );
+    }
+}
