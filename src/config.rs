@@ -84,6 +84,8 @@ pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
 /// Five years after a batch is closed (see the README, "Personal data").
 pub const DEFAULT_RETENTION_DAYS: i32 = 1826;
 pub const DEFAULT_RETRY_TIERS: &str = "5s,30s,2m,10m,1h";
+/// Record ids a stage message may carry (`SALUR_CHUNK_SIZE`, `salur bench --chunk-size`).
+pub const CHUNK_SIZES: std::ops::RangeInclusive<usize> = 1..=10_000;
 
 /// One delay tier of the retry queues.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,7 +295,7 @@ impl Settings {
             }
         }
         anyhow::ensure!(
-            (1..=10_000).contains(&s.chunk_size),
+            CHUNK_SIZES.contains(&s.chunk_size),
             "SALUR_CHUNK_SIZE must be between 1 and 10000"
         );
         anyhow::ensure!(s.concurrency >= 1, "SALUR_CONCURRENCY must be at least 1");
@@ -313,6 +315,16 @@ impl Settings {
     pub fn retry_tier(&self, attempt: i32) -> &RetryTier {
         let i = (attempt.max(1) as usize - 1).min(self.retry_tiers.len() - 1);
         &self.retry_tiers[i]
+    }
+
+    /// The namespace whose queues, exchanges and bank users may be torn down (`salur topology
+    /// --delete`): refused when it is empty, so the production topology is never deleted.
+    pub fn namespace_to_tear_down(&self) -> anyhow::Result<&str> {
+        anyhow::ensure!(
+            !self.namespace.is_empty(),
+            "refusing to delete the production topology: set SALUR_NAMESPACE to the namespace to tear down"
+        );
+        Ok(&self.namespace)
     }
 
     /// The name of an exchange or queue in this namespace.
@@ -464,5 +476,14 @@ mod tests {
         assert_eq!(s.name("salur.work"), "salur.work");
         s.namespace = "t1".into();
         assert_eq!(s.name("salur.work"), "t1.salur.work");
+    }
+
+    #[test]
+    fn only_a_namespace_is_torn_down() {
+        let mut s = Settings::default();
+        let refused = s.namespace_to_tear_down().unwrap_err().to_string();
+        assert!(refused.contains("production topology"), "{refused}");
+        s.namespace = "t1".into();
+        assert_eq!(s.namespace_to_tear_down().unwrap(), "t1");
     }
 }

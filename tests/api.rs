@@ -859,9 +859,9 @@ fn streamed_csv(rows: u32) -> (reqwest::Body, std::sync::Arc<std::sync::atomic::
         let mut seed = 1;
         while done < rows {
             let n = PIECE.min(rows - done);
-            let piece = salur::intake::generate::generate(n, n / 10, seed);
+            let piece = salur::demo::generate::generate(n, n / 10, seed);
             let mut bytes = Vec::new();
-            salur::intake::generate::write_csv(&piece.records, &mut bytes).unwrap();
+            salur::demo::generate::write_csv(&piece.records, &mut bytes).unwrap();
             if done > 0 {
                 let header_end = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
                 bytes.drain(..header_end);

@@ -5,7 +5,7 @@ mod common;
 
 use common::TestEnv;
 use salur::bank::sim::{SimOptions, settlements};
-use salur::intake::generate;
+use salur::demo::generate;
 use salur::ops::batch;
 use salur::store::State;
 use std::collections::HashMap;

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 type XlsxCase = (&'static str, Vec<u8>, u16, &'static str, Option<u64>);
 
 const NS_MAIN: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
-const HEADER: [&str; 13] = salur::intake::generate::CSV_HEADER;
+const HEADER: [&str; 13] = salur::demo::generate::CSV_HEADER;
 const ROW: [&str; 13] = [
     "5301011203850001",
     "5301010101100003",

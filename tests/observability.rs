@@ -8,7 +8,7 @@ use common::TestEnv;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive as _;
 use salur::bank::sim::SimOptions;
-use salur::intake::generate;
+use salur::demo::generate;
 use salur::metrics::{self, Metrics};
 use salur::store::State;
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@ mod common;
 
 use common::{TestEnv, valid_record};
 use salur::bank::sim::{SimOptions, settlements};
-use salur::intake::generate;
+use salur::demo::generate;
 use salur::messages::Stage;
 use salur::ops::batch;
 use salur::ops::privacy::{self, PersonError};

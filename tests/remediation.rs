@@ -5,8 +5,9 @@ mod common;
 use common::{TestEnv, fields, rows, valid_record};
 use salur::bank::sim::{SimOptions, settlements};
 use salur::broker::{Broker, names};
+use salur::demo::generate;
 use salur::domain::ReasonCode;
-use salur::intake::{RawRecord, generate};
+use salur::intake::RawRecord;
 use salur::ops::remediate::{self, Filter, RemediateError, Scope};
 use salur::store::State;
 

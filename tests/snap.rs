@@ -10,7 +10,7 @@ use salur::bank::gateway::{self, Credentials, Gateway, GatewayOptions};
 use salur::bank::sim::{Sim, SimOptions, settlements};
 use salur::bank::sim_snap::{self, SnapOptions};
 use salur::bank::snap::{self, Paths, sign};
-use salur::intake::generate;
+use salur::demo::generate;
 use salur::store::State;
 use sqlx::PgPool;
 use std::collections::HashMap;

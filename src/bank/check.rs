@@ -45,6 +45,32 @@ impl std::fmt::Display for RuleResult {
     }
 }
 
+/// A run's results: one line per rule, then the counts (`salur bank-check`).
+pub struct CheckReport<'a>(pub &'a [RuleResult]);
+
+impl CheckReport<'_> {
+    /// The rules that ended with `verdict`.
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.0.iter().filter(|r| r.verdict == verdict).count()
+    }
+}
+
+impl std::fmt::Display for CheckReport<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for r in self.0 {
+            writeln!(f, "{r}")?;
+        }
+        writeln!(
+            f,
+            "{} rules: {} passed, {} failed, {} skipped",
+            self.0.len(),
+            self.count(Verdict::Pass),
+            self.count(Verdict::Fail),
+            self.count(Verdict::Skip)
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub bank: String,

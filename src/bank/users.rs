@@ -64,6 +64,37 @@ fn amqp_uri(settings: &Settings) -> anyhow::Result<AMQPUri> {
     })
 }
 
+/// Bank credentials from a file of `salur bank add --json` lines (blank lines skipped): the
+/// banks' users bank-sim answers as (`--bank-credentials`).
+pub fn read_credentials(file: &std::path::Path) -> anyhow::Result<Vec<Credentials>> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        bank: String,
+        user: String,
+        password: String,
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            let l: Line = serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{} line {}: not a `salur bank add --json` line",
+                    file.display(),
+                    n + 1
+                )
+            })?;
+            Ok(Credentials {
+                bank: l.bank,
+                user: l.user,
+                password: l.password,
+            })
+        })
+        .collect()
+}
+
 /// The vhost of `AMQP_URL` (`/` when it names none).
 pub fn vhost(settings: &Settings) -> String {
     amqp_uri(settings)
@@ -303,6 +334,26 @@ pub struct BankEntry {
     pub user: String,
     pub user_exists: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `salur bank list`: one line per bank under a header.
+pub struct BankTable<'a>(pub &'a [BankEntry]);
+
+impl std::fmt::Display for BankTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{:<6} {:<34} {:<6} name", "bank", "user", "exists")?;
+        for b in self.0 {
+            writeln!(
+                f,
+                "{:<6} {:<34} {:<6} {}",
+                b.bank,
+                b.user,
+                if b.user_exists { "yes" } else { "NO" },
+                b.name
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// `salur bank list`.

@@ -17,8 +17,8 @@ pub mod raw;
 
 use crate::broker::{Broker, names, topology};
 use crate::config::Settings;
+use crate::demo::generate;
 use crate::domain::Amount;
-use crate::intake::generate;
 use crate::ops::submit::{self, BatchInfo};
 use crate::store;
 use anyhow::Context as _;
@@ -134,6 +134,10 @@ fn say(opts: &BenchOptions, what: impl std::fmt::Display) {
 }
 
 pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchReport> {
+    anyhow::ensure!(
+        crate::config::CHUNK_SIZES.contains(&opts.chunk_size),
+        "--chunk-size must be between 1 and 10000"
+    );
     anyhow::ensure!(opts.recipients > 0, "--recipients must be at least 1");
     let salur = run_salur(base, opts, opts.recipients, opts.chunk_size).await?;
     say(

@@ -799,7 +799,7 @@ mod tests {
         w.finish().unwrap().into_inner()
     }
 
-    const HEADER: [&str; 13] = crate::intake::generate::CSV_HEADER;
+    const HEADER: [&str; 13] = crate::demo::generate::CSV_HEADER;
     const ROW: [&str; 13] = [
         "5301011203850001",
         "5301010101100003",

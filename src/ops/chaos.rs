@@ -11,7 +11,7 @@
 
 use crate::broker::{Broker, names};
 use crate::config::Settings;
-use crate::intake::generate;
+use crate::demo::generate;
 use crate::ops::remediate::{self, Filter, Scope};
 use crate::ops::submit::{self, BatchInfo};
 use rand::rngs::StdRng;

@@ -1,11 +1,11 @@
-//! What people do with salur: submit a batch, follow it, report on it, run the demo.
+//! What people do with salur: submit a batch, follow it, report on it, work its parked
+//! records, manage offices and personal data.
 
 pub mod batch;
 pub mod chaos;
-pub mod dead_queue;
-pub mod demo;
-pub mod demo_snap;
+pub mod display;
 pub mod office;
+pub mod parked_queues;
 pub mod privacy;
 pub mod remediate;
 pub mod submit;

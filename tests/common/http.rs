@@ -95,7 +95,7 @@ pub async fn add_office(pool: &PgPool, code: &str, role: Role) -> String {
 
 pub fn csv_of(records: &[RawRecord]) -> Vec<u8> {
     let mut out = Vec::new();
-    salur::intake::generate::write_csv(records, &mut out).unwrap();
+    salur::demo::generate::write_csv(records, &mut out).unwrap();
     out
 }
 

@@ -13,8 +13,8 @@ use std::io::Write;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::RawRecord;
 use crate::domain::ReasonCode;
+use crate::intake::RawRecord;
 
 /// A generated batch and the reasons validation must find in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -998,7 +998,7 @@ mod tests {
         write_csv(&batch.records, &mut bytes).unwrap();
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.starts_with("nik,no_kk,nama,nama_ibu_kandung,tempat_lahir,tanggal_lahir,jenis_kelamin,alamat,kode_wilayah,no_hp,kode_bank,no_rekening,nominal\n"));
-        let parsed = super::super::parse_bytes("demo.csv", &bytes).unwrap();
+        let parsed = crate::intake::parse_bytes("demo.csv", &bytes).unwrap();
         assert_eq!(parsed, batch.records);
     }
 

@@ -1,13 +1,16 @@
 //! `salur demo`: a realistic batch through the whole pipeline on the local services, with the
-//! workers and bank-sim in this process.
+//! workers and bank-sim in this process; and its generator of realistic office batches
+//! ([`generate`], also used by the benchmark, the fault campaign and the tests).
 
-use super::batch::{self, BatchStatus};
-use super::submit::{self, BatchInfo};
+pub mod generate;
+mod snap;
+
 use crate::bank::sim::{self, SimOptions};
 use crate::broker::{Broker, topology};
 use crate::config::Settings;
-use crate::intake::generate;
 use crate::metrics::Metrics;
+use crate::ops::batch::{self, BatchStatus};
+use crate::ops::submit::{self, BatchInfo};
 use crate::store::{self, State};
 use crate::worker::{self, WorkerOptions};
 use serde::Serialize;
@@ -33,7 +36,7 @@ pub struct DemoOptions {
     /// would), replay them and wait again.
     pub fix: bool,
     /// The banks over SNAP BI (gateways, bank-sim's SNAP server) and account opening by file,
-    /// instead of AMQP ([`super::demo_snap`]).
+    /// instead of AMQP ([`snap`]).
     pub snap: bool,
 }
 
@@ -124,7 +127,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     let snap = if opts.snap {
         let snap_dir = dir.join(format!("snap-{stamp}"));
         std::fs::create_dir_all(&snap_dir)?;
-        let s = super::demo_snap::start(
+        let s = snap::start(
             settings,
             &pool,
             &opts.bank,
@@ -167,7 +170,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     let started = Instant::now();
     let batch_id = submit::submit_file(settings, &pool, &file, &info).await?;
     if let Some((sim, snap_dir)) = snap {
-        services.spawn(super::demo_snap::exchange_files(
+        services.spawn(snap::exchange_files(
             settings.clone(),
             pool.clone(),
             sim,
@@ -290,7 +293,7 @@ async fn fix_and_replay(
     timeout: Duration,
     bar: &Option<indicatif::ProgressBar>,
 ) -> anyhow::Result<FixSummary> {
-    use super::remediate::{self, Filter, Scope};
+    use crate::ops::remediate::{self, Filter, Scope};
     let started = Instant::now();
     let corrections_file = file.with_extension("corrections.csv");
     generate::write_corrections(
@@ -326,7 +329,7 @@ async fn fix_and_replay(
     let status = batch::wait(pool, batch_id, Some(timeout), |s| progress(bar, s)).await?;
     // Blocked-queue messages of replayed records are removed by the replay; wait for the
     // pipeline's own parked messages (if any record blocked again) to reach the queue.
-    super::submit::publish_now(settings, pool).await;
+    submit::publish_now(settings, pool).await;
     // The replay reconciled while records were still moving; once all is quiet one reconcile
     // (as an operator runs `salur dlq reconcile`) leaves one message per blocked record.
     remediate::reconcile(settings, pool).await?;

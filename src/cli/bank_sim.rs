@@ -1,0 +1,158 @@
+//! `salur bank-sim`: the reference bank (opens accounts, answers inquiries, settles
+//! transfers) over AMQP and, with `--snap`, over SNAP BI; with faults to inject.
+
+use super::shared;
+use super::snap_credentials::{CredentialArgs, read_pem};
+
+use salur::bank::sim::{self, SimOptions};
+use salur::bank::sim_snap;
+use salur::bank::snap::sign;
+use salur::config::Settings;
+use salur::store;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A bank code to serve (e.g. 002); repeat for several. Default: every known bank.
+    #[arg(long = "bank", value_name = "CODE")]
+    banks: Vec<String>,
+    /// Share of items answered with a transient error (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = shared::parse_rate)]
+    transient_error_rate: f64,
+    /// Share of new items refused for good (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = shared::parse_rate)]
+    reject_rate: f64,
+    /// Share of answers sent twice (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = shared::parse_rate)]
+    duplicate_rate: f64,
+    /// Share of answers never sent, though the request was carried out (0..1).
+    #[arg(long, default_value_t = 0.0, value_parser = shared::parse_rate)]
+    lost_answer_rate: f64,
+    /// Milliseconds to wait before answering.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Seed of the fault injection.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Requests answered at once per bank queue.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    #[command(flatten)]
+    snap: SimSnapArgs,
+    /// The banks' users to answer as: a file of `salur bank add --json` lines. A bank served
+    /// without one gets a user made by bank-sim (an existing one gets a new password).
+    #[arg(long = "bank-credentials", value_name = "FILE")]
+    bank_credentials: Option<PathBuf>,
+}
+
+/// bank-sim over SNAP BI.
+#[derive(clap::Args, Clone, Default)]
+struct SimSnapArgs {
+    /// Also serve SNAP BI here (e.g. 127.0.0.1:8443). Without --bank, bank-sim then serves SNAP
+    /// only (no AMQP bank queue), leaving the queues to `salur bank-gateway`.
+    #[arg(long, value_name = "ADDR")]
+    snap: Option<std::net::SocketAddr>,
+    /// The bank the SNAP server is (its internal accounts, intrabank transfers).
+    #[arg(long, default_value = "009")]
+    snap_bank: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+    /// The partner's registered RSA public key (PEM).
+    #[arg(long, env = "SNAP_PUBLIC_KEY", value_name = "PEM")]
+    snap_public_key: Option<PathBuf>,
+    /// Seconds an access token lives.
+    #[arg(long, default_value_t = 900)]
+    snap_token_ttl: u64,
+    /// Timestamps further than this many seconds from bank-sim's clock are refused.
+    #[arg(long, default_value_t = 300)]
+    snap_max_skew: u64,
+    /// bank-sim's clock is off by this many seconds (to show clock-skew handling).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    snap_clock_offset: i64,
+    /// Share of SNAP transfers carried out and then answered 504 Timeout (0..1).
+    #[arg(long, default_value_t = 0.0)]
+    timeout_rate: f64,
+    /// Milliseconds a lost SNAP answer keeps the caller waiting.
+    #[arg(long, default_value_t = 60_000)]
+    snap_lost_delay_ms: u64,
+}
+
+impl SimSnapArgs {
+    fn options(&self, sim: &SimOptions) -> anyhow::Result<Option<sim_snap::SnapOptions>> {
+        let Some(addr) = self.snap else {
+            return Ok(None);
+        };
+        let file = self.credentials.file()?;
+        let c = &self.credentials;
+        let key = self
+            .snap_public_key
+            .clone()
+            .or_else(|| file.get("SNAP_PUBLIC_KEY").map(PathBuf::from))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no partner public key: set SNAP_PUBLIC_KEY or pass --snap-public-key PEM"
+                )
+            })?;
+        let (client_key, client_secret, partner_id) = c.identity(&file)?;
+        Ok(Some(sim_snap::SnapOptions {
+            addr,
+            bank_code: self.snap_bank.clone(),
+            client_key,
+            client_secret,
+            partner_id,
+            public_key: sign::TokenVerifier::from_pem(&read_pem(&key)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", key.display()))?,
+            token_ttl: Duration::from_secs(self.snap_token_ttl),
+            max_skew: Duration::from_secs(self.snap_max_skew),
+            clock_offset: chrono::Duration::seconds(self.snap_clock_offset),
+            timeout_rate: self.timeout_rate,
+            lost_answer_rate: sim.lost_answer_rate,
+            duplicate_rate: sim.duplicate_rate,
+            lost_delay: Duration::from_millis(self.snap_lost_delay_ms),
+            delay: sim.delay,
+            seed: sim.seed,
+        }))
+    }
+}
+
+pub async fn run(settings: Settings, a: Args) -> anyhow::Result<ExitCode> {
+    let pool = store::connect(&settings).await?;
+    let opts = SimOptions {
+        banks: a.banks,
+        transient_error_rate: a.transient_error_rate,
+        reject_rate: a.reject_rate,
+        duplicate_rate: a.duplicate_rate,
+        lost_answer_rate: a.lost_answer_rate,
+        delay: Duration::from_millis(a.delay_ms),
+        seed: a.seed,
+        concurrency: a.concurrency,
+        credentials: match &a.bank_credentials {
+            Some(file) => salur::bank::users::read_credentials(file)?,
+            None => Vec::new(),
+        },
+        reject_code: None,
+    };
+    let cancel = shared::shutdown_token();
+    let snap = match a.snap.options(&opts)? {
+        Some(snap_opts) => {
+            let s = Arc::new(sim::Sim::new(settings.clone(), pool.clone(), opts.clone()));
+            let (_, task) = sim_snap::serve(s, pool.clone(), snap_opts, cancel.clone()).await?;
+            Some(task)
+        }
+        None => None,
+    };
+    match snap {
+        // SNAP only: the bank queues are left to `salur bank-gateway`.
+        Some(task) if opts.banks.is_empty() => task.await??,
+        snap => {
+            sim::run(settings, pool, opts, cancel).await?;
+            if let Some(task) = snap {
+                task.await??;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
