@@ -246,7 +246,7 @@ pub async fn person_data(
                 period: r.period.clone(),
                 row: r.row_number,
                 state: r.state.clone(),
-                submitted: r.raw().clone(),
+                submitted: r.raw.clone(),
                 bank_account: r.bank_account.clone(),
                 bank_account_name: r.bank_account_name.clone(),
                 bank_reference: r.bank_reference.clone(),

@@ -166,9 +166,10 @@ impl std::ops::Deref for RecordRow {
 }
 
 impl RecordRow {
-    /// The office's values, as intake read them (or as corrected).
-    pub fn raw(&self) -> &RawRecord {
-        &self.raw
+    /// A copy of the office's values, as intake read them (or as corrected); the field
+    /// `raw` borrows them.
+    pub fn raw(&self) -> RawRecord {
+        self.raw.clone()
     }
 
     /// Reads a row selected with [`record_columns`], opening its sealed columns.

@@ -90,7 +90,7 @@ fn fix_row(
             },
         });
     }
-    let mut raw = row.raw().clone();
+    let mut raw = row.raw.clone();
     let mut changed = Vec::new();
     for (field, value) in sets {
         let key = set_named_field(&mut raw, field, value.clone()).ok_or_else(|| {

@@ -56,7 +56,7 @@ pub async fn replay(
         };
         let from = State::parse(&row.state).expect("parked state");
         let stage = if from == State::Blocked {
-            if let Err(reasons) = validate(row.raw(), &settings.amount_range) {
+            if let Err(reasons) = validate(&row.raw, &settings.amount_range) {
                 outcome.still_blocked.push(FixOutcome {
                     id: row.id,
                     row: row.row_number,

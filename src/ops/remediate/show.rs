@@ -74,7 +74,7 @@ pub async fn show(pool: &PgPool, scope: &Scope, id: i64) -> Result<RecordView, R
         reasons: reasons_of(head.reasons),
         attempts: row.attempts,
         updated_at: head.updated_at,
-        fields: masked_fields(row.raw()),
+        fields: masked_fields(&row.raw),
         amount: row.amount,
         bank_reference: row.bank_reference.clone(),
         history: history
