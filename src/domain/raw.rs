@@ -171,6 +171,12 @@ mod tests {
     }
 
     #[test]
+    fn every_field_has_a_length_limit() {
+        let limited = crate::domain::text::MAX_CHARS.map(|(k, _)| k);
+        assert_eq!(limited, RawRecord::KEYS);
+    }
+
+    #[test]
     fn personal_values_are_masked_codes_are_not() {
         let r = RawRecord {
             row: 7,
