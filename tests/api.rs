@@ -806,11 +806,11 @@ async fn an_excel_workbook_is_read_like_a_csv_file() {
             .map(|r| {
                 (
                     r.row_number,
-                    r.nik,
-                    r.birth_date,
-                    r.bank_code,
-                    r.amount_raw,
-                    r.mother_name,
+                    r.raw.nik,
+                    r.raw.birth_date,
+                    r.raw.bank_code,
+                    r.raw.amount,
+                    r.raw.mother_name,
                 )
             })
             .collect();

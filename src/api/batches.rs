@@ -13,11 +13,10 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::{AppState, Problem, Query};
-use crate::domain::{ReasonCode, mask_digits, mask_words};
+use crate::domain::ReasonCode;
 use crate::ops::batch;
 use crate::store::State as RecordState;
-use crate::store::records;
-use crate::store::sealed::{KeyError, Keyring, keyring};
+use crate::store::batches;
 
 /// A path id that is not a UUID names no batch: 404, like any id the caller cannot see.
 pub fn batch_id(raw: &str) -> Result<Uuid, Problem> {
@@ -26,14 +25,11 @@ pub fn batch_id(raw: &str) -> Result<Uuid, Problem> {
 
 /// Checks that the batch exists and the caller may see it.
 pub async fn visible_batch(state: &AppState, caller: &Caller, id: Uuid) -> Result<(), Problem> {
-    let found: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM batches WHERE id = $1 AND ($2::text IS NULL OR office = $2)",
-    )
-    .bind(id)
-    .bind(caller.scope())
-    .fetch_optional(&state.pool)
-    .await?;
-    found.map(|_| ()).ok_or_else(|| Problem::not_found("batch"))
+    if batches::visible(&state.pool, id, caller.scope()).await? {
+        Ok(())
+    } else {
+        Err(Problem::not_found("batch"))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,18 +81,6 @@ fn bad_cursor() -> Problem {
     )
 }
 
-/// A batch as listed, with its `created_at` in microseconds for the cursor.
-type BatchListRow = (
-    Uuid,
-    String,
-    String,
-    String,
-    String,
-    i32,
-    chrono::DateTime<chrono::Utc>,
-    i64,
-);
-
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,41 +98,30 @@ pub async fn list(
             ))
         }
     };
-    let rows: Vec<BatchListRow> = sqlx::query_as(
-        "SELECT id, office, program, period, file_name, record_count, created_at,
-                    (extract(epoch FROM created_at) * 1000000)::bigint
-             FROM batches
-             WHERE ($1::text IS NULL OR office = $1)
-               AND ($2::text IS NULL OR program = $2)
-               AND ($3::text IS NULL OR period = $3)
-               AND ($4::bigint IS NULL
-                    OR ((extract(epoch FROM created_at) * 1000000)::bigint, id) < ($4, $5))
-             ORDER BY created_at DESC, id DESC
-             LIMIT $6",
+    let rows = batches::list(
+        &state.pool,
+        &batches::ListQuery {
+            office: caller.scope(),
+            program: params.program.as_deref(),
+            period: params.period.as_deref(),
+            after,
+            limit: limit + 1,
+        },
     )
-    .bind(caller.scope())
-    .bind(params.program.as_deref())
-    .bind(params.period.as_deref())
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
     .await?;
     let more = rows.len() as i64 > limit;
     let mut items = Vec::with_capacity(rows.len());
     let mut next_cursor = None;
-    for (batch_id, office, program, period, file_name, records, created_at, micros) in
-        rows.into_iter().take(limit as usize)
-    {
-        next_cursor = Some(format!("{micros}_{batch_id}"));
+    for b in rows.into_iter().take(limit as usize) {
+        next_cursor = Some(format!("{}_{}", b.created_micros, b.id));
         items.push(BatchItem {
-            batch_id,
-            office,
-            program,
-            period,
-            file_name,
-            records: i64::from(records),
-            created_at,
+            batch_id: b.id,
+            office: b.office,
+            program: b.program,
+            period: b.period,
+            file_name: b.file_name,
+            records: i64::from(b.record_count),
+            created_at: b.created_at,
         });
     }
     Ok(Json(Page {
@@ -193,69 +166,24 @@ pub struct RecordItem {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// A record as listed: the personal columns sealed, with the masked forms kept after erasure.
-pub type RecordRow = (
-    i64,
-    Uuid,
-    i32,
-    String,
-    serde_json::Value,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Option<Vec<u8>>,
-    Option<String>,
-    Option<Vec<u8>>,
-    Option<Decimal>,
-    Option<String>,
-    i32,
-    chrono::DateTime<chrono::Utc>,
-    Option<serde_json::Value>,
-);
-
-pub const RECORD_COLUMNS: &str = "r.id, r.batch_id, r.row_number, r.state, r.reasons, r.nik, r.kk, \
-     r.name, r.bank_code, r.account_number, r.amount, r.bank_reference, r.attempts, r.updated_at, \
-     r.masked";
-
-impl RecordItem {
-    /// Opens and masks the personal values of a listed record.
-    fn open(r: RecordRow, ring: &Keyring) -> Result<Self, KeyError> {
-        let (
-            record_id,
-            batch_id,
-            row,
-            state,
-            reasons,
-            nik,
-            kk,
-            name,
-            bank_code,
-            account_number,
-            amount,
-            bank_reference,
-            attempts,
-            updated_at,
-            masked,
-        ) = r;
-        let m = masked.as_ref();
-        let show = |column, v: Option<Vec<u8>>, mask| {
-            records::shown(ring, record_id, column, v.as_deref(), m, mask)
-        };
-        Ok(RecordItem {
-            record_id,
-            batch_id,
-            row,
-            state,
-            reasons,
-            nik: show("nik", nik, mask_digits)?,
-            kk: show("kk", kk, mask_digits)?,
-            name: show("name", name, mask_words)?,
-            bank_code,
-            account_number: show("account_number", account_number, mask_digits)?,
-            amount,
-            bank_reference,
-            attempts,
-            updated_at,
-        })
+impl From<batches::ListedRecord> for RecordItem {
+    fn from(r: batches::ListedRecord) -> Self {
+        RecordItem {
+            record_id: r.id,
+            batch_id: r.batch_id,
+            row: r.row_number,
+            state: r.state,
+            reasons: r.reasons,
+            nik: r.shown.nik,
+            kk: r.shown.kk,
+            name: r.shown.name,
+            bank_code: r.shown.bank_code,
+            account_number: r.shown.account_number,
+            amount: r.amount,
+            bank_reference: r.bank_reference,
+            attempts: r.attempts,
+            updated_at: r.updated_at,
+        }
     }
 }
 
@@ -299,28 +227,23 @@ pub async fn records(
         Some(c) => c.parse().ok().filter(|n| *n >= 0).ok_or_else(bad_cursor)?,
     };
     visible_batch(&state, &caller, id).await?;
-    let rows: Vec<RecordRow> = sqlx::query_as(&format!(
-        "SELECT {RECORD_COLUMNS} FROM records r
-         WHERE r.batch_id = $1 AND r.id > $2
-           AND ($3::text IS NULL OR r.state = $3)
-           AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text)))
-         ORDER BY r.id LIMIT $5"
-    ))
-    .bind(id)
-    .bind(after)
-    .bind(params.state.as_deref())
-    .bind(params.reason.as_deref())
-    .bind(limit + 1)
-    .fetch_all(&state.pool)
+    let rows = batches::records(
+        &state.pool,
+        id,
+        &batches::RecordQuery {
+            after,
+            state: params.state.as_deref(),
+            reason: params.reason.as_deref(),
+            limit: limit + 1,
+        },
+    )
     .await?;
     let more = rows.len() as i64 > limit;
-    let ring = keyring().map_err(sqlx::Error::from)?;
     let items: Vec<RecordItem> = rows
         .into_iter()
         .take(limit as usize)
-        .map(|r| RecordItem::open(r, &ring))
-        .collect::<Result<_, _>>()
-        .map_err(sqlx::Error::from)?;
+        .map(RecordItem::from)
+        .collect();
     let next_cursor = if more {
         items.last().map(|r| r.record_id.to_string())
     } else {
@@ -345,9 +268,7 @@ pub async fn report(
             use futures::SinkExt as _;
             let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record(batch::REPORT_HEADER)?;
-            let mut rows = sqlx::query_as::<_, batch::ReportRow>(batch::REPORT_QUERY)
-                .bind(id)
-                .fetch(&pool);
+            let mut rows = batches::report_rows(&pool, id);
             while let Some(row) = rows.try_next().await? {
                 w.write_record(batch::report_fields(row)?)?;
                 if w.get_ref().len() >= 64 * 1024 {

@@ -17,7 +17,7 @@ pub async fn healthz() -> impl IntoResponse {
 
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
     let limit = Duration::from_secs(3);
-    let answered = tokio::time::timeout(limit, sqlx::query("SELECT 1").execute(&state.pool))
+    let answered = tokio::time::timeout(limit, crate::store::ping(&state.pool))
         .await
         .is_ok_and(|r| r.is_ok());
     // No answer with every connection of the pool taken is a busy pool, not a database down.

@@ -26,9 +26,10 @@ use uuid::Uuid;
 
 use super::auth::Caller;
 use super::{AppState, Problem, Query};
-use crate::intake::RawRecord;
+use crate::domain::RawRecord;
 use crate::intake::{self, IntakeError};
 use crate::ops::submit::{BatchInfo, BatchWriter, SLICE};
+use crate::store::{self, idempotency};
 
 /// What the body is, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,27 +427,16 @@ async fn store(
     let mut tx = state.pool.begin().await?;
     // Past the first slice the transaction waits on the client at most the body idle limit
     // (see `bounded_body`); the database enforces a limit of its own on top.
-    sqlx::query(&format!(
-        "SET LOCAL idle_in_transaction_session_timeout = {}",
-        (idle.as_millis() as u64).saturating_mul(2).max(1_000)
-    ))
-    .execute(&mut *tx)
-    .await?;
+    store::set_idle_timeout(&mut tx, idle.saturating_mul(2)).await?;
     if let Some(key) = &key {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(format!("salur-idempotency\n{}\n{key}", info.office))
-            .execute(&mut *tx)
-            .await?;
-        let earlier: Option<(Vec<u8>, Uuid, i32)> = sqlx::query_as(
-            "SELECT k.body_sha256, k.batch_id, b.record_count
-             FROM idempotency_keys k JOIN batches b ON b.id = k.batch_id
-             WHERE k.office = $1 AND k.key = $2",
-        )
-        .bind(&info.office)
-        .bind(key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((earlier_hash, batch_id, records)) = earlier {
+        idempotency::lock(&mut tx, &info.office, key).await?;
+        let earlier = idempotency::earlier(&mut tx, &info.office, key).await?;
+        if let Some(idempotency::Earlier {
+            body_sha256: earlier_hash,
+            batch_id,
+            record_count: records,
+        }) = earlier
+        {
             tx.rollback().await?;
             // Read (and hash) the rest of the body without a transaction.
             drop(first);
@@ -494,15 +484,7 @@ async fn store(
         return Err(e.into()); // the transaction rolls back when the writer is dropped
     }
     if let Some(key) = &key {
-        sqlx::query(
-            "INSERT INTO idempotency_keys (office, key, body_sha256, batch_id) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&info.office)
-        .bind(key)
-        .bind(&hash)
-        .bind(batch_id)
-        .execute(writer.tx())
-        .await?;
+        idempotency::remember(writer.tx(), &info.office, key, &hash, batch_id).await?;
     }
     let records = writer.finish().await? as u64;
     state

@@ -11,6 +11,7 @@
 use crate::broker::names;
 use crate::config::{Settings, redact_url};
 use crate::domain::BankCode;
+use crate::store::banks;
 use anyhow::Context as _;
 use lapin::uri::AMQPUri;
 use rand::Rng as _;
@@ -309,15 +310,7 @@ pub async fn add(
     let user = Management::new(settings)?
         .put_bank_user(settings, bank.as_str(), &password)
         .await?;
-    sqlx::query(
-        "INSERT INTO banks (code, name, amqp_user) VALUES ($1, $2, $3)
-         ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name, amqp_user = EXCLUDED.amqp_user",
-    )
-    .bind(bank.as_str())
-    .bind(name)
-    .bind(&user)
-    .execute(pool)
-    .await?;
+    banks::upsert(pool, bank.as_str(), name, &user).await?;
     tracing::info!(bank = bank.as_str(), %user, "bank user created");
     Ok(Credentials {
         bank: bank.as_str().to_owned(),
@@ -358,19 +351,16 @@ impl std::fmt::Display for BankTable<'_> {
 
 /// `salur bank list`.
 pub async fn list(settings: &Settings, pool: &PgPool) -> anyhow::Result<Vec<BankEntry>> {
-    let rows: Vec<(String, String, String, chrono::DateTime<chrono::Utc>)> =
-        sqlx::query_as("SELECT code, name, amqp_user, created_at FROM banks ORDER BY code")
-            .fetch_all(pool)
-            .await?;
+    let rows = banks::list(pool).await?;
     let users = Management::new(settings)?.user_names().await?;
     Ok(rows
         .into_iter()
-        .map(|(bank, name, user, created_at)| BankEntry {
-            user_exists: users.contains(&user),
-            bank,
-            name,
-            user,
-            created_at,
+        .map(|b| BankEntry {
+            user_exists: users.contains(&b.amqp_user),
+            bank: b.code,
+            name: b.name,
+            user: b.amqp_user,
+            created_at: b.created_at,
         })
         .collect())
 }
@@ -380,12 +370,8 @@ pub async fn list(settings: &Settings, pool: &PgPool) -> anyhow::Result<Vec<Bank
 pub async fn remove(settings: &Settings, pool: &PgPool, bank_code: &str) -> anyhow::Result<bool> {
     let user = user_name(settings, bank_code);
     let deleted = Management::new(settings)?.delete_user(&user).await?;
-    let rows = sqlx::query("DELETE FROM banks WHERE code = $1")
-        .bind(bank_code)
-        .execute(pool)
-        .await?
-        .rows_affected();
-    Ok(deleted || rows > 0)
+    let removed = banks::remove(pool, bank_code).await?;
+    Ok(deleted || removed)
 }
 
 /// Deletes every bank user of this namespace and vhost (tearing down a test or staging

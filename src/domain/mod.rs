@@ -11,6 +11,8 @@
 //! - [`Sex`] (`sex.rs`), [`BankCode`] and [`AccountNumber`] (`bank.rs`).
 //! - [`name`]: name normalisation and the bank-name match used at verification.
 //! - [`mask`]: masking of identifiers for logs and reports.
+//! - [`RawRecord`] (`raw.rs`): an office row as written, unvalidated; the one list of a
+//!   record's office fields.
 //! - [`Recipient`] and [`validate`] (`recipient.rs`): a whole office row, with one [`Reason`]
 //!   per problem when it cannot be accepted.
 //! - [`text`]: the rules of every text value (no control characters, a length per field).
@@ -26,6 +28,7 @@ mod kk;
 pub mod mask;
 pub mod name;
 mod nik;
+mod raw;
 mod reason;
 mod recipient;
 mod region;
@@ -39,6 +42,7 @@ pub use kk::{Kk, KkError};
 pub use mask::{mask_all_digits, mask_digits, mask_words, spreadsheet_safe};
 pub use name::{names_match, normalise_name};
 pub use nik::{Nik, NikError};
+pub use raw::RawRecord;
 pub use reason::{Reason, ReasonCode};
 pub use recipient::{Recipient, validate};
 pub use region::{RegionCode, RegionCodeError};

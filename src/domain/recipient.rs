@@ -1,10 +1,9 @@
 //! A whole office row, validated: the administrative data account opening needs.
 
 use super::{
-    AccountNumber, Amount, AmountRange, BankCode, BankCodeError, Kk, Nik, Reason, ReasonCode,
-    RegionCode, Sex, SexError, parse_date,
+    AccountNumber, Amount, AmountRange, BankCode, BankCodeError, Kk, Nik, RawRecord, Reason,
+    ReasonCode, RegionCode, Sex, SexError, parse_date,
 };
-use crate::intake::RawRecord;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt;

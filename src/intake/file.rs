@@ -3,7 +3,7 @@
 //! The format is told by the first byte that is not whitespace (after an optional UTF-8 BOM):
 //! `[` is a JSON array of objects, `{` is refused (a batch must be an array), anything else is
 //! CSV with a header line. Header names and JSON keys are matched case-insensitively, in
-//! Indonesian or English (see [`Field`] for the accepted names); unknown columns are ignored.
+//! Indonesian or English (see `FIELDS` for the accepted names); unknown columns are ignored.
 //!
 //! CSV is streamed ([`parse_reader`] holds one row at a time, so a file of a million rows needs
 //! no more memory than a file of ten); a JSON batch is read whole.
@@ -276,26 +276,9 @@ fn list_missing(missing: &[MissingColumn]) -> String {
     out
 }
 
-/// The columns intake knows. Everything else in a file is ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Nik,
-    Kk,
-    Name,
-    MotherName,
-    BirthPlace,
-    BirthDate,
-    Sex,
-    Address,
-    RegionCode,
-    Phone,
-    BankCode,
-    AccountNumber,
-    Amount,
-}
-
+/// A column intake knows (everything else in a file is ignored): the field of [`RawRecord`] it
+/// fills, at the same index in [`RawRecord::KEYS`].
 struct FieldSpec {
-    field: Field,
     /// English key: the name used in reasons and error messages.
     key: &'static str,
     /// Accepted header names after [`normalize_header`].
@@ -305,79 +288,66 @@ struct FieldSpec {
 
 const FIELDS: [FieldSpec; 13] = [
     FieldSpec {
-        field: Field::Nik,
         key: "nik",
         accepted: &["nik"],
         required: true,
     },
     FieldSpec {
-        field: Field::Kk,
         key: "kk",
         accepted: &["kk", "no_kk"],
         required: true,
     },
     FieldSpec {
-        field: Field::Name,
         key: "name",
         accepted: &["name", "nama"],
         required: true,
     },
     FieldSpec {
-        field: Field::MotherName,
         key: "mother_name",
         accepted: &["mother_name", "nama_ibu_kandung"],
         required: true,
     },
     FieldSpec {
-        field: Field::BirthPlace,
         key: "birth_place",
         accepted: &["birth_place", "tempat_lahir"],
         required: true,
     },
     FieldSpec {
-        field: Field::BirthDate,
         key: "birth_date",
         accepted: &["birth_date", "tanggal_lahir"],
         required: true,
     },
     FieldSpec {
-        field: Field::Sex,
         key: "sex",
         accepted: &["sex", "jenis_kelamin"],
         required: true,
     },
     FieldSpec {
-        field: Field::Address,
         key: "address",
         accepted: &["address", "alamat"],
         required: true,
     },
     FieldSpec {
-        field: Field::RegionCode,
         key: "region_code",
         accepted: &["region_code", "kode_wilayah"],
         required: true,
     },
     FieldSpec {
-        field: Field::Phone,
         key: "phone",
         accepted: &["phone", "no_hp"],
         required: false,
     },
     FieldSpec {
-        field: Field::BankCode,
         key: "bank_code",
         accepted: &["bank_code", "kode_bank"],
         required: true,
     },
     FieldSpec {
-        field: Field::AccountNumber,
         key: "account_number",
         accepted: &["account_number", "no_rekening"],
         required: false,
     },
     FieldSpec {
-        field: Field::Amount,
         key: "amount",
         accepted: &["amount", "nominal"],
         required: true,
@@ -401,23 +371,11 @@ fn field_index(name: &str) -> Option<usize> {
         .position(|f| f.accepted.contains(&name.as_str()))
 }
 
-fn set_field(record: &mut RawRecord, field: Field, value: Option<String>) {
-    let slot = match field {
-        Field::Nik => &mut record.nik,
-        Field::Kk => &mut record.kk,
-        Field::Name => &mut record.name,
-        Field::MotherName => &mut record.mother_name,
-        Field::BirthPlace => &mut record.birth_place,
-        Field::BirthDate => &mut record.birth_date,
-        Field::Sex => &mut record.sex,
-        Field::Address => &mut record.address,
-        Field::RegionCode => &mut record.region_code,
-        Field::Phone => &mut record.phone,
-        Field::BankCode => &mut record.bank_code,
-        Field::AccountNumber => &mut record.account_number,
-        Field::Amount => &mut record.amount,
-    };
-    *slot = value;
+/// Sets the field of `FIELDS[i]` (the record's field at the same index).
+fn set_field(record: &mut RawRecord, i: usize, value: Option<String>) {
+    if let Some(slot) = record.values_mut().into_iter().nth(i) {
+        *slot = value;
+    }
 }
 
 /// The English keys of the fields of a record, in file order (`nik`, `kk`, `name`, …).
@@ -432,9 +390,9 @@ pub fn set_named_field(
     name: &str,
     value: Option<String>,
 ) -> Option<&'static str> {
-    let spec = &FIELDS[field_index(name)?];
-    set_field(record, spec.field, value);
-    Some(spec.key)
+    let i = field_index(name)?;
+    set_field(record, i, value);
+    Some(FIELDS[i].key)
 }
 
 /// Trimmed cell text, `None` when nothing is left.
@@ -510,7 +468,7 @@ pub(super) fn fill(
 ) -> Result<(), BadValue> {
     if let Some(i) = column {
         let value = checked_cell(i, text)?;
-        set_field(record, FIELDS[i].field, value);
+        set_field(record, i, value);
     }
     Ok(())
 }
@@ -1008,7 +966,7 @@ fn parse_json(file: &str, bytes: &[u8]) -> Result<Vec<RawRecord>, IntakeError> {
                     });
                 }
             };
-            set_field(&mut record, FIELDS[f].field, text);
+            set_field(&mut record, f, text);
         }
         records.push(record);
     }
@@ -1045,6 +1003,12 @@ fn json_kind(value: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn intake_fields_are_the_records_fields_in_order() {
+        let keys: Vec<&str> = super::field_keys().collect();
+        assert_eq!(keys, super::RawRecord::KEYS);
+    }
+
     use super::*;
 
     const HEADER: &str = "nik,no_kk,nama,nama_ibu_kandung,tempat_lahir,tanggal_lahir,jenis_kelamin,alamat,kode_wilayah,no_hp,kode_bank,no_rekening,nominal";

@@ -11,5 +11,5 @@ pub mod xlsx;
 pub use file::{IntakeError, RecordStream, parse_bytes, parse_file, parse_reader};
 pub use xlsx::parse_xlsx;
 
-mod raw;
-pub use raw::RawRecord;
+/// Kept at its old path: the record's shape lives in [`crate::domain`].
+pub use crate::domain::RawRecord;

@@ -1,6 +1,6 @@
 //! `salur batch status|report`: where a batch's records are, why some stopped, and what was paid.
 
-use crate::store::State;
+use crate::store::{State, batches};
 use futures::TryStreamExt as _;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -56,20 +56,10 @@ pub enum BatchError {
 }
 
 pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchError> {
-    let head: Option<(String, String, String, String, i32)> = sqlx::query_as(
-        "SELECT office, program, period, file_name, record_count FROM batches WHERE id = $1",
-    )
-    .bind(batch_id)
-    .fetch_optional(pool)
-    .await?;
-    let (office, program, period, file_name, records) =
-        head.ok_or(BatchError::NotFound(batch_id))?;
-    let rows: Vec<(String, i64, Option<Decimal>)> = sqlx::query_as(
-        "SELECT state, count(*), sum(amount) FROM records WHERE batch_id = $1 GROUP BY state",
-    )
-    .bind(batch_id)
-    .fetch_all(pool)
-    .await?;
+    let head = batches::head(pool, batch_id)
+        .await?
+        .ok_or(BatchError::NotFound(batch_id))?;
+    let rows = batches::state_totals(pool, batch_id).await?;
     let mut states = BTreeMap::new();
     let mut in_flight = 0;
     for (state, n, amount) in rows {
@@ -84,22 +74,14 @@ pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchE
             },
         );
     }
-    let reasons: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT reason->>'code', count(DISTINCT r.id)
-         FROM records r, jsonb_array_elements(r.reasons) reason
-         WHERE r.batch_id = $1 AND r.state IN ('blocked', 'rejected', 'failed', 'dead')
-         GROUP BY 1",
-    )
-    .bind(batch_id)
-    .fetch_all(pool)
-    .await?;
+    let reasons = batches::reason_counts(pool, batch_id).await?;
     Ok(BatchStatus {
         batch_id,
-        office,
-        program,
-        period,
-        file_name,
-        records: i64::from(records),
+        office: head.office,
+        program: head.program,
+        period: head.period,
+        file_name: head.file_name,
+        records: i64::from(head.record_count),
         in_flight,
         states,
         reasons: reasons.into_iter().collect(),
@@ -170,22 +152,8 @@ impl std::fmt::Display for BatchStatus {
 /// The report's columns.
 pub const REPORT_HEADER: [&str; 6] = ["row", "nik", "state", "reasons", "amount", "bank_reference"];
 
-/// One record as the report reads it: id, row, NIK (sealed), the masked forms kept after
-/// erasure, state, reasons, amount, bank reference.
-pub type ReportRow = (
-    i64,
-    i32,
-    Option<Vec<u8>>,
-    Option<serde_json::Value>,
-    String,
-    serde_json::Value,
-    Option<Decimal>,
-    Option<String>,
-);
-
-/// The records of batch `$1` in file order, as [`ReportRow`]s.
-pub const REPORT_QUERY: &str = "SELECT id, row_number, nik, masked, state, reasons, amount,
-     bank_reference FROM records WHERE batch_id = $1 ORDER BY row_number";
+/// One record as the report reads it ([`batches::report_rows`]).
+pub use crate::store::batches::ReportRow;
 
 /// The report's cells for one record; the NIK is masked, and no cell can be read by a
 /// spreadsheet as a formula ([`crate::domain::spreadsheet_safe`]).
@@ -232,9 +200,7 @@ pub async fn report(
     status(pool, batch_id).await?;
     let mut w = csv::Writer::from_writer(out);
     w.write_record(REPORT_HEADER)?;
-    let mut rows = sqlx::query_as::<_, ReportRow>(REPORT_QUERY)
-        .bind(batch_id)
-        .fetch(pool);
+    let mut rows = batches::report_rows(pool, batch_id);
     let mut n = 0;
     while let Some(row) = rows.try_next().await? {
         w.write_record(report_fields(row)?)?;

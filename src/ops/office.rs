@@ -5,6 +5,7 @@
 //! is made; only its SHA-256 is stored, so a stolen database does not give working tokens.
 //! With 256 random bits a plain (unsalted, fast) hash is enough: nothing can be guessed.
 
+use crate::store::offices;
 use rand::RngCore as _;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -110,15 +111,7 @@ pub async fn add(pool: &PgPool, code: &str, name: &str, role: Role) -> Result<St
         return Err(OfficeError::EmptyName);
     }
     let mut tx = pool.begin().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO offices (code, name, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(code)
-    .bind(name.trim())
-    .bind(role.as_str())
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
+    if !offices::insert(&mut tx, code, name.trim(), role.as_str()).await? {
         return Err(OfficeError::Exists(code.to_owned()));
     }
     let token = insert_token(&mut tx, code).await?;
@@ -128,23 +121,14 @@ pub async fn add(pool: &PgPool, code: &str, name: &str, role: Role) -> Result<St
 
 async fn insert_token(conn: &mut sqlx::PgConnection, code: &str) -> Result<String, OfficeError> {
     let token = new_token();
-    sqlx::query("INSERT INTO api_tokens (office, token_sha256, prefix) VALUES ($1, $2, $3)")
-        .bind(code)
-        .bind(token_hash(&token))
-        .bind(token_label(&token))
-        .execute(conn)
-        .await?;
+    offices::insert_token(conn, code, &token_hash(&token), &token_label(&token)).await?;
     Ok(token)
 }
 
 /// Another token for an existing office (e.g. to rotate: make a new one, then revoke the old).
 pub async fn issue_token(pool: &PgPool, code: &str) -> Result<String, OfficeError> {
     let mut tx = pool.begin().await?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT code FROM offices WHERE code = $1")
-        .bind(code)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_none() {
+    if !offices::exists(&mut tx, code).await? {
         return Err(OfficeError::NotFound(code.to_owned()));
     }
     let token = insert_token(&mut tx, code).await?;
@@ -155,60 +139,25 @@ pub async fn issue_token(pool: &PgPool, code: &str) -> Result<String, OfficeErro
 /// Revokes the office's tokens: all of them, or the one given whole or by its label (the
 /// `salur_xxxxxxxx` beginning `salur office list` shows). Returns how many were revoked.
 pub async fn revoke(pool: &PgPool, code: &str, prefix: Option<&str>) -> Result<u64, OfficeError> {
-    let exists: Option<String> = sqlx::query_scalar("SELECT code FROM offices WHERE code = $1")
-        .bind(code)
-        .fetch_optional(pool)
-        .await?;
-    if exists.is_none() {
+    if !offices::exists(&mut *pool.acquire().await?, code).await? {
         return Err(OfficeError::NotFound(code.to_owned()));
     }
-    let done = sqlx::query(
-        "UPDATE api_tokens SET revoked_at = now()
-         WHERE office = $1 AND revoked_at IS NULL
-           AND ($2::text IS NULL OR prefix = $2 OR token_sha256 = sha256(convert_to($2, 'UTF8')))",
-    )
-    .bind(code)
-    .bind(prefix)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    Ok(offices::revoke(pool, code, prefix).await?)
 }
 
 pub async fn list(pool: &PgPool) -> Result<Vec<OfficeRow>, OfficeError> {
-    type Row = (
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        Vec<String>,
-        chrono::DateTime<chrono::Utc>,
-    );
-    let rows: Vec<Row> =
-        sqlx::query_as(
-            "SELECT o.code, o.name, o.role,
-                    count(t.id) FILTER (WHERE t.revoked_at IS NULL),
-                    count(t.id) FILTER (WHERE t.revoked_at IS NOT NULL),
-                    coalesce(array_agg(t.prefix ORDER BY t.id) FILTER (WHERE t.revoked_at IS NULL), '{}'),
-                    o.created_at
-             FROM offices o LEFT JOIN api_tokens t ON t.office = o.code
-             GROUP BY o.code ORDER BY o.code",
-        )
-        .fetch_all(pool)
-        .await?;
-    Ok(rows
+    Ok(offices::list(pool)
+        .await?
         .into_iter()
-        .map(
-            |(code, name, role, active_tokens, revoked_tokens, tokens, created_at)| OfficeRow {
-                code,
-                name,
-                role: Role::parse(&role).unwrap_or(Role::Office),
-                active_tokens,
-                revoked_tokens,
-                tokens,
-                created_at,
-            },
-        )
+        .map(|o| OfficeRow {
+            code: o.code,
+            name: o.name,
+            role: Role::parse(&o.role).unwrap_or(Role::Office),
+            active_tokens: o.active_tokens,
+            revoked_tokens: o.revoked_tokens,
+            tokens: o.tokens,
+            created_at: o.created_at,
+        })
         .collect())
 }
 
@@ -217,21 +166,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<Principal
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
         return Ok(None);
     }
-    let row: Option<(String, String)> = sqlx::query_as(
-        "WITH t AS (
-             SELECT t.id, o.code, o.role, t.last_used_at FROM api_tokens t
-             JOIN offices o ON o.code = t.office
-             WHERE t.token_sha256 = $1 AND t.revoked_at IS NULL
-         ), used AS (
-             UPDATE api_tokens SET last_used_at = now()
-             WHERE id = (SELECT id FROM t)
-               AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-         )
-         SELECT code, role FROM t",
-    )
-    .bind(token_hash(token))
-    .fetch_optional(pool)
-    .await?;
+    let row = offices::authenticate(pool, &token_hash(token)).await?;
     Ok(row.and_then(|(code, role)| Role::parse(&role).map(|role| Principal { code, role })))
 }
 

@@ -4,13 +4,16 @@
 
 use crate::store::personal::{self, Reseal};
 use crate::store::sealed::{self, KeySource, Keyring, keyring};
-use crate::store::{RecordRow, records};
+use crate::store::{RecordRow, locks, records};
 use serde::Serialize;
 use sqlx::PgPool;
 use std::time::Duration;
 
 /// Records re-sealed or erased per transaction.
 const CHUNK: i64 = 1000;
+
+/// The advisory lock key that lets one worker at a time run retention.
+const RETENTION_LOCK: i64 = 7450219;
 
 /// `salur keys rotate`: adds a data key (to the key file; with `SALUR_DATA_KEYS` the operator
 /// adds it to every process's environment first and passes `no_new_key`), waits for running
@@ -124,14 +127,7 @@ pub async fn apply_retention(
 /// Sets a programme's retention period.
 pub async fn set_retention(pool: &PgPool, program: &str, days: i32) -> anyhow::Result<()> {
     anyhow::ensure!(days > 0, "a retention period is at least one day");
-    sqlx::query(
-        "INSERT INTO retention_policies (program, days) VALUES ($1, $2)
-         ON CONFLICT (program) DO UPDATE SET days = $2, updated_at = now()",
-    )
-    .bind(program)
-    .bind(days)
-    .execute(pool)
-    .await?;
+    personal::set_retention(pool, program, days).await?;
     Ok(())
 }
 
@@ -152,16 +148,12 @@ pub async fn retention_loop(
         wait = Duration::from_secs(24 * 3600);
         let run = async {
             let mut lock = pool.acquire().await?;
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7450219)")
-                .fetch_one(&mut *lock)
-                .await?;
+            let got = locks::try_lock(&mut lock, RETENTION_LOCK).await?;
             if !got {
                 return Ok(None);
             }
             let r = apply_retention(&pool, default_days, false, "worker").await;
-            let _ = sqlx::query("SELECT pg_advisory_unlock(7450219)")
-                .execute(&mut *lock)
-                .await;
+            let _ = locks::unlock(&mut lock, RETENTION_LOCK).await;
             r.map(Some)
         };
         match run.await {
@@ -200,7 +192,7 @@ pub struct PersonRecord {
     pub row: i32,
     pub state: String,
     /// The values the office sent (decrypted).
-    pub submitted: crate::intake::RawRecord,
+    pub submitted: crate::domain::RawRecord,
     pub bank_account: Option<String>,
     pub bank_account_name: Option<String>,
     pub bank_reference: Option<String>,
@@ -242,49 +234,33 @@ pub async fn person_data(
         return Err(PersonError::NotFound.into());
     }
     let rows: Vec<RecordRow> = records::read_scoped(&mut tx, &ids, None).await?;
-    type Extra = (
-        i64,
-        String,
-        serde_json::Value,
-        Option<serde_json::Value>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        serde_json::Value,
-    );
-    let extra: Vec<Extra> = sqlx::query_as(
-        "SELECT r.id, b.office, r.reasons, r.masked, r.erased_at,
-                COALESCE((SELECT jsonb_agg(jsonb_build_object('at', e.at, 'from', e.from_state,
-                              'to', e.to_state, 'reasons', e.reasons, 'detail', e.detail)
-                              ORDER BY e.id)
-                          FROM record_events e WHERE e.record_id = r.id), '[]')
-         FROM records r JOIN batches b ON b.id = r.batch_id WHERE r.id = ANY($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut extra: std::collections::HashMap<i64, Extra> =
-        extra.into_iter().map(|e| (e.0, e)).collect();
+    let mut extra: std::collections::HashMap<i64, personal::ExportDetail> =
+        personal::export_details(&mut tx, &ids)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
     let records: Vec<PersonRecord> = rows
         .into_iter()
         .map(|r| {
-            let (_, office, reasons, masked, erased_at, history) =
-                extra.remove(&r.id).expect("read together");
+            let e = extra.remove(&r.id).expect("read together");
             PersonRecord {
                 record_id: r.id,
                 batch_id: r.batch_id,
-                office,
+                office: e.office,
                 program: r.program.clone(),
                 period: r.period.clone(),
                 row: r.row_number,
                 state: r.state.clone(),
-                submitted: r.raw(),
+                submitted: r.raw.clone(),
                 bank_account: r.bank_account.clone(),
                 bank_account_name: r.bank_account_name.clone(),
                 bank_reference: r.bank_reference.clone(),
                 amount: r.amount,
-                reasons,
-                masked,
-                erased_at,
-                history: history.as_array().cloned().unwrap_or_default(),
+                reasons: e.reasons,
+                masked: e.masked,
+                erased_at: e.erased_at,
+                history: e.history.as_array().cloned().unwrap_or_default(),
             }
         })
         .collect();

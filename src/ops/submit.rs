@@ -4,10 +4,11 @@
 
 use crate::broker::Broker;
 use crate::config::Settings;
-use crate::intake::{self, RawRecord};
+use crate::domain::RawRecord;
+use crate::intake;
 use crate::messages::Stage;
 use crate::stages::stage_message;
-use crate::store::{outbox, records};
+use crate::store::{batches, outbox, records};
 use sqlx::PgPool;
 use std::path::Path;
 use uuid::Uuid;
@@ -263,16 +264,14 @@ impl<'a> BatchWriter<'a> {
         info: &BatchInfo,
     ) -> Result<Self, SubmitError> {
         info.validate()?;
-        sqlx::query(
-            "INSERT INTO batches (id, office, program, period, file_name, record_count)
-             VALUES ($1, $2, $3, $4, $5, 0)",
+        batches::insert(
+            &mut tx,
+            batch_id,
+            &info.office,
+            &info.program,
+            &info.period,
+            file_name,
         )
-        .bind(batch_id)
-        .bind(&info.office)
-        .bind(&info.program)
-        .bind(&info.period)
-        .bind(file_name)
-        .execute(&mut *tx)
         .await?;
         Ok(Self {
             settings,
@@ -329,11 +328,7 @@ impl<'a> BatchWriter<'a> {
             .map(|ids| stage_message(self.settings, Stage::AccountOpening, self.batch_id, ids))
             .collect();
         outbox::insert(&mut self.tx, &messages).await?;
-        sqlx::query("UPDATE batches SET record_count = $2 WHERE id = $1")
-            .bind(self.batch_id)
-            .bind(self.records as i32)
-            .execute(&mut *self.tx)
-            .await?;
+        batches::set_record_count(&mut self.tx, self.batch_id, self.records as i32).await?;
         self.tx.commit().await?;
         // Wake the workers' relays now rather than at their next poll; the batch is stored
         // either way.

@@ -1,9 +1,31 @@
-//! PostgreSQL: connecting, migrating, and the set-based queries of the pipeline. Query
+//! PostgreSQL: connecting, migrating, and every query of the pipeline, the API and the
+//! operations (bench, bank-sim and the fault campaign's invariant checks keep their own). Query
 //! functions take a `&mut PgConnection` (a transaction derefs to one) so that the caller decides
 //! what commits together.
+//!
+//! # Layout
+//! - [`records`]: a record's shape ([`RecordRow`], its columns derived from
+//!   [`crate::domain::RawRecord`]), reading, locking, storing and changing records.
+//! - [`batches`]: batches, their totals, listings and the report's rows.
+//! - [`parked`]: blocked and dead records (the `dlq` filter and counts).
+//! - [`corrections`]: finding and correcting blocked records.
+//! - [`events`]: the audit trail as people read it.
+//! - [`offices`]: offices and their API tokens; [`idempotency`]: the API's idempotency keys;
+//!   [`banks`]: the registered banks.
+//! - [`personal`] and [`sealed`]: sealing personal fields, retention, erasure.
+//! - [`outbox`], [`bank_requests`], [`stats`], [`locks`]: the outbox, bank request
+//!   bookkeeping, figures, advisory locks.
 
 pub mod bank_requests;
+pub mod banks;
+pub mod batches;
+pub mod corrections;
+pub mod events;
+pub mod idempotency;
+pub mod locks;
+pub mod offices;
 pub mod outbox;
+pub mod parked;
 pub mod personal;
 pub mod records;
 pub mod sealed;
@@ -17,6 +39,24 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 use std::str::FromStr as _;
 use std::time::Duration;
+
+/// Whether the database answers (a trivial query).
+pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+/// Ends the caller's transaction (and its session) when it stays idle longer than `limit`
+/// (at least a second), so that a client that stops sending cannot hold locks for long.
+pub async fn set_idle_timeout(conn: &mut sqlx::PgConnection, limit: Duration) -> sqlx::Result<()> {
+    sqlx::query(&format!(
+        "SET LOCAL idle_in_transaction_session_timeout = {}",
+        (limit.as_millis() as u64).max(1_000)
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -543,3 +543,47 @@ pub async fn erase_batch(
         tx.commit().await?;
     }
 }
+
+/// Sets a programme's retention period (days after its batches close).
+pub async fn set_retention(pool: &PgPool, program: &str, days: i32) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO retention_policies (program, days) VALUES ($1, $2)
+         ON CONFLICT (program) DO UPDATE SET days = $2, updated_at = now()",
+    )
+    .bind(program)
+    .bind(days)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// What a person's data export shows of a record besides its values.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExportDetail {
+    pub id: i64,
+    pub office: String,
+    pub reasons: serde_json::Value,
+    /// Masked forms kept after an erasure.
+    pub masked: Option<serde_json::Value>,
+    pub erased_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Every state change: `[{at, from, to, reasons, detail}]`, oldest first.
+    pub history: serde_json::Value,
+}
+
+/// The [`ExportDetail`] of each of `ids`.
+pub async fn export_details(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> sqlx::Result<Vec<ExportDetail>> {
+    sqlx::query_as(
+        "SELECT r.id, b.office, r.reasons, r.masked, r.erased_at,
+                COALESCE((SELECT jsonb_agg(jsonb_build_object('at', e.at, 'from', e.from_state,
+                              'to', e.to_state, 'reasons', e.reasons, 'detail', e.detail)
+                              ORDER BY e.id)
+                          FROM record_events e WHERE e.record_id = r.id), '[]') AS history
+         FROM records r JOIN batches b ON b.id = r.batch_id WHERE r.id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await
+}

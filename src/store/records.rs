@@ -2,11 +2,11 @@
 //! written together with its audit row, so a redelivered message changes nothing twice.
 
 use super::sealed::{KeyError, Keyring, keyring};
-use crate::domain::Reason;
-use crate::intake::RawRecord;
+use crate::domain::{RawRecord, Reason};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row as _};
 use uuid::Uuid;
 
 /// Where a record is. Exactly one at a time; `blocked`, `rejected`, `failed`, `dead` and
@@ -116,44 +116,32 @@ pub const SEALED: [&str; 11] = [
     "bank_account_name",
 ];
 
-/// The office's columns in file order ([`RawRecord::values`]).
-const RAW_COLUMNS: [&str; 13] = [
-    "nik",
-    "kk",
-    "name",
-    "mother_name",
-    "birth_place",
-    "birth_date",
-    "sex",
-    "address",
-    "region_code",
-    "phone",
-    "bank_code",
-    "account_number",
-    "amount_raw",
-];
+/// The column of `records` that holds an office field ([`RawRecord::KEYS`]): the field's key,
+/// except the amount as written, which is `amount_raw` (`amount` is the parsed value).
+pub fn column_of(key: &'static str) -> &'static str {
+    if key == "amount" { "amount_raw" } else { key }
+}
+
+/// The office's columns in file order ([`RawRecord::KEYS`]).
+pub fn raw_columns() -> impl Iterator<Item = &'static str> {
+    RawRecord::KEYS.into_iter().map(column_of)
+}
+
+/// The personal columns the pipeline adds to the office's: the bank's account number and name.
+const BANK_COLUMNS: [&str; 2] = ["bank_account", "bank_account_name"];
 
 /// A record as a stage sees it: the office's values plus what the pipeline learnt, opened.
 /// A personal field the reader does not need (see [`Needs`]) is `None`.
+///
+/// It derefs to its [`RawRecord`], so `row.name` is the office's value.
 #[derive(Debug, Clone)]
 pub struct RecordRow {
     pub id: i64,
     pub batch_id: Uuid,
     pub row_number: i32,
     pub state: String,
-    pub nik: Option<String>,
-    pub kk: Option<String>,
-    pub name: Option<String>,
-    pub mother_name: Option<String>,
-    pub birth_place: Option<String>,
-    pub birth_date: Option<String>,
-    pub sex: Option<String>,
-    pub address: Option<String>,
-    pub region_code: Option<String>,
-    pub phone: Option<String>,
-    pub bank_code: Option<String>,
-    pub account_number: Option<String>,
-    pub amount_raw: Option<String>,
+    /// The office's values (the columns [`raw_columns`]), as intake read them or as corrected.
+    pub raw: RawRecord,
     pub amount: Option<Decimal>,
     /// Keyed hash of the NIK as written ([`super::sealed::Keyring::nik_hash`]): what claims
     /// and look-ups by NIK compare.
@@ -169,71 +157,58 @@ pub struct RecordRow {
     pub in_state_seconds: Option<f64>,
 }
 
-/// A row as stored: the personal columns sealed.
-#[derive(sqlx::FromRow)]
-struct StoredRow {
-    id: i64,
-    batch_id: Uuid,
-    row_number: i32,
-    state: String,
-    nik: Option<Vec<u8>>,
-    kk: Option<Vec<u8>>,
-    name: Option<Vec<u8>>,
-    mother_name: Option<Vec<u8>>,
-    birth_place: Option<Vec<u8>>,
-    birth_date: Option<Vec<u8>>,
-    sex: Option<String>,
-    address: Option<Vec<u8>>,
-    region_code: Option<String>,
-    phone: Option<Vec<u8>>,
-    bank_code: Option<String>,
-    account_number: Option<Vec<u8>>,
-    amount_raw: Option<String>,
-    amount: Option<Decimal>,
-    nik_hash: Option<Vec<u8>>,
-    bank_account: Option<Vec<u8>>,
-    bank_account_name: Option<Vec<u8>>,
-    bank_reference: Option<String>,
-    attempts: i32,
-    program: String,
-    period: String,
-    #[sqlx(default)]
-    in_state_seconds: Option<f64>,
+impl std::ops::Deref for RecordRow {
+    type Target = RawRecord;
+
+    fn deref(&self) -> &RawRecord {
+        &self.raw
+    }
 }
 
-impl StoredRow {
-    fn open(self, ring: &Keyring) -> Result<RecordRow, KeyError> {
-        let id = self.id;
-        let o = |column: &'static str, v: Option<Vec<u8>>| -> Result<Option<String>, KeyError> {
-            v.map(|v| ring.open(column, id, &v)).transpose()
+impl RecordRow {
+    /// A copy of the office's values, as intake read them (or as corrected); the field
+    /// `raw` borrows them.
+    pub fn raw(&self) -> RawRecord {
+        self.raw.clone()
+    }
+
+    /// Reads a row selected with [`record_columns`], opening its sealed columns.
+    fn open(row: &PgRow, ring: &Keyring) -> sqlx::Result<Self> {
+        let id: i64 = row.try_get("id")?;
+        let value = |column: &'static str| -> sqlx::Result<Option<String>> {
+            if SEALED.contains(&column) {
+                let sealed: Option<Vec<u8>> = row.try_get(column)?;
+                Ok(sealed.map(|v| ring.open(column, id, &v)).transpose()?)
+            } else {
+                row.try_get(column)
+            }
         };
+        let row_number: i32 = row.try_get("row_number")?;
+        let mut raw = RawRecord {
+            row: row_number as u32,
+            ..Default::default()
+        };
+        for (column, slot) in raw_columns().zip(raw.values_mut()) {
+            *slot = value(column)?;
+        }
         Ok(RecordRow {
             id,
-            batch_id: self.batch_id,
-            row_number: self.row_number,
-            state: self.state,
-            nik: o("nik", self.nik)?,
-            kk: o("kk", self.kk)?,
-            name: o("name", self.name)?,
-            mother_name: o("mother_name", self.mother_name)?,
-            birth_place: o("birth_place", self.birth_place)?,
-            birth_date: o("birth_date", self.birth_date)?,
-            sex: self.sex,
-            address: o("address", self.address)?,
-            region_code: self.region_code,
-            phone: o("phone", self.phone)?,
-            bank_code: self.bank_code,
-            account_number: o("account_number", self.account_number)?,
-            amount_raw: self.amount_raw,
-            amount: self.amount,
-            nik_hash: self.nik_hash,
-            bank_account: o("bank_account", self.bank_account)?,
-            bank_account_name: o("bank_account_name", self.bank_account_name)?,
-            bank_reference: self.bank_reference,
-            attempts: self.attempts,
-            program: self.program,
-            period: self.period,
-            in_state_seconds: self.in_state_seconds,
+            batch_id: row.try_get("batch_id")?,
+            row_number,
+            state: row.try_get("state")?,
+            raw,
+            amount: row.try_get("amount")?,
+            nik_hash: row.try_get("nik_hash")?,
+            bank_account: value("bank_account")?,
+            bank_account_name: value("bank_account_name")?,
+            bank_reference: row.try_get("bank_reference")?,
+            attempts: row.try_get("attempts")?,
+            program: row.try_get("program")?,
+            period: row.try_get("period")?,
+            in_state_seconds: match row.try_get("in_state_seconds") {
+                Err(sqlx::Error::ColumnNotFound(_)) => None,
+                other => other?,
+            },
         })
     }
 }
@@ -281,50 +256,26 @@ impl Needs {
             Needs::Nothing => false,
         }
     }
-
-    /// The select list of the personal columns (`NULL` for those not needed).
-    fn columns(self) -> String {
-        SEALED
-            .iter()
-            .map(|c| {
-                if self.wants(c) {
-                    format!("r.{c}")
-                } else {
-                    format!("NULL::bytea AS {c}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
-fn open_all(rows: Vec<StoredRow>) -> sqlx::Result<Vec<RecordRow>> {
-    let ring = keyring()?;
-    rows.into_iter()
-        .map(|r| r.open(&ring).map_err(sqlx::Error::from))
-        .collect()
-}
-
-impl RecordRow {
-    /// The office's values, as intake read them.
-    pub fn raw(&self) -> RawRecord {
-        RawRecord {
-            row: self.row_number as u32,
-            nik: self.nik.clone(),
-            kk: self.kk.clone(),
-            name: self.name.clone(),
-            mother_name: self.mother_name.clone(),
-            birth_place: self.birth_place.clone(),
-            birth_date: self.birth_date.clone(),
-            sex: self.sex.clone(),
-            address: self.address.clone(),
-            region_code: self.region_code.clone(),
-            phone: self.phone.clone(),
-            bank_code: self.bank_code.clone(),
-            account_number: self.account_number.clone(),
-            amount: self.amount_raw.clone(),
+/// The select list of a [`RecordRow`] over `records r JOIN batches b`: every column of the
+/// record, the personal ones `needs` does not name as `NULL` (not even read).
+fn record_columns(needs: Needs) -> String {
+    let mut out = String::from("r.id, r.batch_id, r.row_number, r.state, ");
+    for column in raw_columns().chain(BANK_COLUMNS) {
+        if SEALED.contains(&column) && !needs.wants(column) {
+            out.push_str(&format!("NULL::bytea AS {column}, "));
+        } else {
+            out.push_str(&format!("r.{column}, "));
         }
     }
+    out.push_str("r.amount, r.nik_hash, r.bank_reference, r.attempts, b.program, b.period");
+    out
+}
+
+fn open_all(rows: Vec<PgRow>) -> sqlx::Result<Vec<RecordRow>> {
+    let ring = keyring()?;
+    rows.iter().map(|r| RecordRow::open(r, &ring)).collect()
 }
 
 /// A personal value for display, masked with `mask`: opened when it is stored, else the masked
@@ -364,16 +315,14 @@ pub async fn lock_in_state_for(
     state: State,
     needs: Needs,
 ) -> sqlx::Result<Vec<RecordRow>> {
-    let rows: Vec<StoredRow> = sqlx::query_as(&format!(
-        "SELECT r.id, r.batch_id, r.row_number, r.state, {}, r.sex, r.region_code,
-                r.bank_code, r.amount_raw, r.amount, r.nik_hash, r.bank_reference, r.attempts,
-                b.program, b.period,
+    let rows = sqlx::query(&format!(
+        "SELECT {},
                 EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id
          FOR UPDATE OF r",
-        needs.columns()
+        record_columns(needs)
     ))
     .bind(ids)
     .bind(state.as_str())
@@ -416,15 +365,13 @@ async fn scoped(
     office: Option<&str>,
     lock: &str,
 ) -> sqlx::Result<Vec<RecordRow>> {
-    let rows: Vec<StoredRow> = sqlx::query_as(&format!(
-        "SELECT r.id, r.batch_id, r.row_number, r.state, {}, r.sex, r.region_code,
-                r.bank_code, r.amount_raw, r.amount, r.nik_hash, r.bank_reference, r.attempts,
-                b.program, b.period
+    let rows = sqlx::query(&format!(
+        "SELECT {}
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
          ORDER BY r.id
          {lock}",
-        Needs::All.columns()
+        record_columns(Needs::All)
     ))
     .bind(ids)
     .bind(office)
@@ -628,9 +575,9 @@ pub async fn copy_received(
     for (id, r) in ids.iter().zip(rows) {
         use std::fmt::Write as _;
         let _ = write!(buf, "{id}\t{batch}\t{}\treceived", r.row);
-        for (column, value) in RAW_COLUMNS.iter().zip(r.values()) {
+        for (column, value) in raw_columns().zip(r.values()) {
             buf.push('\t');
-            if SEALED.contains(column) {
+            if SEALED.contains(&column) {
                 copy_bytea(
                     &mut buf,
                     value
@@ -661,11 +608,10 @@ pub async fn copy_received(
         buf.push('\n');
     }
     let mut copy = conn
-        .copy_in_raw(
-            "COPY records (id, batch_id, row_number, state, nik, kk, name, mother_name,
-                 birth_place, birth_date, sex, address, region_code, phone, bank_code,
-                 account_number, amount_raw, amount, nik_hash) FROM STDIN",
-        )
+        .copy_in_raw(&format!(
+            "COPY records (id, batch_id, row_number, state, {}, amount, nik_hash) FROM STDIN",
+            raw_columns().collect::<Vec<_>>().join(", ")
+        ))
         .await?;
     copy.send(buf.as_bytes()).await?;
     copy.finish().await?;
@@ -731,6 +677,33 @@ pub async fn batch_ids_in_state(
         .await
 }
 
+/// The stored reasons of those of `ids` that are records (read under the caller's lock).
+pub async fn reasons(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> sqlx::Result<Vec<(i64, serde_json::Value)>> {
+    sqlx::query_as("SELECT id, reasons FROM records WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await
+}
+
+/// The states of those of `ids` whose batch belongs to `office` (every office when `None`).
+pub async fn states_scoped(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    office: Option<&str>,
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT r.id, r.state FROM records r JOIN batches b ON b.id = r.batch_id
+         WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)",
+    )
+    .bind(ids)
+    .bind(office)
+    .fetch_all(conn)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::{copy_bytea, copy_text};
@@ -755,5 +728,15 @@ mod tests {
         buf.push('|');
         copy_text(&mut buf, None);
         assert_eq!(buf, "a\\\\b\\tc\\nd\\re|\\N");
+    }
+
+    #[test]
+    fn every_sealed_column_is_an_office_or_a_bank_column() {
+        use super::{BANK_COLUMNS, SEALED, raw_columns};
+        let known: Vec<&str> = raw_columns().chain(BANK_COLUMNS).collect();
+        for c in SEALED {
+            assert!(known.contains(&c), "{c}");
+        }
+        assert_eq!(raw_columns().last(), Some("amount_raw"));
     }
 }

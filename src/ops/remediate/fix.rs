@@ -1,0 +1,333 @@
+//! `salur records fix` and `salur dlq fix --file`: correct the office's values of blocked
+//! records; each is validated at once and the answer lists the reasons that remain.
+
+use super::{RemediateError, Scope, reasons_of};
+use crate::domain::{AmountRange, RawRecord, Reason, check_text, mask_digits, validate};
+use crate::intake::file::set_named_field;
+use crate::store::{RecordRow, State, batches, corrections, records};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use std::collections::{BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// What a correction left.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FixOutcome {
+    pub id: i64,
+    pub row: i32,
+    /// The fields that were set (English keys).
+    pub changed: Vec<&'static str>,
+    /// The reasons that remain after validating the corrected values; empty means the record
+    /// is complete and can be replayed.
+    pub reasons: Vec<Reason>,
+    pub ready: bool,
+}
+
+/// Parses `field=value` corrections (`--set`).
+pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, RemediateError> {
+    sets.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.split_once('=')
+                .filter(|(k, _)| !k.trim().is_empty())
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                .ok_or(RemediateError::BadAssignment(i + 1))
+        })
+        .collect()
+}
+
+/// Corrects fields of one blocked record and validates it at once; amounts against `range`.
+pub async fn fix(
+    range: &AmountRange,
+    pool: &PgPool,
+    scope: &Scope,
+    id: i64,
+    sets: &[(String, String)],
+) -> Result<FixOutcome, RemediateError> {
+    let mut tx = pool.begin().await?;
+    let row = records::lock_scoped(&mut tx, &[id], scope.office())
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(RemediateError::NotFound(id))?;
+    let sets: Vec<(String, Option<String>)> =
+        sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
+    let reasons = current_reasons(&mut tx, &[id]).await?;
+    let (outcome, raw) = fix_row(range, &row, &reasons[&id], &sets)?;
+    store_fix(&mut tx, &outcome, &raw).await?;
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+fn cell(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+/// The stored reasons of records (read under the caller's lock).
+async fn current_reasons(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> Result<HashMap<i64, serde_json::Value>, RemediateError> {
+    Ok(records::reasons(conn, ids).await?.into_iter().collect())
+}
+
+/// Applies corrections to a blocked record's values (in memory) and validates the result.
+fn fix_row(
+    range: &AmountRange,
+    row: &RecordRow,
+    row_reasons: &serde_json::Value,
+    sets: &[(String, Option<String>)],
+) -> Result<(FixOutcome, RawRecord), RemediateError> {
+    if row.state != State::Blocked.as_str() {
+        return Err(RemediateError::NotFixable {
+            id: row.id,
+            state: row.state.clone(),
+            hint: if row.state == State::Dead.as_str() {
+                "a dead record's data is complete: replay it with `salur dlq replay --id`"
+            } else {
+                "it is not waiting for a correction"
+            },
+        });
+    }
+    let mut raw = row.raw.clone();
+    let mut changed = Vec::new();
+    for (field, value) in sets {
+        let key = set_named_field(&mut raw, field, value.clone()).ok_or_else(|| {
+            RemediateError::UnknownField {
+                field: field.clone(),
+            }
+        })?;
+        check_correction(range, key, value.as_deref())?;
+        if !changed.contains(&key) {
+            changed.push(key);
+        }
+    }
+    let mut reasons = validate(&raw, range).err().unwrap_or_default();
+    // What the bank or verification found stays until a field it concerns is corrected.
+    for r in reasons_of(row_reasons.clone()) {
+        let Some(concerns) = r.code.fixed_by() else {
+            continue;
+        };
+        if !concerns.iter().any(|f| changed.contains(f)) {
+            reasons.push(r);
+        }
+    }
+    let outcome = FixOutcome {
+        id: row.id,
+        row: row.row_number,
+        changed,
+        ready: reasons.is_empty(),
+        reasons,
+    };
+    Ok((outcome, raw))
+}
+
+/// The edge rules of intake for one corrected value: its text (no control characters, its
+/// length), and for an amount, the range it must lie in.
+fn check_correction(
+    range: &AmountRange,
+    key: &'static str,
+    value: Option<&str>,
+) -> Result<(), RemediateError> {
+    let Some(value) = value else { return Ok(()) };
+    let refuse = |message: String| RemediateError::InvalidValue {
+        field: key,
+        message,
+    };
+    check_text(key, value).map_err(|e| refuse(e.to_string()))?;
+    if key == "amount" {
+        range.parse(value).map_err(|e| refuse(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Writes the corrected values and the remaining reasons, with an audit row naming the fields
+/// (never their values).
+async fn store_fix(
+    conn: &mut PgConnection,
+    outcome: &FixOutcome,
+    raw: &RawRecord,
+) -> Result<(), RemediateError> {
+    let reasons = serde_json::to_value(&outcome.reasons).expect("reasons serialize");
+    let detail =
+        serde_json::json!({"action": "fix", "fields": outcome.changed, "ready": outcome.ready});
+    corrections::write(conn, outcome.id, raw, &reasons, detail).await?;
+    Ok(())
+}
+
+/// `(field, value)` pairs to set; `None` empties the field.
+type Corrections = Vec<(String, Option<String>)>;
+
+/// The column names that key a corrections file by row number.
+/// (Not `no`: offices' spreadsheets number their lines in a `No` column that need not be the
+/// row of the submitted file.)
+const ROW_KEYS: [&str; 3] = ["row", "row_number", "baris"];
+
+/// Bulk corrections for one batch from a CSV file (comma or semicolon): a key column — `row`
+/// (the record's row in the batch file) or, when there is none, `nik` — and one column per field
+/// to correct (names as in the batch file, Indonesian or English). An empty cell leaves the
+/// field as it is. All or nothing: a row that names no blocked record of the batch refuses the
+/// whole file, with its line.
+pub async fn fix_file(
+    range: &AmountRange,
+    pool: &PgPool,
+    scope: &Scope,
+    batch_id: Uuid,
+    file_name: &str,
+    mut reader: impl std::io::Read,
+) -> Result<Vec<FixOutcome>, RemediateError> {
+    let bad = |line: u64, message: String| RemediateError::FixFile {
+        file: file_name.to_owned(),
+        line,
+        message,
+    };
+    batch_in_scope(pool, scope, batch_id).await?;
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(0, format!("cannot read it: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| bad(0, "is not UTF-8 text: save it as CSV UTF-8".into()))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text.lines().next().unwrap_or_default();
+    let delimiter = if first.matches(';').count() > first.matches(',').count() {
+        b';'
+    } else {
+        b','
+    };
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(false)
+        .from_reader(text.as_bytes());
+    let headers: Vec<String> = csv
+        .headers()
+        .map_err(|e| bad(1, format!("the header cannot be read: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let row_col = headers.iter().position(|h| ROW_KEYS.contains(&h.as_str()));
+    let nik_col = headers.iter().position(|h| h == "nik");
+    let key_col = row_col.or(nik_col).ok_or_else(|| {
+        bad(
+            1,
+            "no key column: add a `row` column (the record's row in the batch file) or a `nik` column"
+                .into(),
+        )
+    })?;
+    for (i, h) in headers.iter().enumerate() {
+        if i != key_col && set_named_field(&mut RawRecord::default(), h, None).is_none() {
+            return Err(bad(
+                1,
+                format!(
+                    "unknown column {h:?}: use the batch file's column names ({})",
+                    crate::intake::file::field_keys()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+    }
+    let mut wanted: Vec<(u64, String, Corrections)> = Vec::new(); // (line, key, corrections)
+    for (i, rec) in csv.records().enumerate() {
+        let line = i as u64 + 2;
+        let rec = rec.map_err(|e| bad(line, format!("cannot be read: {e}")))?;
+        let key = rec.get(key_col).unwrap_or_default().trim().to_owned();
+        if key.is_empty() {
+            return Err(bad(
+                line,
+                format!("the key column {:?} is empty", headers[key_col]),
+            ));
+        }
+        let sets = headers
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| *c != key_col)
+            .filter_map(|(c, h)| cell(rec.get(c).unwrap_or_default()).map(|v| (h.clone(), Some(v))))
+            .collect();
+        wanted.push((line, key, sets));
+    }
+
+    let mut tx = pool.begin().await?;
+    let by_row = row_col.is_some();
+    let keys: Vec<String> = wanted
+        .iter()
+        .map(|(_, k, _)| digits_or_self(k, by_row))
+        .collect();
+    let found: Vec<(i64, String)> = if by_row {
+        let rows: Vec<i32> = keys
+            .iter()
+            .zip(&wanted)
+            .map(|(k, (line, _, _))| {
+                k.parse::<i32>()
+                    .map_err(|_| bad(*line, format!("row {k:?} is not a row number")))
+            })
+            .collect::<Result<_, _>>()?;
+        corrections::ids_by_row(&mut tx, batch_id, &rows).await?
+    } else {
+        corrections::ids_by_nik(&mut tx, batch_id, &keys).await?
+    };
+    let mut ids_by_key: HashMap<String, Vec<i64>> = HashMap::new();
+    for (id, key) in found {
+        ids_by_key.entry(key).or_default().push(id);
+    }
+    let all_ids: Vec<i64> = ids_by_key.values().flatten().copied().collect();
+    let rows: HashMap<i64, RecordRow> = records::lock_scoped(&mut tx, &all_ids, scope.office())
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r))
+        .collect();
+    let reasons = current_reasons(&mut tx, &all_ids).await?;
+    let mut outcomes = Vec::with_capacity(wanted.len());
+    let mut seen = BTreeSet::new();
+    for ((line, shown, sets), key) in wanted.iter().zip(&keys) {
+        let what = if by_row {
+            format!("row {shown}")
+        } else {
+            format!("NIK {}", mask_digits(shown))
+        };
+        let id = match ids_by_key.get(key).map(Vec::as_slice) {
+            Some([id]) => *id,
+            Some(_) => {
+                return Err(bad(
+                    *line,
+                    format!("{what} is on several records of the batch: key the file by `row`"),
+                ));
+            }
+            None => return Err(bad(*line, format!("{what} is not in batch {batch_id}"))),
+        };
+        if !seen.insert(id) {
+            return Err(bad(
+                *line,
+                format!("{what} is corrected twice in this file"),
+            ));
+        }
+        let row = &rows[&id];
+        let (outcome, raw) =
+            fix_row(range, row, &reasons[&id], sets).map_err(|e| bad(*line, e.to_string()))?;
+        store_fix(&mut tx, &outcome, &raw).await?;
+        outcomes.push(outcome);
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+fn digits_or_self(key: &str, by_row: bool) -> String {
+    if by_row {
+        key.to_owned()
+    } else {
+        key.chars().filter(char::is_ascii_digit).collect()
+    }
+}
+
+async fn batch_in_scope(
+    pool: &PgPool,
+    scope: &Scope,
+    batch_id: Uuid,
+) -> Result<(), RemediateError> {
+    if batches::visible(pool, batch_id, scope.office()).await? {
+        Ok(())
+    } else {
+        Err(RemediateError::BatchNotFound(batch_id))
+    }
+}

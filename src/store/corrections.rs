@@ -1,0 +1,95 @@
+//! Corrections of blocked records: finding them in a batch by row or by NIK, and writing the
+//! corrected office values (sealed) with an audit row that names the fields, never the values.
+
+use super::records::raw_columns;
+use super::sealed::keyring;
+use crate::domain::RawRecord;
+use sqlx::PgConnection;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// `(id, row number as text)` of the records of `batch` at one of `rows`.
+pub async fn ids_by_row(
+    conn: &mut PgConnection,
+    batch: Uuid,
+    rows: &[i32],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    sqlx::query_as(
+        "SELECT id, row_number::text FROM records WHERE batch_id = $1 AND row_number = ANY($2)",
+    )
+    .bind(batch)
+    .bind(rows)
+    .fetch_all(conn)
+    .await
+}
+
+/// `(id, NIK as asked)` of the records of `batch` whose NIK is one of `niks`: found by the keyed
+/// hash of the NIK, since the records hold no NIK in clear.
+pub async fn ids_by_nik(
+    conn: &mut PgConnection,
+    batch: Uuid,
+    niks: &[String],
+) -> sqlx::Result<Vec<(i64, String)>> {
+    let ring = keyring()?;
+    let by_hash: HashMap<Vec<u8>, &String> = niks
+        .iter()
+        .filter_map(|k| ring.nik_hash(k).map(|h| (h, k)))
+        .collect();
+    let hashes: Vec<&Vec<u8>> = by_hash.keys().collect();
+    let found: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, nik_hash FROM records WHERE batch_id = $1 AND nik_hash = ANY($2)",
+    )
+    .bind(batch)
+    .bind(&hashes)
+    .fetch_all(conn)
+    .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(id, h)| by_hash.get(&h).map(|k| (id, (*k).clone())))
+        .collect())
+}
+
+/// Writes a blocked record's corrected office values and its remaining `reasons`, with an
+/// audit row (`blocked` → `blocked`) carrying `detail`. A record no longer blocked is left as
+/// it is. The personal values are sealed and the NIK's keyed hash recomputed here.
+pub async fn write(
+    conn: &mut PgConnection,
+    id: i64,
+    raw: &RawRecord,
+    reasons: &serde_json::Value,
+    detail: serde_json::Value,
+) -> sqlx::Result<()> {
+    let ring = keyring()?;
+    let n = RawRecord::KEYS.len();
+    let (reasons_at, detail_at, hash_at) = (n + 2, n + 3, n + 4);
+    let sets = raw_columns()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH fixed AS (
+             UPDATE records SET {sets}, reasons = ${reasons_at}, nik_hash = ${hash_at},
+                 updated_at = now()
+             WHERE id = $1 AND state = 'blocked'
+             RETURNING id
+         )
+         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
+         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at} FROM fixed"
+    );
+    let mut query = sqlx::query(&sql).bind(id);
+    for (column, value) in raw_columns().zip(raw.values()) {
+        query = if super::records::SEALED.contains(&column) {
+            query.bind(value.as_deref().map(|v| ring.seal(column, id, v)))
+        } else {
+            query.bind(value.clone())
+        };
+    }
+    query
+        .bind(reasons)
+        .bind(detail)
+        .bind(raw.nik.as_deref().and_then(|n| ring.nik_hash(n)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
