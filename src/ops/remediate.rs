@@ -692,10 +692,7 @@ struct ParkedRow {
 
 /// The stage a record stopped at, from the state it was parked from.
 fn stopped_at(parked_from: Option<&str>) -> Stage {
-    parked_from
-        .and_then(State::parse)
-        .and_then(State::stage)
-        .unwrap_or(Stage::AccountOpening)
+    crate::domain::lifecycle::stopped_at(parked_from)
 }
 
 /// One parked record in a listing.

@@ -5,100 +5,11 @@ use super::sealed::{KeyError, Keyring, keyring};
 use crate::domain::Reason;
 use crate::intake::RawRecord;
 use rust_decimal::Decimal;
-use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Where a record is. Exactly one at a time; `blocked`, `rejected`, `failed`, `dead` and
-/// `disbursed` are final until a person acts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Received,
-    AccountRequested,
-    AccountOpened,
-    Verified,
-    TransferRequested,
-    Disbursed,
-    Blocked,
-    Rejected,
-    Failed,
-    Dead,
-}
-
-impl State {
-    pub const ALL: [State; 10] = [
-        State::Received,
-        State::AccountRequested,
-        State::AccountOpened,
-        State::Verified,
-        State::TransferRequested,
-        State::Disbursed,
-        State::Blocked,
-        State::Rejected,
-        State::Failed,
-        State::Dead,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Received => "received",
-            State::AccountRequested => "account_requested",
-            State::AccountOpened => "account_opened",
-            State::Verified => "verified",
-            State::TransferRequested => "transfer_requested",
-            State::Disbursed => "disbursed",
-            State::Blocked => "blocked",
-            State::Rejected => "rejected",
-            State::Failed => "failed",
-            State::Dead => "dead",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// The stage a record in this state is in (waiting for it, or for its bank's answer);
-    /// `None` for a final or parked state.
-    pub fn stage(self) -> Option<crate::messages::Stage> {
-        use crate::messages::Stage;
-        match self {
-            State::Received | State::AccountRequested => Some(Stage::AccountOpening),
-            State::AccountOpened => Some(Stage::Verification),
-            State::Verified | State::TransferRequested => Some(Stage::Transfer),
-            _ => None,
-        }
-    }
-
-    /// The state a record waits in for `stage` (the state its handler takes it from).
-    pub fn waiting_for(stage: crate::messages::Stage) -> State {
-        use crate::messages::Stage;
-        match stage {
-            Stage::AccountOpening => State::Received,
-            Stage::Verification => State::AccountOpened,
-            Stage::Transfer => State::Verified,
-        }
-    }
-
-    /// Still moving through the pipeline (not waiting for a person).
-    pub fn in_flight(self) -> bool {
-        matches!(
-            self,
-            State::Received
-                | State::AccountRequested
-                | State::AccountOpened
-                | State::Verified
-                | State::TransferRequested
-        )
-    }
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Where a record is: owned, with its transition table, by [`crate::domain::lifecycle`].
+pub use crate::domain::lifecycle::State;
 
 /// The personal columns of `records`: sealed (AES-256-GCM, see [`super::sealed`]) before they
 /// reach PostgreSQL, opened when a record is read.
