@@ -1,7 +1,8 @@
 //! The three stages and the bank-answer handler, all of one shape: take a message, lock the
-//! records it names that are still in the expected state, decide each record's outcome, write
-//! the state changes, audit rows and outgoing messages in one transaction. The consumer loop
-//! ([`crate::worker`]) knows nothing stage-specific; it calls [`process_one`].
+//! records it names that are still in the state the lifecycle says they wait in, decide each
+//! record's [`Outcome`], and write the state changes, audit rows and outgoing messages in one
+//! transaction ([`Step`]). The consumer loop ([`crate::worker`]) knows nothing stage-specific;
+//! it calls [`process_one`].
 
 pub mod account_opening;
 pub mod replies;
@@ -10,8 +11,11 @@ pub mod verification;
 
 use crate::broker::{Outgoing, names};
 use crate::config::Settings;
+use crate::domain::lifecycle::Outcome;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::{self, ParkedRecord, Stage, StageMessage};
+use crate::metrics::Metrics;
+use crate::store::records::Needs;
 use crate::store::{Attempt, Change, RecordRow, State};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
@@ -47,7 +51,7 @@ impl Input {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Tally {
     /// `(stage, outcome) -> records`
-    pub outcomes: BTreeMap<(Stage, &'static str), u64>,
+    pub outcomes: BTreeMap<(Stage, Outcome), u64>,
     pub reasons: BTreeMap<(Stage, ReasonCode), u64>,
     /// `program -> IDR`
     pub disbursed: BTreeMap<String, Decimal>,
@@ -92,8 +96,7 @@ impl Tally {
         ids: &[i64],
         state: State,
     ) -> sqlx::Result<Vec<RecordRow>> {
-        self.lock_for(conn, ids, state, crate::store::records::Needs::of(state))
-            .await
+        self.lock_for(conn, ids, state, Needs::of(state)).await
     }
 
     /// [`Tally::lock`], decrypting the personal fields `needs` says.
@@ -102,7 +105,7 @@ impl Tally {
         conn: &mut PgConnection,
         ids: &[i64],
         state: State,
-        needs: crate::store::records::Needs,
+        needs: Needs,
     ) -> sqlx::Result<Vec<RecordRow>> {
         let rows = crate::store::records::lock_in_state_for(conn, ids, state, needs).await?;
         if rows.len() < ids.len() {
@@ -112,7 +115,7 @@ impl Tally {
         Ok(rows)
     }
 
-    pub fn count(&mut self, stage: Stage, outcome: &'static str, n: u64) {
+    pub fn count(&mut self, stage: Stage, outcome: Outcome, n: u64) {
         if n > 0 {
             *self.outcomes.entry((stage, outcome)).or_default() += n;
         }
@@ -143,6 +146,217 @@ impl Tally {
         self.skipped += other.skipped;
         self.unknown_ids.extend(other.unknown_ids);
         self.bank_round_trip = self.bank_round_trip.take().or(other.bank_round_trip);
+    }
+
+    /// Records of `stage` that ended with `outcome`.
+    pub fn outcome(&self, stage: Stage, outcome: Outcome) -> u64 {
+        self.outcomes.get(&(stage, outcome)).copied().unwrap_or(0)
+    }
+
+    /// Adds what one message (or sweep) did to the metrics.
+    pub fn record(&self, m: &Metrics) {
+        use rust_decimal::prelude::ToPrimitive as _;
+        for (program, n) in &self.received {
+            m.received.with_label_values(&[program]).inc_by(*n);
+        }
+        for (program, amount) in &self.requested {
+            m.requested_idr
+                .with_label_values(&[program])
+                .inc_by(amount.to_f64().unwrap_or(0.0));
+        }
+        if let Some((bank, stage, seconds)) = &self.bank_round_trip {
+            m.bank_round_trip
+                .with_label_values(&[bank, stage.as_str()])
+                .observe(*seconds);
+        }
+        for ((stage, tier), n) in &self.retries {
+            m.retries
+                .with_label_values(&[stage.as_str(), tier])
+                .inc_by(*n);
+        }
+        for ((stage, outcome), n) in &self.outcomes {
+            m.records
+                .with_label_values(&[stage.as_str(), outcome.label()])
+                .inc_by(*n);
+        }
+        for ((stage, reason), n) in &self.reasons {
+            m.reasons
+                .with_label_values(&[stage.as_str(), reason.as_str()])
+                .inc_by(*n);
+        }
+        for (program, amount) in &self.disbursed {
+            m.disbursed_idr
+                .with_label_values(&[program])
+                .inc_by(amount.to_f64().unwrap_or(0.0));
+        }
+    }
+}
+
+/// One step of a stage, in one transaction: the records it took from one state (`from`), what
+/// it decided for each, and the messages it sends. [`Step::decide`] is the one place where an
+/// [`Outcome`] becomes a state change (the target state from the lifecycle, with its audit
+/// row), a parked message when the record parks, and a count in the [`Tally`];
+/// [`Step::write`] writes it all.
+pub struct Step<'s> {
+    settings: &'s Settings,
+    pub stage: Stage,
+    pub from: State,
+    pub tally: Tally,
+    changes: Vec<Change>,
+    out: Vec<Outgoing>,
+}
+
+impl<'s> Step<'s> {
+    /// A step of `stage` on records in `from`.
+    pub fn new(settings: &'s Settings, stage: Stage, from: State) -> Self {
+        Self {
+            settings,
+            stage,
+            from,
+            tally: Tally::default(),
+            changes: Vec::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// The step of `stage`'s handler: on the records waiting for it.
+    pub fn of(settings: &'s Settings, stage: Stage) -> Self {
+        Self::new(settings, stage, State::waiting_for(stage))
+    }
+
+    /// Locks the records of `ids` still in `from` (see [`Tally::lock`]), reading the personal
+    /// fields the stage taking them from there needs.
+    pub async fn lock(
+        &mut self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+    ) -> sqlx::Result<Vec<RecordRow>> {
+        self.tally.lock(conn, ids, self.from).await
+    }
+
+    /// [`Step::lock`], decrypting the personal fields `needs` says.
+    pub async fn lock_for(
+        &mut self,
+        conn: &mut PgConnection,
+        ids: &[i64],
+        needs: Needs,
+    ) -> sqlx::Result<Vec<RecordRow>> {
+        self.tally.lock_for(conn, ids, self.from, needs).await
+    }
+
+    /// Decides `outcome` for `row` (with `reasons` when it stops): its change to the state the
+    /// lifecycle gives for the outcome from `from`, a parked message if that state is parked,
+    /// the counts. Returns the change, for what else it carries (detail, bank fields, …).
+    pub fn decide(
+        &mut self,
+        row: &RecordRow,
+        outcome: Outcome,
+        reasons: Vec<Reason>,
+    ) -> &mut Change {
+        let to = outcome.to(self.from).unwrap_or_else(|| {
+            panic!(
+                "the lifecycle has no {outcome} from {}: {} decided what cannot be",
+                self.from, self.stage
+            )
+        });
+        self.decide_to(row, outcome, to, reasons)
+    }
+
+    /// [`Step::decide`] for a record that has left the state the outcome is for (`waited_in`):
+    /// a bank's late answer for a record given up on while it waited.
+    pub fn decide_as_if(
+        &mut self,
+        row: &RecordRow,
+        outcome: Outcome,
+        waited_in: State,
+        reasons: Vec<Reason>,
+    ) -> &mut Change {
+        let to = outcome
+            .to(waited_in)
+            .unwrap_or_else(|| panic!("the lifecycle has no {outcome} from {waited_in}"));
+        self.decide_to(row, outcome, to, reasons)
+    }
+
+    fn decide_to(
+        &mut self,
+        row: &RecordRow,
+        outcome: Outcome,
+        to: State,
+        reasons: Vec<Reason>,
+    ) -> &mut Change {
+        self.tally.count(self.stage, outcome, 1);
+        self.tally.reasons(self.stage, &reasons);
+        let change = Change::to(row.id, to).with_reasons(reasons);
+        if to.parked() {
+            self.out
+                .push(parked_message(self.settings, row, self.stage, &change));
+        }
+        self.changes.push(change);
+        self.changes.last_mut().expect("just pushed")
+    }
+
+    /// Sends `message` with the step's changes (a bank request, the next stage's work).
+    pub fn send(&mut self, message: Outgoing) {
+        self.out.push(message);
+    }
+
+    /// Sends these records (all advanced) to the stage that takes them from the state they
+    /// advanced to.
+    pub fn hand_on(&mut self, batch_id: Uuid, ids: Vec<i64>) {
+        let next = self
+            .from
+            .next()
+            .and_then(State::stage)
+            .expect("records advanced to a state some stage takes them from");
+        let message = stage_message(self.settings, next, batch_id, ids);
+        self.send(message);
+    }
+
+    /// After a transient failure: each record back to where the lifecycle sends it from `from`,
+    /// with a retry through the delay tiers, or `dead` once its stage's attempts are spent.
+    pub fn retry_or_dead(&mut self, rows: &[&RecordRow], why: &str) {
+        let mut retry: BTreeMap<(Uuid, i32), Vec<i64>> = BTreeMap::new();
+        for row in rows {
+            let attempt = row.attempts + 1;
+            if attempt >= self.settings.max_attempts(self.stage) {
+                self.give_up(row, attempt, why);
+            } else {
+                let tier = self.settings.retry_tier(attempt).name.clone();
+                let c = self.decide(row, Outcome::Retried, Vec::new());
+                c.detail =
+                    Some(serde_json::json!({"attempt": attempt, "error": why, "retry_in": tier}));
+                c.attempt = Attempt::Count;
+                *self.tally.retries.entry((self.stage, tier)).or_default() += 1;
+                retry
+                    .entry((row.batch_id, attempt))
+                    .or_default()
+                    .push(row.id);
+            }
+        }
+        for ((batch_id, attempt), ids) in retry {
+            let message = retry_message(self.settings, self.stage, attempt, batch_id, ids);
+            self.send(message);
+        }
+    }
+
+    /// `dead` with RETRIES_EXHAUSTED: `attempt` (this one included) failed, the last with `why`.
+    pub fn give_up(&mut self, row: &RecordRow, attempt: i32, why: &str) {
+        let stage = self.stage;
+        let reasons = vec![Reason::new(
+            ReasonCode::RetriesExhausted,
+            "record",
+            format!("{stage} failed {attempt} times, last: {why}; an operator must decide"),
+        )];
+        let c = self.decide(row, Outcome::Dead, reasons);
+        c.detail = Some(serde_json::json!({"attempt": attempt, "error": why}));
+        c.attempt = Attempt::Count;
+    }
+
+    /// Writes the changes (each with its audit row, guarded by `from`), the bank requests sent
+    /// and the outgoing messages, in the caller's transaction; returns the tally.
+    pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<Tally> {
+        write(conn, self.from, &self.changes, &self.out).await?;
+        Ok(self.tally)
     }
 }
 
@@ -241,13 +455,9 @@ async fn park_unprocessable(
         ),
         other => other.to_string(),
     };
-    let mut tally = Tally::default();
     let mut tx = pool.begin().await?;
-    let from = State::waiting_for(stage);
-    let rows = tally.lock(&mut tx, &[id], from).await?;
-    let mut changes = Vec::new();
-    let mut out = Vec::new();
-    for row in &rows {
+    let mut step = Step::of(settings, stage);
+    for row in step.lock(&mut tx, &[id]).await? {
         let reasons = vec![Reason::new(
             ReasonCode::RecordUnprocessable,
             "record",
@@ -255,15 +465,10 @@ async fn park_unprocessable(
                 "{stage} failed on this record and cannot succeed by trying again: {why}; the other records of its chunk went on. Correct the record's data, or ask an operator to discard it"
             ),
         )];
-        tally.reasons(stage, &reasons);
-        let c = Change::to(row.id, State::Dead)
-            .with_reasons(reasons)
-            .with_detail(serde_json::json!({ "error": why }));
-        out.push(parked_message(settings, row, stage, &c));
-        changes.push(c);
+        step.decide(&row, Outcome::Dead, reasons).detail =
+            Some(serde_json::json!({ "error": why }));
     }
-    tally.count(stage, "dead", changes.len() as u64);
-    write(&mut tx, from, &changes, &out).await?;
+    let tally = step.write(&mut tx).await?;
     tx.commit().await?;
     tracing::warn!(record_id = id, stage = stage.as_str(), error = %why, "record parked: its stage cannot handle it");
     Ok(tally)
@@ -479,59 +684,8 @@ pub fn group_by<'a, K: Ord + Clone>(
     groups
 }
 
-/// After a transient failure: back to `back_to` with a retry through the delay tiers, or `dead`
-/// once `max_attempts` are spent. Returns the changes and the messages to send.
-pub fn retry_or_dead(
-    settings: &Settings,
-    stage: Stage,
-    rows: &[&RecordRow],
-    back_to: State,
-    why: &str,
-    tally: &mut Tally,
-) -> (Vec<Change>, Vec<Outgoing>) {
-    let mut changes = Vec::new();
-    let mut out = Vec::new();
-    let mut retry: BTreeMap<(Uuid, i32), Vec<i64>> = BTreeMap::new();
-    for row in rows {
-        let attempt = row.attempts + 1;
-        if attempt >= settings.max_attempts(stage) {
-            let reasons = vec![Reason::new(
-                ReasonCode::RetriesExhausted,
-                "record",
-                format!("{stage} failed {attempt} times, last: {why}; an operator must decide"),
-            )];
-            tally.reasons(stage, &reasons);
-            let c = Change::to(row.id, State::Dead)
-                .with_reasons(reasons)
-                .with_detail(serde_json::json!({"attempt": attempt, "error": why}))
-                .with_attempt(Attempt::Count);
-            out.push(parked_message(settings, row, stage, &c));
-            changes.push(c);
-            tally.count(stage, "dead", 1);
-        } else {
-            let tier = &settings.retry_tier(attempt).name;
-            let c = Change::to(row.id, back_to)
-                .with_detail(
-                    serde_json::json!({"attempt": attempt, "error": why, "retry_in": tier}),
-                )
-                .with_attempt(Attempt::Count);
-            changes.push(c);
-            *tally.retries.entry((stage, tier.clone())).or_default() += 1;
-            retry
-                .entry((row.batch_id, attempt))
-                .or_default()
-                .push(row.id);
-            tally.count(stage, "retried", 1);
-        }
-    }
-    for ((batch_id, attempt), ids) in retry {
-        out.push(retry_message(settings, stage, attempt, batch_id, ids));
-    }
-    (changes, out)
-}
-
 /// Applies `changes` (all from `from`) and queues `out`, in the caller's transaction.
-pub async fn write(
+async fn write(
     conn: &mut PgConnection,
     from: State,
     changes: &[Change],

@@ -5,6 +5,7 @@
 pub mod bank_requests;
 pub mod outbox;
 pub mod personal;
+pub mod pipeline;
 pub mod records;
 pub mod sealed;
 pub mod stats;
