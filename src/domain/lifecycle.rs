@@ -221,6 +221,16 @@ impl State {
     pub fn is_final(self) -> bool {
         self.waits() == Waits::Nothing
     }
+
+    /// The names of the states `keep` selects, for SQL that binds them (`state = ANY($1)`)
+    /// instead of listing them: `State::names_where(State::in_flight)`.
+    pub fn names_where(keep: impl Fn(State) -> bool) -> Vec<&'static str> {
+        Self::ALL
+            .into_iter()
+            .filter(|s| keep(*s))
+            .map(State::as_str)
+            .collect()
+    }
 }
 
 impl std::fmt::Display for State {
@@ -427,8 +437,11 @@ mod tests {
         }
         assert_eq!(State::AccountRequested.back_to(), Some(State::Received));
         assert_eq!(State::TransferRequested.back_to(), Some(State::Verified));
-        let parked: Vec<State> = State::ALL.into_iter().filter(|s| s.parked()).collect();
-        assert_eq!(parked, [State::Blocked, State::Dead]);
+        assert_eq!(State::names_where(State::parked), ["blocked", "dead"]);
+        assert_eq!(
+            State::names_where(State::is_final),
+            ["disbursed", "rejected", "failed"]
+        );
     }
 
     #[test]
