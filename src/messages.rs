@@ -9,36 +9,9 @@ use uuid::Uuid;
 /// version in `salur.dead` instead of guessing.
 pub const VERSION: u32 = 1;
 
-/// The three stages a record goes through, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    AccountOpening,
-    Verification,
-    Transfer,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::AccountOpening, Stage::Verification, Stage::Transfer];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::AccountOpening => "account_opening",
-            Stage::Verification => "verification",
-            Stage::Transfer => "transfer",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-}
-
-impl std::fmt::Display for Stage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The three stages a record goes through: owned, with the states, by
+/// [`crate::domain::lifecycle`].
+pub use crate::domain::lifecycle::Stage;
 
 /// A chunk of records for one stage. Published to `salur.work` with the stage name as routing
 /// key (or through a retry tier, `<tier>.<stage>`).

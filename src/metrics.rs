@@ -5,7 +5,10 @@
 //!
 //! Two kinds of metric live here:
 //! - **counters and histograms** counted where the work happens (the consumer loop records a
-//!   [`Tally`](crate::stages::Tally) per message; the relay counts what it published);
+//!   [`Tally`](crate::stages::Tally) per message, with [`Tally::record`](crate::stages::Tally::record);
+//!   the relay counts what it published). The `outcome` labels are
+//!   [`Outcome::label`](crate::domain::lifecycle::Outcome::label), the fixed set per stage
+//!   [`Stage::outcomes`](crate::domain::lifecycle::Stage::outcomes);
 //! - **gauges read from PostgreSQL** (parked records, records of batches in flight, the outbox
 //!   backlog) by [`refresh`], which [`refresh_loop`] runs every [`REFRESH_EVERY`] in each worker
 //!   process. They describe the whole database, so every worker reports the same value:
@@ -25,33 +28,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How often [`refresh_loop`] reads the database-derived gauges (longer if a pass is slow).
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
-
-/// Outcomes each stage counts in `salur_records_total` (started at zero).
-const OUTCOMES: [(Stage, &[&str]); 3] = [
-    (
-        Stage::AccountOpening,
-        &[
-            "advanced",
-            "account_opened",
-            "blocked",
-            "retried",
-            "resent",
-            "dead",
-        ],
-    ),
-    (Stage::Verification, &["advanced", "blocked", "rejected"]),
-    (
-        Stage::Transfer,
-        &[
-            "advanced",
-            "disbursed",
-            "failed",
-            "retried",
-            "resent",
-            "dead",
-        ],
-    ),
-];
 
 /// Reasons each stage can find (started at zero in `salur_record_reasons_total`).
 const REASONS_BY_STAGE: [(Stage, &[ReasonCode]); 3] = [
@@ -108,8 +84,14 @@ const REASONS_BY_STAGE: [(Stage, &[ReasonCode]); 3] = [
     ),
 ];
 
-/// The `queue` label of the parked gauges.
-pub const PARKED_QUEUES: [(&str, State); 2] = [("blocked", State::Blocked), ("dead", State::Dead)];
+/// The `queue` label of the parked gauges: the parked states, each on the queue of its name
+/// (`salur.blocked`, `salur.dead`).
+fn parked_queues() -> impl Iterator<Item = (&'static str, State)> {
+    State::ALL
+        .into_iter()
+        .filter(|s| s.parked())
+        .map(|s| (s.as_str(), s))
+}
 
 pub struct Metrics {
     pub registry: Registry,
@@ -407,12 +389,12 @@ impl Metrics {
         // Fixed label sets start at zero, so that series exist before the first event and
         // dashboards and alerts see 0 rather than nothing, and so that `increase()` counts the
         // first events too (Prometheus counts from a series' first sample).
-        for (stage, outcomes) in OUTCOMES {
+        for stage in Stage::ALL {
             entered.with_label_values(&[stage.as_str()]);
             skipped.with_label_values(&[stage.as_str()]);
             poison.with_label_values(&[stage.as_str()]);
-            for outcome in outcomes {
-                records.with_label_values(&[stage.as_str(), outcome]);
+            for outcome in stage.outcomes() {
+                records.with_label_values(&[stage.as_str(), outcome.label()]);
             }
         }
         skipped.with_label_values(&["bank_replies"]);
@@ -423,7 +405,7 @@ impl Metrics {
         {
             reasons.with_label_values(&[stage.as_str(), code.as_str()]);
         }
-        for (queue, _) in PARKED_QUEUES {
+        for (queue, _) in parked_queues() {
             parked_oldest_age.with_label_values(&[queue]).set(0.0);
         }
         for code in ReasonCode::ALL {
@@ -493,18 +475,18 @@ impl Metrics {
             .map(|k| (k, 0))
             .collect();
         for ((state, code), n) in &g.parked {
-            if let Some((queue, _)) = PARKED_QUEUES.iter().find(|(_, s)| s.as_str() == state) {
+            if let Some((queue, _)) = parked_queues().find(|(_, s)| s.as_str() == state) {
                 // Codes are salur's own; anything else is folded so labels stay a fixed set.
                 let code = ReasonCode::parse(code).map_or("OTHER", ReasonCode::as_str);
                 *parked
-                    .entry(((*queue).to_owned(), code.to_owned()))
+                    .entry((queue.to_owned(), code.to_owned()))
                     .or_default() += *n;
             }
         }
         for ((queue, code), n) in parked {
             self.parked.with_label_values(&[&queue, &code]).set(n);
         }
-        for (queue, state) in PARKED_QUEUES {
+        for (queue, state) in parked_queues() {
             self.parked_oldest_age.with_label_values(&[queue]).set(
                 g.parked_oldest_age_seconds
                     .get(state.as_str())

@@ -34,9 +34,7 @@ pub async fn flush_once(
     // This transaction only deletes what the broker has confirmed. If a crash loses the delete
     // (the commit is not waited for), the messages are published again: at-least-once, which
     // every consumer handles. Not waiting saves a WAL flush per batch on the relay's path.
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
+    crate::store::pipeline::commit_without_waiting(&mut tx).await?;
     let rows = outbox::take(&mut tx, BATCH).await?;
     if rows.is_empty() {
         return Ok(0);

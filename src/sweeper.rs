@@ -17,12 +17,12 @@
 //! on `salur.dead`. Any number of workers may sweep at once: rows are taken with `SKIP LOCKED`
 //! and every change is guarded by the state it was read in.
 
-use crate::broker::Outgoing;
 use crate::config::Settings;
+use crate::domain::lifecycle::{Outcome, Stage, Waits};
 use crate::domain::validate;
-use crate::stages::{Tally, account_opening, retry_or_dead, stage_message, transfer};
-use crate::store::{Attempt, Change, RecordRow, State, records};
-use sqlx::{PgConnection, PgPool};
+use crate::stages::{Step, Tally, account_opening, stage_message, transfer};
+use crate::store::{Attempt, RecordRow, State, pipeline, records};
+use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -74,31 +74,31 @@ pub async fn run(
             );
             wake.notify_one();
         }
-        crate::worker::record(&metrics, &s.tally);
+        s.tally.record(&metrics);
     }
 }
 
-/// One pass over every waiting state, each in its own transaction. A state whose transaction
-/// fails (the database went away) is noted in `failures`; what the others did still counts.
+/// One pass over every in-flight state (those waiting for a bank first), each in its own
+/// transaction. A state whose transaction fails (the database went away) is noted in
+/// `failures`; what the others did still counts.
 pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> Sweep {
     let mut sweep = Sweep::default();
-    for (state, older_than) in [
-        (State::AccountRequested, settings.bank_timeout),
-        (State::TransferRequested, settings.bank_timeout),
-        (State::Received, settings.stale_after),
-        (State::AccountOpened, settings.stale_after),
-        (State::Verified, settings.stale_after),
-    ] {
-        let mut tally = Tally::default();
-        match sweep_state(settings, pool, state, older_than, &mut tally).await {
-            Ok(resent) => {
-                match state {
-                    State::AccountRequested | State::TransferRequested => {
-                        sweep.resent_requests += resent
-                    }
-                    _ => sweep.resent_stage += resent,
+    let swept = [Waits::ForBank, Waits::ForStage]
+        .into_iter()
+        .flat_map(|waits| State::ALL.into_iter().filter(move |s| s.waits() == waits));
+    for state in swept {
+        let older_than = match state.waits() {
+            Waits::ForBank => settings.bank_timeout,
+            _ => settings.stale_after,
+        };
+        match sweep_state(settings, pool, state, older_than).await {
+            Ok((resent, tally)) => {
+                if state.awaits_bank() {
+                    sweep.resent_requests += resent
+                } else {
+                    sweep.resent_stage += resent
                 }
-                merge(&mut sweep.tally, tally);
+                sweep.tally.merge(tally);
             }
             Err(e) => sweep.failures.push(format!("{state}: {e}")),
         }
@@ -106,72 +106,35 @@ pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> Sweep {
     sweep
 }
 
+/// Sweeps one state: re-sends what waited in it too long, or gives up on it. Returns how many
+/// records were sent again, and the tally (committed work only).
 async fn sweep_state(
     settings: &Settings,
     pool: &PgPool,
     state: State,
     older_than: Duration,
-    tally: &mut Tally,
-) -> sqlx::Result<u64> {
+) -> sqlx::Result<(u64, Tally)> {
     let mut tx = pool.begin().await?;
-    let rows = waiting(&mut tx, state, older_than).await?;
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let (changes, out, resent) = resend(settings, state, older_than, &rows, tally);
-    crate::stages::write(&mut tx, state, &changes, &out).await?;
-    tx.commit().await?;
-    Ok(resent)
-}
-
-/// Adds `more` to `into` (committed work only).
-fn merge(into: &mut Tally, more: Tally) {
-    for (k, n) in more.outcomes {
-        *into.outcomes.entry(k).or_default() += n;
-    }
-    for (k, n) in more.reasons {
-        *into.reasons.entry(k).or_default() += n;
-    }
-    for (k, n) in more.retries {
-        *into.retries.entry(k).or_default() += n;
-    }
-}
-
-/// Records in `state` unchanged for longer than `older_than`, doubled for each attempt the
-/// record already had in its stage (a bank whose queue is backed up is not flooded with
-/// re-sends), locked, skipping those another transaction holds.
-async fn waiting(
-    conn: &mut PgConnection,
-    state: State,
-    older_than: Duration,
-) -> sqlx::Result<Vec<RecordRow>> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT id FROM records
-         WHERE state = $1 AND updated_at < now() - make_interval(secs => $2 * power(2, least(attempts, 6)))
-         ORDER BY updated_at LIMIT $3
-         FOR UPDATE SKIP LOCKED",
-    )
-    .bind(state.as_str())
-    .bind(older_than.as_secs_f64())
-    .bind(LIMIT)
-    .fetch_all(&mut *conn)
-    .await?;
+    let ids = pipeline::stale(&mut tx, state, older_than, LIMIT).await?;
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok((0, Tally::default()));
     }
-    records::lock_in_state_for(conn, &ids, state, records::Needs::to_resend(state)).await
+    let rows =
+        records::lock_in_state_for(&mut tx, &ids, state, records::Needs::to_resend(state)).await?;
+    let stage = state.stage().expect("the sweeper sweeps in-flight states");
+    let mut step = Step::new(settings, stage, state);
+    let resent = resend(settings, &mut step, older_than, &rows);
+    let tally = step.write(&mut tx).await?;
+    tx.commit().await?;
+    Ok((resent, tally))
 }
 
-/// Changes (same state, one more attempt, or `dead`) and the messages to send again.
-fn resend(
-    settings: &Settings,
-    state: State,
-    older_than: Duration,
-    rows: &[RecordRow],
-    tally: &mut Tally,
-) -> (Vec<Change>, Vec<Outgoing>, u64) {
-    let stage = state.stage().expect("the sweeper sweeps in-flight states");
-    let bank = matches!(state, State::AccountRequested | State::TransferRequested);
+/// Decides, for each record of `rows` (all in `step.from`), to send its message or request
+/// again (same state, one more attempt) or to give up on it (`dead`); returns how many are
+/// sent again.
+fn resend(settings: &Settings, step: &mut Step, older_than: Duration, rows: &[RecordRow]) -> u64 {
+    let (state, stage) = (step.from, step.stage);
+    let bank = state.awaits_bank();
     // What happened; a record that goes on is told what is done about it, one that is given
     // up on (dead) is not told that it was sent again.
     let what = if bank {
@@ -187,58 +150,60 @@ fn resend(
     } else {
         format!("{what}; sent to {stage} again")
     };
-    let mut changes = Vec::new();
-    let mut out = Vec::new();
     let mut again: Vec<&RecordRow> = Vec::new();
     for row in rows {
         let attempt = row.attempts + 1;
         if attempt >= settings.max_attempts(stage) {
-            // retry_or_dead declares it dead with its history; it never retries here.
-            let (c, o) = retry_or_dead(settings, stage, &[row], state, &what, tally);
-            changes.extend(c);
-            out.extend(o);
+            step.give_up(row, attempt, &what);
         } else {
-            changes.push(
-                Change::to(row.id, state)
-                    .with_detail(serde_json::json!({"attempt": attempt, "error": why}))
-                    .with_attempt(Attempt::Count),
-            );
+            let c = step.decide(row, Outcome::Resent, Vec::new());
+            c.detail = Some(serde_json::json!({"attempt": attempt, "error": why}));
+            c.attempt = Attempt::Count;
             again.push(row);
         }
     }
     let resent = again.len() as u64;
     if resent > 0 {
-        tally.count(stage, "resent", resent);
         // In the retries metric under a tier of its own: what was re-sent, and why.
         let tier = if bank { "bank_timeout" } else { "stale" };
-        *tally.retries.entry((stage, tier.to_owned())).or_default() += resent;
+        *step
+            .tally
+            .retries
+            .entry((stage, tier.to_owned()))
+            .or_default() += resent;
     }
-    match state {
-        State::AccountRequested => {
-            let mut complete = Vec::new();
-            for row in &again {
-                // Stored data only changes while a record is blocked, so it validates as it did.
-                if let Ok(recipient) = validate(&row.raw(), &settings.amount_range) {
-                    complete.push((*row, recipient));
+    if bank {
+        let requests = match stage {
+            Stage::AccountOpening => {
+                let mut complete = Vec::new();
+                for row in &again {
+                    // Stored data only changes while a record is blocked, so it validates as
+                    // it did.
+                    if let Ok(recipient) = validate(&row.raw(), &settings.amount_range) {
+                        complete.push((*row, recipient));
+                    }
                 }
+                account_opening::requests(settings, &complete)
             }
-            out.extend(account_opening::requests(settings, &complete));
-        }
-        State::TransferRequested => {
-            let rows: Vec<RecordRow> = again.iter().map(|r| (*r).clone()).collect();
-            out.extend(transfer::requests(settings, &rows));
-        }
-        _ => {
-            let mut by_batch: BTreeMap<uuid::Uuid, Vec<i64>> = BTreeMap::new();
-            for row in &again {
-                by_batch.entry(row.batch_id).or_default().push(row.id);
+            Stage::Transfer => {
+                let rows: Vec<RecordRow> = again.iter().map(|r| (*r).clone()).collect();
+                transfer::requests(settings, &rows)
             }
-            for (batch_id, ids) in by_batch {
-                for chunk in ids.chunks(settings.chunk_size) {
-                    out.push(stage_message(settings, stage, batch_id, chunk.to_vec()));
-                }
+            Stage::Verification => unreachable!("verification asks no bank"),
+        };
+        for request in requests {
+            step.send(request);
+        }
+    } else {
+        let mut by_batch: BTreeMap<uuid::Uuid, Vec<i64>> = BTreeMap::new();
+        for row in &again {
+            by_batch.entry(row.batch_id).or_default().push(row.id);
+        }
+        for (batch_id, ids) in by_batch {
+            for chunk in ids.chunks(settings.chunk_size) {
+                step.send(stage_message(settings, stage, batch_id, chunk.to_vec()));
             }
         }
     }
-    (changes, out, resent)
+    resent
 }

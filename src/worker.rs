@@ -305,7 +305,7 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "message handled"
             );
-            record(&ctx.metrics, &tally);
+            tally.record(&ctx.metrics);
             record_input(&ctx.metrics, input, &tally);
             ctx.wake.notify_one();
             if !tally.refused.is_empty() && !refuse(ctx, &tally, &delivery, publisher).await {
@@ -545,45 +545,6 @@ fn record_input(m: &Metrics, input: Input, t: &Tally) {
         m.skipped
             .with_label_values(&[input.label()])
             .inc_by(t.skipped);
-    }
-}
-
-/// Adds what one message (or sweep) did to the metrics.
-pub fn record(m: &Metrics, t: &Tally) {
-    for (program, n) in &t.received {
-        m.received.with_label_values(&[program]).inc_by(*n);
-    }
-    for (program, amount) in &t.requested {
-        use rust_decimal::prelude::ToPrimitive as _;
-        m.requested_idr
-            .with_label_values(&[program])
-            .inc_by(amount.to_f64().unwrap_or(0.0));
-    }
-    if let Some((bank, stage, seconds)) = &t.bank_round_trip {
-        m.bank_round_trip
-            .with_label_values(&[bank, stage.as_str()])
-            .observe(*seconds);
-    }
-    for ((stage, tier), n) in &t.retries {
-        m.retries
-            .with_label_values(&[stage.as_str(), tier])
-            .inc_by(*n);
-    }
-    for ((stage, outcome), n) in &t.outcomes {
-        m.records
-            .with_label_values(&[stage.as_str(), outcome])
-            .inc_by(*n);
-    }
-    for ((stage, reason), n) in &t.reasons {
-        m.reasons
-            .with_label_values(&[stage.as_str(), reason.as_str()])
-            .inc_by(*n);
-    }
-    for (program, amount) in &t.disbursed {
-        use rust_decimal::prelude::ToPrimitive as _;
-        m.disbursed_idr
-            .with_label_values(&[program])
-            .inc_by(amount.to_f64().unwrap_or(0.0));
     }
 }
 

@@ -777,8 +777,8 @@ async fn a_record_its_stage_cannot_write_is_parked_and_the_rest_of_its_chunk_goe
         .await
         .expect("the chunk is handled, not failed");
         assert_eq!(
-            tally.outcomes.get(&(Stage::AccountOpening, "dead")),
-            Some(&1)
+            tally.outcome(Stage::AccountOpening, salur::domain::Outcome::Dead),
+            1
         );
         let states: Vec<(String, Value)> =
             sqlx::query_as("SELECT state, reasons FROM records WHERE batch_id = $1 ORDER BY row_number")

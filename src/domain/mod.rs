@@ -17,6 +17,8 @@
 //!   per problem when it cannot be accepted.
 //! - [`text`]: the rules of every text value (no control characters, a length per field).
 //! - [`Reason`] and [`ReasonCode`] (`reason.rs`): why a record stopped.
+//! - [`lifecycle`]: the record's [`State`]s, the [`Stage`]s, the one table of which state waits
+//!   for what and goes where, and the [`Outcome`]s a stage decides.
 //!
 //! Personal data: no parse error, reason message or `Debug` output of these types contains a
 //! NIK, KK, account number or name in clear.
@@ -25,6 +27,7 @@ mod amount;
 mod bank;
 pub mod date;
 mod kk;
+pub mod lifecycle;
 pub mod mask;
 pub mod name;
 mod nik;
@@ -39,6 +42,7 @@ pub use amount::{Amount, AmountError, AmountRange, HARD_MAX as AMOUNT_HARD_MAX, 
 pub use bank::{AccountNumber, AccountNumberError, BankCode, BankCodeError};
 pub use date::parse_date;
 pub use kk::{Kk, KkError};
+pub use lifecycle::{Outcome, Stage, State};
 pub use mask::{mask_all_digits, mask_digits, mask_words, spreadsheet_safe};
 pub use name::{names_match, normalise_name};
 pub use nik::{Nik, NikError};

@@ -2,57 +2,52 @@
 //! found; complete ones are sent to their bank to open an account (or, when the office gave an
 //! account number, to confirm it).
 
-use super::{Tally, group_by, parked_message, write};
+use super::{Step, Tally, group_by};
 use crate::bank::contract::{
     AccountInquiryItem, AccountOpenItem, BankRequest, RequestBody, RequestKind, VERSION,
 };
 use crate::broker::{Outgoing, names};
 use crate::config::Settings;
+use crate::domain::lifecycle::Outcome;
 use crate::domain::{Recipient, validate};
 use crate::messages::{Stage, StageMessage};
-use crate::store::{Change, RecordRow, State};
+use crate::store::RecordRow;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 const STAGE: Stage = Stage::AccountOpening;
 
+/// Complete records advance (their bank is asked to open or confirm the account); the others
+/// are blocked with one reason per problem.
 pub async fn handle(
     settings: &Settings,
     conn: &mut PgConnection,
     msg: &StageMessage,
 ) -> sqlx::Result<Tally> {
-    let mut tally = Tally::default();
-    let rows = tally.lock(conn, &msg.record_ids, State::Received).await?;
-    let mut changes = Vec::with_capacity(rows.len());
-    let mut out = Vec::new();
+    let mut step = Step::of(settings, STAGE);
+    let rows = step.lock(conn, &msg.record_ids).await?;
     let mut complete: Vec<(&RecordRow, Recipient)> = Vec::new();
     for row in &rows {
         if row.attempts == 0 {
-            *tally.received.entry(row.program.clone()).or_default() += 1;
-            *tally.requested.entry(row.program.clone()).or_default() +=
+            *step.tally.received.entry(row.program.clone()).or_default() += 1;
+            *step.tally.requested.entry(row.program.clone()).or_default() +=
                 row.amount.unwrap_or_default();
         }
         match validate(&row.raw(), &settings.amount_range) {
             Ok(recipient) => {
-                let mut c = Change::to(row.id, State::AccountRequested);
-                c.amount = Some(recipient.amount.value());
-                changes.push(c);
+                step.decide(row, Outcome::Advanced, Vec::new()).amount =
+                    Some(recipient.amount.value());
                 complete.push((row, recipient));
             }
             Err(reasons) => {
-                tally.reasons(STAGE, &reasons);
-                let c = Change::to(row.id, State::Blocked).with_reasons(reasons);
-                out.push(parked_message(settings, row, STAGE, &c));
-                changes.push(c);
+                step.decide(row, Outcome::Blocked, reasons);
             }
         }
     }
-    tally.count(STAGE, "blocked", (rows.len() - complete.len()) as u64);
-    tally.count(STAGE, "advanced", complete.len() as u64);
-
-    out.extend(requests(settings, &complete));
-    write(conn, State::Received, &changes, &out).await?;
-    Ok(tally)
+    for request in requests(settings, &complete) {
+        step.send(request);
+    }
+    step.write(conn).await
 }
 
 /// One request per bank and kind (open, or confirm an account the office gave) for these

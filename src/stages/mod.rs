@@ -1,17 +1,26 @@
 //! The three stages and the bank-answer handler, all of one shape: take a message, lock the
-//! records it names that are still in the expected state, decide each record's outcome, write
-//! the state changes, audit rows and outgoing messages in one transaction. The consumer loop
-//! ([`crate::worker`]) knows nothing stage-specific; it calls [`process_one`].
+//! records it names that are still in the state the lifecycle says they wait in, decide each
+//! record's [`Outcome`], and write the state changes, audit rows and outgoing messages in one
+//! transaction ([`Step`]). The consumer loop ([`crate::worker`]) knows nothing stage-specific;
+//! it calls [`process_one`].
 
 pub mod account_opening;
 pub mod replies;
 pub mod transfer;
 pub mod verification;
+mod step;
+mod tally;
+
+pub use step::Step;
+pub use tally::{RefusedItem, Tally};
 
 use crate::broker::{Outgoing, names};
 use crate::config::Settings;
+use crate::domain::lifecycle::Outcome;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::{self, ParkedRecord, Stage, StageMessage};
+use crate::metrics::Metrics;
+use crate::store::records::Needs;
 use crate::store::{Attempt, Change, RecordRow, State};
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, PgPool};
@@ -43,108 +52,6 @@ impl Input {
     }
 }
 
-/// How one message went, for metrics and logs: records per outcome, reasons, money paid.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Tally {
-    /// `(stage, outcome) -> records`
-    pub outcomes: BTreeMap<(Stage, &'static str), u64>,
-    pub reasons: BTreeMap<(Stage, ReasonCode), u64>,
-    /// `program -> IDR`
-    pub disbursed: BTreeMap<String, Decimal>,
-    /// Records named by the message that were not in the expected state (redelivery, late or
-    /// duplicate answer): nothing was done to them.
-    pub skipped: u64,
-    /// Ids the message named that are no record at all: the message is parked on `salur.dead`
-    /// (after the known records were handled).
-    pub unknown_ids: Vec<i64>,
-    /// `(stage, tier) -> records` sent to a retry tier.
-    pub retries: BTreeMap<(Stage, String), u64>,
-    /// `program -> records` taken up by account opening fresh: on their first attempt, or
-    /// replayed after a fix.
-    pub received: BTreeMap<String, u64>,
-    /// `program -> IDR` requested for those records.
-    pub requested: BTreeMap<String, Decimal>,
-    /// A bank answer: `(bank code, stage, seconds since its request was committed)`.
-    pub bank_round_trip: Option<(String, Stage, f64)>,
-    /// A bank answer's items that changed nothing because they cannot be trusted (sent by
-    /// another bank, for no request salur sent, missing a required field): parked on
-    /// `salur.dead` after the others were handled.
-    pub refused: Vec<RefusedItem>,
-    /// A bank answer: the bank whose RabbitMQ user sent it (`unknown` if none).
-    pub sender: Option<String>,
-}
-
-/// A bank answer item that changed nothing: why, as a code for the metric and a sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedItem {
-    pub item_id: String,
-    /// `WRONG_BANK`, `UNKNOWN_REQUEST`, `MISSING_FIELD`, `NO_SENDER`, `UNKNOWN_SENDER`.
-    pub reason: &'static str,
-    pub why: String,
-}
-
-impl Tally {
-    /// Locks the records of `ids` still in `state`; counts the others as skipped and notes ids
-    /// that are no record at all.
-    pub async fn lock(
-        &mut self,
-        conn: &mut PgConnection,
-        ids: &[i64],
-        state: State,
-    ) -> sqlx::Result<Vec<RecordRow>> {
-        self.lock_for(conn, ids, state, crate::store::records::Needs::of(state))
-            .await
-    }
-
-    /// [`Tally::lock`], decrypting the personal fields `needs` says.
-    pub async fn lock_for(
-        &mut self,
-        conn: &mut PgConnection,
-        ids: &[i64],
-        state: State,
-        needs: crate::store::records::Needs,
-    ) -> sqlx::Result<Vec<RecordRow>> {
-        let rows = crate::store::records::lock_in_state_for(conn, ids, state, needs).await?;
-        if rows.len() < ids.len() {
-            self.skipped += (ids.len() - rows.len()) as u64;
-            self.unknown_ids = crate::store::records::missing(conn, ids).await?;
-        }
-        Ok(rows)
-    }
-
-    pub fn count(&mut self, stage: Stage, outcome: &'static str, n: u64) {
-        if n > 0 {
-            *self.outcomes.entry((stage, outcome)).or_default() += n;
-        }
-    }
-
-    pub fn reasons(&mut self, stage: Stage, reasons: &[Reason]) {
-        for r in reasons {
-            *self.reasons.entry((stage, r.code)).or_default() += 1;
-        }
-    }
-
-    /// Adds what another message (or part of one) did.
-    pub fn merge(&mut self, other: Tally) {
-        fn add<K: Ord, V: std::ops::AddAssign + Default>(
-            into: &mut BTreeMap<K, V>,
-            from: BTreeMap<K, V>,
-        ) {
-            for (k, v) in from {
-                *into.entry(k).or_default() += v;
-            }
-        }
-        add(&mut self.outcomes, other.outcomes);
-        add(&mut self.reasons, other.reasons);
-        add(&mut self.disbursed, other.disbursed);
-        add(&mut self.retries, other.retries);
-        add(&mut self.received, other.received);
-        add(&mut self.requested, other.requested);
-        self.skipped += other.skipped;
-        self.unknown_ids.extend(other.unknown_ids);
-        self.bank_round_trip = self.bank_round_trip.take().or(other.bank_round_trip);
-    }
-}
 
 /// A message that cannot be processed, ever: it is parked on `salur.dead` with its body.
 #[derive(Debug, thiserror::Error)]
@@ -241,13 +148,9 @@ async fn park_unprocessable(
         ),
         other => other.to_string(),
     };
-    let mut tally = Tally::default();
     let mut tx = pool.begin().await?;
-    let from = State::waiting_for(stage);
-    let rows = tally.lock(&mut tx, &[id], from).await?;
-    let mut changes = Vec::new();
-    let mut out = Vec::new();
-    for row in &rows {
+    let mut step = Step::of(settings, stage);
+    for row in step.lock(&mut tx, &[id]).await? {
         let reasons = vec![Reason::new(
             ReasonCode::RecordUnprocessable,
             "record",
@@ -255,15 +158,10 @@ async fn park_unprocessable(
                 "{stage} failed on this record and cannot succeed by trying again: {why}; the other records of its chunk went on. Correct the record's data, or ask an operator to discard it"
             ),
         )];
-        tally.reasons(stage, &reasons);
-        let c = Change::to(row.id, State::Dead)
-            .with_reasons(reasons)
-            .with_detail(serde_json::json!({ "error": why }));
-        out.push(parked_message(settings, row, stage, &c));
-        changes.push(c);
+        step.decide(&row, Outcome::Dead, reasons).detail =
+            Some(serde_json::json!({ "error": why }));
     }
-    tally.count(stage, "dead", changes.len() as u64);
-    write(&mut tx, from, &changes, &out).await?;
+    let tally = step.write(&mut tx).await?;
     tx.commit().await?;
     tracing::warn!(record_id = id, stage = stage.as_str(), error = %why, "record parked: its stage cannot handle it");
     Ok(tally)
@@ -479,98 +377,3 @@ pub fn group_by<'a, K: Ord + Clone>(
     groups
 }
 
-/// After a transient failure: back to `back_to` with a retry through the delay tiers, or `dead`
-/// once `max_attempts` are spent. Returns the changes and the messages to send.
-pub fn retry_or_dead(
-    settings: &Settings,
-    stage: Stage,
-    rows: &[&RecordRow],
-    back_to: State,
-    why: &str,
-    tally: &mut Tally,
-) -> (Vec<Change>, Vec<Outgoing>) {
-    let mut changes = Vec::new();
-    let mut out = Vec::new();
-    let mut retry: BTreeMap<(Uuid, i32), Vec<i64>> = BTreeMap::new();
-    for row in rows {
-        let attempt = row.attempts + 1;
-        if attempt >= settings.max_attempts(stage) {
-            let reasons = vec![Reason::new(
-                ReasonCode::RetriesExhausted,
-                "record",
-                format!("{stage} failed {attempt} times, last: {why}; an operator must decide"),
-            )];
-            tally.reasons(stage, &reasons);
-            let c = Change::to(row.id, State::Dead)
-                .with_reasons(reasons)
-                .with_detail(serde_json::json!({"attempt": attempt, "error": why}))
-                .with_attempt(Attempt::Count);
-            out.push(parked_message(settings, row, stage, &c));
-            changes.push(c);
-            tally.count(stage, "dead", 1);
-        } else {
-            let tier = &settings.retry_tier(attempt).name;
-            let c = Change::to(row.id, back_to)
-                .with_detail(
-                    serde_json::json!({"attempt": attempt, "error": why, "retry_in": tier}),
-                )
-                .with_attempt(Attempt::Count);
-            changes.push(c);
-            *tally.retries.entry((stage, tier.clone())).or_default() += 1;
-            retry
-                .entry((row.batch_id, attempt))
-                .or_default()
-                .push(row.id);
-            tally.count(stage, "retried", 1);
-        }
-    }
-    for ((batch_id, attempt), ids) in retry {
-        out.push(retry_message(settings, stage, attempt, batch_id, ids));
-    }
-    (changes, out)
-}
-
-/// Applies `changes` (all from `from`) and queues `out`, in the caller's transaction.
-pub async fn write(
-    conn: &mut PgConnection,
-    from: State,
-    changes: &[Change],
-    out: &[Outgoing],
-) -> sqlx::Result<()> {
-    crate::store::records::apply(conn, from, changes).await?;
-    crate::store::bank_requests::insert(conn, &sent_requests(out)).await?;
-    crate::store::outbox::insert(conn, out).await
-}
-
-/// The bank requests among `out` (routed `bank.<code>.<kind>`), as the bank will see them: an
-/// answer is later checked against these.
-fn sent_requests(out: &[Outgoing]) -> Vec<crate::store::bank_requests::SentRequest> {
-    use crate::bank::contract::{BankRequest, RequestBody};
-    out.iter()
-        .filter(|m| m.routing_key.starts_with("bank."))
-        .filter_map(|m| serde_json::from_slice::<BankRequest>(&m.payload).ok())
-        .map(|r| {
-            let (record_ids, keys): (Vec<i64>, Vec<String>) = match &r.body {
-                RequestBody::AccountOpen { items } => items
-                    .iter()
-                    .map(|i| (i.item_id.parse().unwrap_or(-1), i.idempotency_key.clone()))
-                    .unzip(),
-                RequestBody::AccountInquiry { items } => items
-                    .iter()
-                    .map(|i| (i.item_id.parse().unwrap_or(-1), String::new()))
-                    .unzip(),
-                RequestBody::Transfer { items } => items
-                    .iter()
-                    .map(|i| (i.item_id.parse().unwrap_or(-1), i.idempotency_key.clone()))
-                    .unzip(),
-            };
-            crate::store::bank_requests::SentRequest {
-                request_id: r.request_id,
-                bank_code: r.bank_code.clone(),
-                kind: r.body.kind().as_str().to_owned(),
-                record_ids,
-                keys,
-            }
-        })
-        .collect()
-}

@@ -2,14 +2,15 @@
 //! or `transfer_requested`): a late, duplicated or out-of-order answer changes nothing.
 
 use super::account_opening::open_key;
-use super::{Poison, RefusedItem, Tally, parked_message, retry_or_dead, stage_message, write};
+use super::{Poison, RefusedItem, Step, Tally};
 use crate::bank::contract::{BankReply, ItemStatus, ReplyItem, RequestKind, VERSION};
 use crate::bank::{refusals, users};
 use crate::config::Settings;
+use crate::domain::lifecycle::Outcome;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::Stage;
 use crate::store::bank_requests::{self, SentRequest};
-use crate::store::{Attempt, Change, RecordRow, State, records};
+use crate::store::{Attempt, RecordRow, State, pipeline, records};
 use sqlx::PgConnection;
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,7 +32,14 @@ pub async fn handle(
     reply: &BankReply,
     sender: Option<&str>,
 ) -> Result<Tally, super::ProcessError> {
-    let mut tally = Tally::default();
+    let stage = match reply.kind {
+        RequestKind::AccountOpen | RequestKind::AccountInquiry => Stage::AccountOpening,
+        RequestKind::Transfer => Stage::Transfer,
+    };
+    let waiting = stage
+        .awaits_bank_in()
+        .expect("a stage that sends bank requests has a state that waits for the answer");
+    let mut step = Step::new(settings, stage, waiting);
     let mut items: HashMap<i64, &ReplyItem> = HashMap::new();
     for item in &reply.items {
         let id = item.item_id.parse::<i64>().map_err(|_| {
@@ -42,16 +50,11 @@ pub async fn handle(
         })?;
         items.insert(id, item);
     }
-    let Some(bank) = trust(settings, conn, reply, sender, &mut items, &mut tally).await? else {
-        return Ok(tally);
+    let Some(bank) = trust(settings, conn, reply, sender, &mut items, &mut step.tally).await?
+    else {
+        return Ok(step.tally);
     };
     let ids: Vec<i64> = items.keys().copied().collect();
-    let (stage, waiting) = match reply.kind {
-        RequestKind::AccountOpen | RequestKind::AccountInquiry => {
-            (Stage::AccountOpening, State::AccountRequested)
-        }
-        RequestKind::Transfer => (Stage::Transfer, State::TransferRequested),
-    };
     // An account answer is checked against what was asked (the idempotency key of the data
     // sent, the account number asked about), which needs the record's fields; a transfer
     // answer reads no personal field.
@@ -59,16 +62,14 @@ pub async fn handle(
         RequestKind::Transfer => records::Needs::Nothing,
         _ => records::Needs::All,
     };
-    let rows = tally.lock_for(conn, &ids, waiting, needs).await?;
-    let (rows, asked) = current(rows, reply.kind, &bank.request, &mut tally);
+    let rows = step.lock_for(conn, &ids, needs).await?;
+    let (rows, asked) = current(rows, reply.kind, &bank.request, &mut step.tally);
     // The records of one request went to their waiting state in one transaction.
-    tally.bank_round_trip = rows
+    step.tally.bank_round_trip = rows
         .iter()
         .filter_map(|r| r.in_state_seconds)
         .reduce(f64::max)
         .map(|s| (crate::metrics::bank_label(&reply.bank_code), stage, s));
-    let mut changes = Vec::with_capacity(rows.len());
-    let mut out = Vec::new();
     let mut opened: BTreeMap<uuid::Uuid, Vec<i64>> = BTreeMap::new();
     let mut transient: Vec<&RecordRow> = Vec::new();
     let mut released: Vec<i64> = Vec::new();
@@ -92,90 +93,58 @@ pub async fn handle(
                      payee was not changed: check the account number with the recipient and \
                      the bank, correct it and replay",
                 )];
-                tally.reasons(stage, &reasons);
-                tally.count(stage, "blocked", 1);
-                let c = Change::to(row.id, State::Blocked)
-                    .with_reasons(reasons)
-                    .with_detail(detail.clone());
-                out.push(parked_message(settings, row, stage, &c));
-                changes.push(c);
+                step.decide(row, Outcome::Blocked, reasons).detail = Some(detail.clone());
             }
             (ItemStatus::Ok, RequestKind::AccountOpen | RequestKind::AccountInquiry) => {
-                let mut c = Change::to(row.id, State::AccountOpened)
-                    .with_detail(detail.clone())
-                    .with_attempt(Attempt::Reset);
+                let c = step.decide(row, Outcome::AccountOpened, Vec::new());
+                c.detail = Some(detail.clone());
+                c.attempt = Attempt::Reset;
                 c.bank_account = match reply.kind {
                     // The account asked about, never one the bank names instead.
                     RequestKind::AccountInquiry => asked.get(&row.id).cloned(),
                     _ => item.account_number.clone(),
                 };
                 c.bank_account_name = item.account_name.clone();
-                changes.push(c);
                 opened.entry(row.batch_id).or_default().push(row.id);
-                tally.count(stage, "account_opened", 1);
             }
             (ItemStatus::Ok, RequestKind::Transfer) => {
-                let mut c = Change::to(row.id, State::Disbursed).with_detail(detail.clone());
+                let c = step.decide(row, Outcome::Disbursed, Vec::new());
+                c.detail = Some(detail.clone());
                 c.bank_reference = item.reference.clone();
-                changes.push(c);
-                tally.count(stage, "disbursed", 1);
-                *tally.disbursed.entry(row.program.clone()).or_default() +=
+                *step.tally.disbursed.entry(row.program.clone()).or_default() +=
                     row.amount.unwrap_or_default();
             }
             (ItemStatus::Rejected, kind) => {
-                let reason = bank_reason(kind, item);
-                let to = if kind == RequestKind::Transfer {
+                // A refused transfer has failed for good (and is not paid: its NIK's claim is
+                // given up); a refused account is blocked, for the office to fix.
+                let outcome = if kind == RequestKind::Transfer {
                     released.push(row.id);
-                    State::Failed
+                    Outcome::Failed
                 } else {
-                    State::Blocked
+                    Outcome::Blocked
                 };
-                let reasons = vec![reason];
-                tally.reasons(stage, &reasons);
-                tally.count(
-                    stage,
-                    if to == State::Failed {
-                        "failed"
-                    } else {
-                        "blocked"
-                    },
-                    1,
-                );
-                let c = Change::to(row.id, to)
-                    .with_reasons(reasons)
-                    .with_detail(detail.clone());
-                if to == State::Blocked {
-                    out.push(parked_message(settings, row, stage, &c));
-                }
-                changes.push(c);
+                step.decide(row, outcome, vec![bank_reason(kind, item)])
+                    .detail = Some(detail.clone());
             }
             (ItemStatus::Error, _) => transient.push(row),
         }
     }
     if !transient.is_empty() {
-        let back_to = match stage {
-            Stage::Transfer => State::Verified,
-            _ => State::Received,
-        };
-        let why = "the bank answered with a transient error";
-        let (c, o) = retry_or_dead(settings, stage, &transient, back_to, why, &mut tally);
-        changes.extend(c);
-        out.extend(o);
+        step.retry_or_dead(&transient, "the bank answered with a transient error");
     }
     for (batch_id, ids) in opened {
-        out.push(stage_message(settings, Stage::Verification, batch_id, ids));
+        step.hand_on(batch_id, ids);
     }
-    write(conn, waiting, &changes, &out).await?;
+    let mut tally = step.write(conn).await?;
     if reply.kind == RequestKind::Transfer && rows.len() < ids.len() {
-        late_transfer_answers(conn, reply, &items, &rows, &mut tally, &mut released).await?;
+        let late =
+            late_transfer_answers(settings, conn, reply, &items, &rows, &mut released).await?;
+        let settled: u64 = late.outcomes.values().sum();
+        tally.skipped = tally.skipped.saturating_sub(settled);
+        tally.merge(late);
     }
-    if !released.is_empty() {
-        // Not paid: the NIK may be paid by a later, corrected record.
-        sqlx::query("DELETE FROM recipient_claims WHERE record_id = ANY($1)")
-            .bind(&released)
-            .execute(&mut *conn)
-            .await?;
-    }
+    // Not paid: the NIK may be paid by a later, corrected record.
+    pipeline::release_claims(conn, &released).await?;
     Ok(tally)
 }
 
@@ -184,51 +153,46 @@ pub async fn handle(
 /// `failed`; a transient error leaves it dead. Otherwise a payment the bank made would never
 /// be recorded, and the totals would not reconcile.
 async fn late_transfer_answers(
+    settings: &Settings,
     conn: &mut PgConnection,
     reply: &BankReply,
     items: &HashMap<i64, &ReplyItem>,
     handled: &[RecordRow],
-    tally: &mut Tally,
     released: &mut Vec<i64>,
-) -> sqlx::Result<()> {
+) -> sqlx::Result<Tally> {
     let rest: Vec<i64> = items
         .keys()
         .copied()
         .filter(|id| !handled.iter().any(|r| r.id == *id))
         .collect();
+    let waited_in = Stage::Transfer
+        .awaits_bank_in()
+        .expect("a transfer waits for its bank");
+    let mut step = Step::new(settings, Stage::Transfer, State::Dead);
     let dead = records::lock_in_state(conn, &rest, State::Dead).await?;
     let detail = serde_json::json!({
         "request_id": reply.request_id, "bank": reply.bank_code, "late_answer": true
     });
-    let mut changes = Vec::new();
     for row in &dead {
         let item = items[&row.id];
         match item.status {
             ItemStatus::Ok => {
-                let mut c = Change::to(row.id, State::Disbursed).with_detail(detail.clone());
+                let c = step.decide_as_if(row, Outcome::Disbursed, waited_in, Vec::new());
+                c.detail = Some(detail.clone());
                 c.bank_reference = item.reference.clone();
-                changes.push(c);
-                tally.count(Stage::Transfer, "disbursed", 1);
-                *tally.disbursed.entry(row.program.clone()).or_default() +=
+                *step.tally.disbursed.entry(row.program.clone()).or_default() +=
                     row.amount.unwrap_or_default();
             }
             ItemStatus::Rejected => {
                 let reasons = vec![bank_reason(RequestKind::Transfer, item)];
-                tally.reasons(Stage::Transfer, &reasons);
-                tally.count(Stage::Transfer, "failed", 1);
                 released.push(row.id);
-                changes.push(
-                    Change::to(row.id, State::Failed)
-                        .with_reasons(reasons)
-                        .with_detail(detail.clone()),
-                );
+                step.decide_as_if(row, Outcome::Failed, waited_in, reasons)
+                    .detail = Some(detail.clone());
             }
             ItemStatus::Error => {}
         }
     }
-    tally.skipped = tally.skipped.saturating_sub(changes.len() as u64);
-    records::apply(conn, State::Dead, &changes).await?;
-    Ok(())
+    step.write(conn).await
 }
 
 /// The reason a bank refused, mapped by the contract's refusal table with the bank's words kept.

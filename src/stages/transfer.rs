@@ -2,11 +2,12 @@
 //! so that a request sent twice (a crash, a retry, a timeout) is paid once.
 
 use super::account_opening::bank_request;
-use super::{Tally, group_by, write};
+use super::{Step, Tally, group_by};
 use crate::bank::contract::{Money, RequestBody, TransferItem};
 use crate::config::Settings;
+use crate::domain::lifecycle::Outcome;
 use crate::messages::{Stage, StageMessage};
-use crate::store::{Change, RecordRow, State};
+use crate::store::RecordRow;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -20,21 +21,21 @@ pub fn idempotency_key(batch_id: Uuid, record_id: i64) -> String {
     Uuid::new_v5(&KEY_NAMESPACE, format!("{batch_id}/{record_id}").as_bytes()).to_string()
 }
 
+/// Every record advances: its bank is asked to pay it.
 pub async fn handle(
     settings: &Settings,
     conn: &mut PgConnection,
     msg: &StageMessage,
 ) -> sqlx::Result<Tally> {
-    let mut tally = Tally::default();
-    let rows = tally.lock(conn, &msg.record_ids, State::Verified).await?;
-    let changes: Vec<Change> = rows
-        .iter()
-        .map(|r| Change::to(r.id, State::TransferRequested))
-        .collect();
-    let out = requests(settings, &rows);
-    tally.count(STAGE, "advanced", rows.len() as u64);
-    write(conn, State::Verified, &changes, &out).await?;
-    Ok(tally)
+    let mut step = Step::of(settings, STAGE);
+    let rows = step.lock(conn, &msg.record_ids).await?;
+    for row in &rows {
+        step.decide(row, Outcome::Advanced, Vec::new());
+    }
+    for request in requests(settings, &rows) {
+        step.send(request);
+    }
+    step.write(conn).await
 }
 
 /// One transfer request per bank for these records.

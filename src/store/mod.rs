@@ -27,6 +27,7 @@ pub mod offices;
 pub mod outbox;
 pub mod parked;
 pub mod personal;
+pub mod pipeline;
 pub mod records;
 pub mod sealed;
 pub mod stats;

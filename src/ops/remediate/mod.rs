@@ -114,8 +114,5 @@ fn reasons_of(value: serde_json::Value) -> Vec<Reason> {
 
 /// The stage a record stopped at, from the state it was parked from.
 fn stopped_at(parked_from: Option<&str>) -> Stage {
-    parked_from
-        .and_then(State::parse)
-        .and_then(State::stage)
-        .unwrap_or(Stage::AccountOpening)
+    crate::domain::lifecycle::stopped_at(parked_from)
 }

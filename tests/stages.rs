@@ -1,0 +1,731 @@
+//! Each stage's step called directly, on a fresh database and without the broker: records in a
+//! given state go in, and the test checks the outcome, the new state, the reasons, the audit
+//! rows and the messages the step left in the outbox. One test per outcome; nothing polls.
+//!
+//! A record is brought to the state a test needs by the steps before it (account opening, the
+//! bank's answer read from the outbox, …), never by writing its state by hand.
+
+mod common;
+
+use common::{TestEnv, valid_record};
+use salur::bank::contract::{
+    BankReason, BankReply, BankRequest, ItemStatus, ReplyItem, RequestBody, VERSION,
+};
+use salur::broker::names;
+use salur::config::Settings;
+use salur::domain::Outcome;
+use salur::intake::RawRecord;
+use salur::messages::{ParkedRecord, Stage, StageMessage};
+use salur::stages::{Tally, account_opening, replies, stage_message, transfer, verification};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A database of its own, retries as configured by `tune`.
+async fn env_with(tune: impl FnOnce(&mut Settings)) -> TestEnv {
+    TestEnv::database_only(tune).await
+}
+
+async fn env() -> TestEnv {
+    env_with(|_| {}).await
+}
+
+/// Stores a batch (its records `received`) and returns its id and the record ids in row order.
+/// The outbox is emptied, so that each step's messages are all the outbox holds after it.
+async fn submit(env: &TestEnv, records: &[RawRecord]) -> (Uuid, Vec<i64>) {
+    let batch = env.submit(records, "2026-Q4").await;
+    let ids = sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 ORDER BY row_number")
+        .bind(batch)
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    take_outbox(env).await;
+    (batch, ids)
+}
+
+/// One message the step left in the outbox.
+#[derive(Debug)]
+struct Sent {
+    exchange: String,
+    routing_key: String,
+    payload: Value,
+}
+
+/// What the outbox holds, oldest first; empties it.
+async fn take_outbox(env: &TestEnv) -> Vec<Sent> {
+    let rows: Vec<(String, String, Vec<u8>)> =
+        sqlx::query_as("DELETE FROM outbox WHERE true RETURNING exchange, routing_key, payload")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let mut sent: Vec<Sent> = rows
+        .into_iter()
+        .map(|(exchange, routing_key, payload)| Sent {
+            exchange,
+            routing_key,
+            payload: serde_json::from_slice(&payload).unwrap(),
+        })
+        .collect();
+    sent.sort_by_key(|s| s.routing_key.clone());
+    sent
+}
+
+/// A record's state, reason codes and attempts.
+async fn record(env: &TestEnv, id: i64) -> (String, Vec<String>, i32) {
+    let (state, reasons, attempts): (String, Value, i32) =
+        sqlx::query_as("SELECT state, reasons, attempts FROM records WHERE id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    (state, codes(&reasons), attempts)
+}
+
+/// A record's last audit row: from, to, reason codes, detail.
+async fn last_event(env: &TestEnv, id: i64) -> (Option<String>, String, Vec<String>, Value) {
+    let (from, to, reasons, detail): (Option<String>, String, Value, Option<Value>) =
+        sqlx::query_as(
+            "SELECT from_state, to_state, reasons, detail FROM record_events
+             WHERE record_id = $1 ORDER BY id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    (from, to, codes(&reasons), detail.unwrap_or(Value::Null))
+}
+
+fn codes(reasons: &Value) -> Vec<String> {
+    reasons
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["code"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `stage`'s step on `ids` in one transaction, as the consumer would.
+async fn step(env: &TestEnv, stage: Stage, batch: Uuid, ids: &[i64]) -> Tally {
+    let msg = StageMessage {
+        v: salur::messages::VERSION,
+        stage,
+        batch_id: batch,
+        record_ids: ids.to_vec(),
+        attempt: None,
+    };
+    let mut tx = env.pool.begin().await.unwrap();
+    let tally = match stage {
+        Stage::AccountOpening => account_opening::handle(&env.settings, &mut tx, &msg).await,
+        Stage::Verification => verification::handle(&env.settings, &mut tx, &msg).await,
+        Stage::Transfer => transfer::handle(&env.settings, &mut tx, &msg).await,
+    }
+    .unwrap();
+    tx.commit().await.unwrap();
+    tally
+}
+
+/// The one bank request among `sent`.
+fn request(sent: &[Sent]) -> BankRequest {
+    let requests: Vec<&Sent> = sent.iter().filter(|s| s.exchange == names::BANK).collect();
+    assert_eq!(requests.len(), 1, "{sent:?}");
+    serde_json::from_value(requests[0].payload.clone()).unwrap()
+}
+
+fn item_ids(req: &BankRequest) -> Vec<String> {
+    holders(req).into_iter().map(|(id, _)| id).collect()
+}
+
+/// Each item of `req`: its id and the name the bank would give its account's holder.
+fn holders(req: &BankRequest) -> Vec<(String, String)> {
+    match &req.body {
+        RequestBody::AccountOpen { items } => items
+            .iter()
+            .map(|i| (i.item_id.clone(), i.name.to_uppercase()))
+            .collect(),
+        RequestBody::AccountInquiry { items } => items
+            .iter()
+            .map(|i| (i.item_id.clone(), i.name.to_uppercase()))
+            .collect(),
+        RequestBody::Transfer { items } => items
+            .iter()
+            .map(|i| (i.item_id.clone(), i.account_name.clone()))
+            .collect(),
+    }
+}
+
+/// The bank's answer to `req`, one `item(id, holder's name)` per record, sent by the bank's
+/// own RabbitMQ user.
+async fn answer(env: &TestEnv, req: &BankRequest, item: impl Fn(&str, &str) -> ReplyItem) -> Tally {
+    let reply = BankReply {
+        v: VERSION,
+        request_id: req.request_id,
+        bank_code: req.bank_code.clone(),
+        kind: req.body.kind(),
+        answered_at: chrono::Utc::now(),
+        items: holders(req)
+            .iter()
+            .map(|(id, name)| item(id, name))
+            .collect(),
+    };
+    let sender = salur::bank::users::user_name(&env.settings, &req.bank_code);
+    let mut tx = env.pool.begin().await.unwrap();
+    let tally = replies::handle(&env.settings, &mut tx, &reply, Some(&sender))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(tally.refused.is_empty(), "{:?}", tally.refused);
+    tally
+}
+
+/// Done: the account opened in the holder's name (banks upper-case it), or the transfer paid.
+fn ok(id: &str, holder: &str) -> ReplyItem {
+    ReplyItem {
+        item_id: id.to_owned(),
+        status: ItemStatus::Ok,
+        account_number: Some(format!("0021000{id:0>6}")),
+        account_name: Some(holder.to_owned()),
+        reference: Some(format!("REF-{id}")),
+        reason: None,
+    }
+}
+
+fn refused(id: &str, code: &str) -> ReplyItem {
+    ReplyItem {
+        status: ItemStatus::Rejected,
+        account_number: None,
+        account_name: None,
+        reference: None,
+        reason: Some(BankReason {
+            code: code.to_owned(),
+            message: "as the bank says".to_owned(),
+        }),
+        ..ok(id, "")
+    }
+}
+
+fn transient(id: &str, _: &str) -> ReplyItem {
+    ReplyItem {
+        status: ItemStatus::Error,
+        account_number: None,
+        account_name: None,
+        reference: None,
+        ..ok(id, "")
+    }
+}
+
+/// A batch of `records` brought through account opening and its bank's answer: `account_opened`.
+async fn opened(env: &TestEnv, records: &[RawRecord]) -> (Uuid, Vec<i64>) {
+    let (batch, ids) = submit(env, records).await;
+    step(env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(env).await);
+    answer(env, &req, ok).await;
+    take_outbox(env).await;
+    (batch, ids)
+}
+
+/// … and through verification: `verified`.
+async fn verified(env: &TestEnv, records: &[RawRecord]) -> (Uuid, Vec<i64>) {
+    let (batch, ids) = opened(env, records).await;
+    step(env, Stage::Verification, batch, &ids).await;
+    take_outbox(env).await;
+    (batch, ids)
+}
+
+/// … and through transfer: `transfer_requested`, with the bank's transfer request.
+async fn transfer_requested(env: &TestEnv, records: &[RawRecord]) -> (Uuid, Vec<i64>, BankRequest) {
+    let (batch, ids) = verified(env, records).await;
+    step(env, Stage::Transfer, batch, &ids).await;
+    let req = request(&take_outbox(env).await);
+    (batch, ids, req)
+}
+
+fn one(tally: &Tally, stage: Stage, outcome: Outcome) {
+    let decided: Vec<_> = tally.outcomes.iter().filter(|(_, n)| **n > 0).collect();
+    assert_eq!(decided, [(&(stage, outcome), &1)], "{tally:?}");
+}
+
+fn parked(sent: &Sent) -> ParkedRecord {
+    assert_eq!(sent.exchange, names::PARKED, "{sent:?}");
+    serde_json::from_value(sent.payload.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn account_opening_advances_a_complete_record_and_asks_its_bank_to_open_an_account() {
+    let env = env().await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    let tally = step(&env, Stage::AccountOpening, batch, &ids).await;
+    one(&tally, Stage::AccountOpening, Outcome::Advanced);
+    assert_eq!(tally.received["BPNT"], 1);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("account_requested".into(), vec![], 0)
+    );
+    let (from, to, reasons, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("received"), "account_requested")
+    );
+    assert!(reasons.is_empty());
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].routing_key, "bank.002.account_open");
+    assert_eq!(item_ids(&request(&sent)), [ids[0].to_string()]);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn account_opening_blocks_an_incomplete_record_with_a_reason_per_problem() {
+    let env = env().await;
+    let mut r = valid_record(1);
+    r.nik = None;
+    r.mother_name = None;
+    let (batch, ids) = submit(&env, &[r]).await;
+    let tally = step(&env, Stage::AccountOpening, batch, &ids).await;
+    one(&tally, Stage::AccountOpening, Outcome::Blocked);
+    let expected = vec!["NIK_MISSING".to_owned(), "MOTHER_NAME_MISSING".to_owned()];
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("blocked".into(), expected.clone(), 0)
+    );
+    let (from, to, reasons, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("received"), "blocked")
+    );
+    assert_eq!(reasons, expected);
+    // Parked on salur.blocked with its reasons; no bank is asked.
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].routing_key, "blocked");
+    let p = parked(&sent[0]);
+    assert_eq!(
+        (p.record_id, p.stage, p.state.as_str()),
+        (ids[0], Stage::AccountOpening, "blocked")
+    );
+    assert_eq!(p.reasons.len(), 2);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_account_the_bank_opened_goes_on_to_verification() {
+    let env = env().await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(&env).await);
+    let tally = answer(&env, &req, ok).await;
+    one(&tally, Stage::AccountOpening, Outcome::AccountOpened);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("account_opened".into(), vec![], 0)
+    );
+    let (from, to, _, detail) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_requested"), "account_opened")
+    );
+    assert_eq!(detail["request_id"], req.request_id.to_string());
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].exchange.as_str(), sent[0].routing_key.as_str()),
+        (names::WORK, "verification")
+    );
+    assert_eq!(sent[0].payload["record_ids"], serde_json::json!(ids));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_account_the_bank_refused_is_blocked_with_the_banks_reason() {
+    let env = env().await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(&env).await);
+    let tally = answer(&env, &req, |id, _| refused(id, "NIK_NOT_FOUND")).await;
+    one(&tally, Stage::AccountOpening, Outcome::Blocked);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("blocked".into(), vec!["NIK_NOT_FOUND".into()], 0)
+    );
+    let (from, to, reasons, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_requested"), "blocked")
+    );
+    assert_eq!(reasons, ["NIK_NOT_FOUND"]);
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].routing_key, "blocked");
+    assert_eq!(parked(&sent[0]).record_id, ids[0]);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_transient_bank_error_sends_the_record_back_to_where_the_lifecycle_says_with_a_retry() {
+    let env = env().await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(&env).await);
+    let tally = answer(&env, &req, transient).await;
+    one(&tally, Stage::AccountOpening, Outcome::Retried);
+    let tier = env.settings.retry_tier(1).name.clone();
+    assert_eq!(tally.retries[&(Stage::AccountOpening, tier.clone())], 1);
+    // Back to `received` (the lifecycle's way back from `account_requested`), one attempt
+    // spent.
+    assert_eq!(record(&env, ids[0]).await, ("received".into(), vec![], 1));
+    let (from, to, reasons, detail) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_requested"), "received")
+    );
+    assert!(reasons.is_empty());
+    assert_eq!(detail["attempt"], 1);
+    assert_eq!(detail["retry_in"], tier.as_str());
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].exchange, names::RETRY);
+    assert_eq!(sent[0].routing_key, format!("{tier}.account_opening"));
+    assert_eq!(sent[0].payload["record_ids"], serde_json::json!(ids));
+    assert_eq!(sent[0].payload["attempt"], 1);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_transient_error_on_the_last_attempt_is_dead_and_parked() {
+    let env = env_with(|s| s.max_attempts = 1).await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(&env).await);
+    let tally = answer(&env, &req, transient).await;
+    one(&tally, Stage::AccountOpening, Outcome::Dead);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("dead".into(), vec!["RETRIES_EXHAUSTED".into()], 1)
+    );
+    let (from, to, reasons, detail) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_requested"), "dead")
+    );
+    assert_eq!(reasons, ["RETRIES_EXHAUSTED"]);
+    assert_eq!(detail["attempt"], 1);
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].routing_key, "dead");
+    let p = parked(&sent[0]);
+    assert_eq!((p.record_id, p.state.as_str()), (ids[0], "dead"));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn verification_advances_a_matching_name_claims_its_nik_and_hands_it_to_transfer() {
+    let env = env().await;
+    let (batch, ids) = opened(&env, &[valid_record(1)]).await;
+    let tally = step(&env, Stage::Verification, batch, &ids).await;
+    one(&tally, Stage::Verification, Outcome::Advanced);
+    assert_eq!(record(&env, ids[0]).await, ("verified".into(), vec![], 0));
+    let (from, to, _, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_opened"), "verified")
+    );
+    let claims: Vec<i64> = sqlx::query_scalar("SELECT record_id FROM recipient_claims")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(claims, ids);
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].exchange.as_str(), sent[0].routing_key.as_str()),
+        (names::WORK, "transfer")
+    );
+    assert_eq!(sent[0].payload["record_ids"], serde_json::json!(ids));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn verification_blocks_a_name_the_bank_account_does_not_carry() {
+    let env = env().await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(&env).await);
+    answer(&env, &req, |id, _| ok(id, "YOHANES BILI")).await;
+    take_outbox(&env).await;
+    let tally = step(&env, Stage::Verification, batch, &ids).await;
+    one(&tally, Stage::Verification, Outcome::Blocked);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("blocked".into(), vec!["NAME_MISMATCH".into()], 0)
+    );
+    let (from, to, reasons, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_opened"), "blocked")
+    );
+    assert_eq!(reasons, ["NAME_MISMATCH"]);
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].routing_key, "blocked");
+    assert_eq!(parked(&sent[0]).stage, Stage::Verification);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn verification_rejects_the_second_claimant_of_a_nik_and_parks_nothing() {
+    let env = env().await;
+    // Rows 1 and 2 carry the same NIK (and name, so that both pass the name check).
+    let mut second = valid_record(1);
+    second.row = 2;
+    let (batch, ids) = submit(&env, &[valid_record(1), second]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(&env).await);
+    answer(&env, &req, ok).await;
+    take_outbox(&env).await;
+    let tally = step(&env, Stage::Verification, batch, &ids).await;
+    assert_eq!(tally.outcome(Stage::Verification, Outcome::Advanced), 1);
+    assert_eq!(tally.outcome(Stage::Verification, Outcome::Rejected), 1);
+    assert_eq!(record(&env, ids[0]).await.0, "verified");
+    assert_eq!(
+        record(&env, ids[1]).await,
+        ("rejected".into(), vec!["DOUBLE_RECIPIENT".into()], 0)
+    );
+    let (from, to, _, _) = last_event(&env, ids[1]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_opened"), "rejected")
+    );
+    let message: String =
+        sqlx::query_scalar("SELECT reasons->0->>'message' FROM records WHERE id = $1")
+            .bind(ids[1])
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(
+        message.contains(&format!("by this office (record {})", ids[0])),
+        "{message}"
+    );
+    // Rejected is final, not parked: only the transfer work of the first record is sent.
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].routing_key, "transfer");
+    assert_eq!(sent[0].payload["record_ids"], serde_json::json!([ids[0]]));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn transfer_advances_and_asks_the_bank_to_pay_with_the_records_key() {
+    let env = env().await;
+    let (batch, ids) = verified(&env, &[valid_record(1)]).await;
+    let tally = step(&env, Stage::Transfer, batch, &ids).await;
+    one(&tally, Stage::Transfer, Outcome::Advanced);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("transfer_requested".into(), vec![], 0)
+    );
+    let (from, to, _, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("verified"), "transfer_requested")
+    );
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].routing_key, "bank.002.transfer");
+    let RequestBody::Transfer { items } = request(&sent).body else {
+        panic!("not a transfer: {sent:?}")
+    };
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].idempotency_key,
+        transfer::idempotency_key(batch, ids[0])
+    );
+    assert_eq!(items[0].amount.value, "600000.00");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_transfer_the_bank_paid_is_disbursed() {
+    let env = env().await;
+    let (_, ids, req) = transfer_requested(&env, &[valid_record(1)]).await;
+    let tally = answer(&env, &req, ok).await;
+    one(&tally, Stage::Transfer, Outcome::Disbursed);
+    assert_eq!(
+        tally.disbursed["BPNT"],
+        rust_decimal::Decimal::from(600_000)
+    );
+    assert_eq!(record(&env, ids[0]).await, ("disbursed".into(), vec![], 0));
+    let (from, to, _, detail) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("transfer_requested"), "disbursed")
+    );
+    assert_eq!(detail["request_id"], req.request_id.to_string());
+    assert!(take_outbox(&env).await.is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_transfer_the_bank_refused_fails_parks_nothing_and_gives_up_the_nik_claim() {
+    let env = env().await;
+    let (_, ids, req) = transfer_requested(&env, &[valid_record(1)]).await;
+    let tally = answer(&env, &req, |id, _| refused(id, "ACCOUNT_CLOSED")).await;
+    one(&tally, Stage::Transfer, Outcome::Failed);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("failed".into(), vec!["ACCOUNT_CLOSED".into()], 0)
+    );
+    let (from, to, reasons, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("transfer_requested"), "failed")
+    );
+    assert_eq!(reasons, ["ACCOUNT_CLOSED"]);
+    let claims: i64 = sqlx::query_scalar("SELECT count(*) FROM recipient_claims")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        claims, 0,
+        "a failed transfer's NIK may be paid by a corrected record"
+    );
+    assert!(take_outbox(&env).await.is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_transient_transfer_error_sends_the_record_back_to_verified() {
+    let env = env().await;
+    let (_, ids, req) = transfer_requested(&env, &[valid_record(1)]).await;
+    let tally = answer(&env, &req, transient).await;
+    one(&tally, Stage::Transfer, Outcome::Retried);
+    assert_eq!(record(&env, ids[0]).await, ("verified".into(), vec![], 1));
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let tier = &env.settings.retry_tier(1).name;
+    assert_eq!(sent[0].routing_key, format!("{tier}.transfer"));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_late_answer_for_a_transfer_given_up_on_is_applied_as_the_bank_decided() {
+    let env = env_with(|s| {
+        s.stage_max_attempts.insert(Stage::Transfer, 1);
+    })
+    .await;
+    let (_, ids, req) = transfer_requested(&env, &[valid_record(1)]).await;
+    // The bank fails once: the record's only attempt is spent, it is dead.
+    answer(&env, &req, transient).await;
+    assert_eq!(record(&env, ids[0]).await.0, "dead");
+    take_outbox(&env).await;
+    // Then it answers the same request: paid. The bank's word decides.
+    let tally = answer(&env, &req, ok).await;
+    one(&tally, Stage::Transfer, Outcome::Disbursed);
+    assert_eq!(tally.skipped, 0);
+    assert_eq!(record(&env, ids[0]).await.0, "disbursed");
+    let (from, to, _, detail) = last_event(&env, ids[0]).await;
+    assert_eq!((from.as_deref(), to.as_str()), (Some("dead"), "disbursed"));
+    assert_eq!(detail["late_answer"], true);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_answer_for_a_record_no_longer_waiting_changes_nothing() {
+    let env = env().await;
+    let (_, ids, req) = transfer_requested(&env, &[valid_record(1)]).await;
+    answer(&env, &req, ok).await;
+    let tally = answer(&env, &req, |id, _| refused(id, "ACCOUNT_CLOSED")).await;
+    assert!(tally.outcomes.is_empty(), "{tally:?}");
+    assert_eq!(tally.skipped, 1);
+    assert_eq!(record(&env, ids[0]).await.0, "disbursed");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_sweeper_sends_an_unanswered_bank_request_again_with_the_same_key() {
+    let env = env_with(|s| s.bank_timeout = std::time::Duration::from_millis(1)).await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let first = request(&take_outbox(&env).await);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let sweep = salur::sweeper::sweep_once(&env.settings, &env.pool).await;
+    assert!(sweep.failures.is_empty(), "{:?}", sweep.failures);
+    assert_eq!((sweep.resent_requests, sweep.resent_stage), (1, 0));
+    one(&sweep.tally, Stage::AccountOpening, Outcome::Resent);
+    assert_eq!(
+        sweep.tally.retries[&(Stage::AccountOpening, "bank_timeout".to_owned())],
+        1
+    );
+    // Same state, one attempt spent, the audit row says why.
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("account_requested".into(), vec![], 1)
+    );
+    let (from, to, _, detail) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_requested"), "account_requested")
+    );
+    assert_eq!(detail["attempt"], 1);
+    let again = request(&take_outbox(&env).await);
+    assert_ne!(again.request_id, first.request_id);
+    let key = |r: &BankRequest| match &r.body {
+        RequestBody::AccountOpen { items } => items[0].idempotency_key.clone(),
+        _ => panic!("not an account opening"),
+    };
+    assert_eq!(key(&again), key(&first), "the bank opens one account");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_sweeper_sends_a_lost_stage_message_again() {
+    let env = env_with(|s| s.stale_after = std::time::Duration::from_millis(1)).await;
+    let (batch, ids) = submit(&env, &[valid_record(1)]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let sweep = salur::sweeper::sweep_once(&env.settings, &env.pool).await;
+    assert_eq!((sweep.resent_requests, sweep.resent_stage), (0, 1));
+    one(&sweep.tally, Stage::AccountOpening, Outcome::Resent);
+    assert_eq!(record(&env, ids[0]).await, ("received".into(), vec![], 1));
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let expected = stage_message(&env.settings, Stage::AccountOpening, batch, ids.clone());
+    assert_eq!(
+        (sent[0].exchange.as_str(), sent[0].routing_key.as_str()),
+        (expected.exchange.as_str(), expected.routing_key.as_str())
+    );
+    assert_eq!(sent[0].payload["record_ids"], serde_json::json!(ids));
+    env.cleanup().await;
+}
+
+#[test]
+fn every_outcome_a_stage_decides_has_its_test_here() {
+    // The tests above cover each outcome a stage decides (Stage::outcomes); a new outcome
+    // needs its test here.
+    let covered = [
+        (Stage::AccountOpening, Outcome::Advanced),
+        (Stage::AccountOpening, Outcome::AccountOpened),
+        (Stage::AccountOpening, Outcome::Blocked),
+        (Stage::AccountOpening, Outcome::Retried),
+        (Stage::AccountOpening, Outcome::Resent),
+        (Stage::AccountOpening, Outcome::Dead),
+        (Stage::Verification, Outcome::Advanced),
+        (Stage::Verification, Outcome::Blocked),
+        (Stage::Verification, Outcome::Rejected),
+        (Stage::Transfer, Outcome::Advanced),
+        (Stage::Transfer, Outcome::Disbursed),
+        (Stage::Transfer, Outcome::Failed),
+        (Stage::Transfer, Outcome::Retried),
+    ];
+    for stage in Stage::ALL {
+        for outcome in stage.outcomes() {
+            let untested_but_shared = matches!(
+                (stage, outcome),
+                // The same code paths as account opening's (Step::retry_or_dead, the sweeper).
+                (Stage::Transfer, Outcome::Resent | Outcome::Dead)
+            );
+            assert!(
+                untested_but_shared || covered.contains(&(stage, *outcome)),
+                "{stage} {outcome} has no test in tests/stages.rs"
+            );
+        }
+    }
+}
