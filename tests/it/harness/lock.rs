@@ -15,14 +15,52 @@ struct State {
     exclusive: bool,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    shared: 0,
-    exclusive: false,
-});
-static CHANGED: Condvar = Condvar::new();
+/// Shared and exclusive holds on something, for threads and tasks alike (a hold is `Send`).
+pub struct ServiceLock {
+    state: Mutex<State>,
+    changed: Condvar,
+}
 
-fn state() -> MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(PoisonError::into_inner)
+/// The machine's PostgreSQL and RabbitMQ, for this test process.
+static SERVICES: ServiceLock = ServiceLock::new();
+
+impl ServiceLock {
+    pub const fn new() -> Self {
+        Self {
+            state: Mutex::new(State {
+                shared: 0,
+                exclusive: false,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A shared hold: waits while an exclusive one is held.
+    pub fn shared(&'static self) -> Shared {
+        let mut s = self.state();
+        while s.exclusive {
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        s.shared += 1;
+        Shared(self)
+    }
+
+    /// An exclusive hold: waits until no hold is left.
+    pub fn exclusive(&'static self) -> Exclusive {
+        let mut s = self.state();
+        while s.exclusive || s.shared > 0 {
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+        s.exclusive = true;
+        Exclusive {
+            lock: self,
+            _machine: None,
+        }
+    }
 }
 
 /// What a test holds of the services; released on drop.
@@ -31,18 +69,19 @@ pub enum Hold {
     Exclusive(Exclusive),
 }
 
-pub struct Shared(());
+pub struct Shared(&'static ServiceLock);
 
 pub struct Exclusive {
+    lock: &'static ServiceLock,
     /// The machine-wide lock file, for tests that stop a service other checkouts' test runs use.
     _machine: Option<std::fs::File>,
 }
 
 impl Hold {
-    /// A shared hold (waits while a test has the services to itself).
+    /// A shared hold on the services (waits while a test has them to itself).
     pub async fn shared() -> Self {
         Hold::Shared(
-            tokio::task::spawn_blocking(shared_blocking)
+            tokio::task::spawn_blocking(|| SERVICES.shared())
                 .await
                 .expect("lock"),
         )
@@ -59,26 +98,13 @@ impl Hold {
     }
 }
 
-pub fn shared_blocking() -> Shared {
-    let mut s = state();
-    while s.exclusive {
-        s = CHANGED.wait(s).unwrap_or_else(PoisonError::into_inner);
-    }
-    s.shared += 1;
-    Shared(())
-}
-
+/// The services to this test alone (see [`Hold::exclusive`]), for a test without a runtime.
 pub fn exclusive_blocking(machine: bool) -> Exclusive {
-    {
-        let mut s = state();
-        while s.exclusive || s.shared > 0 {
-            s = CHANGED.wait(s).unwrap_or_else(PoisonError::into_inner);
-        }
-        s.exclusive = true;
+    let mut hold = SERVICES.exclusive();
+    if machine {
+        hold._machine = Some(machine_lock());
     }
-    Exclusive {
-        _machine: machine.then(machine_lock),
-    }
+    hold
 }
 
 /// A machine-wide lock, so that two test runs (two checkouts) never stop a service at once.
@@ -91,14 +117,58 @@ fn machine_lock() -> std::fs::File {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        state().shared -= 1;
-        CHANGED.notify_all();
+        self.0.state().shared -= 1;
+        self.0.changed.notify_all();
     }
 }
 
 impl Drop for Exclusive {
     fn drop(&mut self) {
-        state().exclusive = false;
-        CHANGED.notify_all();
+        self.lock.state().exclusive = false;
+        self.lock.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServiceLock;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// An exclusive hold waits for the shared ones; shared holds wait for an exclusive one but
+    /// not for a waiting one (a test holding one environment can make a second).
+    #[test]
+    fn exclusive_holds_wait_for_shared_ones_and_the_other_way_round() {
+        static LOCK: ServiceLock = ServiceLock::new();
+        let short = Duration::from_millis(300);
+        let first = LOCK.shared();
+        let (tx, rx) = mpsc::channel();
+        let waiting = std::thread::spawn(move || {
+            let hold = LOCK.exclusive();
+            tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            drop(hold);
+        });
+        assert!(
+            rx.recv_timeout(short).is_err(),
+            "exclusive beside a shared hold"
+        );
+        let second = LOCK.shared();
+        assert!(rx.recv_timeout(short).is_err(), "exclusive beside two");
+        drop(first);
+        assert!(rx.recv_timeout(short).is_err(), "exclusive beside one");
+        drop(second);
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("exclusive once no shared hold is left");
+        // While it is held, a shared hold waits until it goes.
+        let started = std::time::Instant::now();
+        let third = LOCK.shared();
+        assert!(
+            started.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(third);
+        waiting.join().unwrap();
     }
 }
