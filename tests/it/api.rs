@@ -18,7 +18,7 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
     harness::env()
         .pipeline()
         .run(async |env| {
-            let server = Server::start(env.settings.clone(), env.pool.clone()).await;
+            let server = env.serve_api().await;
             let kupang = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
             let other = add_office(&env.pool, "DINSOS-3578", Role::Office).await;
             let auditor = add_office(&env.pool, "BPK", Role::Auditor).await;
@@ -464,7 +464,7 @@ async fn the_same_idempotency_key_gives_the_same_batch_and_another_body_is_a_con
 async fn bad_input_is_a_problem_naming_the_fault_and_nothing_is_stored() {
     harness::env()
         .run(async |env| {
-            let server = Server::start(env.settings.clone(), env.pool.clone()).await;
+            let server = env.serve_api().await;
             let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
             let good = String::from_utf8(csv_of(&[valid_record(1), valid_record(2)])).unwrap();
             let header = good.lines().next().unwrap().to_owned();
@@ -709,7 +709,7 @@ async fn an_excel_workbook_is_read_like_a_csv_file() {
     harness::env()
         .run(async |env| {
             use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
-            let server = Server::start(env.settings.clone(), env.pool.clone()).await;
+            let server = env.serve_api().await;
             let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
 
             let mut book = Workbook::new();
@@ -876,7 +876,7 @@ fn streamed_csv(rows: u32) -> (reqwest::Body, std::sync::Arc<std::sync::atomic::
 async fn a_chunked_upload_is_stored_as_it_streams() {
     harness::env()
         .run(async |env| {
-            let server = Server::start(env.settings.clone(), env.pool.clone()).await;
+            let server = env.serve_api().await;
             let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
             let (body, _) = streamed_csv(25_000);
             let r = server.submit(&token, CSV_TYPE, body, Some("big")).await;

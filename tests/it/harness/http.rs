@@ -139,6 +139,11 @@ pub fn peak_rss(pid: u32) -> u64 {
 }
 
 impl TestEnv {
+    /// The API router on the test's settings and database, served in this process.
+    pub async fn serve_api(&self) -> Server {
+        Server::start(self.settings.clone(), self.pool.clone()).await
+    }
+
     /// The real `salur api` binary on an ephemeral port, on the test's database and namespace,
     /// once it answers `/healthz`; its base URL.
     pub async fn spawn_api(&self) -> (Proc, String) {

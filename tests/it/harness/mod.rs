@@ -13,4 +13,4 @@ mod process;
 
 pub use data::*;
 pub use env::{Builder, TestEnv, env, try_rabbitmqctl};
-pub use process::Proc;
+pub use process::{Proc, alone};

@@ -59,3 +59,36 @@ impl TestEnv {
         )
     }
 }
+
+/// Whether this process is the one to run `test` (its full name, `module::function`): a test
+/// that asserts on this process's own resources (peak memory) must not count the other tests
+/// of the binary. In the test binary's own run this re-runs the binary for `test` alone,
+/// checks that it passed, prints its output and returns `false` (the test then returns); in
+/// that second process it returns `true` and the test does its work.
+pub async fn alone(test: &str) -> bool {
+    const ALONE: &str = "SALUR_TEST_ALONE";
+    if std::env::var(ALONE).as_deref() == Ok(test) {
+        return true;
+    }
+    // Its environment is made in the other process: hold the services for it here.
+    let _hold = super::lock::Hold::shared().await;
+    let exe = std::env::current_exe().expect("the test binary");
+    let test = test.to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(exe)
+            .args([&test, "--exact", "--nocapture", "--test-threads", "1"])
+            .env(ALONE, &test)
+            .output()
+            .expect("the test binary runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
