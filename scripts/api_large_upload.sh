@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
-cargo test --release --locked --test api -- --ignored --nocapture a_million_row_upload_keeps_memory_flat
+cargo test --release --locked --test it -- --ignored --nocapture api::a_million_row_upload_keeps_memory_flat

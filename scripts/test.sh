@@ -9,13 +9,13 @@ scripts/services.sh
 for db in $(psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database d WHERE datname LIKE 'salur\_test\_%' AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)" postgres 2>/dev/null); do
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS \"$db\"" postgres >/dev/null 2>&1 || true
 done
-# docker-compose (Debian's package; no engine needed): tests/cluster.rs checks the compose file.
+# docker-compose (Debian's package; no engine needed): tests/it/cluster.rs checks the compose file.
 if ! command -v docker-compose >/dev/null; then
   echo "installing docker-compose from Debian's packages" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null; }
 fi
-# promtool on monitoring/ (installs it if missing: tests/observability.rs needs it too).
+# promtool on monitoring/ (installs it if missing: tests/it/observability.rs needs it too).
 scripts/check_monitoring.sh
 # Vhosts of test runs that ended without cleaning up (a killed run: each test deletes its own
 # vhost when it ends, fails or panics). Only those whose database is gone: a test running now

@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
-cargo test --release --locked --test hostile -- --ignored --nocapture excel_memory_of_salur_api
+cargo test --release --locked --test it -- --ignored --nocapture hostile::excel_memory_of_salur_api

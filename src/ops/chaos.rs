@@ -209,7 +209,7 @@ async fn queues(opts: &ChaosOptions, via: usize) -> anyhow::Result<Vec<(String, 
         .collect())
 }
 
-/// The machine-wide lock `tests/outage.rs` takes before it stops a service.
+/// The machine-wide lock the outage tests (`tests/it/harness/lock.rs`) take before it stops a service.
 fn machine_lock() -> anyhow::Result<std::fs::File> {
     let f = std::fs::File::create(std::env::temp_dir().join("salur-outage-tests.lock"))?;
     f.lock()?;

@@ -6,7 +6,7 @@
 //! - **Every transactional call**: `X-SIGNATURE` = base64(HMAC-SHA512(client secret,
 //!   `METHOD:path:access_token:lowercase(hex(sha256(minify(body)))):timestamp`)).
 //!
-//! `tests/snap.rs` and `scripts/snap_crosscheck.sh` check these against a bank's own SDK.
+//! `tests/it/snap.rs` and `scripts/snap_crosscheck.sh` check these against a bank's own SDK.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

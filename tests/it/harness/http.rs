@@ -1,7 +1,7 @@
-//! `salur api` served in a test process, and what tests of its answers share. Included by the
-//! test files that talk HTTP (`#[path = "common/http.rs"] mod http;`).
-#![allow(dead_code)]
+//! `salur api` served in the test process (or spawned as a process), and what tests of its
+//! answers share.
 
+use super::{Proc, TestEnv};
 use reqwest::{Client, Method, StatusCode};
 use salur::api::{self, AppState};
 use salur::config::Settings;
@@ -14,12 +14,19 @@ use tokio_util::sync::CancellationToken;
 pub const CSV_TYPE: &str = "text/csv";
 pub const XLSX_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-/// The API router of `salur api`, served in this process on an ephemeral port.
+/// The API router of `salur api`, served in this process on an ephemeral port; stopped when
+/// it goes ([`Server::stop`] also checks that it ends cleanly).
 pub struct Server {
     pub base: String,
     pub client: Client,
     cancel: CancellationToken,
-    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
 }
 
 impl Server {
@@ -36,7 +43,7 @@ impl Server {
             base,
             client: Client::new(),
             cancel,
-            handle,
+            handle: Some(handle),
         }
     }
 
@@ -81,9 +88,10 @@ impl Server {
         r.send().await.unwrap()
     }
 
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.cancel.cancel();
-        self.handle.await.unwrap().unwrap();
+        let handle = self.handle.take().expect("running");
+        handle.await.unwrap().unwrap();
     }
 }
 
@@ -130,33 +138,32 @@ pub fn peak_rss(pid: u32) -> u64 {
     kb * 1024
 }
 
-/// The real `salur api` binary on an ephemeral port, on `settings`' database and namespace,
-/// once it answers `/healthz`; its base URL.
-pub async fn spawn_api(settings: &Settings) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
-        .args(["api", "--addr", &format!("127.0.0.1:{port}")])
-        .env("DATABASE_URL", &settings.database_url)
-        .env("AMQP_URL", &settings.amqp_url)
-        .env("SALUR_NAMESPACE", &settings.namespace)
-        .env("METRICS_ADDR", "off")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = Client::new();
-    let mut up = false;
-    for _ in 0..100 {
-        if client.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+impl TestEnv {
+    /// The API router on the test's settings and database, served in this process.
+    pub async fn serve_api(&self) -> Server {
+        Server::start(self.settings.clone(), self.pool.clone()).await
     }
-    assert!(up, "salur api did not start");
-    (child, base)
+
+    /// The real `salur api` binary on an ephemeral port, on the test's database and namespace,
+    /// once it answers `/healthz`; its base URL.
+    pub async fn spawn_api(&self) -> (Proc, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = self.spawn(&mut self.salur(&["api", "--addr", &format!("127.0.0.1:{port}")]));
+        let base = format!("http://127.0.0.1:{port}");
+        let client = Client::new();
+        let mut up = false;
+        for _ in 0..100 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(up, "salur api did not start");
+        (child, base)
+    }
 }

@@ -5,9 +5,7 @@
 //! A record is brought to the state a test needs by the steps before it (account opening, the
 //! bank's answer read from the outbox, …), never by writing its state by hand.
 
-mod common;
-
-use common::{TestEnv, valid_record};
+use crate::harness::{TestEnv, valid_record};
 use salur::bank::contract::{
     BankReason, BankReply, BankRequest, ItemStatus, ReplyItem, RequestBody, VERSION,
 };

@@ -1,9 +1,7 @@
 //! The SNAP BI path: salur → RabbitMQ → `salur bank-gateway` → SNAP → bank-sim, on the real
 //! services. Account opening goes by file (SNAP has no account-opening service).
 
-mod common;
-
-use common::TestEnv;
+use crate::harness::{self, TestEnv};
 use salur::bank::contract::{BankRequest, ItemStatus, Money, RequestBody, TransferItem, VERSION};
 use salur::bank::files;
 use salur::bank::gateway::{self, Credentials, Gateway, GatewayOptions};
@@ -24,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 const CLIENT_KEY: &str = "salur-test";
 const SECRET: &str = "test-secret-do-not-use";
 const PARTNER: &str = "SALURTEST";
-const PARTNER_KEY: &str = include_str!("fixtures/snap/partner.key.pem");
-const PARTNER_PUB: &str = include_str!("fixtures/snap/partner.pub.pem");
-const INTRUDER_KEY: &str = include_str!("fixtures/snap/intruder.key.pem");
+const PARTNER_KEY: &str = include_str!("../fixtures/snap/partner.key.pem");
+const PARTNER_PUB: &str = include_str!("../fixtures/snap/partner.pub.pem");
+const INTRUDER_KEY: &str = include_str!("../fixtures/snap/intruder.key.pem");
 /// The bank bank-sim's SNAP server is.
 const SNAP_BANK: &str = "009";
 
@@ -72,7 +70,7 @@ async fn start_snap(env: &TestEnv, sim: SimOptions, opts: SnapOptions) -> (Socke
 }
 
 fn journal(env: &TestEnv, bank: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("{}-{bank}.journal", env.db_name))
+    env.temp_path(&format!("{bank}.journal"))
 }
 
 fn gateway_options(env: &TestEnv, bank: &str, addr: SocketAddr) -> GatewayOptions {
@@ -106,16 +104,13 @@ async fn start_gateway(env: &TestEnv, opts: GatewayOptions) -> Service {
     Service { cancel, task }
 }
 
-/// Stops the gateways and the SNAP server, removes the journals and the test environment.
-async fn teardown(env: TestEnv, server: Service, gateways: Vec<Service>, banks: &[&str]) {
+/// Stops the gateways and the SNAP server, checking that they end cleanly (the journals go
+/// with the test's temporary directory).
+async fn teardown(server: Service, gateways: Vec<Service>) {
     for g in gateways {
         g.stop().await;
     }
     server.stop().await;
-    for b in banks {
-        let _ = std::fs::remove_file(journal(&env, b));
-    }
-    env.cleanup().await;
 }
 
 async fn count_in(pool: &PgPool, batch: uuid::Uuid, state: State) -> i64 {
@@ -139,12 +134,11 @@ async fn open_accounts_by_file(env: &TestEnv, batch: uuid::Uuid, banks: &[&str],
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let s = Sim::new(env.settings.clone(), env.pool.clone(), sim);
-    let dir = std::env::temp_dir();
     for round in 0..10 {
         let mut exported = 0;
         for bank in banks {
-            let request = dir.join(format!("{}-{bank}-req.csv", env.db_name));
-            let result = dir.join(format!("{}-{bank}-res.csv", env.db_name));
+            let request = env.temp_path(&format!("{bank}-req.csv"));
+            let result = env.temp_path(&format!("{bank}-res.csv"));
             let n = files::export_accounts(&env.pool, bank, batch, &request)
                 .await
                 .unwrap();
@@ -171,54 +165,52 @@ async fn open_accounts_by_file(env: &TestEnv, batch: uuid::Uuid, banks: &[&str],
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_batch_through_snap_ends_as_through_amqp() {
-    common::within_limit(async {
-        let demo = generate::generate(300, 40, 5);
-        let banks = ["002", "008", "009", "200", "451"];
+    harness::env()
+        .worker()
+        .run(async |env| {
+            let demo = generate::generate(300, 40, 5);
+            let banks = ["002", "008", "009", "200", "451"];
 
-        // The AMQP path.
-        let mut amqp = TestEnv::new().await;
-        amqp.start_worker();
-        amqp.start_bank(SimOptions::default());
-        let batch = amqp.submit(&demo.records, "2026-Q4").await;
-        amqp.wait(batch).await;
-        let expected = common::rows(&amqp.pool, batch).await;
-        amqp.cleanup().await;
+            // The AMQP path.
+            let amqp = harness::env().pipeline().build().await;
+            let batch = amqp.submit(&demo.records, "2026-Q4").await;
+            amqp.wait(batch).await;
+            let expected = harness::rows(&amqp.pool, batch).await;
+            amqp.cleanup().await;
 
-        // The SNAP path: a gateway per bank, all calling bank 009's SNAP API (intrabank for
-        // 009's recipients, interbank for the others); account opening by file.
-        let mut env = TestEnv::new().await;
-        env.start_worker();
-        let (addr, server) = start_snap(&env, SimOptions::default(), snap_options()).await;
-        let gateways: Vec<Service> = futures::future::join_all(
-            banks
-                .iter()
-                .map(|b| start_gateway(&env, gateway_options(&env, b, addr))),
-        )
+            // The SNAP path: a gateway per bank, all calling bank 009's SNAP API (intrabank for
+            // 009's recipients, interbank for the others); account opening by file.
+            let (addr, server) = start_snap(env, SimOptions::default(), snap_options()).await;
+            let gateways: Vec<Service> = futures::future::join_all(
+                banks
+                    .iter()
+                    .map(|b| start_gateway(env, gateway_options(env, b, addr))),
+            )
+            .await;
+            let batch = env.submit(&demo.records, "2026-Q4").await;
+            open_accounts_by_file(env, batch, &banks, SimOptions::default()).await;
+            env.wait(batch).await;
+            let got = harness::rows(&env.pool, batch).await;
+            assert_eq!(got.len(), 300);
+            assert_eq!(
+                got, expected,
+                "the SNAP path ends as the AMQP path, record by record"
+            );
+            let disbursed = got.iter().filter(|r| r.1 == "disbursed").count();
+            assert_eq!(disbursed, 260);
+            // Transfers and the inquiries of recipients who came with an account went over SNAP.
+            let calls: Vec<(String, i64)> =
+                sqlx::query_as("SELECT kind, count(*) FROM bank_sim.snap_calls GROUP BY kind")
+                    .fetch_all(&env.pool)
+                    .await
+                    .unwrap();
+            let calls: HashMap<String, i64> = calls.into_iter().collect();
+            assert_eq!(calls.get("transfer"), Some(&260), "{calls:?}");
+            assert_eq!(settlements(&env.pool).await.unwrap().len(), 260);
+
+            teardown(server, gateways).await;
+        })
         .await;
-        let batch = env.submit(&demo.records, "2026-Q4").await;
-        open_accounts_by_file(&env, batch, &banks, SimOptions::default()).await;
-        env.wait(batch).await;
-        let got = common::rows(&env.pool, batch).await;
-        assert_eq!(got.len(), 300);
-        assert_eq!(
-            got, expected,
-            "the SNAP path ends as the AMQP path, record by record"
-        );
-        let disbursed = got.iter().filter(|r| r.1 == "disbursed").count();
-        assert_eq!(disbursed, 260);
-        // Transfers and the inquiries of recipients who came with an account went over SNAP.
-        let calls: Vec<(String, i64)> =
-            sqlx::query_as("SELECT kind, count(*) FROM bank_sim.snap_calls GROUP BY kind")
-                .fetch_all(&env.pool)
-                .await
-                .unwrap();
-        let calls: HashMap<String, i64> = calls.into_iter().collect();
-        assert_eq!(calls.get("transfer"), Some(&260), "{calls:?}");
-        assert_eq!(settlements(&env.pool).await.unwrap().len(), 260);
-
-        teardown(env, server, gateways, &banks).await;
-    })
-    .await;
 }
 
 /// No transfer sent again for a key without a status inquiry in between; every ambiguous
@@ -303,7 +295,7 @@ async fn check_paid_once(env: &TestEnv, batch: uuid::Uuid, expected: usize) {
 fn recipients(n: u32, bank_of: impl Fn(u32) -> &'static str) -> Vec<salur::intake::RawRecord> {
     (1..=n)
         .map(|i| {
-            let mut r = common::valid_record(i);
+            let mut r = harness::valid_record(i);
             r.bank_code = Some(bank_of(i).into());
             r
         })
@@ -311,63 +303,62 @@ fn recipients(n: u32, bank_of: impl Fn(u32) -> &'static str) -> Vec<salur::intak
 }
 
 /// Short retry tiers, many attempts, small chunks: faults resolve within the test.
-async fn fast_retries(chunk_size: usize) -> TestEnv {
-    TestEnv::with_settings(|s| {
+fn fast_retries(chunk_size: usize) -> harness::Builder {
+    harness::env().settings(|s| {
         s.retry_tiers = salur::config::RetryTier::parse_list("300ms,1s,2s").unwrap();
         s.max_attempts = 20;
         s.stage_max_attempts.clear();
         s.chunk_size = chunk_size;
     })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_snap_timeouts_and_5xx_no_transfer_is_paid_twice() {
-    common::within_limit(async {
-        let mut env = fast_retries(25).await;
-        env.start_worker();
-        let sim = SimOptions {
-            transient_error_rate: 0.1,
-            seed: 7,
-            ..Default::default()
-        };
-        let (addr, server) = start_snap(
-            &env,
-            sim.clone(),
-            SnapOptions {
-                timeout_rate: 0.1,
-                lost_answer_rate: 0.05,
-                duplicate_rate: 0.05,
-                lost_delay: Duration::from_millis(1500),
-                ..snap_options()
-            },
-        )
+    fast_retries(25)
+        .worker()
+        .run(async |env| {
+            let sim = SimOptions {
+                transient_error_rate: 0.1,
+                seed: 7,
+                ..Default::default()
+            };
+            let (addr, server) = start_snap(
+                env,
+                sim.clone(),
+                SnapOptions {
+                    timeout_rate: 0.1,
+                    lost_answer_rate: 0.05,
+                    duplicate_rate: 0.05,
+                    lost_delay: Duration::from_millis(1500),
+                    ..snap_options()
+                },
+            )
+            .await;
+            let banks = ["009", "002"];
+            let gateways: Vec<Service> = futures::future::join_all(
+                banks
+                    .iter()
+                    .map(|b| start_gateway(env, gateway_options(env, b, addr))),
+            )
+            .await;
+            let rows = recipients(200, |i| if i % 2 == 0 { "009" } else { "002" });
+            let batch = env.submit(&rows, "2026-Q4").await;
+            open_accounts_by_file(env, batch, &banks, sim).await;
+            let status = env.wait(batch).await;
+            assert_eq!(status.count(State::Disbursed), 200, "{status}");
+            check_paid_once(env, batch, 200).await;
+            let (ambiguous, resent) = check_call_log(&env.pool).await;
+            assert!(
+                ambiguous >= 10,
+                "the faults happened: {ambiguous} ambiguous answers"
+            );
+            assert!(
+                resent >= 1,
+                "some transfers were sent again (after a status inquiry): {resent}"
+            );
+            teardown(server, gateways).await;
+        })
         .await;
-        let banks = ["009", "002"];
-        let gateways: Vec<Service> = futures::future::join_all(
-            banks
-                .iter()
-                .map(|b| start_gateway(&env, gateway_options(&env, b, addr))),
-        )
-        .await;
-        let rows = recipients(200, |i| if i % 2 == 0 { "009" } else { "002" });
-        let batch = env.submit(&rows, "2026-Q4").await;
-        open_accounts_by_file(&env, batch, &banks, sim).await;
-        let status = env.wait(batch).await;
-        assert_eq!(status.count(State::Disbursed), 200, "{status}");
-        check_paid_once(&env, batch, 200).await;
-        let (ambiguous, resent) = check_call_log(&env.pool).await;
-        assert!(
-            ambiguous >= 10,
-            "the faults happened: {ambiguous} ambiguous answers"
-        );
-        assert!(
-            resent >= 1,
-            "some transfers were sent again (after a status inquiry): {resent}"
-        );
-        teardown(env, server, gateways, &banks).await;
-    })
-    .await;
 }
 
 type Headers = Vec<(&'static str, String)>;
@@ -445,9 +436,8 @@ fn transfer_request(key: &str) -> BankRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps() {
-    common::within_limit(async {
-        let env = TestEnv::new().await;
-        let (addr, server) = start_snap(&env, SimOptions::default(), snap_options()).await;
+    harness::env().run(async |env| {
+        let (addr, server) = start_snap(env, SimOptions::default(), snap_options()).await;
         let paths = Paths::profile("standard").unwrap();
         let now = snap::timestamp(chrono::Utc::now());
         let stale = snap::timestamp(chrono::Utc::now() - chrono::Duration::minutes(10));
@@ -501,12 +491,12 @@ async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps()
 
         // The gateway: a bank that forgot its token (restarted) answers "invalid token"; the
         // gateway fetches a new one and carries on.
-        let opts = gateway_options(&env, SNAP_BANK, addr);
+        let opts = gateway_options(env, SNAP_BANK, addr);
         let gw = Gateway::new(opts).unwrap();
         let reply = gw.answer(&transfer_request("k-1")).await.unwrap().unwrap();
         assert_eq!(reply.items[0].status, ItemStatus::Ok, "{reply:?}");
         server.stop().await;
-        let (addr2, server) = start_snap(&env, SimOptions::default(), SnapOptions { addr, ..snap_options() }).await;
+        let (addr2, server) = start_snap(env, SimOptions::default(), SnapOptions { addr, ..snap_options() }).await;
         assert_eq!(addr2, addr);
         let reply = gw.answer(&transfer_request("k-2")).await.unwrap().unwrap();
         assert_eq!(reply.items[0].status, ItemStatus::Ok, "{reply:?}");
@@ -531,14 +521,14 @@ async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps()
         // A bank whose clock is 10 minutes ahead refuses the gateway's timestamps: the item is
         // answered as a transient error, nothing is paid, and the skew is reported.
         let (addr3, server) = start_snap(
-            &env,
+            env,
             SimOptions::default(),
             SnapOptions { clock_offset: chrono::Duration::minutes(10), ..snap_options() },
         )
         .await;
         let opts = GatewayOptions {
-            journal: journal(&env, "skew"),
-            ..gateway_options(&env, SNAP_BANK, addr3)
+            journal: journal(env, "skew"),
+            ..gateway_options(env, SNAP_BANK, addr3)
         };
         let gw = Gateway::new(opts).unwrap();
         let reply = gw.answer(&transfer_request("k-3")).await.unwrap().unwrap();
@@ -550,10 +540,6 @@ async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps()
         assert_eq!(settlements(&env.pool).await.unwrap().len(), 3, "k-3 was not paid");
         server.stop().await;
         drop(gw);
-        for b in [SNAP_BANK, "skew"] {
-            let _ = std::fs::remove_file(journal(&env, b));
-        }
-        env.cleanup().await;
     })
     .await;
 }
@@ -575,7 +561,7 @@ async fn one_journal_per_gateway() {
     std::fs::remove_file(path).unwrap();
 }
 
-async fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> std::process::Child {
+async fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> harness::Proc {
     let bank = gateway::as_bank_user(&env.settings, &env.pool, SNAP_BANK)
         .await
         .expect("the bank's RabbitMQ user");
@@ -583,137 +569,134 @@ async fn spawn_gateway(env: &TestEnv, addr: SocketAddr) -> std::process::Child {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/snap/partner.key.pem"
     );
-    std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
-        .args([
-            "bank-gateway",
-            "--bank",
-            SNAP_BANK,
-            "--snap-url",
-            &format!("http://{addr}"),
-        ])
-        .args([
-            "--private-key",
-            key,
-            "--channel-id",
-            "95221",
-            "--source-account",
-            "0090000000001",
-        ])
-        .arg("--journal")
-        .arg(journal(env, SNAP_BANK))
-        .args(["--timeout", "5", "--prefetch", "4"])
-        .env("AMQP_URL", &bank.amqp_url)
-        .env("SALUR_NAMESPACE", &env.settings.namespace)
-        .env("METRICS_ADDR", "off")
-        .env("SNAP_CLIENT_KEY", CLIENT_KEY)
-        .env("SNAP_CLIENT_SECRET", SECRET)
-        .env("SNAP_PARTNER_ID", PARTNER)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn salur bank-gateway")
+    env.spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
+            .args([
+                "bank-gateway",
+                "--bank",
+                SNAP_BANK,
+                "--snap-url",
+                &format!("http://{addr}"),
+            ])
+            .args([
+                "--private-key",
+                key,
+                "--channel-id",
+                "95221",
+                "--source-account",
+                "0090000000001",
+            ])
+            .arg("--journal")
+            .arg(journal(env, SNAP_BANK))
+            .args(["--timeout", "5", "--prefetch", "4"])
+            .env("AMQP_URL", &bank.amqp_url)
+            .env("SALUR_NAMESPACE", &env.settings.namespace)
+            .env("METRICS_ADDR", "off")
+            .env("SNAP_CLIENT_KEY", CLIENT_KEY)
+            .env("SNAP_CLIENT_SECRET", SECRET)
+            .env("SNAP_PARTNER_ID", PARTNER)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
-    common::within_limit(async {
-        let mut env = fast_retries(10).await;
-        env.start_worker();
-        // A slow bank keeps transfers in flight when the gateway dies.
-        let (addr, server) = start_snap(
-            &env,
-            SimOptions::default(),
-            SnapOptions {
-                delay: Duration::from_millis(150),
-                ..snap_options()
-            },
-        )
-        .await;
-        let rows = recipients(150, |_| SNAP_BANK);
-        let batch = env.submit(&rows, "2026-Q4").await;
-        open_accounts_by_file(&env, batch, &[SNAP_BANK], SimOptions::default()).await;
+    fast_retries(10)
+        .worker()
+        .run(async |env| {
+            // A slow bank keeps transfers in flight when the gateway dies.
+            let (addr, server) = start_snap(
+                env,
+                SimOptions::default(),
+                SnapOptions {
+                    delay: Duration::from_millis(150),
+                    ..snap_options()
+                },
+            )
+            .await;
+            let rows = recipients(150, |_| SNAP_BANK);
+            let batch = env.submit(&rows, "2026-Q4").await;
+            open_accounts_by_file(env, batch, &[SNAP_BANK], SimOptions::default()).await;
 
-        let mut kills = 0;
-        let started = Instant::now();
-        while kills < 5 {
-            let mut gw = spawn_gateway(&env, addr).await;
-            tokio::time::sleep(Duration::from_millis(700 + 300 * kills)).await;
-            gw.kill().expect("SIGKILL");
-            gw.wait().unwrap();
-            kills += 1;
-            assert!(started.elapsed() < Duration::from_secs(120));
-            if count_in(&env.pool, batch, State::Disbursed).await == 150 {
-                break;
+            let mut kills = 0;
+            let started = Instant::now();
+            while kills < 5 {
+                let mut gw = spawn_gateway(env, addr).await;
+                tokio::time::sleep(Duration::from_millis(700 + 300 * kills)).await;
+                gw.kill().expect("SIGKILL");
+                gw.wait().unwrap();
+                kills += 1;
+                assert!(started.elapsed() < Duration::from_secs(120));
+                if count_in(&env.pool, batch, State::Disbursed).await == 150 {
+                    break;
+                }
             }
-        }
-        assert!(
-            kills >= 2,
-            "the gateway was killed at least twice mid-batch"
-        );
-        let mut gw = spawn_gateway(&env, addr).await;
-        let status = env.wait(batch).await;
-        gw.kill().unwrap();
-        gw.wait().unwrap();
-        assert_eq!(status.count(State::Disbursed), 150, "{status}");
-        check_paid_once(&env, batch, 150).await;
-        check_call_log(&env.pool).await;
-        let asked: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'status'")
-                .fetch_one(&env.pool)
-                .await
-                .unwrap();
-        assert!(
-            asked > 0,
-            "transfers cut off by a kill were asked about before anything else"
-        );
-        server.stop().await;
-        let _ = std::fs::remove_file(journal(&env, SNAP_BANK));
-        env.cleanup().await;
-    })
-    .await;
+            assert!(
+                kills >= 2,
+                "the gateway was killed at least twice mid-batch"
+            );
+            let mut gw = spawn_gateway(env, addr).await;
+            let status = env.wait(batch).await;
+            gw.kill().unwrap();
+            gw.wait().unwrap();
+            assert_eq!(status.count(State::Disbursed), 150, "{status}");
+            check_paid_once(env, batch, 150).await;
+            check_call_log(&env.pool).await;
+            let asked: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'status'",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            assert!(
+                asked > 0,
+                "transfers cut off by a kill were asked about before anything else"
+            );
+            server.stop().await;
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_keeps_to_its_rate_limit() {
-    common::within_limit(async {
-        let env = TestEnv::new().await;
-        let (addr, server) = start_snap(&env, SimOptions::default(), snap_options()).await;
-        let inquiries = |n: usize| BankRequest {
-            v: VERSION,
-            request_id: uuid::Uuid::new_v4(),
-            bank_code: SNAP_BANK.into(),
-            sent_at: chrono::Utc::now(),
-            body: RequestBody::AccountInquiry {
-                items: (0..n)
-                    .map(|i| salur::bank::contract::AccountInquiryItem {
-                        item_id: i.to_string(),
-                        account_number: format!("00900000{i:05}"),
-                        nik: "5371014508800001".into(),
-                        name: format!("Maria {i}"),
-                    })
-                    .collect(),
-            },
-        };
-        let opts = GatewayOptions {
-            rate_limit: Some(20.0),
-            ..gateway_options(&env, SNAP_BANK, addr)
-        };
-        let gw = Gateway::new(opts).unwrap();
-        let started = Instant::now();
-        // 1 token call + 20 inquiries at 20 calls/s: at least a second.
-        let reply = gw.answer(&inquiries(20)).await.unwrap().unwrap();
-        let took = started.elapsed();
-        assert!(
-            reply.items.iter().all(|i| i.status == ItemStatus::Ok),
-            "{reply:?}"
-        );
-        assert_eq!(reply.items[3].account_name.as_deref(), Some("MARIA 3"));
-        assert!(took >= Duration::from_millis(950), "took {took:?}");
-        drop(gw);
-        server.stop().await;
-        let _ = std::fs::remove_file(journal(&env, SNAP_BANK));
-        env.cleanup().await;
-    })
-    .await;
+    harness::env()
+        .run(async |env| {
+            let (addr, server) = start_snap(env, SimOptions::default(), snap_options()).await;
+            let inquiries = |n: usize| BankRequest {
+                v: VERSION,
+                request_id: uuid::Uuid::new_v4(),
+                bank_code: SNAP_BANK.into(),
+                sent_at: chrono::Utc::now(),
+                body: RequestBody::AccountInquiry {
+                    items: (0..n)
+                        .map(|i| salur::bank::contract::AccountInquiryItem {
+                            item_id: i.to_string(),
+                            account_number: format!("00900000{i:05}"),
+                            nik: "5371014508800001".into(),
+                            name: format!("Maria {i}"),
+                        })
+                        .collect(),
+                },
+            };
+            let opts = GatewayOptions {
+                rate_limit: Some(20.0),
+                ..gateway_options(env, SNAP_BANK, addr)
+            };
+            let gw = Gateway::new(opts).unwrap();
+            let started = Instant::now();
+            // 1 token call + 20 inquiries at 20 calls/s: at least a second.
+            let reply = gw.answer(&inquiries(20)).await.unwrap().unwrap();
+            let took = started.elapsed();
+            assert!(
+                reply.items.iter().all(|i| i.status == ItemStatus::Ok),
+                "{reply:?}"
+            );
+            assert_eq!(reply.items[3].account_name.as_deref(), Some("MARIA 3"));
+            assert!(took >= Duration::from_millis(950), "took {took:?}");
+            drop(gw);
+            server.stop().await;
+        })
+        .await;
 }

@@ -1,22 +1,15 @@
 //! Collective account opening by file: export the requests, import the bank's results (all or
 //! nothing), with the same outcome as the same answers over AMQP.
 
-mod common;
-
-use common::TestEnv;
+use crate::harness::{self, TestEnv};
 use salur::bank::contract::{BankReason, BankReply, ItemStatus, ReplyItem, RequestKind, VERSION};
 use salur::bank::files::{self, FileError};
 use salur::broker::{Broker, Outgoing, names};
 use salur::store::State;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const BANK: &str = "009";
-
-fn tmp(env: &TestEnv, name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("{}-{name}", env.db_name))
-}
 
 async fn ids(env: &TestEnv, batch: Uuid) -> Vec<i64> {
     sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 ORDER BY row_number")
@@ -103,7 +96,7 @@ async fn wait_taken_up(env: &TestEnv, batch: Uuid) {
 async fn settled_rows(env: &TestEnv, batch: Uuid) -> Vec<(i32, String, Vec<String>)> {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let rows: Vec<_> = common::rows(&env.pool, batch)
+        let rows: Vec<_> = harness::rows(&env.pool, batch)
             .await
             .into_iter()
             .take(6)
@@ -121,23 +114,21 @@ async fn settled_rows(env: &TestEnv, batch: Uuid) -> Vec<(i32, String, Vec<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothing() {
-    common::within_limit(async {
-        let mut env = TestEnv::new().await;
-        env.start_worker();
+    harness::env().worker().run(async |env| {
         // Six recipients at bank 009, one at bank 002 (not this bank's to answer).
-        let mut rows: Vec<_> = (1..=7).map(common::valid_record).collect();
+        let mut rows: Vec<_> = (1..=7).map(harness::valid_record).collect();
         for r in &mut rows[..6] {
             r.bank_code = Some(BANK.into());
         }
         let by_file = env.submit(&rows, "2026-Q4").await;
         let by_message = env.submit(&rows, "2026-Q3").await;
-        wait_taken_up(&env, by_file).await;
-        wait_taken_up(&env, by_message).await;
-        let file_ids = ids(&env, by_file).await;
-        let message_ids = ids(&env, by_message).await;
+        wait_taken_up(env, by_file).await;
+        wait_taken_up(env, by_message).await;
+        let file_ids = ids(env, by_file).await;
+        let message_ids = ids(env, by_message).await;
 
         // The request file: the batch's six account openings at 009, in the documented layout.
-        let request = tmp(&env, "request.csv");
+        let request = env.temp_path("request.csv");
         assert_eq!(files::export_accounts(&env.pool, BANK, by_file, &request).await.unwrap(), 6);
         let text = std::fs::read_to_string(&request).unwrap();
         let mut lines = text.lines();
@@ -155,7 +146,7 @@ async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothi
         let good = result_file(&decisions(&file_ids));
         let events = "SELECT count(*) FROM record_events";
         let outbox = "SELECT count(*) FROM outbox";
-        let (events_before, outbox_before) = (count(&env, events).await, count(&env, outbox).await);
+        let (events_before, outbox_before) = (count(env, events).await, count(env, outbox).await);
         let other_bank = file_ids[6];
         let bad: Vec<(&str, String, &str)> = vec![
             ("unknown status", good.replacen(",opened,", ",ok,", 1), "line 2, field `status`"),
@@ -168,7 +159,7 @@ async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothi
             ("a field too many", format!("{good}{},opened,1,2,3,4,5\n", file_ids[5]), "line 8"),
             ("a column missing", good.replace("account_name,", ""), "lacks account_name"),
         ];
-        let path = tmp(&env, "result.csv");
+        let path = env.temp_path("result.csv");
         for (what, content, expected) in bad {
             std::fs::write(&path, content).unwrap();
             let err = files::import_accounts(&env.settings, &env.pool, BANK, &path).await.unwrap_err();
@@ -179,8 +170,8 @@ async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothi
         std::fs::write(&path, b"item_id,status\n\xff\xfe\n").unwrap();
         let err = files::import_accounts(&env.settings, &env.pool, BANK, &path).await.unwrap_err();
         assert!(err.to_string().contains("not UTF-8"), "{err}");
-        assert_eq!(count(&env, events).await, events_before, "a refused file changed nothing");
-        assert_eq!(count(&env, outbox).await, outbox_before);
+        assert_eq!(count(env, events).await, events_before, "a refused file changed nothing");
+        assert_eq!(count(env, outbox).await, outbox_before);
         let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM records WHERE batch_id = $1 AND state = 'account_requested'")
             .bind(by_file)
             .fetch_one(&env.pool)
@@ -227,8 +218,8 @@ async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothi
             .unwrap();
         broker.close().await;
 
-        let a = settled_rows(&env, by_file).await;
-        let b = settled_rows(&env, by_message).await;
+        let a = settled_rows(env, by_file).await;
+        let b = settled_rows(env, by_message).await;
         assert_eq!(a, b, "by file and by message: the same states and reasons");
         assert_eq!(a.iter().filter(|r| r.1 == State::Blocked.as_str()).count(), 2, "{a:?}");
         assert!(a[..4].iter().all(|r| r.1 == State::TransferRequested.as_str()), "{a:?}");
@@ -243,14 +234,11 @@ async fn account_opening_by_file_ends_as_by_message_and_a_bad_file_changes_nothi
         );
 
         // The same file again changes nothing.
-        let events_now = count(&env, events).await;
+        let events_now = count(env, events).await;
         let again = files::import_accounts(&env.settings, &env.pool, BANK, &path).await.unwrap();
         assert_eq!((again.opened, again.refused, again.skipped), (0, 0, 6));
-        assert_eq!(count(&env, events).await, events_now);
+        assert_eq!(count(env, events).await, events_now);
 
-        let _ = std::fs::remove_file(request);
-        let _ = std::fs::remove_file(path);
-        env.cleanup().await;
     })
     .await;
 }

@@ -1,37 +1,32 @@
 //! Scale-out: several broker addresses with failover, the docker-compose cluster profile, and a
 //! small run of the fault campaign on a three-node cluster (`scripts/chaos.sh`).
 
-mod common;
-
-use common::{TestEnv, valid_record};
-use salur::bank::sim::SimOptions;
+use crate::harness::{self, valid_record};
 use salur::store::State;
 use std::process::Command;
 
 /// A worker given a dead node first in AMQP_URL connects to the next one and pays the batch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_skips_a_dead_node_of_amqp_url() {
-    common::within_limit(async {
-        let mut live = 0;
-        let mut env = TestEnv::with_settings(|s| {
+    let mut live = 0;
+    harness::env()
+        .settings(|s| {
             // Port 9 (discard) has no broker: the first address always fails.
             live = salur::config::amqp_addresses(&s.amqp_url).len();
             let vhost = s.amqp_url.rsplit('/').next().unwrap().to_owned();
             s.amqp_url = format!("amqp://guest:guest@127.0.0.1:9/{vhost},{}", s.amqp_url);
         })
+        .pipeline()
+        .run(async |env| {
+            assert_eq!(
+                salur::config::amqp_addresses(&env.settings.amqp_url).len(),
+                live + 1
+            );
+            let records: Vec<_> = (1..=50).map(valid_record).collect();
+            let batch = env.submit(&records, "2026-Q4").await;
+            assert_eq!(env.wait(batch).await.count(State::Disbursed), 50);
+        })
         .await;
-        assert_eq!(
-            salur::config::amqp_addresses(&env.settings.amqp_url).len(),
-            live + 1
-        );
-        env.start_worker();
-        env.start_bank(SimOptions::default());
-        let records: Vec<_> = (1..=50).map(valid_record).collect();
-        let batch = env.submit(&records, "2026-Q4").await;
-        assert_eq!(env.wait(batch).await.count(State::Disbursed), 50);
-        env.cleanup().await;
-    })
-    .await;
 }
 
 /// No node answering is an error that names every address and how to start a cluster.
@@ -102,9 +97,11 @@ fn docker_compose_has_a_three_node_cluster_profile() {
 
 /// The fault campaign, small: a three-node cluster (started by the script), three workers, two
 /// banks; every kind of fault once (one PostgreSQL restart, under the outage tests' machine-wide
-/// lock), then every invariant holds.
+/// lock), then every invariant holds. The PostgreSQL restart would fail the other tests of
+/// this binary: it has the services to itself (the script takes the machine-wide lock).
 #[test]
 fn a_small_fault_campaign_keeps_every_invariant() {
+    let _alone = harness::lock::exclusive_blocking(false);
     let out = Command::new("scripts/chaos.sh")
         .args([
             "--records",

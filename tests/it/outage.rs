@@ -1,29 +1,18 @@
 //! Outages mid-batch: RabbitMQ's application stopped and started again, PostgreSQL stopped and
 //! started again. The workers ride them out; every record is paid exactly once.
 //!
-//! These tests stop the machine's real services for a few seconds, so they run one at a time
-//! (and `cargo test` runs test binaries one after another, so no other test sees the outage).
+//! These tests stop the machine's real services for a few seconds, so each has them to itself
+//! (`harness::env().exclusive()`: the other tests of this binary wait for it, and the
+//! machine-wide lock keeps two checkouts' test runs from stopping a service at once).
 
-mod common;
-
-use common::{TestEnv, valid_record};
-use salur::bank::sim::{SimOptions, settlements};
+use crate::harness::{self, TestEnv, valid_record};
+use salur::bank::sim::settlements;
 use salur::config::RetryTier;
 use salur::ops::batch::{self, BatchStatus};
 use salur::store::State;
 use std::process::Command;
 use std::time::Duration;
 use uuid::Uuid;
-
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// A machine-wide lock, so that two test runs (two checkouts) never stop a service at once.
-fn machine_lock() -> std::fs::File {
-    let f = std::fs::File::create(std::env::temp_dir().join("salur-outage-tests.lock"))
-        .expect("lock file");
-    f.lock().expect("lock");
-    f
-}
 
 const RECORDS: u32 = 4000;
 
@@ -92,24 +81,22 @@ fn outage_settings(s: &mut salur::Settings) {
 
 /// A batch under way, `outage` in the middle of it, then every record paid once.
 async fn batch_survives(outage: fn()) {
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let _machine = tokio::task::spawn_blocking(machine_lock).await.unwrap();
-    common::within_limit(async {
-        let mut env = TestEnv::with_settings(outage_settings).await;
-        env.start_worker();
-        env.start_bank(SimOptions::default());
-        let records: Vec<_> = (1..=RECORDS).map(valid_record).collect();
-        let batch = env.submit(&records, "2026-Q4").await;
-        until_under_way(&env, batch).await;
+    harness::env()
+        .settings(outage_settings)
+        .pipeline()
+        .exclusive()
+        .run(async |env| {
+            let records: Vec<_> = (1..=RECORDS).map(valid_record).collect();
+            let batch = env.submit(&records, "2026-Q4").await;
+            until_under_way(env, batch).await;
 
-        outage();
+            outage();
 
-        // `wait` rides out database errors while the service comes back.
-        let status = env.wait(batch).await;
-        assert_paid_once(&env, &status).await;
-        env.cleanup().await;
-    })
-    .await;
+            // `wait` rides out database errors while the service comes back.
+            let status = env.wait(batch).await;
+            assert_paid_once(env, &status).await;
+        })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,7 @@
 //! Personal data as UU PDP expects (issue 19): sealed at rest, matched by keyed hash, erased
 //! when no longer needed, and given to the person who asks. Real PostgreSQL and RabbitMQ.
 
-mod common;
-
-use common::{TestEnv, valid_record};
+use crate::harness::{self as common, TestEnv, valid_record};
 use salur::bank::sim::{SimOptions, settlements};
 use salur::demo::generate;
 use salur::messages::Stage;
