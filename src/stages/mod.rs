@@ -6,10 +6,10 @@
 
 pub mod account_opening;
 pub mod replies;
-pub mod transfer;
-pub mod verification;
 mod step;
 mod tally;
+pub mod transfer;
+pub mod verification;
 
 pub use step::Step;
 pub use tally::{RefusedItem, Tally};
@@ -19,11 +19,8 @@ use crate::config::Settings;
 use crate::domain::lifecycle::Outcome;
 use crate::domain::{Reason, ReasonCode};
 use crate::messages::{self, ParkedRecord, Stage, StageMessage};
-use crate::metrics::Metrics;
-use crate::store::records::Needs;
-use crate::store::{Attempt, Change, RecordRow, State};
-use rust_decimal::Decimal;
-use sqlx::{PgConnection, PgPool};
+use crate::store::{Change, RecordRow, State};
+use sqlx::PgPool;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -51,7 +48,6 @@ impl Input {
         }
     }
 }
-
 
 /// A message that cannot be processed, ever: it is parked on `salur.dead` with its body.
 #[derive(Debug, thiserror::Error)]
@@ -376,4 +372,3 @@ pub fn group_by<'a, K: Ord + Clone>(
     }
     groups
 }
-

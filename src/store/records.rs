@@ -4,7 +4,6 @@
 use super::sealed::{KeyError, Keyring, keyring};
 use crate::domain::{RawRecord, Reason};
 use rust_decimal::Decimal;
-use serde::Serialize;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
 use uuid::Uuid;

@@ -3,8 +3,8 @@
 use crate::harness::{self, TestEnv, fields, rows, valid_record};
 use salur::bank::sim::{SimOptions, settlements};
 use salur::broker::{Broker, names};
-use salur::domain::ReasonCode;
 use salur::demo::generate;
+use salur::domain::ReasonCode;
 use salur::intake::RawRecord;
 use salur::ops::remediate::{self, Filter, RemediateError, Scope};
 use salur::store::State;

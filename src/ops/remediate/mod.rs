@@ -40,7 +40,6 @@ pub use show::{EventView, RecordView, masked_fields, show};
 
 use crate::domain::Reason;
 use crate::messages::Stage;
-use crate::store::State;
 use uuid::Uuid;
 
 /// Whose records an operation may see and change.

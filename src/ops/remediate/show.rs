@@ -74,7 +74,10 @@ pub async fn show(pool: &PgPool, scope: &Scope, id: i64) -> Result<RecordView, R
         reasons: reasons_of(head.reasons),
         attempts: row.attempts,
         updated_at: head.updated_at,
-        fields: crate::store::personal::with_kept_masks(masked_fields(&row.raw), head.masked.as_ref()),
+        fields: crate::store::personal::with_kept_masks(
+            masked_fields(&row.raw),
+            head.masked.as_ref(),
+        ),
         amount: row.amount,
         bank_reference: row.bank_reference.clone(),
         history: history
