@@ -25,7 +25,7 @@
 //! - [`broker`]: the only module that speaks AMQP: topology, publish with confirms, consume.
 //! - [`messages`]: what salur puts on its queues; [`bank::contract`]: what it asks of banks.
 //! - [`stages`]: account opening, verification, transfer and bank answers, all of one shape:
-//!   each decides a typed outcome per record, applied in one place.
+//!   each decides a typed outcome per record, applied in one place (`stages/step.rs`).
 //! - [`relay`]: the transactional outbox's publisher; [`sweeper`]: re-sends what was not
 //!   answered in time (bank timeouts, lost messages); [`worker`]: the consumer loop and its
 //!   supervision.
