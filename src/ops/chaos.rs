@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::demo::generate;
 use crate::ops::remediate::{self, Filter, Scope};
 use crate::ops::submit::{self, BatchInfo};
+use anyhow::Context as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::PgPool;
@@ -132,9 +133,15 @@ fn spawn(binary: &PathBuf, env: &[(String, String)], args: &[String]) -> anyhow:
         Some(dir) => {
             let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let kind = args.first().map_or("process", String::as_str);
-            Stdio::from(std::fs::File::create(
-                PathBuf::from(dir).join(format!("{kind}-{n}.log")),
-            )?)
+            let dir = PathBuf::from(dir);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("SALUR_CHAOS_LOGS: cannot create {}", dir.display()))?;
+            let file = dir.join(format!("{kind}-{n}.log"));
+            Stdio::from(
+                std::fs::File::create(&file).with_context(|| {
+                    format!("SALUR_CHAOS_LOGS: cannot create {}", file.display())
+                })?,
+            )
         }
         None => Stdio::null(),
     };
