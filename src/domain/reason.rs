@@ -54,6 +54,10 @@ pub enum ReasonCode {
     /// database refused what the stage wrote); the record is `dead`, the others of its chunk
     /// went on.
     RecordUnprocessable,
+    /// A checker rejected the payment list the record was on (the why in the message and in
+    /// the `approvals` table): the office corrects it, or discards it, and replays it; it then
+    /// waits on a new list for a new approval.
+    ApprovalRejected,
 }
 
 impl ReasonCode {
@@ -93,6 +97,7 @@ impl ReasonCode {
         Self::RetriesExhausted,
         Self::Discarded,
         Self::RecordUnprocessable,
+        Self::ApprovalRejected,
     ];
 
     /// The stable code, e.g. `NIK_MISSING`.
@@ -133,6 +138,7 @@ impl ReasonCode {
             Self::RetriesExhausted => "RETRIES_EXHAUSTED",
             Self::Discarded => "DISCARDED",
             Self::RecordUnprocessable => "RECORD_UNPROCESSABLE",
+            Self::ApprovalRejected => "APPROVAL_REJECTED",
         }
     }
 

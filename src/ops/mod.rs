@@ -1,6 +1,7 @@
 //! What people do with salur: submit a batch, follow it, report on it, work its parked
-//! records, manage offices and personal data.
+//! records, approve payment lists, manage offices and personal data.
 
+pub mod approval;
 pub mod batch;
 pub mod chaos;
 pub mod display;

@@ -9,6 +9,7 @@
 //! - [`batches`]: batches, their totals, listings and the report's rows.
 //! - [`parked`]: blocked and dead records (the `dlq` filter and counts).
 //! - [`corrections`]: finding and correcting blocked records.
+//! - [`approvals`]: payment lists waiting for a checker, and the checkers' decisions.
 //! - [`events`]: the audit trail as people read it.
 //! - [`offices`]: offices and their API tokens; [`idempotency`]: the API's idempotency keys;
 //!   [`banks`]: the registered banks.
@@ -16,6 +17,7 @@
 //! - [`outbox`], [`bank_requests`], [`stats`], [`locks`]: the outbox, bank request
 //!   bookkeeping, figures, advisory locks.
 
+pub mod approvals;
 pub mod bank_requests;
 pub mod banks;
 pub mod batches;
