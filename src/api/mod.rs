@@ -12,8 +12,10 @@
 //! - [`problem`]: RFC 9457 errors.
 //! - [`upload`]: `POST /v1/batches`: a streamed upload stored in one transaction, idempotent.
 //! - [`batches`], [`records`]: the other `/v1` endpoints.
+//! - [`approval`]: a batch's payment list, approved or rejected by a checker.
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 
+pub mod approval;
 pub mod auth;
 pub mod batches;
 pub mod health;
@@ -198,6 +200,10 @@ pub fn router(state: AppState) -> Router {
         .route("/batches/{id}/records", get(batches::records))
         .route("/batches/{id}/report.csv", get(batches::report))
         .route("/batches/{id}/replay", post(records::replay_batch))
+        .route(
+            "/batches/{id}/approval",
+            get(approval::show).post(approval::decide),
+        )
         .route("/records/{id}", get(records::show).patch(records::fix))
         .route("/records/{id}/replay", post(records::replay_one));
     Router::new()

@@ -442,6 +442,104 @@ pub async fn reject(
     })
 }
 
+use crate::domain::rupiah;
+use std::fmt;
+
+/// `salur batch approval`: the summary a checker reads before approving.
+impl fmt::Display for ApprovalList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "payment list of batch {} ({} {} {}){}",
+            self.batch_id,
+            self.office,
+            self.program,
+            self.period,
+            self.submitted_by
+                .as_deref()
+                .map(|p| format!(", submitted by {p}"))
+                .unwrap_or_default()
+        )?;
+        writeln!(
+            f,
+            "  {} records awaiting approval, {} in total",
+            self.records,
+            rupiah(self.total)
+        )?;
+        if self.records > 0 {
+            writeln!(f, "  per bank:")?;
+            for (bank, s) in &self.per_bank {
+                let name = crate::domain::BankCode::parse(bank)
+                    .map(|b| b.name().to_owned())
+                    .unwrap_or_else(|_| "?".to_owned());
+                writeln!(
+                    f,
+                    "    {bank} {name:<10} {:>9}  {:>22}",
+                    s.records,
+                    rupiah(s.amount)
+                )?;
+            }
+            writeln!(f, "  per amount:")?;
+            for (amount, s) in &self.per_amount {
+                let a: Decimal = amount.parse().unwrap_or_default();
+                writeln!(
+                    f,
+                    "    {:<14} {:>9}  {:>22}",
+                    rupiah(a),
+                    s.records,
+                    rupiah(s.amount)
+                )?;
+            }
+        }
+        writeln!(
+            f,
+            "  budget: allocated {}, approved or paid {}, left after this list {}{}",
+            rupiah(self.budget.allocated),
+            rupiah(self.budget.used),
+            rupiah(self.budget.left_after),
+            if self.budget.left_after < Decimal::ZERO {
+                " (over budget: an approval would be refused)"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(f, "  list hash: {}", self.list_hash)?;
+        if self.records > 0 {
+            writeln!(
+                f,
+                "approve it with: salur batch approve {} --list-hash {} --person \"NAME\"",
+                self.batch_id, self.list_hash
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `salur batch approve | reject`: what was decided.
+impl fmt::Display for Decided {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} by {}: {} records of batch {}, {} (approval {})",
+            self.decision,
+            self.person,
+            self.records,
+            self.batch_id,
+            rupiah(self.total),
+            self.approval_id
+        )?;
+        if let Some(b) = &self.budget {
+            writeln!(
+                f,
+                "  budget: allocated {}, left {}",
+                rupiah(b.allocated),
+                rupiah(b.left_after)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
