@@ -137,6 +137,11 @@ pub struct Metrics {
     pub in_flight: IntGaugeVec,
     /// Batches that still have records in flight.
     pub batches_in_flight: IntGauge,
+    /// Records waiting in `awaiting_approval` for a checker (whole database).
+    pub awaiting_approval: IntGauge,
+    /// Checkers' decisions on payment lists, by decision (`approved`, `rejected`), counted from
+    /// the `approvals` table (whoever decided, through the API or the command line).
+    pub approvals: IntCounterVec,
     /// Longest time a batch in flight has gone without any of its records changing state.
     pub batch_max_idle: Gauge,
     /// 1 while the worker holds a RabbitMQ connection with its consumers running.
@@ -305,6 +310,19 @@ impl Metrics {
             "Batches that still have records in flight (whole database).",
         )
         .expect("metric");
+        let awaiting_approval = IntGauge::new(
+            "salur_records_awaiting_approval",
+            "Records waiting for a checker to approve the payment list they are on (whole database).",
+        )
+        .expect("metric");
+        let approvals = IntCounterVec::new(
+            Opts::new(
+                "salur_approvals_total",
+                "Payment lists decided by a checker, by decision (approved, rejected), whole database.",
+            ),
+            &["decision"],
+        )
+        .expect("metric");
         let batch_max_idle = Gauge::new(
             "salur_batch_max_idle_seconds",
             "Longest time any batch in flight has gone without one of its records changing state, 0 when none is in flight.",
@@ -374,6 +392,8 @@ impl Metrics {
             Box::new(parked_oldest_age.clone()),
             Box::new(in_flight.clone()),
             Box::new(batches_in_flight.clone()),
+            Box::new(awaiting_approval.clone()),
+            Box::new(approvals.clone()),
             Box::new(batch_max_idle.clone()),
             Box::new(broker_connected.clone()),
             Box::new(broker_reconnects.clone()),
@@ -417,6 +437,9 @@ impl Metrics {
         for state in State::ALL {
             in_flight.with_label_values(&[state.as_str()]).set(0);
         }
+        for decision in ["approved", "rejected"] {
+            approvals.with_label_values(&[decision]);
+        }
         Self {
             registry,
             received,
@@ -437,6 +460,8 @@ impl Metrics {
             parked_oldest_age,
             in_flight,
             batches_in_flight,
+            awaiting_approval,
+            approvals,
             batch_max_idle,
             broker_connected,
             broker_reconnects,
@@ -500,6 +525,16 @@ impl Metrics {
                 .set(g.in_flight.get(state.as_str()).copied().unwrap_or(0));
         }
         self.batches_in_flight.set(g.batches_in_flight);
+        self.awaiting_approval.set(g.awaiting_approval);
+        // The table only grows: the counter follows it (a restarted worker starts from the
+        // table's count, which a counter reset tells Prometheus).
+        for (decision, n) in &g.approvals {
+            let c = self.approvals.with_label_values(&[decision]);
+            let now = c.get();
+            if *n as u64 > now {
+                c.inc_by(*n as u64 - now);
+            }
+        }
         // Programmes of batches in flight get their counters (at 0) before their first record
         // is counted, so that `increase()` sees all of them.
         for program in &g.programs {
