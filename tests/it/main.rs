@@ -8,6 +8,7 @@
 mod harness;
 
 mod api;
+mod approval;
 mod bank_files;
 mod bank_trust;
 mod cleanup;

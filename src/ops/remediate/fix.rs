@@ -37,6 +37,10 @@ pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, Remed
 }
 
 /// Corrects fields of one blocked record and validates it at once; amounts against `range`.
+///
+/// A record waiting for approval, or approved and not yet sent to its bank, may be corrected
+/// too (a payee change): it loses its approval and never reaches a bank on the list a checker
+/// approved. See [`payee_change`].
 pub async fn fix(
     range: &AmountRange,
     pool: &PgPool,
@@ -52,6 +56,11 @@ pub async fn fix(
         .ok_or(RemediateError::NotFound(id))?;
     let sets: Vec<(String, Option<String>)> =
         sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
+    if let Some(from) = State::parse(&row.state).filter(|s| PAYEE_CHANGE_FROM.contains(s)) {
+        let outcome = payee_change(range, &mut tx, &row, from, &sets).await?;
+        tx.commit().await?;
+        return Ok(outcome);
+    }
     let reasons = current_reasons(&mut tx, &[id]).await?;
     let (outcome, raw) = fix_row(range, &row, &reasons[&id], &sets)?;
     store_fix(&mut tx, &outcome, &raw).await?;
@@ -154,6 +163,136 @@ async fn store_fix(
         serde_json::json!({"action": "fix", "fields": outcome.changed, "ready": outcome.ready});
     corrections::write(conn, outcome.id, raw, &reasons, detail).await?;
     Ok(())
+}
+
+/// The states a record may be corrected in after verification: waiting for approval, or
+/// approved and not yet sent to its bank (`verified`). Later, the money is on its way.
+const PAYEE_CHANGE_FROM: [State; 2] = [State::AwaitingApproval, State::Verified];
+
+/// The fields that say who is paid, where and how much: a change of any needs approval again.
+const PAYEE_FIELDS: [&str; 4] = ["amount", "bank_code", "account_number", "name"];
+
+/// A payee's field as the audit row shows it: the amount and bank code in clear, the account
+/// number and name masked.
+fn audit_value(key: &str, value: Option<&str>) -> serde_json::Value {
+    match value {
+        None => serde_json::Value::Null,
+        Some(v) => serde_json::Value::String(match key {
+            "account_number" => mask_digits(v),
+            "name" => crate::domain::mask_words(v),
+            _ => v.to_owned(),
+        }),
+    }
+}
+
+/// A correction of a record waiting for approval or approved (`from`): it loses its approval.
+/// A change of the amount alone sends it back to `awaiting_approval`, on the batch's next list
+/// (the bank's check of the account still stands). Any other change (bank, account number,
+/// name, …) must be checked by the bank again: the record goes to `blocked`, with the reasons
+/// that remain (the mother's maiden name, erased after verification, must be given again for
+/// a new account), for the office to replay; it then passes account opening or verification
+/// again, and waits for approval on a new list. The audit row shows each payee field before and
+/// after, masked.
+async fn payee_change(
+    range: &AmountRange,
+    conn: &mut PgConnection,
+    row: &RecordRow,
+    from: State,
+    sets: &[(String, Option<String>)],
+) -> Result<FixOutcome, RemediateError> {
+    let mut raw = row.raw.clone();
+    let mut set_keys = Vec::new();
+    for (field, value) in sets {
+        let key = set_named_field(&mut raw, field, value.clone()).ok_or_else(|| {
+            RemediateError::UnknownField {
+                field: field.clone(),
+            }
+        })?;
+        check_correction(range, key, value.as_deref())?;
+        if !set_keys.contains(&key) {
+            set_keys.push(key);
+        }
+    }
+    let value_of = |r: &RawRecord, key: &str| {
+        r.fields()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.clone())
+    };
+    let changed: Vec<&'static str> = set_keys
+        .into_iter()
+        .filter(|k| value_of(&raw, k) != value_of(&row.raw, k))
+        .collect();
+    if changed.is_empty() {
+        return Ok(FixOutcome {
+            id: row.id,
+            row: row.row_number,
+            changed,
+            reasons: Vec::new(),
+            ready: true,
+        });
+    }
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    for key in changed.iter().filter(|k| PAYEE_FIELDS.contains(k)) {
+        before.insert(
+            (*key).to_owned(),
+            audit_value(key, value_of(&row.raw, key).as_deref()),
+        );
+        after.insert(
+            (*key).to_owned(),
+            audit_value(key, value_of(&raw, key).as_deref()),
+        );
+    }
+    let detail = serde_json::json!({
+        "action": "payee_change",
+        "fields": changed,
+        "before": before,
+        "after": after,
+        "approval_id": row.approval_id,
+    });
+    let amount_only = changed == ["amount"];
+    let (to, reasons, amount) = if amount_only {
+        let amount = raw
+            .amount
+            .as_deref()
+            .map(|a| range.parse(a))
+            .transpose()
+            .map_err(|e| RemediateError::InvalidValue {
+                field: "amount",
+                message: e.to_string(),
+            })?
+            .ok_or(RemediateError::InvalidValue {
+                field: "amount",
+                message: "must not be empty: a payee is paid an amount".into(),
+            })?;
+        (State::AwaitingApproval, Vec::new(), Some(amount.value()))
+    } else {
+        let reasons = validate(&raw, range).err().unwrap_or_default();
+        (State::Blocked, reasons, None)
+    };
+    let forget_account = changed
+        .iter()
+        .any(|k| matches!(*k, "bank_code" | "account_number"));
+    let moved = corrections::write_moving(
+        conn,
+        row.id,
+        from,
+        to,
+        &raw,
+        &serde_json::to_value(&reasons).expect("reasons serialize"),
+        amount,
+        forget_account,
+        detail,
+    )
+    .await?;
+    debug_assert!(moved, "the record is locked");
+    Ok(FixOutcome {
+        id: row.id,
+        row: row.row_number,
+        changed,
+        ready: reasons.is_empty(),
+        reasons,
+    })
 }
 
 /// `(field, value)` pairs to set; `None` empties the field.

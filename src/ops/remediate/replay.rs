@@ -1,12 +1,15 @@
 //! `salur dlq replay`: send parked records back. A blocked record whose data is now complete
-//! restarts at account opening (corrected data must be checked by the bank again); a dead
+//! restarts at account opening (corrected data must be checked by the bank again); one that
+//! was verified before (its payment list rejected, its payee's name changed) and lacks only the
+//! mother's maiden name erased then restarts at verification, against the account the bank
+//! confirmed; a dead
 //! record resumes at the stage where its retries ran out (a transfer keeps its idempotency key,
 //! so the bank still pays once). A blocked record that is still incomplete stays parked.
 
 use super::reconcile::{Reconciled, reconcile_quietly};
 use super::{FixOutcome, RemediateError, Scope, stopped_at};
 use crate::config::Settings;
-use crate::domain::validate;
+use crate::domain::{ReasonCode, validate};
 use crate::messages::Stage;
 use crate::stages::stage_message;
 use crate::store::parked::{self, Filter};
@@ -56,17 +59,30 @@ pub async fn replay(
         };
         let from = State::parse(&row.state).expect("parked state");
         let stage = if from == State::Blocked {
-            if let Err(reasons) = validate(&row.raw, &settings.amount_range) {
-                outcome.still_blocked.push(FixOutcome {
-                    id: row.id,
-                    row: row.row_number,
-                    changed: Vec::new(),
-                    ready: false,
-                    reasons,
-                });
-                continue;
+            match validate(&row.raw, &settings.amount_range) {
+                Ok(_) => Stage::AccountOpening,
+                // Past verification once (its list rejected, its name changed): the mother's
+                // maiden name was erased, and the account the bank confirmed still stands, so
+                // verification checks the name against it again.
+                Err(reasons)
+                    if row.bank_account.is_some()
+                        && reasons
+                            .iter()
+                            .all(|r| r.code == ReasonCode::MotherNameMissing) =>
+                {
+                    Stage::Verification
+                }
+                Err(reasons) => {
+                    outcome.still_blocked.push(FixOutcome {
+                        id: row.id,
+                        row: row.row_number,
+                        changed: Vec::new(),
+                        ready: false,
+                        reasons,
+                    });
+                    continue;
+                }
             }
-            Stage::AccountOpening
         } else {
             stopped_at(p.parked_from.as_deref())
         };
