@@ -2,10 +2,12 @@
 //! records, manage offices and personal data.
 
 pub mod batch;
+pub mod budget;
 pub mod chaos;
 pub mod display;
 pub mod office;
 pub mod parked_queues;
 pub mod privacy;
+pub mod programme;
 pub mod remediate;
 pub mod submit;

@@ -3,7 +3,7 @@
 
 use super::records::raw_columns;
 use super::sealed::keyring;
-use crate::domain::RawRecord;
+use crate::domain::{Actor, RawRecord};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -58,10 +58,12 @@ pub async fn write(
     raw: &RawRecord,
     reasons: &serde_json::Value,
     detail: serde_json::Value,
+    actor: &Actor,
 ) -> sqlx::Result<()> {
     let ring = keyring()?;
     let n = RawRecord::KEYS.len();
     let (reasons_at, detail_at, hash_at) = (n + 2, n + 3, n + 4);
+    let (person_at, token_at) = (n + 5, n + 6);
     let sets = raw_columns()
         .enumerate()
         .map(|(i, c)| format!("{c} = ${}", i + 2))
@@ -74,8 +76,10 @@ pub async fn write(
              WHERE id = $1 AND state = 'blocked'
              RETURNING id
          )
-         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
-         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at} FROM fixed"
+         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
+                                    actor_person, actor_token)
+         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at}, ${person_at}, ${token_at}
+         FROM fixed"
     );
     let mut query = sqlx::query(&sql).bind(id);
     for (column, value) in raw_columns().zip(raw.values()) {
@@ -89,6 +93,8 @@ pub async fn write(
         .bind(reasons)
         .bind(detail)
         .bind(raw.nik.as_deref().and_then(|n| ring.nik_hash(n)))
+        .bind(actor.person.as_deref())
+        .bind(actor.token.as_str())
         .execute(conn)
         .await?;
     Ok(())
