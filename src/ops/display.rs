@@ -62,9 +62,17 @@ impl fmt::Display for EventView {
             .as_ref()
             .map(|d| d.to_string())
             .unwrap_or_default();
+        let by = match &self.by {
+            Some(a) => format!(
+                " by {} ({})",
+                a.person.as_deref().unwrap_or("(no person)"),
+                a.token
+            ),
+            None => String::new(),
+        };
         writeln!(
             f,
-            "  {} {} → {} {} {}",
+            "  {} {} → {} {} {}{by}",
             self.at.format("%Y-%m-%d %H:%M:%S%.3f"),
             self.from.as_deref().unwrap_or("—"),
             self.to,
