@@ -53,6 +53,7 @@ const REASONS_BY_STAGE: [(Stage, &[ReasonCode]); 3] = [
             ReasonCode::BankUnknown,
             ReasonCode::AccountNumberInvalid,
             ReasonCode::AmountInvalid,
+            ReasonCode::AmountNotAllowed,
             ReasonCode::NikNotFound,
             ReasonCode::AccountNotFound,
             ReasonCode::NikDataMismatch,

@@ -199,7 +199,12 @@ impl Caller {
     pub fn checker(&self) -> Result<Checker, ApprovalError> {
         use crate::ops::office::Role;
         match self.0.role {
-            Role::Office | Role::Auditor => Err(ApprovalError::NotAChecker),
+            Role::Checker => Ok(Checker {
+                person: self.0.person.clone().unwrap_or_default(),
+                token_label: Some(self.0.token_label.clone()),
+                office: Some(self.0.code.clone()),
+            }),
+            Role::Maker | Role::Auditor | Role::Admin => Err(ApprovalError::NotAChecker),
         }
     }
 }

@@ -165,8 +165,10 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         office: "DINSOS-5371".into(),
         program: "BPNT".into(),
         period: format!("DEMO-{stamp}"),
+        submitted_by: Some(crate::domain::Actor::cli(Some("salur demo".into()))),
     };
 
+    crate::ops::programme::ensure(&pool, "BPNT", "Program Sembako (BPNT)", "600000", false).await?;
     let started = Instant::now();
     let batch_id = submit::submit_file(settings, &pool, &file, &info).await?;
     if let Some((sim, snap_dir)) = snap {
@@ -302,11 +304,13 @@ async fn fix_and_replay(
         std::fs::File::create(&corrections_file)?,
     )?;
     let scope = Scope::Office(info.office.clone());
+    let actor = crate::domain::Actor::cli(Some("salur demo".into()));
     let name = corrections_file.display().to_string();
     let fixes = remediate::fix_file(
         &settings.amount_range,
         pool,
         &scope,
+        &actor,
         batch_id,
         &name,
         std::fs::File::open(&corrections_file)?,
@@ -316,6 +320,7 @@ async fn fix_and_replay(
         settings,
         pool,
         &scope,
+        &actor,
         &Filter {
             batch_id: Some(batch_id),
             state: Some(State::Blocked),

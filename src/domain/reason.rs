@@ -28,6 +28,9 @@ pub enum ReasonCode {
     BankUnknown,
     AccountNumberInvalid,
     AmountInvalid,
+    /// The amount is not one its programme pays (`salur programme list`); the message lists
+    /// the allowed amounts.
+    AmountNotAllowed,
     // Answers from the bank (account opening / inquiry).
     NikNotFound,
     AccountNotFound,
@@ -81,6 +84,7 @@ impl ReasonCode {
         Self::BankUnknown,
         Self::AccountNumberInvalid,
         Self::AmountInvalid,
+        Self::AmountNotAllowed,
         Self::NikNotFound,
         Self::AccountNotFound,
         Self::NikDataMismatch,
@@ -122,6 +126,7 @@ impl ReasonCode {
             Self::BankUnknown => "BANK_UNKNOWN",
             Self::AccountNumberInvalid => "ACCOUNT_NUMBER_INVALID",
             Self::AmountInvalid => "AMOUNT_INVALID",
+            Self::AmountNotAllowed => "AMOUNT_NOT_ALLOWED",
             Self::NikNotFound => "NIK_NOT_FOUND",
             Self::AccountNotFound => "ACCOUNT_NOT_FOUND",
             Self::NikDataMismatch => "NIK_DATA_MISMATCH",

@@ -201,9 +201,14 @@ async fn budget(
     list: Decimal,
     lock: bool,
 ) -> sqlx::Result<BudgetAfter> {
-    let (allocated, used) =
-        approvals::allocation_and_use(conn, &head.program, &head.period, &head.office, lock)
-            .await?;
+    use crate::store::budgets;
+    let (program, period, office) = (&head.program, &head.period, &head.office);
+    if lock {
+        budgets::lock(conn, program, period, office).await?;
+    }
+    let usage = budgets::usage_of(conn, program, period, office).await?;
+    let allocated = usage.allocated.unwrap_or_default();
+    let used = usage.used();
     Ok(BudgetAfter {
         allocated,
         used,

@@ -12,6 +12,7 @@
 use crate::broker::{Broker, names};
 use crate::config::Settings;
 use crate::demo::generate;
+use crate::domain::Actor;
 use crate::ops::remediate::{self, Filter, Scope};
 use crate::ops::submit::{self, BatchInfo};
 use rand::rngs::StdRng;
@@ -412,6 +413,7 @@ pub async fn run(
         println!("  at {at:>7.1} s: {fault}");
     }
 
+    crate::ops::programme::ensure(pool, "BPNT", "Program Sembako (BPNT)", "600000", false).await?;
     let mut faults: BTreeMap<String, u32> = BTreeMap::new();
     let mut submitted: Vec<(uuid::Uuid, usize)> = Vec::new();
     let mut next_submit = 0;
@@ -425,6 +427,7 @@ pub async fn run(
                 office: "DINSOS-CHAOS".into(),
                 program: "BPNT".into(),
                 period: format!("2026-P{}", next_submit + 1),
+                submitted_by: None,
             };
             let id =
                 retry(|| submit::submit_records(settings, pool, "chaos.csv", &demo.records, &info))
@@ -542,6 +545,7 @@ pub async fn run(
             settings,
             pool,
             &Scope::All,
+            &Actor::cli(Some("salur chaos".into())),
             &Filter {
                 state: Some(crate::store::State::Dead),
                 ..Default::default()
@@ -601,6 +605,7 @@ async fn fix_and_replay(
         &settings.amount_range,
         pool,
         &Scope::All,
+        &Actor::cli(Some("salur chaos".into())),
         id,
         "fixes.csv",
         file.as_slice(),
@@ -615,7 +620,14 @@ async fn fix_and_replay(
         batch_id: Some(id),
         ..Default::default()
     };
-    remediate::replay(settings, pool, &Scope::All, &filter).await?;
+    remediate::replay(
+        settings,
+        pool,
+        &Scope::All,
+        &Actor::cli(Some("salur chaos".into())),
+        &filter,
+    )
+    .await?;
     Ok(())
 }
 

@@ -3,10 +3,12 @@
 
 pub mod approval;
 pub mod batch;
+pub mod budget;
 pub mod chaos;
 pub mod display;
 pub mod office;
 pub mod parked_queues;
 pub mod privacy;
+pub mod programme;
 pub mod remediate;
 pub mod submit;

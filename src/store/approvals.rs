@@ -233,37 +233,3 @@ pub async fn decisions(conn: &mut PgConnection, batch: Uuid) -> sqlx::Result<Vec
     .fetch_all(conn)
     .await
 }
-
-/// The allocation of a programme, period and office (0 when none is set) and what is used of
-/// it: approved and not yet paid (approved records still in `verified` or
-/// `transfer_requested`) plus disbursed. With `lock`, the budget row is locked until the
-/// caller's transaction ends, so that two approvals against one budget take turns.
-pub async fn allocation_and_use(
-    conn: &mut PgConnection,
-    program: &str,
-    period: &str,
-    office: &str,
-    lock: bool,
-) -> sqlx::Result<(Decimal, Decimal)> {
-    let allocated: Option<Decimal> = sqlx::query_scalar(&format!(
-        "SELECT amount FROM budgets WHERE program = $1 AND period = $2 AND office = $3 {}",
-        if lock { "FOR UPDATE" } else { "" }
-    ))
-    .bind(program)
-    .bind(period)
-    .bind(office)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let used: Option<Decimal> = sqlx::query_scalar(
-        "SELECT sum(r.amount) FROM records r JOIN batches b ON b.id = r.batch_id
-         WHERE b.program = $1 AND b.period = $2 AND b.office = $3
-           AND (r.state = 'disbursed'
-                OR (r.approval_id IS NOT NULL AND r.state IN ('verified', 'transfer_requested')))",
-    )
-    .bind(program)
-    .bind(period)
-    .bind(office)
-    .fetch_one(conn)
-    .await?;
-    Ok((allocated.unwrap_or_default(), used.unwrap_or_default()))
-}

@@ -3,7 +3,7 @@
 
 use super::records::{State, raw_columns};
 use super::sealed::keyring;
-use crate::domain::RawRecord;
+use crate::domain::{Actor, RawRecord};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use std::collections::HashMap;
@@ -59,10 +59,12 @@ pub async fn write(
     raw: &RawRecord,
     reasons: &serde_json::Value,
     detail: serde_json::Value,
+    actor: &Actor,
 ) -> sqlx::Result<()> {
     let ring = keyring()?;
     let n = RawRecord::KEYS.len();
     let (reasons_at, detail_at, hash_at) = (n + 2, n + 3, n + 4);
+    let (person_at, token_at) = (n + 5, n + 6);
     let sets = raw_columns()
         .enumerate()
         .map(|(i, c)| format!("{c} = ${}", i + 2))
@@ -75,8 +77,10 @@ pub async fn write(
              WHERE id = $1 AND state = 'blocked'
              RETURNING id
          )
-         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
-         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at} FROM fixed"
+         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
+                                    actor_person, actor_token)
+         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at}, ${person_at}, ${token_at}
+         FROM fixed"
     );
     let mut query = sqlx::query(&sql).bind(id);
     for (column, value) in raw_columns().zip(raw.values()) {
@@ -90,6 +94,8 @@ pub async fn write(
         .bind(reasons)
         .bind(detail)
         .bind(raw.nik.as_deref().and_then(|n| ring.nik_hash(n)))
+        .bind(actor.person.as_deref())
+        .bind(actor.token.as_str())
         .execute(conn)
         .await?;
     Ok(())
@@ -112,6 +118,7 @@ pub async fn write_moving(
     amount: Option<Decimal>,
     forget_account: bool,
     detail: serde_json::Value,
+    actor: &Actor,
 ) -> sqlx::Result<bool> {
     let ring = keyring()?;
     let n = RawRecord::KEYS.len();
@@ -131,8 +138,9 @@ pub async fn write_moving(
              WHERE id = $1 AND state = ${from}
              RETURNING id
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
-             SELECT id, ${from}, ${to}, ${r}, ${d} FROM fixed
+             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
+                                        actor_person, actor_token)
+             SELECT id, ${from}, ${to}, ${r}, ${d}, ${person}, ${token} FROM fixed
          )
          SELECT count(*) FROM fixed",
         r = at(0),
@@ -142,6 +150,8 @@ pub async fn write_moving(
         to = at(4),
         amount = at(5),
         forget = at(6),
+        person = at(7),
+        token = at(8),
     );
     let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(id);
     for (column, value) in raw_columns().zip(raw.values()) {
@@ -159,6 +169,8 @@ pub async fn write_moving(
         .bind(to.as_str())
         .bind(amount)
         .bind(forget_account)
+        .bind(actor.person.as_deref())
+        .bind(actor.token.as_str())
         .fetch_one(conn)
         .await?;
     Ok(changed == 1)

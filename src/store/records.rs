@@ -2,7 +2,7 @@
 //! written together with its audit row, so a redelivered message changes nothing twice.
 
 use super::sealed::{KeyError, Keyring, keyring};
-use crate::domain::{RawRecord, Reason};
+use crate::domain::{Actor, RawRecord, Reason};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
@@ -391,6 +391,16 @@ pub async fn apply(
     from: State,
     changes: &[Change],
 ) -> sqlx::Result<Vec<i64>> {
+    apply_as(conn, from, changes, None).await
+}
+
+/// [`apply`], the audit rows naming the person who caused the changes (`None`: the system).
+pub async fn apply_as(
+    conn: &mut PgConnection,
+    from: State,
+    changes: &[Change],
+    actor: Option<&Actor>,
+) -> sqlx::Result<Vec<i64>> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }
@@ -457,8 +467,9 @@ pub async fn apply(
                       THEN COALESCE(u.detail, '{}') || '{\"mother_name\": \"provided; erased once the account was opened and verified\"}'
                       ELSE u.detail END AS detail
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
-             SELECT id, $1, to_state, reasons, detail FROM changed
+             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
+                                        actor_person, actor_token)
+             SELECT id, $1, to_state, reasons, detail, $11, $12 FROM changed
          )
          SELECT id FROM changed",
     )
@@ -472,6 +483,8 @@ pub async fn apply(
     .bind(&reference)
     .bind(&attempt)
     .bind(&detail)
+    .bind(actor.and_then(|a| a.person.as_deref()))
+    .bind(actor.map(|a| a.token.as_str()))
     .fetch_all(conn)
     .await
 }
@@ -484,6 +497,7 @@ pub async fn copy_received(
     conn: &mut PgConnection,
     batch_id: Uuid,
     rows: &[RawRecord],
+    actor: Option<&Actor>,
 ) -> sqlx::Result<Vec<i64>> {
     let ring = keyring()?;
     let ids: Vec<i64> = sqlx::query_scalar(
@@ -539,12 +553,22 @@ pub async fn copy_received(
     copy.finish().await?;
 
     buf.clear();
+    let mut who = String::new();
+    for value in [
+        actor.and_then(|a| a.person.as_deref()),
+        actor.map(|a| a.token.as_str()),
+    ] {
+        who.push('\t');
+        copy_text(&mut who, value);
+    }
     for id in &ids {
         use std::fmt::Write as _;
-        let _ = writeln!(buf, "{id}\treceived");
+        let _ = writeln!(buf, "{id}\treceived{who}");
     }
     let mut copy = conn
-        .copy_in_raw("COPY record_events (record_id, to_state) FROM STDIN")
+        .copy_in_raw(
+            "COPY record_events (record_id, to_state, actor_person, actor_token) FROM STDIN",
+        )
         .await?;
     copy.send(buf.as_bytes()).await?;
     copy.finish().await?;

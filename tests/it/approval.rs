@@ -6,9 +6,11 @@
 use crate::harness::{self, TestEnv, valid_record};
 use rust_decimal::Decimal;
 use salur::bank::sim::settlements;
+use salur::domain::Actor;
 use salur::intake::RawRecord;
 use salur::ops::approval::{self, ApprovalError, Checker};
 use salur::ops::batch::{self, Totals};
+use salur::ops::office::{self, NewToken, Role};
 use salur::ops::submit::{self, BatchInfo};
 use salur::store::State;
 use uuid::Uuid;
@@ -23,32 +25,51 @@ fn idr(n: i64) -> Decimal {
     Decimal::from(n)
 }
 
-/// The office, its programme (approval required, Rp600.000) and its budget for the period.
-async fn setup(env: &TestEnv, budget: i64) {
-    crate::harness::http::add_office(&env.pool, OFFICE, salur::ops::office::Role::Office).await;
-    sqlx::query(
-        "INSERT INTO programmes (code, name, amounts, approval_required)
-         VALUES ($1, 'Bantuan Sosial', '{600000}', true)",
+/// The office (with a maker token for [`MAKER`]), its programme (approval required,
+/// Rp200.000 or Rp600.000) and its budget for the period. Returns the maker's token.
+async fn setup(env: &TestEnv, budget: i64) -> String {
+    let maker = office::add_for(
+        &env.pool,
+        OFFICE,
+        "Dinas Sosial Kota Kupang",
+        &NewToken {
+            role: Role::Maker,
+            person: Some(MAKER.into()),
+            label: Some("maker-yohanes".into()),
+        },
     )
-    .bind(PROGRAM)
-    .execute(&env.pool)
     .await
     .unwrap();
+    salur::ops::programme::add(&env.pool, PROGRAM, "Bantuan Sosial", "200000,600000", true)
+        .await
+        .unwrap();
     set_budget(env, budget).await;
+    maker
+}
+
+/// A token of the office for `person` with `role`.
+async fn token(env: &TestEnv, role: Role, person: &str) -> String {
+    office::issue(
+        &env.pool,
+        OFFICE,
+        &NewToken {
+            role,
+            person: Some(person.into()),
+            label: Some(format!(
+                "{}-{}",
+                role.as_str(),
+                person.split(' ').next().unwrap()
+            )),
+        },
+    )
+    .await
+    .unwrap()
 }
 
 async fn set_budget(env: &TestEnv, amount: i64) {
-    sqlx::query(
-        "INSERT INTO budgets (program, period, office, amount) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (program, period, office) DO UPDATE SET amount = $4",
-    )
-    .bind(PROGRAM)
-    .bind(PERIOD)
-    .bind(OFFICE)
-    .bind(idr(amount))
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    salur::ops::budget::set(&env.pool, PROGRAM, PERIOD, OFFICE, idr(amount))
+        .await
+        .unwrap();
 }
 
 /// A batch of the programme submitted by the maker.
@@ -62,15 +83,16 @@ async fn submit(env: &TestEnv, records: &[RawRecord]) -> Uuid {
             office: OFFICE.into(),
             program: PROGRAM.into(),
             period: PERIOD.into(),
+            submitted_by: Some(maker()),
         },
     )
     .await
     .expect("submit");
-    let mut conn = env.pool.acquire().await.unwrap();
-    salur::store::approvals::set_submitter(&mut conn, batch, Some(MAKER), Some("maker-token"))
-        .await
-        .unwrap();
     batch
+}
+
+fn maker() -> Actor {
+    Actor::new(Some(MAKER.into()), "maker-yohanes")
 }
 
 fn checker(person: &str) -> Checker {
@@ -113,6 +135,7 @@ async fn transfer_requests(env: &TestEnv, batch: Uuid) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_paid_before_a_checker_approves_and_then_exactly_the_list_is_paid() {
     harness::env()
+        .without_programmes()
         .pipeline()
         .run(async |env| {
             setup(env, 10 * 600_000).await;
@@ -207,6 +230,7 @@ async fn nothing_is_paid_before_a_checker_approves_and_then_exactly_the_list_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_list_hash_is_refused_and_a_record_ready_later_needs_its_own_approval() {
     harness::env()
+        .without_programmes()
         .pipeline()
         .run(async |env| {
             setup(env, 10 * 600_000).await;
@@ -291,15 +315,23 @@ async fn fix_and_replay(env: &TestEnv, id: i64, sets: &[(&str, &str)]) {
         .collect();
     let scope = Scope::Office(OFFICE.into());
     if !sets.is_empty() {
-        let fixed = remediate::fix(&env.settings.amount_range, &env.pool, &scope, id, &sets)
-            .await
-            .unwrap();
+        let fixed = remediate::fix(
+            &env.settings.amount_range,
+            &env.pool,
+            &scope,
+            &maker(),
+            id,
+            &sets,
+        )
+        .await
+        .unwrap();
         assert!(fixed.ready, "{fixed:?}");
     }
     let replayed = remediate::replay(
         &env.settings,
         &env.pool,
         &scope,
+        &maker(),
         &Filter {
             ids: vec![id],
             ..Filter::default()
@@ -313,6 +345,7 @@ async fn fix_and_replay(env: &TestEnv, id: i64, sets: &[(&str, &str)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_over_budget_is_refused_with_the_figures_and_nothing_moves() {
     harness::env()
+        .without_programmes()
         .pipeline()
         .run(async |env| {
             // Room for two of the three.
@@ -376,6 +409,7 @@ async fn an_approval_over_budget_is_refused_with_the_figures_and_nothing_moves()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_approvals_that_together_exceed_the_budget_one_passes() {
     harness::env()
+        .without_programmes()
         .pipeline()
         .run(async |env| {
             // Room for three: each list has two.
@@ -423,6 +457,7 @@ async fn two_concurrent_approvals_that_together_exceed_the_budget_one_passes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_list_goes_back_to_the_office_blocked_with_the_why_and_is_approved_anew() {
     harness::env()
+        .without_programmes()
         .pipeline()
         .run(async |env| {
             setup(env, 10 * 600_000).await;
@@ -528,6 +563,7 @@ async fn fix(env: &TestEnv, id: i64, sets: &[(&str, &str)]) -> salur::ops::remed
         &env.settings.amount_range,
         &env.pool,
         &Scope::Office(OFFICE.into()),
+        &maker(),
         id,
         &sets,
     )
@@ -541,6 +577,7 @@ async fn fix(env: &TestEnv, id: i64, sets: &[(&str, &str)]) -> salur::ops::remed
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_paid() {
     harness::env()
+        .without_programmes()
         .pipeline()
         .run(async |env| {
             setup(env, 10 * 600_000).await;
@@ -554,13 +591,29 @@ async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_p
                     .unwrap();
             let seen = approval::list(&env.pool, batch, None).await.unwrap();
 
-            // On the list waiting for approval: an inflated amount changes the list.
-            fix(env, ids[0], &[("amount", "1200000")]).await;
+            // On the list waiting for approval: an inflated amount is never accepted …
+            for inflated in ["50000000", "1200000"] {
+                let refused = salur::ops::remediate::fix(
+                    &env.settings.amount_range,
+                    &env.pool,
+                    &salur::ops::remediate::Scope::Office(OFFICE.into()),
+                    &maker(),
+                    ids[0],
+                    &[("amount".into(), inflated.into())],
+                )
+                .await
+                .unwrap_err();
+                assert!(refused.to_string().contains("amount"), "{refused}");
+            }
+            let (state, _) = state_and_last_detail(env, ids[0]).await;
+            assert_eq!(state, "awaiting_approval");
+            // … and an amount the programme pays changes the list.
+            fix(env, ids[0], &[("amount", "200000")]).await;
             let (state, detail) = state_and_last_detail(env, ids[0]).await;
             assert_eq!(state, "awaiting_approval");
             assert_eq!(detail["action"], "payee_change");
             assert_eq!(detail["before"]["amount"], "600000");
-            assert_eq!(detail["after"]["amount"], "1200000");
+            assert_eq!(detail["after"]["amount"], "200000");
             assert!(matches!(
                 approval::approve(
                     &env.settings,
@@ -573,8 +626,8 @@ async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_p
                 Err(ApprovalError::StaleList { .. })
             ));
             let list = approval::list(&env.pool, batch, None).await.unwrap();
-            assert_eq!(list.total, idr(2_400_000));
-            assert_eq!(list.per_amount["1200000.00"].records, 1);
+            assert_eq!(list.total, idr(1_400_000));
+            assert_eq!(list.per_amount["200000.00"].records, 1);
 
             // Approved while no worker runs: the transfers wait on the queue.
             env.stop_services().await;

@@ -4,7 +4,7 @@
 use super::reconcile::{Reconciled, reconcile_quietly};
 use super::{RemediateError, Scope, stopped_at};
 use crate::config::Settings;
-use crate::domain::{Reason, ReasonCode};
+use crate::domain::{Actor, Reason, ReasonCode};
 use crate::messages::Stage;
 use crate::store::{Change, State, parked, records};
 use serde::Serialize;
@@ -25,6 +25,7 @@ pub async fn discard(
     settings: &Settings,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     id: i64,
     why: &str,
 ) -> Result<Discarded, RemediateError> {
@@ -59,7 +60,7 @@ pub async fn discard(
     let change = Change::to(id, State::Rejected)
         .with_reasons(reasons)
         .with_detail(serde_json::json!({"action": "discard", "why": why}));
-    records::apply(&mut tx, from, &[change]).await?;
+    records::apply_as(&mut tx, from, &[change], Some(actor)).await?;
     tx.commit().await?;
     Ok(Discarded {
         id,

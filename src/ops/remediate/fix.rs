@@ -2,9 +2,11 @@
 //! records; each is validated at once and the answer lists the reasons that remain.
 
 use super::{RemediateError, Scope, reasons_of};
-use crate::domain::{AmountRange, RawRecord, Reason, check_text, mask_digits, validate};
+use crate::domain::{
+    Actor, AllowedAmounts, AmountRange, RawRecord, Reason, check_text, mask_digits, validate_for,
+};
 use crate::intake::file::set_named_field;
-use crate::store::{RecordRow, State, batches, corrections, records};
+use crate::store::{RecordRow, State, batches, corrections, programmes, records};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeSet, HashMap};
@@ -36,7 +38,9 @@ pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, Remed
         .collect()
 }
 
-/// Corrects fields of one blocked record and validates it at once; amounts against `range`.
+/// Corrects fields of one blocked record and validates it at once; amounts against `range`
+/// and the programme's amounts (an amount it does not pay is refused). `actor` is named on
+/// the audit row.
 ///
 /// A record waiting for approval, or approved and not yet sent to its bank, may be corrected
 /// too (a payee change): it loses its approval and never reaches a bank on the list a checker
@@ -45,6 +49,7 @@ pub async fn fix(
     range: &AmountRange,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     id: i64,
     sets: &[(String, String)],
 ) -> Result<FixOutcome, RemediateError> {
@@ -57,13 +62,16 @@ pub async fn fix(
     let sets: Vec<(String, Option<String>)> =
         sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
     if let Some(from) = State::parse(&row.state).filter(|s| PAYEE_CHANGE_FROM.contains(s)) {
-        let outcome = payee_change(range, &mut tx, &row, from, &sets).await?;
+        let amounts = programmes::allowed_amounts(&mut tx, &[row.program.as_str()]).await?;
+        let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
+        let outcome = payee_change(range, programme, &mut tx, &row, from, &sets, actor).await?;
         tx.commit().await?;
         return Ok(outcome);
     }
     let reasons = current_reasons(&mut tx, &[id]).await?;
-    let (outcome, raw) = fix_row(range, &row, &reasons[&id], &sets)?;
-    store_fix(&mut tx, &outcome, &raw).await?;
+    let amounts = programmes::allowed_amounts(&mut tx, &[row.program.as_str()]).await?;
+    let (outcome, raw) = fix_row(range, &amounts, &row, &reasons[&id], &sets)?;
+    store_fix(&mut tx, &outcome, &raw, actor).await?;
     tx.commit().await?;
     Ok(outcome)
 }
@@ -81,9 +89,11 @@ async fn current_reasons(
     Ok(records::reasons(conn, ids).await?.into_iter().collect())
 }
 
-/// Applies corrections to a blocked record's values (in memory) and validates the result.
+/// Applies corrections to a blocked record's values (in memory) and validates the result;
+/// `amounts` holds the amounts of the record's programme.
 fn fix_row(
     range: &AmountRange,
+    amounts: &HashMap<String, AllowedAmounts>,
     row: &RecordRow,
     row_reasons: &serde_json::Value,
     sets: &[(String, Option<String>)],
@@ -99,6 +109,7 @@ fn fix_row(
             },
         });
     }
+    let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
     let mut raw = row.raw.clone();
     let mut changed = Vec::new();
     for (field, value) in sets {
@@ -107,12 +118,14 @@ fn fix_row(
                 field: field.clone(),
             }
         })?;
-        check_correction(range, key, value.as_deref())?;
+        check_correction(range, programme, key, value.as_deref())?;
         if !changed.contains(&key) {
             changed.push(key);
         }
     }
-    let mut reasons = validate(&raw, range).err().unwrap_or_default();
+    let mut reasons = validate_for(&raw, range, programme)
+        .err()
+        .unwrap_or_default();
     // What the bank or verification found stays until a field it concerns is corrected.
     for r in reasons_of(row_reasons.clone()) {
         let Some(concerns) = r.code.fixed_by() else {
@@ -133,9 +146,10 @@ fn fix_row(
 }
 
 /// The edge rules of intake for one corrected value: its text (no control characters, its
-/// length), and for an amount, the range it must lie in.
+/// length), and for an amount, the range it must lie in and the programme's amounts.
 fn check_correction(
     range: &AmountRange,
+    programme: Option<(&str, &AllowedAmounts)>,
     key: &'static str,
     value: Option<&str>,
 ) -> Result<(), RemediateError> {
@@ -146,7 +160,15 @@ fn check_correction(
     };
     check_text(key, value).map_err(|e| refuse(e.to_string()))?;
     if key == "amount" {
-        range.parse(value).map_err(|e| refuse(e.to_string()))?;
+        let amount = range.parse(value).map_err(|e| refuse(e.to_string()))?;
+        if let Some((program, allowed)) = programme
+            && !allowed.allows(amount.value())
+        {
+            return Err(refuse(format!(
+                "is not one that programme {program} pays: write {}",
+                allowed.describe()
+            )));
+        }
     }
     Ok(())
 }
@@ -157,11 +179,12 @@ async fn store_fix(
     conn: &mut PgConnection,
     outcome: &FixOutcome,
     raw: &RawRecord,
+    actor: &Actor,
 ) -> Result<(), RemediateError> {
     let reasons = serde_json::to_value(&outcome.reasons).expect("reasons serialize");
     let detail =
         serde_json::json!({"action": "fix", "fields": outcome.changed, "ready": outcome.ready});
-    corrections::write(conn, outcome.id, raw, &reasons, detail).await?;
+    corrections::write(conn, outcome.id, raw, &reasons, detail, actor).await?;
     Ok(())
 }
 
@@ -195,10 +218,12 @@ fn audit_value(key: &str, value: Option<&str>) -> serde_json::Value {
 /// after, masked.
 async fn payee_change(
     range: &AmountRange,
+    programme: Option<(&str, &AllowedAmounts)>,
     conn: &mut PgConnection,
     row: &RecordRow,
     from: State,
     sets: &[(String, Option<String>)],
+    actor: &Actor,
 ) -> Result<FixOutcome, RemediateError> {
     let mut raw = row.raw.clone();
     let mut set_keys = Vec::new();
@@ -208,7 +233,7 @@ async fn payee_change(
                 field: field.clone(),
             }
         })?;
-        check_correction(range, key, value.as_deref())?;
+        check_correction(range, programme, key, value.as_deref())?;
         if !set_keys.contains(&key) {
             set_keys.push(key);
         }
@@ -267,7 +292,9 @@ async fn payee_change(
             })?;
         (State::AwaitingApproval, Vec::new(), Some(amount.value()))
     } else {
-        let reasons = validate(&raw, range).err().unwrap_or_default();
+        let reasons = validate_for(&raw, range, programme)
+            .err()
+            .unwrap_or_default();
         (State::Blocked, reasons, None)
     };
     let forget_account = changed
@@ -283,6 +310,7 @@ async fn payee_change(
         amount,
         forget_account,
         detail,
+        actor,
     )
     .await?;
     debug_assert!(moved, "the record is locked");
@@ -312,6 +340,7 @@ pub async fn fix_file(
     range: &AmountRange,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     batch_id: Uuid,
     file_name: &str,
     mut reader: impl std::io::Read,
@@ -417,6 +446,9 @@ pub async fn fix_file(
         .map(|r| (r.id, r))
         .collect();
     let reasons = current_reasons(&mut tx, &all_ids).await?;
+    let programs: BTreeSet<&str> = rows.values().map(|r| r.program.as_str()).collect();
+    let amounts =
+        programmes::allowed_amounts(&mut tx, &programs.into_iter().collect::<Vec<_>>()).await?;
     let mut outcomes = Vec::with_capacity(wanted.len());
     let mut seen = BTreeSet::new();
     for ((line, shown, sets), key) in wanted.iter().zip(&keys) {
@@ -442,9 +474,9 @@ pub async fn fix_file(
             ));
         }
         let row = &rows[&id];
-        let (outcome, raw) =
-            fix_row(range, row, &reasons[&id], sets).map_err(|e| bad(*line, e.to_string()))?;
-        store_fix(&mut tx, &outcome, &raw).await?;
+        let (outcome, raw) = fix_row(range, &amounts, row, &reasons[&id], sets)
+            .map_err(|e| bad(*line, e.to_string()))?;
+        store_fix(&mut tx, &outcome, &raw, actor).await?;
         outcomes.push(outcome);
     }
     tx.commit().await?;

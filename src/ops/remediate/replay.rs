@@ -9,11 +9,11 @@
 use super::reconcile::{Reconciled, reconcile_quietly};
 use super::{FixOutcome, RemediateError, Scope, stopped_at};
 use crate::config::Settings;
-use crate::domain::{ReasonCode, validate};
+use crate::domain::{Actor, ReasonCode, validate_for};
 use crate::messages::Stage;
 use crate::stages::stage_message;
 use crate::store::parked::{self, Filter};
-use crate::store::{Attempt, Change, RecordRow, State, outbox, records};
+use crate::store::{Attempt, Change, RecordRow, State, outbox, programmes, records};
 use serde::Serialize;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +39,7 @@ pub async fn replay(
     settings: &Settings,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     filter: &Filter,
 ) -> Result<ReplayOutcome, RemediateError> {
     let mut tx = pool.begin().await?;
@@ -49,6 +50,10 @@ pub async fn replay(
         .into_iter()
         .map(|r| (r.id, r))
         .collect();
+    let programs: std::collections::BTreeSet<&str> =
+        rows.values().map(|r| r.program.as_str()).collect();
+    let amounts =
+        programmes::allowed_amounts(&mut tx, &programs.into_iter().collect::<Vec<_>>()).await?;
     let mut outcome = ReplayOutcome::default();
     let mut changes: BTreeMap<State, Vec<Change>> = BTreeMap::new();
     let mut work: BTreeMap<(Stage, Uuid), Vec<i64>> = BTreeMap::new();
@@ -59,7 +64,8 @@ pub async fn replay(
         };
         let from = State::parse(&row.state).expect("parked state");
         let stage = if from == State::Blocked {
-            match validate(&row.raw, &settings.amount_range) {
+            let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
+            match validate_for(&row.raw, &settings.amount_range, programme) {
                 Ok(_) => Stage::AccountOpening,
                 // Past verification once (its list rejected, its name changed): the mother's
                 // maiden name was erased, and the account the bank confirmed still stands, so
@@ -122,7 +128,7 @@ pub async fn replay(
         }
     }
     for (from, changes) in &changes {
-        records::apply(&mut tx, *from, changes).await?;
+        records::apply_as(&mut tx, *from, changes, Some(actor)).await?;
     }
     outbox::insert(&mut tx, &out).await?;
     tx.commit().await?;
