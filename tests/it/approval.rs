@@ -699,3 +699,197 @@ async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_p
         })
         .await;
 }
+
+/// The dishonest clerk over the HTTP API, at every step: an inflated amount is blocked
+/// AMOUNT_NOT_ALLOWED (and a fix to one is refused); their own account put on a record waits
+/// for a checker; approving with their maker token is `not-a-checker`, with a checker token of
+/// their own `own-submission`; an auditor and an admin are no checkers either; a stale hash is
+/// 409; another office's checker does not see the batch. Nothing reaches the bank before the
+/// checker approves, and every audit row a person wrote names them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dishonest_clerk_fails_at_every_step_over_the_api() {
+    use crate::harness::http::{CSV_TYPE, Server, csv_of, problem};
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+    harness::env()
+        .without_programmes()
+        .pipeline()
+        .run(async |env| {
+            let maker_token = setup(env, 10 * 600_000).await;
+            let clerk_as_checker = token(env, Role::Checker, MAKER).await;
+            let checker_token = token(env, Role::Checker, CHECKER).await;
+            let auditor = office::add(&env.pool, "BPK", "BPK RI", Role::Auditor)
+                .await
+                .unwrap();
+            let admin = token(env, Role::Admin, "Admin Dinas").await;
+            office::add_for(
+                &env.pool,
+                "DINSOS-3578",
+                "Dinas Sosial Kota Surabaya",
+                &NewToken {
+                    role: Role::Maker,
+                    person: Some("Budi Maker".into()),
+                    label: None,
+                },
+            )
+            .await
+            .unwrap();
+            let other_checker = office::issue(
+                &env.pool,
+                "DINSOS-3578",
+                &NewToken {
+                    role: Role::Checker,
+                    person: Some("Siti Checker".into()),
+                    label: None,
+                },
+            )
+            .await
+            .unwrap();
+            let server = Server::start(env.settings.clone(), env.pool.clone()).await;
+
+            // Row 1 valid; row 2 without the mother's name; row 3 inflated.
+            let mut records = recipients(1, 3);
+            records[1].mother_name = None;
+            records[2].amount = Some("1200000".into());
+            let r = server
+                .request(
+                    Method::POST,
+                    &format!("/v1/batches?program={PROGRAM}&period={PERIOD}"),
+                    Some(&maker_token),
+                )
+                .header("content-type", CSV_TYPE)
+                .body(csv_of(&records))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            let body: Value = r.json().await.unwrap();
+            let batch: Uuid = body["batch_id"].as_str().unwrap().parse().unwrap();
+            env.wait(batch).await;
+            let rows = harness::rows(&env.pool, batch).await;
+            assert_eq!(rows[0].1, "awaiting_approval");
+            assert_eq!(rows[1].2, ["MOTHER_NAME_MISSING"]);
+            assert_eq!(rows[2].2, ["AMOUNT_NOT_ALLOWED"]);
+            let ids: Vec<i64> =
+                sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 ORDER BY row_number")
+                    .bind(batch)
+                    .fetch_all(&env.pool)
+                    .await
+                    .unwrap();
+
+            // The clerk "fixes" row 2 with an inflated amount: refused; with their own account
+            // and the mother's name: accepted, replayed, and it waits for a checker.
+            let patch = |id: i64, body: Value| {
+                server
+                    .request(Method::PATCH, &format!("/v1/records/{id}"), Some(&maker_token))
+                    .json(&body)
+                    .send()
+            };
+            let r = patch(ids[1], json!({"amount": "1200000", "mother_name": "Yohana Bili"}))
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error(), "{}", r.status());
+            let r = patch(
+                ids[1],
+                json!({"account_number": "0021999988887777", "mother_name": "Yohana Bili"}),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let r = server
+                .request(Method::POST, &format!("/v1/records/{}/replay", ids[1]), Some(&maker_token))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            env.wait(batch).await;
+            assert_eq!(harness::rows(&env.pool, batch).await[1].1, "awaiting_approval");
+
+            // The list: anyone of the office may read it.
+            let path = format!("/v1/batches/{batch}/approval");
+            let r = server.get(&path, &maker_token).await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let list: Value = r.json().await.unwrap();
+            assert_eq!(list["records"], 2);
+            assert_eq!(list["total"], "1200000.00");
+            assert_eq!(list["budget"]["left_after"], "4800000.00");
+            let hash = list["list_hash"].as_str().unwrap().to_owned();
+            assert_eq!(server.get(&path, &other_checker).await.status(), StatusCode::NOT_FOUND);
+
+            let post = |token: &str, body: Value| {
+                server
+                    .request(Method::POST, &path, Some(token))
+                    .json(&body)
+                    .send()
+            };
+            for (who, kind) in [
+                (&maker_token, "not-a-checker"),
+                (&auditor, "not-a-checker"),
+                (&admin, "not-a-checker"),
+                (&clerk_as_checker, "own-submission"),
+            ] {
+                let p = problem(post(who, json!({"list_hash": hash})).await.unwrap(), StatusCode::FORBIDDEN).await;
+                assert_eq!(p["type"], format!("/problems/{kind}"), "{p}");
+                let p = problem(
+                    post(who, json!({"decision": "reject", "why": "x"})).await.unwrap(),
+                    StatusCode::FORBIDDEN,
+                )
+                .await;
+                assert_eq!(p["type"], format!("/problems/{kind}"), "{p}");
+            }
+            problem(
+                post(&other_checker, json!({"list_hash": hash})).await.unwrap(),
+                StatusCode::NOT_FOUND,
+            )
+            .await;
+            let stale = "0".repeat(64);
+            let p = problem(post(&checker_token, json!({"list_hash": stale})).await.unwrap(), StatusCode::CONFLICT).await;
+            assert_eq!(p["type"], "/problems/stale-list");
+            assert_eq!(p["current_list_hash"], hash.as_str());
+            // Nothing has reached the bank.
+            assert_eq!(transfer_requests(env, batch).await, 0);
+            assert!(settlements(&env.pool).await.unwrap().is_empty());
+            identity_holds(env, batch).await;
+
+            // The checker approves what they saw.
+            let r = post(&checker_token, json!({"list_hash": hash})).await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let decided: Value = r.json().await.unwrap();
+            assert_eq!(decided["person"], CHECKER);
+            assert_eq!(decided["records"], 2);
+            let status = env.wait(batch).await;
+            assert_eq!(status.count(State::Disbursed), 2, "{status}");
+            assert_eq!(status.count(State::Blocked), 1, "{status}");
+            identity_holds(env, batch).await;
+
+            // Every audit row a person wrote (submit, fix, replay, approval) names them.
+            let unnamed: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM record_events e JOIN records r ON r.id = e.record_id
+                 WHERE r.batch_id = $1 AND (e.from_state IS NULL
+                       OR e.detail->>'action' IN ('fix', 'replay', 'payee_change', 'approve', 'reject'))
+                   AND (e.actor_person IS NULL OR e.actor_token IS NULL)",
+            )
+            .bind(batch)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            assert_eq!(unnamed, 0);
+            let approvers: Vec<(String, String)> = sqlx::query_as(
+                "SELECT DISTINCT actor_person, actor_token FROM record_events
+                 WHERE detail->>'action' = 'approve'",
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+            assert_eq!(approvers, [(CHECKER.to_owned(), "checker-Maria".to_owned())]);
+            let submitters: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT actor_person FROM record_events WHERE from_state IS NULL",
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+            assert_eq!(submitters, [MAKER]);
+            server.stop().await;
+        })
+        .await;
+}
