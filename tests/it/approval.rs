@@ -74,7 +74,7 @@ async fn set_budget(env: &TestEnv, amount: i64) {
 
 /// A batch of the programme submitted by the maker.
 async fn submit(env: &TestEnv, records: &[RawRecord]) -> Uuid {
-    let batch = submit::submit_records(
+    submit::submit_records(
         &env.settings,
         &env.pool,
         "bansos.csv",
@@ -87,8 +87,7 @@ async fn submit(env: &TestEnv, records: &[RawRecord]) -> Uuid {
         },
     )
     .await
-    .expect("submit");
-    batch
+    .expect("submit")
 }
 
 fn maker() -> Actor {
