@@ -119,26 +119,19 @@ const OFFICE: &str = "DINSOS-5371";
 const MAKER: &str = "salur demo (maker)";
 const CHECKER: &str = "salur demo (checker)";
 
-/// The checker approves the batch's list as it stands, after printing what they see.
+/// The checker approves the batch's list as it stands (the summary shows what they saw).
 async fn approve(
     settings: &Settings,
     pool: &sqlx::PgPool,
     batch_id: Uuid,
-    print: bool,
 ) -> anyhow::Result<ApprovalStep> {
     let list = approval::list(pool, batch_id, None).await?;
-    if print {
-        eprint!("{list}");
-    }
     let checker = approval::Checker {
         person: CHECKER.into(),
         token_label: Some("cli".into()),
         office: None,
     };
     let decided = approval::approve(settings, pool, batch_id, &list.list_hash, &checker).await?;
-    if print {
-        eprint!("{decided}");
-    }
     Ok(ApprovalStep { list, decided })
 }
 
@@ -241,7 +234,6 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         rust_decimal::Decimal::from(opts.recipients) * rust_decimal::Decimal::from(600_000),
     )
     .await?;
-    let print = opts.progress;
     let started = Instant::now();
     let batch_id = submit::submit_file(settings, &pool, &file, &info).await?;
     if let Some((sim, snap_dir)) = snap {
@@ -269,7 +261,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     // The checker approves the list as it stands; the transfers follow.
     let approved = match &waited {
         Ok(s) if programme.approval_required && s.count(State::AwaitingApproval) > 0 => {
-            let step = approve(settings, &pool, batch_id, print).await;
+            let step = approve(settings, &pool, batch_id).await;
             waited = batch::wait(&pool, batch_id, Some(opts.timeout), |s| progress(&bar, s)).await;
             Some(step)
         }
@@ -288,7 +280,6 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
                 &file,
                 opts.timeout,
                 &bar,
-                print,
             )
             .await,
         ),
@@ -381,7 +372,6 @@ async fn fix_and_replay(
     file: &std::path::Path,
     timeout: Duration,
     bar: &Option<indicatif::ProgressBar>,
-    print: bool,
 ) -> anyhow::Result<FixSummary> {
     use crate::ops::remediate::{self, Filter, Scope};
     let started = Instant::now();
@@ -422,7 +412,7 @@ async fn fix_and_replay(
     let mut status = batch::wait(pool, batch_id, Some(timeout), |s| progress(bar, s)).await?;
     // The replayed records form a supplementary list: it needs its own approval.
     let approval = if status.count(State::AwaitingApproval) > 0 {
-        let step = approve(settings, pool, batch_id, print).await?;
+        let step = approve(settings, pool, batch_id).await?;
         status = batch::wait(pool, batch_id, Some(timeout), |s| progress(bar, s)).await?;
         Some(step)
     } else {
@@ -484,7 +474,27 @@ impl DemoSummary {
                 self.blocked_reasons
             ));
         }
+        if !self.status.totals.holds {
+            problems.push(format!(
+                "the totals identity does not hold: {}",
+                self.status.totals
+            ));
+        }
+        if let Some(a) = &self.approval
+            && a.decided.records != complete
+        {
+            problems.push(format!(
+                "expected a payment list of {complete} to approve, got {}",
+                a.decided.records
+            ));
+        }
         if let Some(fix) = &self.fix {
+            if !fix.status.totals.holds {
+                problems.push(format!(
+                    "after the fix the totals identity does not hold: {}",
+                    fix.status.totals
+                ));
+            }
             let dead_after = if self.bank_faults {
                 fix.status.count(State::Dead)
             } else {
