@@ -414,12 +414,17 @@ impl TestEnv {
         .expect("submit")
     }
 
-    /// Waits until no record of the batch is in flight (riding out a database restart).
+    /// Waits until no record of the batch is in flight (riding out a database restart), and
+    /// checks that the batch's totals identity holds.
     pub async fn wait(&self, batch_id: Uuid) -> BatchStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(180);
         loop {
             match batch::status(&self.pool, batch_id).await {
-                Ok(s) if s.in_flight == 0 => return s,
+                Ok(s) if s.in_flight == 0 => {
+                    // Every scenario that waits for a batch checks the totals identity.
+                    assert!(s.totals.holds, "batch {batch_id}: {}", s.totals);
+                    return s;
+                }
                 Ok(_) => {}
                 Err(batch::BatchError::Database(_)) => {}
                 Err(e) => panic!("{e}"),
