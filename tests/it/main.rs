@@ -18,6 +18,7 @@ mod observability;
 mod outage;
 mod pipeline;
 mod privacy;
+mod programmes;
 mod remediation;
 mod retries;
 mod snap;
