@@ -13,6 +13,9 @@ use salur::ops::remediate::{self, RemediateError, Scope};
 use salur::stages::{Input, process_one};
 use serde_json::{Value, json};
 
+/// `(record, detail's action, to_state, actor_person, actor_token)`.
+type AuditRow = (i64, Option<String>, String, Option<String>, Option<String>);
+
 /// Runs account opening on what the outbox holds for it (no broker: database-only tests).
 async fn open_accounts(env: &TestEnv) {
     let messages: Vec<(i64, Vec<u8>)> = sqlx::query_as(
@@ -300,7 +303,7 @@ async fn an_amount_the_programme_does_not_pay_is_blocked_and_no_fix_can_set_one(
                 "{err}"
             );
             // and in a corrections file, which is refused whole.
-            let file = format!("row,mother_name,amount\n2,Yohana Bili,1000000\n1,,600000\n");
+            let file = "row,mother_name,amount\n2,Yohana Bili,1000000\n1,,600000\n";
             let err = remediate::fix_file(
                 &env.settings.amount_range,
                 &env.pool,
@@ -571,14 +574,13 @@ async fn every_audit_row_a_person_causes_names_them() {
             .unwrap();
             assert_eq!(replayed.replayed_ids, [ids[1]]);
 
-            let rows: Vec<(i64, Option<String>, String, Option<String>, Option<String>)> =
-                sqlx::query_as(
-                    "SELECT record_id, detail->>'action', to_state, actor_person, actor_token
+            let rows: Vec<AuditRow> = sqlx::query_as(
+                "SELECT record_id, detail->>'action', to_state, actor_person, actor_token
                      FROM record_events ORDER BY id",
-                )
-                .fetch_all(&env.pool)
-                .await
-                .unwrap();
+            )
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
             let who = |id: i64, what: &str| {
                 rows.iter()
                     .find(|r| r.0 == id && r.1.as_deref() == Some(what))
