@@ -753,6 +753,20 @@ async fn a_budget_shows_what_a_paid_batch_used() {
             let text = String::from_utf8_lossy(&out.stdout);
             assert!(text.contains("Rp3.200.000"), "{text}");
             assert!(text.contains("Rp1.800.000"), "{text}");
+
+            // The gauges: what is left, and the share of the period's budget used.
+            let g = salur::store::stats::read(&env.pool).await.unwrap();
+            assert_eq!(g.budgets.get("BPNT"), Some(&(3_200_000.0, 0.36)), "{g:?}");
+            assert_eq!(g.budgets.get("PKH"), None, "no budget, no gauge");
+            let m = salur::metrics::Metrics::new();
+            m.set_gauges(&g);
+            let samples = salur::metrics::parse_samples(&m.render());
+            assert_eq!(
+                samples["salur_budget_remaining_idr"].get("program=BPNT"),
+                Some(&3_200_000.0),
+                "{:?}",
+                samples.get("salur_budget_remaining_idr")
+            );
         })
         .await;
 }
