@@ -50,17 +50,33 @@ struct Sent {
 
 /// What the outbox holds, oldest first; empties it.
 async fn take_outbox(env: &TestEnv) -> Vec<Sent> {
-    let rows: Vec<(String, String, Vec<u8>)> =
-        sqlx::query_as("DELETE FROM outbox WHERE true RETURNING exchange, routing_key, payload")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
+    let rows: Vec<(i64, String, String, Vec<u8>)> = sqlx::query_as(
+        "DELETE FROM outbox WHERE true RETURNING id, exchange, routing_key, payload",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    // Bank requests are sealed in the outbox (they carry personal data): opened as the relay
+    // opens them.
+    let ring = salur::store::sealed::keyring().unwrap();
     let mut sent: Vec<Sent> = rows
         .into_iter()
-        .map(|(exchange, routing_key, payload)| Sent {
-            exchange,
-            routing_key,
-            payload: serde_json::from_slice(&payload).unwrap(),
+        .map(|(id, exchange, routing_key, payload)| {
+            let m = salur::store::outbox::open(
+                &ring,
+                id,
+                salur::broker::Outgoing {
+                    exchange,
+                    routing_key,
+                    payload,
+                },
+            )
+            .unwrap();
+            Sent {
+                exchange: m.exchange,
+                routing_key: m.routing_key,
+                payload: serde_json::from_slice(&m.payload).unwrap(),
+            }
         })
         .collect();
     sent.sort_by_key(|s| s.routing_key.clone());
