@@ -145,6 +145,11 @@ pub struct Metrics {
     pub approvals: IntCounterVec,
     /// Longest time a batch in flight has gone without any of its records changing state.
     pub batch_max_idle: Gauge,
+    /// Budget left per programme (allocated − approved-not-paid − disbursed, over its periods
+    /// and offices with a budget); the definition is [`crate::store::budgets`]'s.
+    pub budget_remaining: GaugeVec,
+    /// The largest share of its budget any one period of the programme has used (1 = all).
+    pub budget_used_ratio: GaugeVec,
     /// 1 while the worker holds a RabbitMQ connection with its consumers running.
     pub broker_connected: IntGauge,
     /// Times the worker lost its RabbitMQ connection (it then reconnects).
@@ -329,6 +334,22 @@ impl Metrics {
             "Longest time any batch in flight has gone without one of its records changing state, 0 when none is in flight.",
         )
         .expect("metric");
+        let budget_remaining = GaugeVec::new(
+            opts(
+                "salur_budget_remaining_idr",
+                "Budget left, IDR: allocated minus approved-not-paid minus disbursed, over the programme's periods and offices with a budget (whole database).",
+            ),
+            &["program"],
+        )
+        .expect("metric");
+        let budget_used_ratio = GaugeVec::new(
+            opts(
+                "salur_budget_used_ratio",
+                "The largest share of its budget (approved-not-paid plus disbursed over allocated) that any one period of the programme has used (whole database).",
+            ),
+            &["program"],
+        )
+        .expect("metric");
         let broker_connected = IntGauge::new(
             "salur_broker_connected",
             "1 while the worker holds a RabbitMQ connection with its consumers running, else 0.",
@@ -396,6 +417,8 @@ impl Metrics {
             Box::new(awaiting_approval.clone()),
             Box::new(approvals.clone()),
             Box::new(batch_max_idle.clone()),
+            Box::new(budget_remaining.clone()),
+            Box::new(budget_used_ratio.clone()),
             Box::new(broker_connected.clone()),
             Box::new(broker_reconnects.clone()),
             Box::new(refresh_duration.clone()),
@@ -464,6 +487,8 @@ impl Metrics {
             awaiting_approval,
             approvals,
             batch_max_idle,
+            budget_remaining,
+            budget_used_ratio,
             broker_connected,
             broker_reconnects,
             refresh_duration,
@@ -544,6 +569,14 @@ impl Metrics {
             self.disbursed_idr.with_label_values(&[program]);
         }
         self.batch_max_idle.set(g.batch_max_idle_seconds);
+        for (program, (remaining, ratio)) in &g.budgets {
+            self.budget_remaining
+                .with_label_values(&[program])
+                .set(*remaining);
+            self.budget_used_ratio
+                .with_label_values(&[program])
+                .set(*ratio);
+        }
     }
 }
 

@@ -27,6 +27,9 @@ pub struct Gauges {
     pub awaiting_approval: i64,
     /// `decision -> payment lists decided` (`approved`, `rejected`).
     pub approvals: BTreeMap<String, i64>,
+    /// `program -> (budget remaining in IDR, largest share of a period's budget used)`, for
+    /// the programmes with a budget ([`crate::store::budgets::remaining_by_program`]).
+    pub budgets: BTreeMap<String, (f64, f64)>,
 }
 
 fn in_flight_states() -> Vec<&'static str> {
@@ -37,7 +40,7 @@ fn in_flight_states() -> Vec<&'static str> {
         .collect()
 }
 
-/// Reads every gauge (six queries, no transaction needed: each is consistent on its own).
+/// Reads every gauge (seven queries, no transaction needed: each is consistent on its own).
 pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
     let mut g = Gauges::default();
 
@@ -103,5 +106,11 @@ pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
             .fetch_all(pool)
             .await?;
     g.approvals = decided.into_iter().collect();
+    use rust_decimal::prelude::ToPrimitive as _;
+    g.budgets = crate::store::budgets::remaining_by_program(&mut *pool.acquire().await?)
+        .await?
+        .into_iter()
+        .map(|(program, remaining, ratio)| (program, (remaining.to_f64().unwrap_or(0.0), ratio)))
+        .collect();
     Ok(g)
 }

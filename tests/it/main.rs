@@ -19,6 +19,7 @@ mod observability;
 mod outage;
 mod pipeline;
 mod privacy;
+mod programmes;
 mod remediation;
 mod retries;
 mod snap;

@@ -56,11 +56,12 @@ async fn take_outbox(env: &TestEnv) -> Vec<Sent> {
     .fetch_all(&env.pool)
     .await
     .unwrap();
+    // Bank requests are sealed in the outbox (they carry personal data): opened as the relay
+    // opens them.
     let ring = salur::store::sealed::keyring().unwrap();
     let mut sent: Vec<Sent> = rows
         .into_iter()
         .map(|(id, exchange, routing_key, payload)| {
-            // Bank requests are sealed in the outbox; read them as the relay publishes them.
             let m = salur::store::outbox::open(
                 &ring,
                 id,
