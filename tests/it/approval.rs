@@ -892,3 +892,91 @@ async fn the_dishonest_clerk_fails_at_every_step_over_the_api() {
         })
         .await;
 }
+
+/// `salur batch approval | approve | reject` on the server's command line: the submitter's name
+/// is refused, a stale hash too (exit 1, the reason on standard error); the checker's approval
+/// releases the list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_shows_the_list_and_approves_it_as_a_checker() {
+    harness::env()
+        .without_programmes()
+        .pipeline()
+        .run(async |env| {
+            setup(env, 10 * 600_000).await;
+            let batch = submit(env, &recipients(1, 2)).await;
+            env.wait(batch).await;
+            let salur = |args: &[&str]| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
+                    .args(args)
+                    .env("DATABASE_URL", &env.settings.database_url)
+                    .env("AMQP_URL", &env.settings.amqp_url)
+                    .env("METRICS_ADDR", "off")
+                    .output()
+                    .unwrap()
+            };
+            let id = batch.to_string();
+            let out = salur(&["batch", "approval", &id]);
+            assert!(out.status.success());
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.contains("2 records awaiting approval, Rp1.200.000 in total"),
+                "{text}"
+            );
+            let out = salur(&["batch", "approval", &id, "--json"]);
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let hash = list["list_hash"].as_str().unwrap().to_owned();
+            assert_eq!(list["records"], 2);
+
+            let out = salur(&[
+                "batch",
+                "approve",
+                &id,
+                "--list-hash",
+                &hash,
+                "--person",
+                MAKER,
+            ]);
+            assert_eq!(out.status.code(), Some(1));
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("submitted this batch"), "{err}");
+            let stale = "f".repeat(64);
+            let out = salur(&[
+                "batch",
+                "approve",
+                &id,
+                "--list-hash",
+                &stale,
+                "--person",
+                CHECKER,
+            ]);
+            assert_eq!(out.status.code(), Some(1));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("changed since it was shown"));
+            assert_eq!(transfer_requests(env, batch).await, 0);
+
+            let out = salur(&[
+                "batch",
+                "approve",
+                &id,
+                "--list-hash",
+                &hash,
+                "--person",
+                CHECKER,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                text.starts_with(&format!("approved by {CHECKER}: 2 records")),
+                "{text}"
+            );
+            let status = env.wait(batch).await;
+            assert_eq!(status.count(State::Disbursed), 2, "{status}");
+            let out = salur(&["batch", "status", &id]);
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(text.contains("the identity holds, to the rupiah"), "{text}");
+        })
+        .await;
+}
