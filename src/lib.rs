@@ -31,7 +31,9 @@
 //!   supervision.
 //! - [`bank`]: the bank contract, the reference bank ([`bank::sim`], also over SNAP BI), the
 //!   SNAP BI gateway, account opening by file, the banks' broker users, the conformance kit.
-//! - [`ops`]: what people do: submit, batch status and report, remediation of parked records
+//! - [`ops`]: what people do: submit, batch status and report (with the totals identity),
+//!   a checker's approval of payment lists ([`ops::approval`]: the list, its hash, the budget
+//!   check), remediation of parked records
 //!   (`ops/remediate/`, one file per operation), what the parked queues hold, offices and
 //!   tokens, personal data (keys, retention, a person's data), the fault campaign; and
 //!   [`ops::display`], how their results read on a terminal.

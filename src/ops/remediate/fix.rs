@@ -44,7 +44,7 @@ pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, Remed
 ///
 /// A record waiting for approval, or approved and not yet sent to its bank, may be corrected
 /// too (a payee change): it loses its approval and never reaches a bank on the list a checker
-/// approved. See [`payee_change`].
+/// approved (see `payee_change`).
 pub async fn fix(
     range: &AmountRange,
     pool: &PgPool,
