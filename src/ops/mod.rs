@@ -1,5 +1,5 @@
 //! What people do with salur: submit a batch, follow it, report on it, work its parked
-//! records, manage offices and personal data.
+//! records, manage offices, programmes, budgets and personal data.
 
 pub mod batch;
 pub mod budget;
