@@ -242,6 +242,7 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
             e.downcast_ref::<RemediateError>(),
             Some(
                 RemediateError::FixFile { .. }
+                    | RemediateError::InvalidValue { .. }
                     | RemediateError::UnknownField { .. }
                     | RemediateError::BadAssignment(_)
             )

@@ -297,11 +297,45 @@ pub async fn approve(
         return Err(ApprovalError::BadHash(batch));
     }
     let mut tx = pool.begin().await?;
-    let head = approvals::batch(&mut tx, batch, checker.office.as_deref(), true)
+    let result = approve_in(settings, &mut tx, batch, hash, checker).await;
+    let decided = end(tx, result).await?;
+    tracing::info!(%batch, approval_id = %decided.approval_id, records = decided.records, "payment list approved");
+    crate::ops::submit::publish_now(settings, pool).await;
+    Ok(decided)
+}
+
+/// Ends a decision's transaction: commits what succeeded, rolls a refusal back at once (a
+/// transaction merely dropped keeps its locks on the batch, its records and the budget row
+/// until its pooled connection is next used).
+async fn end<T>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    result: Result<T, ApprovalError>,
+) -> Result<T, ApprovalError> {
+    match result {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// [`approve`] in the caller's transaction, which it does not end.
+async fn approve_in(
+    settings: &Settings,
+    tx: &mut sqlx::PgConnection,
+    batch: Uuid,
+    hash: String,
+    checker: &Checker,
+) -> Result<Decided, ApprovalError> {
+    let head = approvals::batch(&mut *tx, batch, checker.office.as_deref(), true)
         .await?
         .ok_or(ApprovalError::BatchNotFound(batch))?;
     check_person(checker, &head)?;
-    let rows = approvals::awaiting(&mut tx, batch, true).await?;
+    let rows = approvals::awaiting(&mut *tx, batch, true).await?;
     if rows.is_empty() {
         return Err(ApprovalError::NothingToApprove(batch));
     }
@@ -315,7 +349,7 @@ pub async fn approve(
             total,
         });
     }
-    let budget = budget(&mut tx, &head, total, true).await?;
+    let budget = budget(&mut *tx, &head, total, true).await?;
     if budget.left_after < Decimal::ZERO {
         return Err(ApprovalError::OverBudget {
             program: head.program.clone(),
@@ -338,18 +372,15 @@ pub async fn approve(
         record_count: rows.len() as i32,
         total,
     };
-    approvals::insert(&mut tx, &decision).await?;
+    approvals::insert(&mut *tx, &decision).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let moved = approvals::decide(&mut tx, &ids, &decision, &serde_json::json!([])).await?;
+    let moved = approvals::decide(&mut *tx, &ids, &decision, &serde_json::json!([])).await?;
     debug_assert_eq!(moved.len(), ids.len(), "the rows are locked");
     let out: Vec<_> = moved
         .chunks(settings.chunk_size)
         .map(|chunk| stage_message(settings, Stage::Transfer, batch, chunk.to_vec()))
         .collect();
-    outbox::insert(&mut tx, &out).await?;
-    tx.commit().await?;
-    tracing::info!(%batch, approval_id = %decision.id, records = moved.len(), "payment list approved");
-    crate::ops::submit::publish_now(settings, pool).await;
+    outbox::insert(&mut *tx, &out).await?;
     Ok(Decided {
         approval_id: decision.id,
         batch_id: batch,
@@ -376,11 +407,26 @@ pub async fn reject(
         return Err(ApprovalError::NoReason);
     }
     let mut tx = pool.begin().await?;
-    let head = approvals::batch(&mut tx, batch, checker.office.as_deref(), true)
+    let result = reject_in(settings, &mut tx, batch, why, checker).await;
+    let decided = end(tx, result).await?;
+    tracing::info!(%batch, approval_id = %decided.approval_id, records = decided.records, "payment list rejected");
+    crate::ops::submit::publish_now(settings, pool).await;
+    Ok(decided)
+}
+
+/// [`reject`] in the caller's transaction, which it does not end.
+async fn reject_in(
+    settings: &Settings,
+    tx: &mut sqlx::PgConnection,
+    batch: Uuid,
+    why: &str,
+    checker: &Checker,
+) -> Result<Decided, ApprovalError> {
+    let head = approvals::batch(&mut *tx, batch, checker.office.as_deref(), true)
         .await?
         .ok_or(ApprovalError::BatchNotFound(batch))?;
     check_person(checker, &head)?;
-    let rows = approvals::awaiting(&mut tx, batch, true).await?;
+    let rows = approvals::awaiting(&mut *tx, batch, true).await?;
     if rows.is_empty() {
         return Err(ApprovalError::NothingToApprove(batch));
     }
@@ -398,7 +444,7 @@ pub async fn reject(
         record_count: rows.len() as i32,
         total,
     };
-    approvals::insert(&mut tx, &decision).await?;
+    approvals::insert(&mut *tx, &decision).await?;
     let reasons = vec![Reason::new(
         ReasonCode::ApprovalRejected,
         "record",
@@ -408,7 +454,7 @@ pub async fn reject(
     )];
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let moved = approvals::decide(
-        &mut tx,
+        &mut *tx,
         &ids,
         &decision,
         &serde_json::to_value(&reasons).expect("reasons serialize"),
@@ -431,10 +477,7 @@ pub async fn reject(
             )
         })
         .collect();
-    outbox::insert(&mut tx, &out).await?;
-    tx.commit().await?;
-    tracing::info!(%batch, approval_id = %decision.id, records = moved.len(), "payment list rejected");
-    crate::ops::submit::publish_now(settings, pool).await;
+    outbox::insert(&mut *tx, &out).await?;
     Ok(Decided {
         approval_id: decision.id,
         batch_id: batch,

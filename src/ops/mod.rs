@@ -1,5 +1,5 @@
 //! What people do with salur: submit a batch, follow it, report on it, work its parked
-//! records, approve payment lists, manage offices and personal data.
+//! records, approve payment lists, manage offices, programmes, budgets and personal data.
 
 pub mod approval;
 pub mod batch;

@@ -302,6 +302,20 @@ async fn an_amount_the_programme_does_not_pay_is_blocked_and_no_fix_can_set_one(
                 ),
                 "{err}"
             );
+            // by `salur records fix` (exit 65, the data is wrong),
+            let out = env
+                .salur(&[
+                    "records",
+                    "fix",
+                    &incomplete_id.to_string(),
+                    "--set",
+                    "amount=1000000",
+                ])
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(65), "{stderr}");
+            assert!(stderr.contains("programme BPNT pays"), "{stderr}");
             // and in a corrections file, which is refused whole.
             let file = "row,mother_name,amount\n2,Yohana Bili,1000000\n1,,600000\n";
             let err = remediate::fix_file(

@@ -1,7 +1,7 @@
 //! `salur records fix` and `salur dlq fix --file`: correct the office's values of blocked
 //! records; each is validated at once and the answer lists the reasons that remain.
 
-use super::{RemediateError, Scope, reasons_of};
+use super::{RemediateError, Scope, end, reasons_of};
 use crate::domain::{
     Actor, AllowedAmounts, AmountRange, RawRecord, Reason, check_text, mask_digits, validate_for,
 };
@@ -54,26 +54,26 @@ pub async fn fix(
     sets: &[(String, String)],
 ) -> Result<FixOutcome, RemediateError> {
     let mut tx = pool.begin().await?;
-    let row = records::lock_scoped(&mut tx, &[id], scope.office())
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(RemediateError::NotFound(id))?;
-    let sets: Vec<(String, Option<String>)> =
-        sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
-    if let Some(from) = State::parse(&row.state).filter(|s| PAYEE_CHANGE_FROM.contains(s)) {
+    let result = async {
+        let row = records::lock_scoped(&mut tx, &[id], scope.office())
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(RemediateError::NotFound(id))?;
+        let sets: Vec<(String, Option<String>)> =
+            sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
         let amounts = programmes::allowed_amounts(&mut tx, &[row.program.as_str()]).await?;
-        let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
-        let outcome = payee_change(range, programme, &mut tx, &row, from, &sets, actor).await?;
-        tx.commit().await?;
-        return Ok(outcome);
+        if let Some(from) = State::parse(&row.state).filter(|s| PAYEE_CHANGE_FROM.contains(s)) {
+            let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
+            return payee_change(range, programme, &mut tx, &row, from, &sets, actor).await;
+        }
+        let reasons = current_reasons(&mut tx, &[id]).await?;
+        let (outcome, raw) = fix_row(range, &amounts, &row, &reasons[&id], &sets)?;
+        store_fix(&mut tx, &outcome, &raw, actor).await?;
+        Ok(outcome)
     }
-    let reasons = current_reasons(&mut tx, &[id]).await?;
-    let amounts = programmes::allowed_amounts(&mut tx, &[row.program.as_str()]).await?;
-    let (outcome, raw) = fix_row(range, &amounts, &row, &reasons[&id], &sets)?;
-    store_fix(&mut tx, &outcome, &raw, actor).await?;
-    tx.commit().await?;
-    Ok(outcome)
+    .await;
+    end(tx, result).await
 }
 
 fn cell(v: &str) -> Option<String> {
@@ -417,70 +417,73 @@ pub async fn fix_file(
     }
 
     let mut tx = pool.begin().await?;
-    let by_row = row_col.is_some();
-    let keys: Vec<String> = wanted
-        .iter()
-        .map(|(_, k, _)| digits_or_self(k, by_row))
-        .collect();
-    let found: Vec<(i64, String)> = if by_row {
-        let rows: Vec<i32> = keys
+    let result = async {
+        let by_row = row_col.is_some();
+        let keys: Vec<String> = wanted
             .iter()
-            .zip(&wanted)
-            .map(|(k, (line, _, _))| {
-                k.parse::<i32>()
-                    .map_err(|_| bad(*line, format!("row {k:?} is not a row number")))
-            })
-            .collect::<Result<_, _>>()?;
-        corrections::ids_by_row(&mut tx, batch_id, &rows).await?
-    } else {
-        corrections::ids_by_nik(&mut tx, batch_id, &keys).await?
-    };
-    let mut ids_by_key: HashMap<String, Vec<i64>> = HashMap::new();
-    for (id, key) in found {
-        ids_by_key.entry(key).or_default().push(id);
-    }
-    let all_ids: Vec<i64> = ids_by_key.values().flatten().copied().collect();
-    let rows: HashMap<i64, RecordRow> = records::lock_scoped(&mut tx, &all_ids, scope.office())
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r))
-        .collect();
-    let reasons = current_reasons(&mut tx, &all_ids).await?;
-    let programs: BTreeSet<&str> = rows.values().map(|r| r.program.as_str()).collect();
-    let amounts =
-        programmes::allowed_amounts(&mut tx, &programs.into_iter().collect::<Vec<_>>()).await?;
-    let mut outcomes = Vec::with_capacity(wanted.len());
-    let mut seen = BTreeSet::new();
-    for ((line, shown, sets), key) in wanted.iter().zip(&keys) {
-        let what = if by_row {
-            format!("row {shown}")
+            .map(|(_, k, _)| digits_or_self(k, by_row))
+            .collect();
+        let found: Vec<(i64, String)> = if by_row {
+            let rows: Vec<i32> = keys
+                .iter()
+                .zip(&wanted)
+                .map(|(k, (line, _, _))| {
+                    k.parse::<i32>()
+                        .map_err(|_| bad(*line, format!("row {k:?} is not a row number")))
+                })
+                .collect::<Result<_, _>>()?;
+            corrections::ids_by_row(&mut tx, batch_id, &rows).await?
         } else {
-            format!("NIK {}", mask_digits(shown))
+            corrections::ids_by_nik(&mut tx, batch_id, &keys).await?
         };
-        let id = match ids_by_key.get(key).map(Vec::as_slice) {
-            Some([id]) => *id,
-            Some(_) => {
+        let mut ids_by_key: HashMap<String, Vec<i64>> = HashMap::new();
+        for (id, key) in found {
+            ids_by_key.entry(key).or_default().push(id);
+        }
+        let all_ids: Vec<i64> = ids_by_key.values().flatten().copied().collect();
+        let rows: HashMap<i64, RecordRow> = records::lock_scoped(&mut tx, &all_ids, scope.office())
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let reasons = current_reasons(&mut tx, &all_ids).await?;
+        let programs: BTreeSet<&str> = rows.values().map(|r| r.program.as_str()).collect();
+        let amounts =
+            programmes::allowed_amounts(&mut tx, &programs.into_iter().collect::<Vec<_>>()).await?;
+        let mut outcomes = Vec::with_capacity(wanted.len());
+        let mut seen = BTreeSet::new();
+        for ((line, shown, sets), key) in wanted.iter().zip(&keys) {
+            let what = if by_row {
+                format!("row {shown}")
+            } else {
+                format!("NIK {}", mask_digits(shown))
+            };
+            let id = match ids_by_key.get(key).map(Vec::as_slice) {
+                Some([id]) => *id,
+                Some(_) => {
+                    return Err(bad(
+                        *line,
+                        format!("{what} is on several records of the batch: key the file by `row`"),
+                    ));
+                }
+                None => return Err(bad(*line, format!("{what} is not in batch {batch_id}"))),
+            };
+            if !seen.insert(id) {
                 return Err(bad(
                     *line,
-                    format!("{what} is on several records of the batch: key the file by `row`"),
+                    format!("{what} is corrected twice in this file"),
                 ));
             }
-            None => return Err(bad(*line, format!("{what} is not in batch {batch_id}"))),
-        };
-        if !seen.insert(id) {
-            return Err(bad(
-                *line,
-                format!("{what} is corrected twice in this file"),
-            ));
+            let row = &rows[&id];
+            let (outcome, raw) = fix_row(range, &amounts, row, &reasons[&id], sets)
+                .map_err(|e| bad(*line, e.to_string()))?;
+            store_fix(&mut tx, &outcome, &raw, actor).await?;
+            outcomes.push(outcome);
         }
-        let row = &rows[&id];
-        let (outcome, raw) = fix_row(range, &amounts, row, &reasons[&id], sets)
-            .map_err(|e| bad(*line, e.to_string()))?;
-        store_fix(&mut tx, &outcome, &raw, actor).await?;
-        outcomes.push(outcome);
+        Ok(outcomes)
     }
-    tx.commit().await?;
-    Ok(outcomes)
+    .await;
+    end(tx, result).await
 }
 
 fn digits_or_self(key: &str, by_row: bool) -> String {
