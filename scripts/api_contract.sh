@@ -39,6 +39,7 @@ trap 'rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true' EXIT
 "$BIN" migrate >/dev/null
 "$BIN" topology >/dev/null
 TOKEN=$("$BIN" office add DINSOS-CONTRACT --name "Contract test office" 2>/dev/null)
+"$BIN" programme add BPNT --name "Program Sembako" --amounts 600000 --approval none >/dev/null
 # Something to find: a batch of this office with a blocked record (the stateful phase also
 # follows the links from POST /v1/batches to the batches it makes).
 SEED=$(mktemp)

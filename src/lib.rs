@@ -20,7 +20,8 @@
 //! - [`intake`]: reading office files (CSV, JSON, Excel) into records.
 //! - [`store`]: PostgreSQL, and all of salur's SQL: migrations, records (their columns listed
 //!   once), claims, parked records, batches, offices, idempotency keys, the outbox, sealed
-//!   personal fields; set-based, inside the caller's transaction. (Bench, bank-sim and the fault
+//!   personal fields, programmes and budgets (`store::budgets`: the one definition of what a
+//!   budget has used); set-based, inside the caller's transaction. (Bench, bank-sim and the fault
 //!   campaign's checks keep their own SQL.)
 //! - [`broker`]: the only module that speaks AMQP: topology, publish with confirms, consume.
 //! - [`messages`]: what salur puts on its queues; [`bank::contract`]: what it asks of banks.
@@ -31,9 +32,12 @@
 //!   supervision.
 //! - [`bank`]: the bank contract, the reference bank ([`bank::sim`], also over SNAP BI), the
 //!   SNAP BI gateway, account opening by file, the banks' broker users, the conformance kit.
-//! - [`ops`]: what people do: submit, batch status and report, remediation of parked records
+//! - [`ops`]: what people do: submit, batch status and report (with the totals identity),
+//!   a checker's approval of payment lists ([`ops::approval`]: the list, its hash, the budget
+//!   check), remediation of parked records
 //!   (`ops/remediate/`, one file per operation), what the parked queues hold, offices and
-//!   tokens, personal data (keys, retention, a person's data), the fault campaign; and
+//!   tokens (a person and a role each: maker, checker, auditor, admin), programmes and budgets,
+//!   personal data (keys, retention, a person's data), the fault campaign; and
 //!   [`ops::display`], how their results read on a terminal.
 //! - [`api`]: the offices' HTTP API (axum) over the same `ops` functions.
 //! - [`demo`]: `salur demo` and its generator of realistic batches ([`demo::generate`], also

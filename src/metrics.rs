@@ -53,6 +53,7 @@ const REASONS_BY_STAGE: [(Stage, &[ReasonCode]); 3] = [
             ReasonCode::BankUnknown,
             ReasonCode::AccountNumberInvalid,
             ReasonCode::AmountInvalid,
+            ReasonCode::AmountNotAllowed,
             ReasonCode::NikNotFound,
             ReasonCode::AccountNotFound,
             ReasonCode::NikDataMismatch,
@@ -137,8 +138,18 @@ pub struct Metrics {
     pub in_flight: IntGaugeVec,
     /// Batches that still have records in flight.
     pub batches_in_flight: IntGauge,
+    /// Records waiting in `awaiting_approval` for a checker (whole database).
+    pub awaiting_approval: IntGauge,
+    /// Checkers' decisions on payment lists, by decision (`approved`, `rejected`), counted from
+    /// the `approvals` table (whoever decided, through the API or the command line).
+    pub approvals: IntCounterVec,
     /// Longest time a batch in flight has gone without any of its records changing state.
     pub batch_max_idle: Gauge,
+    /// Budget left per programme (allocated − approved-not-paid − disbursed, over its periods
+    /// and offices with a budget); the definition is [`crate::store::budgets`]'s.
+    pub budget_remaining: GaugeVec,
+    /// The largest share of its budget any one period of the programme has used (1 = all).
+    pub budget_used_ratio: GaugeVec,
     /// 1 while the worker holds a RabbitMQ connection with its consumers running.
     pub broker_connected: IntGauge,
     /// Times the worker lost its RabbitMQ connection (it then reconnects).
@@ -305,9 +316,38 @@ impl Metrics {
             "Batches that still have records in flight (whole database).",
         )
         .expect("metric");
+        let awaiting_approval = IntGauge::new(
+            "salur_records_awaiting_approval",
+            "Records waiting for a checker to approve the payment list they are on (whole database).",
+        )
+        .expect("metric");
+        let approvals = IntCounterVec::new(
+            Opts::new(
+                "salur_approvals_total",
+                "Payment lists decided by a checker, by decision (approved, rejected), whole database.",
+            ),
+            &["decision"],
+        )
+        .expect("metric");
         let batch_max_idle = Gauge::new(
             "salur_batch_max_idle_seconds",
             "Longest time any batch in flight has gone without one of its records changing state, 0 when none is in flight.",
+        )
+        .expect("metric");
+        let budget_remaining = GaugeVec::new(
+            opts(
+                "salur_budget_remaining_idr",
+                "Budget left, IDR: allocated minus approved-not-paid minus disbursed, over the programme's periods and offices with a budget (whole database).",
+            ),
+            &["program"],
+        )
+        .expect("metric");
+        let budget_used_ratio = GaugeVec::new(
+            opts(
+                "salur_budget_used_ratio",
+                "The largest share of its budget (approved-not-paid plus disbursed over allocated) that any one period of the programme has used (whole database).",
+            ),
+            &["program"],
         )
         .expect("metric");
         let broker_connected = IntGauge::new(
@@ -374,7 +414,11 @@ impl Metrics {
             Box::new(parked_oldest_age.clone()),
             Box::new(in_flight.clone()),
             Box::new(batches_in_flight.clone()),
+            Box::new(awaiting_approval.clone()),
+            Box::new(approvals.clone()),
             Box::new(batch_max_idle.clone()),
+            Box::new(budget_remaining.clone()),
+            Box::new(budget_used_ratio.clone()),
             Box::new(broker_connected.clone()),
             Box::new(broker_reconnects.clone()),
             Box::new(refresh_duration.clone()),
@@ -417,6 +461,9 @@ impl Metrics {
         for state in State::ALL {
             in_flight.with_label_values(&[state.as_str()]).set(0);
         }
+        for decision in ["approved", "rejected"] {
+            approvals.with_label_values(&[decision]);
+        }
         Self {
             registry,
             received,
@@ -437,7 +484,11 @@ impl Metrics {
             parked_oldest_age,
             in_flight,
             batches_in_flight,
+            awaiting_approval,
+            approvals,
             batch_max_idle,
+            budget_remaining,
+            budget_used_ratio,
             broker_connected,
             broker_reconnects,
             refresh_duration,
@@ -500,6 +551,16 @@ impl Metrics {
                 .set(g.in_flight.get(state.as_str()).copied().unwrap_or(0));
         }
         self.batches_in_flight.set(g.batches_in_flight);
+        self.awaiting_approval.set(g.awaiting_approval);
+        // The table only grows: the counter follows it (a restarted worker starts from the
+        // table's count, which a counter reset tells Prometheus).
+        for (decision, n) in &g.approvals {
+            let c = self.approvals.with_label_values(&[decision]);
+            let now = c.get();
+            if *n as u64 > now {
+                c.inc_by(*n as u64 - now);
+            }
+        }
         // Programmes of batches in flight get their counters (at 0) before their first record
         // is counted, so that `increase()` sees all of them.
         for program in &g.programs {
@@ -508,6 +569,14 @@ impl Metrics {
             self.disbursed_idr.with_label_values(&[program]);
         }
         self.batch_max_idle.set(g.batch_max_idle_seconds);
+        for (program, (remaining, ratio)) in &g.budgets {
+            self.budget_remaining
+                .with_label_values(&[program])
+                .set(*remaining);
+            self.budget_used_ratio
+                .with_label_values(&[program])
+                .set(*ratio);
+        }
     }
 }
 

@@ -12,12 +12,16 @@
 //! - [`problem`]: RFC 9457 errors.
 //! - [`upload`]: `POST /v1/batches`: a streamed upload stored in one transaction, idempotent.
 //! - [`batches`], [`records`]: the other `/v1` endpoints.
+//! - [`approval`]: a batch's payment list, approved or rejected by a checker.
+//! - [`programmes`]: programmes and their budgets (changed by admin tokens).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 
+pub mod approval;
 pub mod auth;
 pub mod batches;
 pub mod health;
 pub mod problem;
+pub mod programmes;
 pub mod records;
 pub mod upload;
 
@@ -198,8 +202,21 @@ pub fn router(state: AppState) -> Router {
         .route("/batches/{id}/records", get(batches::records))
         .route("/batches/{id}/report.csv", get(batches::report))
         .route("/batches/{id}/replay", post(records::replay_batch))
+        .route(
+            "/batches/{id}/approval",
+            get(approval::show).post(approval::decide),
+        )
         .route("/records/{id}", get(records::show).patch(records::fix))
-        .route("/records/{id}/replay", post(records::replay_one));
+        .route("/records/{id}/replay", post(records::replay_one))
+        .route("/programmes", get(programmes::list).post(programmes::add))
+        .route(
+            "/programmes/{code}/budgets/{period}",
+            get(programmes::show_budget),
+        )
+        .route(
+            "/programmes/{code}/budgets/{period}/{office}",
+            axum::routing::put(programmes::set_budget),
+        );
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -276,6 +276,18 @@ impl From<SubmitError> for Problem {
             )
             .with("field", field)
             .with("fix", rule),
+            SubmitError::UnknownProgramme { program, known } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown-programme",
+                "Unknown programme",
+                format!("programme {program:?} is not known; nothing was stored"),
+            )
+            .with("field", "program")
+            .with("known_programmes", known)
+            .with(
+                "fix",
+                "submit for one of known_programmes (?program=...), or ask an admin to add the programme (POST /v1/programmes)",
+            ),
             SubmitError::Database(e) => e.into(),
         }
     }

@@ -137,6 +137,7 @@ pub async fn fix(
         &state.settings.amount_range,
         &state.pool,
         &Scope::Office(office),
+        &caller.actor(),
         id,
         &sets,
     )
@@ -176,10 +177,16 @@ pub async fn replay_one(
         ids: vec![id],
         state: Some(RecordState::Blocked),
     };
-    remediate::replay(&state.settings, &state.pool, &scope, &filter)
-        .await
-        .map(axum::Json)
-        .map_err(remediate_problem)
+    remediate::replay(
+        &state.settings,
+        &state.pool,
+        &scope,
+        &caller.actor(),
+        &filter,
+    )
+    .await
+    .map(axum::Json)
+    .map_err(remediate_problem)
 }
 
 #[derive(Debug, Deserialize)]
@@ -218,6 +225,7 @@ pub async fn replay_batch(
         &state.settings,
         &state.pool,
         &Scope::Office(office),
+        &caller.actor(),
         &filter,
     )
     .await

@@ -153,8 +153,10 @@ pub async fn submit(
         office,
         program: required(params.program, "program", "BPNT")?,
         period: required(params.period, "period", "2026-Q4")?,
+        submitted_by: Some(caller.actor()),
     };
     info.validate()?;
+    crate::ops::submit::check_programme(&mut *state.pool.acquire().await?, &info.program).await?;
     let file_name = match params.file_name {
         Some(name) if !safe_file_name(&name) => {
             return Err(Problem::bad_parameter(

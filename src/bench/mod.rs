@@ -468,7 +468,10 @@ async fn run_salur(
             office: "DINSOS-BENCH".into(),
             program: "BPNT".into(),
             period: "BENCH".into(),
+            submitted_by: None,
         };
+        crate::ops::programme::ensure(&pool, "BPNT", "Program Sembako (BPNT)", "600000", false)
+            .await?;
         let started = Instant::now();
         let batch_id = submit::submit_file(&settings, &pool, &file, &info).await?;
         let intake = started.elapsed();

@@ -1,8 +1,10 @@
-//! `salur batch status | report`: follow a batch.
+//! `salur batch status | report | approval | approve | reject`: follow a batch; its payment
+//! list, approved or rejected by a checker.
 
 use super::shared;
 use clap::Subcommand;
 use salur::config::Settings;
+use salur::ops::approval;
 use salur::ops::batch::{self, BatchError};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +32,47 @@ pub enum Command {
         #[arg(long, short)]
         output: Option<PathBuf>,
     },
+    /// The payment list awaiting approval: record count, total, per bank and per amount, the
+    /// budget left after it, and the list hash an approval names.
+    Approval {
+        id: Uuid,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve the payment list whose hash you checked (`salur batch approval ID`), as a
+    /// checker: exactly that list is released to the banks, within the budget.
+    Approve {
+        id: Uuid,
+        /// The list hash `salur batch approval` showed.
+        #[arg(long)]
+        list_hash: String,
+        /// The checker approving (not the person who submitted the batch).
+        #[arg(long)]
+        person: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Reject the payment list as it stands: its records go back to the office, blocked with
+    /// APPROVAL_REJECTED and your why.
+    Reject {
+        id: Uuid,
+        #[arg(long)]
+        why: String,
+        /// The checker rejecting.
+        #[arg(long)]
+        person: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A checker on the server's command line: every office's batches, no token.
+fn checker(person: String) -> approval::Checker {
+    approval::Checker {
+        person,
+        token_label: Some("cli".to_owned()),
+        office: None,
+    }
 }
 
 /// `batch status --wait --timeout` gave up.
@@ -70,6 +113,41 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
                 batch::report(&pool, id, std::io::stdout().lock()).await?;
             }
         },
+        Command::Approval { id, json } => {
+            let list = approval::list(&pool, id, None).await?;
+            if json {
+                shared::print_json(&list)?;
+            } else {
+                print!("{list}");
+            }
+        }
+        Command::Approve {
+            id,
+            list_hash,
+            person,
+            json,
+        } => {
+            let decided =
+                approval::approve(settings, &pool, id, &list_hash, &checker(person)).await?;
+            if json {
+                shared::print_json(&decided)?;
+            } else {
+                print!("{decided}");
+            }
+        }
+        Command::Reject {
+            id,
+            why,
+            person,
+            json,
+        } => {
+            let decided = approval::reject(settings, &pool, id, &why, &checker(person)).await?;
+            if json {
+                shared::print_json(&decided)?;
+            } else {
+                print!("{decided}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -50,6 +50,9 @@ pub enum Command {
         /// Replay every parked record (when no other filter is given).
         #[arg(long)]
         all: bool,
+        /// The person replaying, named on the audit rows (default: the login name).
+        #[arg(long)]
+        person: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -60,6 +63,9 @@ pub enum Command {
         /// Why, for the audit trail.
         #[arg(long)]
         why: String,
+        /// The person discarding, named on the audit row (default: the login name).
+        #[arg(long)]
+        person: Option<String>,
     },
     /// Bring salur.blocked and salur.dead in line with the database (replay and discard do this
     /// themselves): drop messages of records no longer parked, put back missing ones.
@@ -122,6 +128,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
             filter,
             queue,
             all,
+            person,
             json,
         } => {
             let filter = filter.with_state(queue);
@@ -131,7 +138,14 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
                     || !filter.ids.is_empty(),
                 "say what to replay: --batch, --reason, --id, or --all"
             );
-            let out = remediate::replay(settings, &pool, &Scope::All, &filter).await?;
+            let out = remediate::replay(
+                settings,
+                &pool,
+                &Scope::All,
+                &shared::actor(person),
+                &filter,
+            )
+            .await?;
             if json {
                 shared::print_json(&out)?;
             } else {
@@ -144,8 +158,10 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Discard { id, why } => {
-            let discarded = remediate::discard(settings, &pool, &Scope::All, id, &why).await?;
+        Command::Discard { id, why, person } => {
+            let actor = shared::actor(person);
+            let discarded =
+                remediate::discard(settings, &pool, &Scope::All, &actor, id, &why).await?;
             println!("{discarded}");
         }
         Command::Reconcile => {

@@ -15,6 +15,7 @@ mod bank_gateway;
 mod bank_sim;
 mod batch;
 mod bench;
+mod budget;
 mod chaos;
 mod demo;
 mod dlq;
@@ -22,6 +23,7 @@ mod keys;
 mod migrate;
 mod office;
 mod person_data;
+mod programme;
 mod records;
 mod retention;
 mod shared;
@@ -105,6 +107,17 @@ enum Command {
     Office {
         #[command(subcommand)]
         command: office::Command,
+    },
+    /// The programmes batches are submitted for: the amounts each pays and whether payment
+    /// lists need a checker's approval.
+    Programme {
+        #[command(subcommand)]
+        command: programme::Command,
+    },
+    /// Budget ceilings per programme, period and office, and what they have used.
+    Budget {
+        #[command(subcommand)]
+        command: budget::Command,
     },
     /// The fault campaign on a three-node cluster (run it with scripts/chaos.sh, which starts the
     /// cluster and sets AMQP_URL and DATABASE_URL): workers, banks, faults, then the invariants.
@@ -193,6 +206,8 @@ impl Cli {
             Command::Batch { command } => batch::run(&settings, command).await,
             Command::Api(args) => api::run(settings, args).await,
             Command::Office { command } => office::run(&settings, command).await,
+            Command::Programme { command } => programme::run(&settings, command).await,
+            Command::Budget { command } => budget::run(&settings, command).await,
             Command::Chaos(args) => chaos::run(&settings, args).await,
             Command::Demo(args) => demo::run(&settings, args).await,
             Command::Bench(args) => bench::run(&settings, args).await,
@@ -213,9 +228,21 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
         .is_some()
         || e.downcast_ref::<salur::bank::files::FileError>().is_some()
         || matches!(
+            e.downcast_ref::<salur::ops::budget::BudgetError>(),
+            Some(salur::ops::budget::BudgetError::InvalidAmount(_))
+        )
+        || matches!(
+            e.downcast_ref::<salur::ops::programme::ProgrammeError>(),
+            Some(
+                salur::ops::programme::ProgrammeError::Amounts(_)
+                    | salur::ops::programme::ProgrammeError::InvalidCode(_)
+            )
+        )
+        || matches!(
             e.downcast_ref::<RemediateError>(),
             Some(
                 RemediateError::FixFile { .. }
+                    | RemediateError::InvalidValue { .. }
                     | RemediateError::UnknownField { .. }
                     | RemediateError::BadAssignment(_)
             )

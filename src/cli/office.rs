@@ -5,7 +5,7 @@ use super::shared;
 use clap::Subcommand;
 use salur::config::Settings;
 use salur::ops::display::OfficeTable;
-use salur::ops::office::{self, Role};
+use salur::ops::office::{self, NewToken, Role};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
@@ -20,12 +20,32 @@ pub enum Command {
         /// An auditor: reads every office's batches and records, changes nothing.
         #[arg(long)]
         auditor: bool,
-        /// Print {"office": ..., "token": ...}.
+        /// The person who holds the first token (named on the audit rows of what they do).
+        #[arg(long)]
+        person: Option<String>,
+        /// Print {"office": ..., "role": ..., "token": ...}.
         #[arg(long)]
         json: bool,
     },
-    /// Print a new token for an existing office (to rotate: make one, then revoke the old).
-    Token { code: String },
+    /// Print a new token of an existing office, for a person with a role: maker (submits,
+    /// fixes, replays; the default), checker (approves payment lists), auditor (reads
+    /// everything), admin (programmes, budgets, offices). To rotate: make one, then revoke
+    /// the old.
+    Token {
+        code: String,
+        /// maker, checker, auditor or admin (an auditor's tokens are auditor tokens).
+        #[arg(long)]
+        role: Option<Role>,
+        /// The person who holds the token; required for checker and admin tokens.
+        #[arg(long)]
+        person: Option<String>,
+        /// What audit rows name the token by (default: the token's beginning).
+        #[arg(long)]
+        label: Option<String>,
+        /// Print {"office": ..., "role": ..., "person": ..., "token": ...}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke an office's tokens: all of them, or the one starting with --token.
     Revoke {
         code: String,
@@ -47,10 +67,16 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
             code,
             name,
             auditor,
+            person,
             json,
         } => {
-            let role = if auditor { Role::Auditor } else { Role::Office };
-            let token = office::add(&pool, &code, &name, role).await?;
+            let role = if auditor { Role::Auditor } else { Role::Maker };
+            let spec = NewToken {
+                role,
+                person,
+                label: None,
+            };
+            let token = office::add_for(&pool, &code, &name, &spec).await?;
             if json {
                 println!(
                     "{}",
@@ -58,15 +84,43 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
                 );
             } else {
                 println!("{token}");
+                let kind = if auditor { "auditor" } else { "office" };
                 eprintln!(
-                    "{} {code} added; keep this token: it is not shown again (only its hash is stored)",
-                    role.as_str()
+                    "{kind} {code} added with a {role} token; keep it: it is not shown again (only its hash is stored)"
                 );
             }
         }
-        Command::Token { code } => {
-            println!("{}", office::issue_token(&pool, &code).await?);
-            eprintln!("keep this token: it is not shown again");
+        Command::Token {
+            code,
+            role,
+            person,
+            label,
+            json,
+        } => {
+            let role = match role {
+                Some(r) => r,
+                None => office::default_role(&pool, &code).await?,
+            };
+            let spec = NewToken {
+                role,
+                person: person.clone(),
+                label,
+            };
+            let token = office::issue(&pool, &code, &spec).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "office": code,
+                        "role": role,
+                        "person": person,
+                        "token": token,
+                    })
+                );
+            } else {
+                println!("{token}");
+                eprintln!("keep this token: it is not shown again");
+            }
         }
         Command::Revoke { code, token } => {
             let n = office::revoke(&pool, &code, token.as_deref()).await?;

@@ -35,6 +35,9 @@ pub enum Command {
         /// A CSV of corrections.
         #[arg(long, requires = "batch")]
         file: Option<PathBuf>,
+        /// The person correcting, named on the audit rows (default: the login name).
+        #[arg(long)]
+        person: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -56,9 +59,11 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
             sets,
             batch,
             file,
+            person,
             json,
         } => {
             let amounts = &settings.amount_range;
+            let actor = shared::actor(person);
             let outcomes = match (id, batch, file) {
                 (Some(id), _, _) => {
                     anyhow::ensure!(
@@ -66,13 +71,14 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
                         "say what to correct: --set field=value (e.g. --set mother_name=\"Siti Aminah\")"
                     );
                     let sets = remediate::parse_assignments(&sets)?;
-                    vec![remediate::fix(amounts, &pool, &Scope::All, id, &sets).await?]
+                    vec![remediate::fix(amounts, &pool, &Scope::All, &actor, id, &sets).await?]
                 }
                 (None, Some(batch), Some(file)) => {
                     let reader = std::fs::File::open(&file)
                         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
                     let name = file.display().to_string();
-                    remediate::fix_file(amounts, &pool, &Scope::All, batch, &name, reader).await?
+                    remediate::fix_file(amounts, &pool, &Scope::All, &actor, batch, &name, reader)
+                        .await?
                 }
                 _ => anyhow::bail!("give a record id with --set, or --batch and --file"),
             };

@@ -33,6 +33,11 @@ pub fn operator() -> String {
     std::env::var("USER").unwrap_or_else(|_| "operator".into())
 }
 
+/// A person at this command line, for the audit trail: `--person`, else the login name.
+pub fn actor(person: Option<String>) -> salur::domain::Actor {
+    salur::domain::Actor::cli(Some(person.unwrap_or_else(operator)))
+}
+
 /// Prints `value` as pretty JSON on standard output.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -18,6 +18,9 @@ pub struct Args {
     /// The period, e.g. 2026-Q4.
     #[arg(long)]
     period: String,
+    /// The person submitting, named on the audit trail (default: the login name).
+    #[arg(long)]
+    person: Option<String>,
     /// Print {"batch_id": ...}.
     #[arg(long)]
     json: bool,
@@ -29,6 +32,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         office: args.office,
         program: args.program,
         period: args.period,
+        submitted_by: Some(super::shared::actor(args.person.clone())),
     };
     let id = submit::submit_file(settings, &pool, &args.file, &info).await?;
     submit::publish_now(settings, &pool).await;

@@ -9,6 +9,7 @@ use crate::bank::sim::{self, SimOptions};
 use crate::broker::{Broker, topology};
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::ops::approval::{self, ApprovalList, Decided};
 use crate::ops::batch::{self, BatchStatus};
 use crate::ops::submit::{self, BatchInfo};
 use crate::store::{self, State};
@@ -77,8 +78,18 @@ pub struct DemoSummary {
     pub wall_seconds: f64,
     pub records_per_second: f64,
     pub status: BatchStatus,
+    /// The payment list as the checker saw it after the first pass, and what they decided
+    /// (`None` when the programme requires no approval).
+    pub approval: Option<ApprovalStep>,
     /// The second pass of `--fix`.
     pub fix: Option<FixSummary>,
+}
+
+/// A checker's step: the list they were shown, and their approval.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalStep {
+    pub list: ApprovalList,
+    pub decided: Decided,
 }
 
 /// What `--fix` did: corrections, replay, and where the batch ended.
@@ -95,7 +106,33 @@ pub struct FixSummary {
     /// Messages left on `salur.blocked` once the batch settled again.
     pub blocked_queue_messages: u32,
     pub wall_seconds: f64,
+    /// The supplementary list of the replayed records, and its approval.
+    pub approval: Option<ApprovalStep>,
     pub status: BatchStatus,
+}
+
+/// The programme the demo pays (its own, approval required: BPNT is the tests' and the
+/// benchmark's, without approval), the office it submits as, its maker and its checker
+/// (another person).
+const PROGRAM: &str = "SEMBAKO";
+const OFFICE: &str = "DINSOS-5371";
+const MAKER: &str = "salur demo (maker)";
+const CHECKER: &str = "salur demo (checker)";
+
+/// The checker approves the batch's list as it stands (the summary shows what they saw).
+async fn approve(
+    settings: &Settings,
+    pool: &sqlx::PgPool,
+    batch_id: Uuid,
+) -> anyhow::Result<ApprovalStep> {
+    let list = approval::list(pool, batch_id, None).await?;
+    let checker = approval::Checker {
+        person: CHECKER.into(),
+        token_label: Some("cli".into()),
+        office: None,
+    };
+    let decided = approval::approve(settings, pool, batch_id, &list.list_hash, &checker).await?;
+    Ok(ApprovalStep { list, decided })
 }
 
 pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<DemoSummary> {
@@ -158,15 +195,45 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     // The office's file, written as an office would export it.
     let demo = generate::generate(opts.recipients, opts.incomplete, opts.seed);
     std::fs::create_dir_all(&dir)?;
-    let file = dir.join(format!("bpnt-{stamp}.csv"));
+    let file = dir.join(format!("sembako-{stamp}.csv"));
     generate::write_csv(&demo.records, std::fs::File::create(&file)?)?;
     // Each demo is its own disbursement period, so runs never see each other as double recipients.
     let info = BatchInfo {
-        office: "DINSOS-5371".into(),
-        program: "BPNT".into(),
+        office: OFFICE.into(),
+        program: PROGRAM.into(),
         period: format!("DEMO-{stamp}"),
+        submitted_by: Some(crate::domain::Actor::cli(Some(MAKER.into()))),
     };
 
+    // The demo's programme (approval required), its office and its budget for the period:
+    // room for every recipient, at Rp600.000 each.
+    let programme = crate::ops::programme::ensure(
+        &pool,
+        PROGRAM,
+        "Program Sembako (BPNT), the demo's: payments approved by a checker",
+        "600000",
+        true,
+    )
+    .await?;
+    match crate::ops::office::add(
+        &pool,
+        OFFICE,
+        "Dinas Sosial Kota Kupang",
+        crate::ops::office::Role::Maker,
+    )
+    .await
+    {
+        Ok(_) | Err(crate::ops::office::OfficeError::Exists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    crate::ops::budget::set(
+        &pool,
+        &info.program,
+        &info.period,
+        OFFICE,
+        rust_decimal::Decimal::from(opts.recipients) * rust_decimal::Decimal::from(600_000),
+    )
+    .await?;
     let started = Instant::now();
     let batch_id = submit::submit_file(settings, &pool, &file, &info).await?;
     if let Some((sim, snap_dir)) = snap {
@@ -190,7 +257,17 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         );
         bar
     });
-    let waited = batch::wait(&pool, batch_id, Some(opts.timeout), |s| progress(&bar, s)).await;
+    let mut waited = batch::wait(&pool, batch_id, Some(opts.timeout), |s| progress(&bar, s)).await;
+    // The checker approves the list as it stands; the transfers follow.
+    let approved = match &waited {
+        Ok(s) if programme.approval_required && s.count(State::AwaitingApproval) > 0 => {
+            let step = approve(settings, &pool, batch_id).await;
+            waited = batch::wait(&pool, batch_id, Some(opts.timeout), |s| progress(&bar, s)).await;
+            Some(step)
+        }
+        _ => None,
+    };
+    let approved = approved.transpose();
     let elapsed = started.elapsed();
     let fixed = match (&waited, opts.fix) {
         (Ok(_), true) => Some(
@@ -221,6 +298,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         }
     }
     let fix = fixed.transpose()?;
+    let approval = approved?;
     let status = waited?;
     let blocked_reasons: BTreeMap<String, i64> = status.reasons.clone();
     let summary = DemoSummary {
@@ -242,6 +320,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         wall_seconds: elapsed.as_secs_f64(),
         records_per_second: f64::from(opts.recipients) / elapsed.as_secs_f64().max(1e-9),
         status,
+        approval,
         fix,
     };
     Ok(summary)
@@ -273,9 +352,10 @@ fn progress(bar: &Option<indicatif::ProgressBar>, s: &BatchStatus) {
     if let Some(bar) = bar {
         bar.set_position((s.records - s.in_flight) as u64);
         bar.set_message(format!(
-            "disbursed {}, blocked {}",
+            "disbursed {}, blocked {}, awaiting approval {}",
             s.count(State::Disbursed),
-            s.count(State::Blocked)
+            s.count(State::Blocked),
+            s.count(State::AwaitingApproval)
         ));
     }
 }
@@ -302,11 +382,13 @@ async fn fix_and_replay(
         std::fs::File::create(&corrections_file)?,
     )?;
     let scope = Scope::Office(info.office.clone());
+    let actor = crate::domain::Actor::cli(Some(MAKER.into()));
     let name = corrections_file.display().to_string();
     let fixes = remediate::fix_file(
         &settings.amount_range,
         pool,
         &scope,
+        &actor,
         batch_id,
         &name,
         std::fs::File::open(&corrections_file)?,
@@ -316,6 +398,7 @@ async fn fix_and_replay(
         settings,
         pool,
         &scope,
+        &actor,
         &Filter {
             batch_id: Some(batch_id),
             state: Some(State::Blocked),
@@ -326,7 +409,15 @@ async fn fix_and_replay(
     if let Some(bar) = bar {
         bar.set_position(0);
     }
-    let status = batch::wait(pool, batch_id, Some(timeout), |s| progress(bar, s)).await?;
+    let mut status = batch::wait(pool, batch_id, Some(timeout), |s| progress(bar, s)).await?;
+    // The replayed records form a supplementary list: it needs its own approval.
+    let approval = if status.count(State::AwaitingApproval) > 0 {
+        let step = approve(settings, pool, batch_id).await?;
+        status = batch::wait(pool, batch_id, Some(timeout), |s| progress(bar, s)).await?;
+        Some(step)
+    } else {
+        None
+    };
     // Blocked-queue messages of replayed records are removed by the replay; wait for the
     // pipeline's own parked messages (if any record blocked again) to reach the queue.
     submit::publish_now(settings, pool).await;
@@ -348,6 +439,7 @@ async fn fix_and_replay(
         blocked: status.count(State::Blocked),
         blocked_queue_messages,
         wall_seconds: started.elapsed().as_secs_f64(),
+        approval,
         status,
     })
 }
@@ -382,7 +474,27 @@ impl DemoSummary {
                 self.blocked_reasons
             ));
         }
+        if !self.status.totals.holds {
+            problems.push(format!(
+                "the totals identity does not hold: {}",
+                self.status.totals
+            ));
+        }
+        if let Some(a) = &self.approval
+            && a.decided.records != complete
+        {
+            problems.push(format!(
+                "expected a payment list of {complete} to approve, got {}",
+                a.decided.records
+            ));
+        }
         if let Some(fix) = &self.fix {
+            if !fix.status.totals.holds {
+                problems.push(format!(
+                    "after the fix the totals identity does not hold: {}",
+                    fix.status.totals
+                ));
+            }
             let dead_after = if self.bank_faults {
                 fix.status.count(State::Dead)
             } else {
@@ -409,6 +521,9 @@ impl DemoSummary {
 impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "office file: {}", self.file.display())?;
+        if let Some(a) = &self.approval {
+            write!(f, "{}{}", a.list, a.decided)?;
+        }
         write!(f, "{}", self.status)?;
         writeln!(
             f,
@@ -438,6 +553,9 @@ impl std::fmt::Display for DemoSummary {
                 "{} records corrected ({} complete), {} replayed, {} still blocked",
                 fix.corrected, fix.complete_after_fix, fix.replayed, fix.still_blocked
             )?;
+            if let Some(a) = &fix.approval {
+                write!(f, "supplementary {}{}", a.list, a.decided)?;
+            }
             write!(f, "{}", fix.status)?;
             writeln!(
                 f,

@@ -6,8 +6,15 @@
 //! ```text
 //!  received ──> account_requested ──> account_opened ──> verified ──> transfer_requested ──> disbursed
 //!  └─ account opening (and its bank) ┘└─ verification ─┘ └─ transfer (and its bank) ──────┘
+//!                                            │                ^
+//!                                            └─> awaiting_approval (a checker approves the list)
 //!  any stage: blocked (fixable) · rejected · failed · dead (an operator decides)
 //! ```
+//!
+//! A record of a programme that requires approval does not go from verification to the
+//! transfer: it waits in `awaiting_approval` for a checker to approve the payment list it is
+//! on ([`Outcome::HeldForApproval`]); approving it moves it to `verified`, where the transfer
+//! stage takes it as before.
 //!
 //! What a stage decides for one record is an [`Outcome`]; [`Outcome::to`] is the state it
 //! leads to, [`Outcome::label`] its `outcome` label in `salur_records_total`.
@@ -25,6 +32,7 @@ pub enum State {
     Received,
     AccountRequested,
     AccountOpened,
+    AwaitingApproval,
     Verified,
     TransferRequested,
     Disbursed,
@@ -55,6 +63,10 @@ pub enum Waits {
     /// A person: parked on a dead-letter queue (`salur.blocked`, `salur.dead`) to be fixed and
     /// replayed, or discarded.
     ForPerson,
+    /// A checker: a payment list to approve (`awaiting_approval`). Not in flight (nothing
+    /// is swept or sent again), not parked on a queue (nothing to fix): `batch status --wait`
+    /// returns, as for a blocked record.
+    ForChecker,
     /// Nothing: paid, or not payable.
     Nothing,
 }
@@ -91,7 +103,7 @@ const fn rule(
 }
 
 /// The lifecycle, one row per state in the order of [`State::ALL`].
-pub const RULES: [Rule; 10] = {
+pub const RULES: [Rule; 11] = {
     use Stage::*;
     use State::*;
     use Waits::*;
@@ -117,6 +129,8 @@ pub const RULES: [Rule; 10] = {
             Some(Verified),
             Some(AccountOpened),
         ),
+        // Approval moves it on (to `verified`); no stage takes it, nothing sends it back.
+        rule(AwaitingApproval, ForChecker, None, Some(Verified), None),
         rule(
             Verified,
             ForStage,
@@ -140,10 +154,11 @@ pub const RULES: [Rule; 10] = {
 };
 
 impl State {
-    pub const ALL: [State; 10] = [
+    pub const ALL: [State; 11] = [
         State::Received,
         State::AccountRequested,
         State::AccountOpened,
+        State::AwaitingApproval,
         State::Verified,
         State::TransferRequested,
         State::Disbursed,
@@ -158,6 +173,7 @@ impl State {
             State::Received => "received",
             State::AccountRequested => "account_requested",
             State::AccountOpened => "account_opened",
+            State::AwaitingApproval => "awaiting_approval",
             State::Verified => "verified",
             State::TransferRequested => "transfer_requested",
             State::Disbursed => "disbursed",
@@ -215,6 +231,20 @@ impl State {
     /// Parked on a dead-letter queue until a person acts (`blocked`, `dead`).
     pub fn parked(self) -> bool {
         self.waits() == Waits::ForPerson
+    }
+
+    /// Waiting for a checker to approve the payment list it is on (`awaiting_approval`).
+    pub fn awaits_checker(self) -> bool {
+        self.waits() == Waits::ForChecker
+    }
+
+    /// The state a record waits in for a checker before it may go on to `to`
+    /// (`awaiting_approval` before `verified`); `None` if no approval stands before `to`.
+    pub fn approval_before(to: State) -> Option<State> {
+        RULES
+            .iter()
+            .find(|r| r.waits == Waits::ForChecker && r.next == Some(to))
+            .map(|r| r.state)
     }
 
     /// Done for good: paid, or not payable.
@@ -279,8 +309,16 @@ impl Stage {
         use Outcome::*;
         match self {
             Stage::AccountOpening => &[Advanced, AccountOpened, Blocked, Retried, Resent, Dead],
-            Stage::Verification => &[Advanced, Blocked, Rejected],
-            Stage::Transfer => &[Advanced, Disbursed, Failed, Retried, Resent, Dead],
+            Stage::Verification => &[Advanced, HeldForApproval, Blocked, Rejected],
+            Stage::Transfer => &[
+                Advanced,
+                HeldForApproval,
+                Disbursed,
+                Failed,
+                Retried,
+                Resent,
+                Dead,
+            ],
         }
     }
 }
@@ -308,6 +346,9 @@ pub enum Outcome {
     Advanced,
     /// The bank opened the account, or confirmed the one the office gave.
     AccountOpened,
+    /// Its stage's check passed, and its programme requires a checker's approval before the
+    /// next stage: it waits in the state [`State::approval_before`] the next one.
+    HeldForApproval,
     /// The bank paid.
     Disbursed,
     /// Stopped by data a person can fix (reasons say what): parked on `salur.blocked`.
@@ -325,9 +366,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Advanced,
         Outcome::AccountOpened,
+        Outcome::HeldForApproval,
         Outcome::Disbursed,
         Outcome::Blocked,
         Outcome::Rejected,
@@ -342,6 +384,7 @@ impl Outcome {
         match self {
             Outcome::Advanced => "advanced",
             Outcome::AccountOpened => "account_opened",
+            Outcome::HeldForApproval => "awaiting_approval",
             Outcome::Disbursed => "disbursed",
             Outcome::Blocked => "blocked",
             Outcome::Rejected => "rejected",
@@ -357,6 +400,12 @@ impl Outcome {
     pub fn to(self, from: State) -> Option<State> {
         match self {
             Outcome::Advanced | Outcome::AccountOpened | Outcome::Disbursed => from.next(),
+            // Before the state it would go to; or, for a record that reached a state it may
+            // only be in approved (`verified`) without an approval, before the state it is in.
+            Outcome::HeldForApproval => from
+                .next()
+                .and_then(State::approval_before)
+                .or_else(|| State::approval_before(from)),
             Outcome::Blocked => Some(State::Blocked),
             Outcome::Rejected => Some(State::Rejected),
             Outcome::Failed => Some(State::Failed),
@@ -420,14 +469,19 @@ mod tests {
             let s = rule.state;
             assert_eq!(s.in_flight(), rule.stage.is_some(), "{s}");
             assert_eq!(s.in_flight(), rule.back_to.is_some(), "{s}");
-            assert_eq!(s.in_flight(), rule.next.is_some(), "{s}");
+            // Only a record in flight, or one a checker may approve, goes on.
+            assert_eq!(
+                s.in_flight() || s.awaits_checker(),
+                rule.next.is_some(),
+                "{s}"
+            );
             // A transient failure never moves a record on to another stage.
             if let Some(back) = rule.back_to {
                 assert_eq!(back.stage(), rule.stage, "{s}");
                 assert_eq!(back.waits(), Waits::ForStage, "{s}");
             }
             assert_eq!(
-                [s.in_flight(), s.parked(), s.is_final()]
+                [s.in_flight(), s.awaits_checker(), s.parked(), s.is_final()]
                     .iter()
                     .filter(|b| **b)
                     .count(),
@@ -465,6 +519,33 @@ mod tests {
             Some(State::Disbursed)
         );
         assert_eq!(Outcome::Advanced.to(State::Dead), None);
+    }
+
+    #[test]
+    fn approval_stands_between_verification_and_the_transfer_only() {
+        assert_eq!(
+            Outcome::HeldForApproval.to(State::AccountOpened),
+            Some(State::AwaitingApproval)
+        );
+        assert_eq!(Outcome::HeldForApproval.to(State::Received), None);
+        // A record in `verified` without an approval goes back to wait for one.
+        assert_eq!(
+            Outcome::HeldForApproval.to(State::Verified),
+            Some(State::AwaitingApproval)
+        );
+        assert_eq!(State::AwaitingApproval.next(), Some(State::Verified));
+        assert_eq!(
+            State::approval_before(State::Verified),
+            Some(State::AwaitingApproval)
+        );
+        let s = State::AwaitingApproval;
+        assert!(!s.in_flight() && !s.parked() && !s.is_final() && s.awaits_checker());
+        assert_eq!(s.stage(), None);
+        assert_eq!(
+            State::names_where(State::awaits_checker),
+            ["awaiting_approval"]
+        );
+        assert_eq!(State::parse("awaiting_approval"), Some(s));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! with a private field, so the rest of salur never sees an unchecked NIK or a float amount.
 //!
 //! # Layout
+//! - [`Actor`] (`actor.rs`): who caused a change (person and token), for the audit trail.
 //! - [`Nik`] (`nik.rs`) and [`Kk`] (`kk.rs`): the 16-digit population and family-card numbers.
 //! - [`RegionCode`] (`region.rs`): Kemendagri village or district code; also the province list
 //!   that NIK and KK prefixes are checked against.
@@ -16,6 +17,8 @@
 //! - [`Recipient`] and [`validate`] (`recipient.rs`): a whole office row, with one [`Reason`]
 //!   per problem when it cannot be accepted.
 //! - [`text`]: the rules of every text value (no control characters, a length per field).
+//! - [`AllowedAmounts`] and [`validate_for`] (`programme.rs`): the amounts a programme pays,
+//!   and validation with them (`AMOUNT_NOT_ALLOWED`).
 //! - [`Reason`] and [`ReasonCode`] (`reason.rs`): why a record stopped.
 //! - [`lifecycle`]: the record's [`State`]s, the [`Stage`]s, the one table of which state waits
 //!   for what and goes where, and the [`Outcome`]s a stage decides.
@@ -23,6 +26,7 @@
 //! Personal data: no parse error, reason message or `Debug` output of these types contains a
 //! NIK, KK, account number or name in clear.
 
+mod actor;
 mod amount;
 mod bank;
 pub mod date;
@@ -31,6 +35,7 @@ pub mod lifecycle;
 pub mod mask;
 pub mod name;
 mod nik;
+mod programme;
 mod raw;
 mod reason;
 mod recipient;
@@ -38,6 +43,7 @@ mod region;
 mod sex;
 pub mod text;
 
+pub use actor::Actor;
 pub use amount::{Amount, AmountError, AmountRange, HARD_MAX as AMOUNT_HARD_MAX, rupiah};
 pub use bank::{AccountNumber, AccountNumberError, BankCode, BankCodeError};
 pub use date::parse_date;
@@ -46,6 +52,7 @@ pub use lifecycle::{Outcome, Stage, State};
 pub use mask::{mask_all_digits, mask_digits, mask_words, spreadsheet_safe};
 pub use name::{names_match, normalise_name};
 pub use nik::{Nik, NikError};
+pub use programme::{AllowedAmounts, validate_for};
 pub use raw::RawRecord;
 pub use reason::{Reason, ReasonCode};
 pub use recipient::{Recipient, validate};

@@ -28,6 +28,9 @@ pub enum ReasonCode {
     BankUnknown,
     AccountNumberInvalid,
     AmountInvalid,
+    /// The amount is not one its programme pays (`salur programme list`); the message lists
+    /// the allowed amounts.
+    AmountNotAllowed,
     // Answers from the bank (account opening / inquiry).
     NikNotFound,
     AccountNotFound,
@@ -54,6 +57,10 @@ pub enum ReasonCode {
     /// database refused what the stage wrote); the record is `dead`, the others of its chunk
     /// went on.
     RecordUnprocessable,
+    /// A checker rejected the payment list the record was on (the why in the message and in
+    /// the `approvals` table): the office corrects it, or discards it, and replays it; it then
+    /// waits on a new list for a new approval.
+    ApprovalRejected,
 }
 
 impl ReasonCode {
@@ -77,6 +84,7 @@ impl ReasonCode {
         Self::BankUnknown,
         Self::AccountNumberInvalid,
         Self::AmountInvalid,
+        Self::AmountNotAllowed,
         Self::NikNotFound,
         Self::AccountNotFound,
         Self::NikDataMismatch,
@@ -93,6 +101,7 @@ impl ReasonCode {
         Self::RetriesExhausted,
         Self::Discarded,
         Self::RecordUnprocessable,
+        Self::ApprovalRejected,
     ];
 
     /// The stable code, e.g. `NIK_MISSING`.
@@ -117,6 +126,7 @@ impl ReasonCode {
             Self::BankUnknown => "BANK_UNKNOWN",
             Self::AccountNumberInvalid => "ACCOUNT_NUMBER_INVALID",
             Self::AmountInvalid => "AMOUNT_INVALID",
+            Self::AmountNotAllowed => "AMOUNT_NOT_ALLOWED",
             Self::NikNotFound => "NIK_NOT_FOUND",
             Self::AccountNotFound => "ACCOUNT_NOT_FOUND",
             Self::NikDataMismatch => "NIK_DATA_MISMATCH",
@@ -133,6 +143,7 @@ impl ReasonCode {
             Self::RetriesExhausted => "RETRIES_EXHAUSTED",
             Self::Discarded => "DISCARDED",
             Self::RecordUnprocessable => "RECORD_UNPROCESSABLE",
+            Self::ApprovalRejected => "APPROVAL_REJECTED",
         }
     }
 

@@ -31,6 +31,178 @@ pub struct BatchStatus {
     pub states: BTreeMap<String, StateTotal>,
     /// Records per reason code, over records that are blocked, rejected, failed or dead.
     pub reasons: BTreeMap<String, i64>,
+    /// The totals identity: requested = the sum of where the records are.
+    pub totals: Totals,
+}
+
+/// The totals identity of a batch, or of a programme and period: what was requested equals,
+/// to the rupiah and the record, the sum of disbursed, awaiting approval, approved in flight,
+/// other in flight, blocked, rejected, failed and dead. Each record's state puts it in exactly
+/// one part ([`Part::of`]); `requested` is counted apart, so a record in no part (or a state
+/// the parts do not know) breaks the identity.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Totals {
+    pub requested: StateTotal,
+    pub disbursed: StateTotal,
+    pub awaiting_approval: StateTotal,
+    /// Approved by a checker and not paid yet (`verified`, `transfer_requested`).
+    pub approved_in_flight: StateTotal,
+    /// Moving through the pipeline without an approval (account opening, verification; and
+    /// the transfer of a programme that requires none).
+    pub other_in_flight: StateTotal,
+    pub blocked: StateTotal,
+    pub rejected: StateTotal,
+    pub failed: StateTotal,
+    pub dead: StateTotal,
+    /// Records in a state none of the parts knows (0 unless the lifecycle outgrew this).
+    pub unaccounted: StateTotal,
+    /// Whether requested equals the sum of the parts, records and rupiah.
+    pub holds: bool,
+}
+
+impl Default for StateTotal {
+    fn default() -> Self {
+        Self {
+            records: 0,
+            amount: Decimal::ZERO,
+        }
+    }
+}
+
+impl StateTotal {
+    fn add(&mut self, records: i64, amount: Decimal) {
+        self.records += records;
+        self.amount += amount;
+    }
+}
+
+/// The part of the totals identity a record is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Disbursed,
+    AwaitingApproval,
+    ApprovedInFlight,
+    OtherInFlight,
+    Blocked,
+    Rejected,
+    Failed,
+    Dead,
+    Unaccounted,
+}
+
+impl Part {
+    /// The part of a record in `state`, with or without an approval.
+    pub fn of(state: Option<State>, approved: bool) -> Part {
+        match state {
+            Some(State::Disbursed) => Part::Disbursed,
+            Some(State::Blocked) => Part::Blocked,
+            Some(State::Rejected) => Part::Rejected,
+            Some(State::Failed) => Part::Failed,
+            Some(State::Dead) => Part::Dead,
+            Some(s) if s.awaits_checker() => Part::AwaitingApproval,
+            Some(s) if s.in_flight() && approved => Part::ApprovedInFlight,
+            Some(s) if s.in_flight() => Part::OtherInFlight,
+            _ => Part::Unaccounted,
+        }
+    }
+}
+
+impl Totals {
+    fn part(&mut self, part: Part) -> &mut StateTotal {
+        match part {
+            Part::Disbursed => &mut self.disbursed,
+            Part::AwaitingApproval => &mut self.awaiting_approval,
+            Part::ApprovedInFlight => &mut self.approved_in_flight,
+            Part::OtherInFlight => &mut self.other_in_flight,
+            Part::Blocked => &mut self.blocked,
+            Part::Rejected => &mut self.rejected,
+            Part::Failed => &mut self.failed,
+            Part::Dead => &mut self.dead,
+            Part::Unaccounted => &mut self.unaccounted,
+        }
+    }
+
+    /// The parts, named, in the order the identity lists them.
+    pub fn parts(&self) -> [(&'static str, &StateTotal); 8] {
+        [
+            ("disbursed", &self.disbursed),
+            ("awaiting approval", &self.awaiting_approval),
+            ("approved in flight", &self.approved_in_flight),
+            ("other in flight", &self.other_in_flight),
+            ("blocked", &self.blocked),
+            ("rejected", &self.rejected),
+            ("failed", &self.failed),
+            ("dead", &self.dead),
+        ]
+    }
+
+    /// The identity of one batch (`batch`), or of a programme and period.
+    pub async fn read(
+        pool: &PgPool,
+        batch: Option<Uuid>,
+        program_period: Option<(&str, &str)>,
+    ) -> sqlx::Result<Totals> {
+        let (n, amount) = batches::requested(pool, batch, program_period).await?;
+        let mut t = Totals {
+            requested: StateTotal {
+                records: n,
+                amount: amount.unwrap_or_default(),
+            },
+            ..Totals::default()
+        };
+        for (state, approved, n, amount) in
+            batches::approval_totals(pool, batch, program_period).await?
+        {
+            t.part(Part::of(State::parse(&state), approved))
+                .add(n, amount.unwrap_or_default());
+        }
+        let (records, amount) = t.parts().iter().fold((0, Decimal::ZERO), |(n, a), (_, p)| {
+            (n + p.records, a + p.amount)
+        });
+        t.holds = t.unaccounted.records == 0
+            && records == t.requested.records
+            && amount == t.requested.amount;
+        Ok(t)
+    }
+}
+
+/// The totals identity of a programme and period, over every batch and office.
+pub async fn programme_totals(pool: &PgPool, program: &str, period: &str) -> sqlx::Result<Totals> {
+    Totals::read(pool, None, Some((program, period))).await
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "totals: requested {} ({} records) = {}",
+            rupiah(self.requested.amount),
+            self.requested.records,
+            self.parts()
+                .iter()
+                .map(|(name, p)| format!("{name} {}", rupiah(p.amount)))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        )?;
+        if self.holds {
+            writeln!(f, "  the identity holds, to the rupiah")
+        } else {
+            writeln!(
+                f,
+                "  the identity DOES NOT HOLD: the parts sum to {} in {} records{}",
+                rupiah(self.parts().iter().map(|(_, p)| p.amount).sum::<Decimal>()),
+                self.parts().iter().map(|(_, p)| p.records).sum::<i64>(),
+                if self.unaccounted.records > 0 {
+                    format!(
+                        "; {} records are in a state no part knows",
+                        self.unaccounted.records
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        }
+    }
 }
 
 impl BatchStatus {
@@ -75,6 +247,7 @@ pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchE
         );
     }
     let reasons = batches::reason_counts(pool, batch_id).await?;
+    let totals = Totals::read(pool, Some(batch_id), None).await?;
     Ok(BatchStatus {
         batch_id,
         office: head.office,
@@ -85,6 +258,7 @@ pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchE
         in_flight,
         states,
         reasons: reasons.into_iter().collect(),
+        totals,
     })
 }
 
@@ -145,6 +319,7 @@ impl std::fmt::Display for BatchStatus {
                 writeln!(f, "  {code:<28} {n:>9}")?;
             }
         }
+        write!(f, "{}", self.totals)?;
         Ok(())
     }
 }
@@ -229,6 +404,32 @@ mod tests {
         let cells = report_fields(row).expect("no sealed value to open");
         assert!(cells[1].starts_with("'="), "{}", cells[1]);
         assert_eq!(cells[5], "'@SUM(A1)");
+    }
+
+    #[test]
+    fn every_state_is_in_one_part_of_the_totals_identity() {
+        for state in State::ALL {
+            for approved in [false, true] {
+                assert_ne!(
+                    Part::of(Some(state), approved),
+                    Part::Unaccounted,
+                    "{state}"
+                );
+            }
+        }
+        assert_eq!(
+            Part::of(Some(State::AwaitingApproval), false),
+            Part::AwaitingApproval
+        );
+        assert_eq!(
+            Part::of(Some(State::Verified), true),
+            Part::ApprovedInFlight
+        );
+        assert_eq!(
+            Part::of(Some(State::TransferRequested), false),
+            Part::OtherInFlight
+        );
+        assert_eq!(Part::of(None, false), Part::Unaccounted);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use crate::broker::{Broker, names};
 use crate::config::Settings;
 use crate::demo::generate;
+use crate::domain::Actor;
 use crate::ops::remediate::{self, Filter, Scope};
 use crate::ops::submit::{self, BatchInfo};
 use anyhow::Context as _;
@@ -419,6 +420,7 @@ pub async fn run(
         println!("  at {at:>7.1} s: {fault}");
     }
 
+    crate::ops::programme::ensure(pool, "BPNT", "Program Sembako (BPNT)", "600000", false).await?;
     let mut faults: BTreeMap<String, u32> = BTreeMap::new();
     let mut submitted: Vec<(uuid::Uuid, usize)> = Vec::new();
     let mut next_submit = 0;
@@ -432,6 +434,7 @@ pub async fn run(
                 office: "DINSOS-CHAOS".into(),
                 program: "BPNT".into(),
                 period: format!("2026-P{}", next_submit + 1),
+                submitted_by: None,
             };
             let id =
                 retry(|| submit::submit_records(settings, pool, "chaos.csv", &demo.records, &info))
@@ -549,6 +552,7 @@ pub async fn run(
             settings,
             pool,
             &Scope::All,
+            &Actor::cli(Some("salur chaos".into())),
             &Filter {
                 state: Some(crate::store::State::Dead),
                 ..Default::default()
@@ -608,6 +612,7 @@ async fn fix_and_replay(
         &settings.amount_range,
         pool,
         &Scope::All,
+        &Actor::cli(Some("salur chaos".into())),
         id,
         "fixes.csv",
         file.as_slice(),
@@ -622,7 +627,14 @@ async fn fix_and_replay(
         batch_id: Some(id),
         ..Default::default()
     };
-    remediate::replay(settings, pool, &Scope::All, &filter).await?;
+    remediate::replay(
+        settings,
+        pool,
+        &Scope::All,
+        &Actor::cli(Some("salur chaos".into())),
+        &filter,
+    )
+    .await?;
     Ok(())
 }
 

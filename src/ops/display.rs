@@ -62,9 +62,17 @@ impl fmt::Display for EventView {
             .as_ref()
             .map(|d| d.to_string())
             .unwrap_or_default();
+        let by = match &self.by {
+            Some(a) => format!(
+                " by {} ({})",
+                a.person.as_deref().unwrap_or("(no person)"),
+                a.token
+            ),
+            None => String::new(),
+        };
         writeln!(
             f,
-            "  {} {} → {} {} {}",
+            "  {} {} → {} {} {}{by}",
             self.at.format("%Y-%m-%d %H:%M:%S%.3f"),
             self.from.as_deref().unwrap_or("—"),
             self.to,
@@ -235,17 +243,25 @@ impl fmt::Display for OfficeTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:<24} {:<8} {:>8}  {:<40} name",
-            "code", "role", "revoked", "active tokens"
+            "{:<24} {:<8} {:>8}  {:<56} name",
+            "code", "kind", "revoked", "active tokens (label role person)"
         )?;
         for o in self.0 {
+            let tokens: Vec<String> = o
+                .tokens
+                .iter()
+                .map(|t| match &t.person {
+                    Some(p) => format!("{} {} \"{p}\"", t.label, t.role),
+                    None => format!("{} {}", t.label, t.role),
+                })
+                .collect();
             writeln!(
                 f,
-                "{:<24} {:<8} {:>8}  {:<40} {}",
+                "{:<24} {:<8} {:>8}  {:<56} {}",
                 o.code,
-                o.role.as_str(),
+                o.kind,
                 o.revoked_tokens,
-                o.tokens.join(" "),
+                tokens.join("; "),
                 o.name
             )?;
         }

@@ -1,11 +1,14 @@
 //! What people do with salur: submit a batch, follow it, report on it, work its parked
-//! records, manage offices and personal data.
+//! records, approve payment lists, manage offices, programmes, budgets and personal data.
 
+pub mod approval;
 pub mod batch;
+pub mod budget;
 pub mod chaos;
 pub mod display;
 pub mod office;
 pub mod parked_queues;
 pub mod privacy;
+pub mod programme;
 pub mod remediate;
 pub mod submit;

@@ -4,7 +4,7 @@
 
 use crate::broker::Broker;
 use crate::config::Settings;
-use crate::domain::RawRecord;
+use crate::domain::{Actor, RawRecord};
 use crate::intake;
 use crate::messages::Stage;
 use crate::stages::stage_message;
@@ -22,6 +22,9 @@ pub struct BatchInfo {
     pub program: String,
     /// Period, e.g. `2026-Q4` or `2026-11`.
     pub period: String,
+    /// The person submitting, named on the records' first audit rows (`None`: the system,
+    /// e.g. the benchmark).
+    pub submitted_by: Option<Actor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +37,11 @@ pub enum SubmitError {
         value: String,
         rule: &'static str,
     },
+    #[error(
+        "programme {program:?} is not known: submit for one of {} (an admin adds programmes with `salur programme add`)",
+        if known.is_empty() { "the programmes, once an admin has added one".to_owned() } else { known.join(", ") }
+    )]
+    UnknownProgramme { program: String, known: Vec<String> },
     #[error("storing the batch failed (nothing was stored): {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -84,6 +92,24 @@ impl BatchInfo {
     }
 }
 
+/// Refuses a batch for a programme that is not on file (`salur programme list`), with the
+/// programmes that are.
+pub async fn check_programme(
+    conn: &mut sqlx::PgConnection,
+    program: &str,
+) -> Result<(), SubmitError> {
+    if crate::store::programmes::get(&mut *conn, program)
+        .await?
+        .is_some()
+    {
+        return Ok(());
+    }
+    Err(SubmitError::UnknownProgramme {
+        program: program.to_owned(),
+        known: crate::store::programmes::codes(conn).await?,
+    })
+}
+
 /// Reads and submits a file, streaming it (see [`submit_reader`]). Nothing is stored if the
 /// file is refused.
 pub async fn submit_file(
@@ -93,6 +119,7 @@ pub async fn submit_file(
     info: &BatchInfo,
 ) -> Result<Uuid, SubmitError> {
     info.validate()?;
+    check_programme(&mut *pool.acquire().await?, &info.program).await?;
     let label = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| intake::IntakeError::Io {
         file: label.clone(),
@@ -227,6 +254,7 @@ pub struct BatchWriter<'a> {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
     batch_id: Uuid,
     records: usize,
+    actor: Option<Actor>,
     /// Ids waiting for a full chunk, per bank request they will make (see [`chunk_key`]).
     pending: std::collections::HashMap<(String, bool), Vec<i64>>,
 }
@@ -264,6 +292,7 @@ impl<'a> BatchWriter<'a> {
         info: &BatchInfo,
     ) -> Result<Self, SubmitError> {
         info.validate()?;
+        check_programme(&mut tx, &info.program).await?;
         batches::insert(
             &mut tx,
             batch_id,
@@ -273,12 +302,23 @@ impl<'a> BatchWriter<'a> {
             file_name,
         )
         .await?;
+        // Who submitted it: a checker may not approve their own submission.
+        if let Some(actor) = &info.submitted_by {
+            crate::store::approvals::set_submitter(
+                &mut tx,
+                batch_id,
+                actor.person.as_deref(),
+                Some(&actor.token),
+            )
+            .await?;
+        }
         Ok(Self {
             settings,
             pool,
             tx,
             batch_id,
             records: 0,
+            actor: info.submitted_by.clone(),
             pending: Default::default(),
         })
     }
@@ -293,7 +333,8 @@ impl<'a> BatchWriter<'a> {
         if rows.is_empty() {
             return Ok(());
         }
-        let ids = records::copy_received(&mut self.tx, self.batch_id, rows).await?;
+        let ids =
+            records::copy_received(&mut self.tx, self.batch_id, rows, self.actor.as_ref()).await?;
         let size = self.settings.chunk_size;
         let mut messages = Vec::new();
         for (id, row) in ids.into_iter().zip(rows) {

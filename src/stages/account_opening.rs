@@ -9,7 +9,7 @@ use crate::bank::contract::{
 use crate::broker::{Outgoing, names};
 use crate::config::Settings;
 use crate::domain::lifecycle::Outcome;
-use crate::domain::{Recipient, validate};
+use crate::domain::{Recipient, validate_for};
 use crate::messages::{Stage, StageMessage};
 use crate::store::RecordRow;
 use sqlx::PgConnection;
@@ -18,7 +18,8 @@ use uuid::Uuid;
 const STAGE: Stage = Stage::AccountOpening;
 
 /// Complete records advance (their bank is asked to open or confirm the account); the others
-/// are blocked with one reason per problem.
+/// are blocked with one reason per problem, an amount their programme does not pay among them
+/// (`AMOUNT_NOT_ALLOWED`).
 pub async fn handle(
     settings: &Settings,
     conn: &mut PgConnection,
@@ -26,6 +27,11 @@ pub async fn handle(
 ) -> sqlx::Result<Tally> {
     let mut step = Step::of(settings, STAGE);
     let rows = step.lock(conn, &msg.record_ids).await?;
+    let programs: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r.program.as_str()).collect();
+    let amounts =
+        crate::store::programmes::allowed_amounts(conn, &programs.into_iter().collect::<Vec<_>>())
+            .await?;
     let mut complete: Vec<(&RecordRow, Recipient)> = Vec::new();
     for row in &rows {
         if row.attempts == 0 {
@@ -33,7 +39,8 @@ pub async fn handle(
             *step.tally.requested.entry(row.program.clone()).or_default() +=
                 row.amount.unwrap_or_default();
         }
-        match validate(&row.raw(), &settings.amount_range) {
+        let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
+        match validate_for(&row.raw, &settings.amount_range, programme) {
             Ok(recipient) => {
                 step.decide(row, Outcome::Advanced, Vec::new()).amount =
                     Some(recipient.amount.value());

@@ -7,7 +7,7 @@ use crate::bank::contract::{Money, RequestBody, TransferItem};
 use crate::config::Settings;
 use crate::domain::lifecycle::Outcome;
 use crate::messages::{Stage, StageMessage};
-use crate::store::RecordRow;
+use crate::store::{RecordRow, approvals};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -21,7 +21,9 @@ pub fn idempotency_key(batch_id: Uuid, record_id: i64) -> String {
     Uuid::new_v5(&KEY_NAMESPACE, format!("{batch_id}/{record_id}").as_bytes()).to_string()
 }
 
-/// Every record advances: its bank is asked to pay it.
+/// Every record advances (its bank is asked to pay it), except one of a programme that
+/// requires approval that no checker approved: it goes back to wait for one, and nothing is
+/// sent for it.
 pub async fn handle(
     settings: &Settings,
     conn: &mut PgConnection,
@@ -29,10 +31,27 @@ pub async fn handle(
 ) -> sqlx::Result<Tally> {
     let mut step = Step::of(settings, STAGE);
     let rows = step.lock(conn, &msg.record_ids).await?;
-    for row in &rows {
+    let unapproved: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.approval_id.is_none())
+        .map(|r| r.program.as_str())
+        .collect();
+    let approval = if unapproved.is_empty() {
+        Default::default()
+    } else {
+        approvals::requiring_approval(conn, &unapproved).await?
+    };
+    let (pay, hold): (Vec<RecordRow>, Vec<RecordRow>) = rows
+        .into_iter()
+        .partition(|r| r.approval_id.is_some() || !approval.contains(&r.program));
+    for row in &hold {
+        tracing::warn!(record_id = row.id, batch_id = %row.batch_id, "a record reached the transfer without an approval; it waits for one");
+        step.decide(row, Outcome::HeldForApproval, Vec::new());
+    }
+    for row in &pay {
         step.decide(row, Outcome::Advanced, Vec::new());
     }
-    for request in requests(settings, &rows) {
+    for request in requests(settings, &pay) {
         step.send(request);
     }
     step.write(conn).await

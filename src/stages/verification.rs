@@ -1,15 +1,17 @@
 //! Verification: the bank's account name must match the recipient's (normalised: banks upper-case
 //! and truncate names), and the NIK must not already be paid or in flight for the same programme
 //! and period in any batch of any office. The NIK is claimed in `recipient_claims`; the second
-//! claimant is `rejected` with DOUBLE_RECIPIENT and never paid.
+//! claimant is `rejected` with DOUBLE_RECIPIENT and never paid. A record that passes goes on to
+//! the transfer, or, when its programme requires approval, waits in `awaiting_approval` for a
+//! checker ([`crate::ops::approval`]).
 
 use super::{Step, Tally};
 use crate::config::Settings;
 use crate::domain::lifecycle::Outcome;
 use crate::domain::{Reason, ReasonCode, names_match};
 use crate::messages::{Stage, StageMessage};
-use crate::store::Attempt;
 use crate::store::pipeline::{self, claim_key};
+use crate::store::{Attempt, approvals};
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -64,9 +66,15 @@ pub async fn handle(
             holders = pipeline::offices_of_records(conn, &lost).await?;
             offices = pipeline::offices_of_batches(conn, &batches).await?;
         }
+        let programs: Vec<&str> = named.iter().map(|r| r.program.as_str()).collect();
+        let approval = approvals::requiring_approval(conn, &programs).await?;
         let mut verified = Vec::new();
         for row in named {
             match owner.get(&claim_key(row)) {
+                Some(&id) if id == row.id && approval.contains(&row.program) => {
+                    step.decide(row, Outcome::HeldForApproval, Vec::new())
+                        .attempt = Attempt::Reset;
+                }
                 Some(&id) if id == row.id => {
                     step.decide(row, Outcome::Advanced, Vec::new()).attempt = Attempt::Reset;
                     verified.push(row.id);

@@ -90,6 +90,47 @@ pub async fn state_totals(
     .await
 }
 
+/// `(state, approved, records, sum of their amounts)` of the records of one batch (`batch`),
+/// or of one programme and period (`batch` `None`), per state and whether they carry an
+/// approval.
+pub async fn approval_totals(
+    pool: &PgPool,
+    batch: Option<Uuid>,
+    program_period: Option<(&str, &str)>,
+) -> sqlx::Result<Vec<(String, bool, i64, Option<Decimal>)>> {
+    sqlx::query_as(
+        "SELECT r.state, r.approval_id IS NOT NULL, count(*), sum(r.amount)
+         FROM records r JOIN batches b ON b.id = r.batch_id
+         WHERE ($1::uuid IS NULL OR r.batch_id = $1)
+           AND ($2::text IS NULL OR (b.program = $2 AND b.period = $3))
+         GROUP BY 1, 2",
+    )
+    .bind(batch)
+    .bind(program_period.map(|p| p.0))
+    .bind(program_period.map(|p| p.1))
+    .fetch_all(pool)
+    .await
+}
+
+/// What was requested of one batch (`batch`), or of one programme and period: `(records, sum
+/// of their amounts)`, counted apart from the states.
+pub async fn requested(
+    pool: &PgPool,
+    batch: Option<Uuid>,
+    program_period: Option<(&str, &str)>,
+) -> sqlx::Result<(i64, Option<Decimal>)> {
+    sqlx::query_as(
+        "SELECT count(*), sum(r.amount) FROM records r JOIN batches b ON b.id = r.batch_id
+         WHERE ($1::uuid IS NULL OR r.batch_id = $1)
+           AND ($2::text IS NULL OR (b.program = $2 AND b.period = $3))",
+    )
+    .bind(batch)
+    .bind(program_period.map(|p| p.0))
+    .bind(program_period.map(|p| p.1))
+    .fetch_one(pool)
+    .await
+}
+
 /// `(reason code, records)` over the batch's records that are blocked, rejected, failed or dead.
 pub async fn reason_counts(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<(String, i64)>> {
     sqlx::query_as(

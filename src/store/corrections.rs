@@ -1,9 +1,10 @@
 //! Corrections of blocked records: finding them in a batch by row or by NIK, and writing the
 //! corrected office values (sealed) with an audit row that names the fields, never the values.
 
-use super::records::raw_columns;
+use super::records::{State, raw_columns};
 use super::sealed::keyring;
-use crate::domain::RawRecord;
+use crate::domain::{Actor, RawRecord};
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -58,10 +59,12 @@ pub async fn write(
     raw: &RawRecord,
     reasons: &serde_json::Value,
     detail: serde_json::Value,
+    actor: &Actor,
 ) -> sqlx::Result<()> {
     let ring = keyring()?;
     let n = RawRecord::KEYS.len();
     let (reasons_at, detail_at, hash_at) = (n + 2, n + 3, n + 4);
+    let (person_at, token_at) = (n + 5, n + 6);
     let sets = raw_columns()
         .enumerate()
         .map(|(i, c)| format!("{c} = ${}", i + 2))
@@ -74,8 +77,10 @@ pub async fn write(
              WHERE id = $1 AND state = 'blocked'
              RETURNING id
          )
-         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
-         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at} FROM fixed"
+         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
+                                    actor_person, actor_token)
+         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at}, ${person_at}, ${token_at}
+         FROM fixed"
     );
     let mut query = sqlx::query(&sql).bind(id);
     for (column, value) in raw_columns().zip(raw.values()) {
@@ -89,7 +94,84 @@ pub async fn write(
         .bind(reasons)
         .bind(detail)
         .bind(raw.nik.as_deref().and_then(|n| ring.nik_hash(n)))
+        .bind(actor.person.as_deref())
+        .bind(actor.token.as_str())
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A correction of a record that left the blocked state's fixing (waiting for approval, or
+/// approved and not yet sent to its bank): its values corrected, moved from `from` to `to`
+/// with `reasons`, its parsed amount set to `amount` (when given), the bank's account number
+/// and name forgotten when `forget_account` (the bank must confirm a changed bank or account
+/// again), its approval dropped; one audit row with `detail`. Returns whether the record was
+/// still in `from`.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_moving(
+    conn: &mut PgConnection,
+    id: i64,
+    from: State,
+    to: State,
+    raw: &RawRecord,
+    reasons: &serde_json::Value,
+    amount: Option<Decimal>,
+    forget_account: bool,
+    detail: serde_json::Value,
+    actor: &Actor,
+) -> sqlx::Result<bool> {
+    let ring = keyring()?;
+    let n = RawRecord::KEYS.len();
+    let at = |k: usize| n + 2 + k;
+    let sets = raw_columns()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 2))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "WITH fixed AS (
+             UPDATE records SET {sets}, reasons = ${r}, nik_hash = ${h}, state = ${to},
+                 amount = COALESCE(${amount}, amount),
+                 bank_account = CASE WHEN ${forget} THEN NULL ELSE bank_account END,
+                 bank_account_name = CASE WHEN ${forget} THEN NULL ELSE bank_account_name END,
+                 approval_id = NULL, attempts = 0, updated_at = now()
+             WHERE id = $1 AND state = ${from}
+             RETURNING id
+         ), audit AS (
+             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
+                                        actor_person, actor_token)
+             SELECT id, ${from}, ${to}, ${r}, ${d}, ${person}, ${token} FROM fixed
+         )
+         SELECT count(*) FROM fixed",
+        r = at(0),
+        d = at(1),
+        h = at(2),
+        from = at(3),
+        to = at(4),
+        amount = at(5),
+        forget = at(6),
+        person = at(7),
+        token = at(8),
+    );
+    let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(id);
+    for (column, value) in raw_columns().zip(raw.values()) {
+        query = if super::records::SEALED.contains(&column) {
+            query.bind(value.as_deref().map(|v| ring.seal(column, id, v)))
+        } else {
+            query.bind(value.clone())
+        };
+    }
+    let changed = query
+        .bind(reasons)
+        .bind(detail)
+        .bind(raw.nik.as_deref().and_then(|n| ring.nik_hash(n)))
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(amount)
+        .bind(forget_account)
+        .bind(actor.person.as_deref())
+        .bind(actor.token.as_str())
+        .fetch_one(conn)
+        .await?;
+    Ok(changed == 1)
 }

@@ -11,12 +11,16 @@ pub struct Event {
     pub to_state: String,
     pub reasons: serde_json::Value,
     pub detail: Option<serde_json::Value>,
+    /// Who caused it (`None`: the system).
+    pub actor_person: Option<String>,
+    pub actor_token: Option<String>,
 }
 
 /// Every state change of record `id`, oldest first.
 pub async fn history(conn: &mut PgConnection, id: i64) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(
-        "SELECT at, from_state, to_state, reasons, detail FROM record_events
+        "SELECT at, from_state, to_state, reasons, detail, actor_person, actor_token
+         FROM record_events
          WHERE record_id = $1 ORDER BY id",
     )
     .bind(id)

@@ -9,16 +9,21 @@
 //! - [`batches`]: batches, their totals, listings and the report's rows.
 //! - [`parked`]: blocked and dead records (the `dlq` filter and counts).
 //! - [`corrections`]: finding and correcting blocked records.
+//! - [`approvals`]: payment lists waiting for a checker, and the checkers' decisions.
 //! - [`events`]: the audit trail as people read it.
-//! - [`offices`]: offices and their API tokens; [`idempotency`]: the API's idempotency keys;
+//! - [`programmes`] and [`budgets`]: the programmes (their amounts) and budget ceilings per
+//!   programme, period and office, with the one definition of what a budget has used.
+//! - [`offices`]: offices and their API tokens (role, person, label); [`idempotency`]: the API's idempotency keys;
 //!   [`banks`]: the registered banks.
 //! - [`personal`] and [`sealed`]: sealing personal fields, retention, erasure.
 //! - [`outbox`], [`bank_requests`], [`stats`], [`locks`]: the outbox, bank request
 //!   bookkeeping, figures, advisory locks.
 
+pub mod approvals;
 pub mod bank_requests;
 pub mod banks;
 pub mod batches;
+pub mod budgets;
 pub mod corrections;
 pub mod events;
 pub mod idempotency;
@@ -28,6 +33,7 @@ pub mod outbox;
 pub mod parked;
 pub mod personal;
 pub mod pipeline;
+pub mod programmes;
 pub mod records;
 pub mod sealed;
 pub mod stats;

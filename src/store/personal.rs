@@ -478,7 +478,8 @@ pub async fn expired_batches(pool: &PgPool, default_days: i32) -> sqlx::Result<V
          JOIN LATERAL (
              SELECT max(r.updated_at) AS closed_at, count(*) AS records,
                     bool_or(r.state IN ('received', 'account_requested', 'account_opened',
-                                        'verified', 'transfer_requested')) AS in_flight
+                                        'awaiting_approval', 'verified',
+                                        'transfer_requested')) AS in_flight
              FROM records r WHERE r.batch_id = b.id
          ) s ON true
          WHERE b.personal_erased_at IS NULL AND s.records > 0 AND NOT s.in_flight
@@ -530,7 +531,8 @@ pub async fn erase_batch(
         }
         let in_flight: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM records WHERE batch_id = $1 AND state IN
-                 ('received', 'account_requested', 'account_opened', 'verified', 'transfer_requested'))",
+                 ('received', 'account_requested', 'account_opened', 'awaiting_approval',
+                  'verified', 'transfer_requested'))",
         )
         .bind(batch_id)
         .fetch_one(&mut *tx)

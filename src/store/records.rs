@@ -2,7 +2,7 @@
 //! written together with its audit row, so a redelivered message changes nothing twice.
 
 use super::sealed::{KeyError, Keyring, keyring};
-use crate::domain::{RawRecord, Reason};
+use crate::domain::{Actor, RawRecord, Reason};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
@@ -63,6 +63,9 @@ pub struct RecordRow {
     pub attempts: i32,
     pub program: String,
     pub period: String,
+    /// The approval of the payment list the record was on; `None` until a checker approves
+    /// it, and again whenever it waits for approval (see [`crate::ops::approval`]).
+    pub approval_id: Option<Uuid>,
     /// Seconds since the record entered its current state, when the query says
     /// (`lock_in_state` does).
     pub in_state_seconds: Option<f64>,
@@ -116,6 +119,7 @@ impl RecordRow {
             attempts: row.try_get("attempts")?,
             program: row.try_get("program")?,
             period: row.try_get("period")?,
+            approval_id: row.try_get("approval_id")?,
             in_state_seconds: match row.try_get("in_state_seconds") {
                 Err(sqlx::Error::ColumnNotFound(_)) => None,
                 other => other?,
@@ -180,7 +184,9 @@ fn record_columns(needs: Needs) -> String {
             out.push_str(&format!("r.{column}, "));
         }
     }
-    out.push_str("r.amount, r.nik_hash, r.bank_reference, r.attempts, b.program, b.period");
+    out.push_str(
+        "r.amount, r.nik_hash, r.bank_reference, r.attempts, r.approval_id, b.program, b.period",
+    );
     out
 }
 
@@ -375,13 +381,25 @@ impl Change {
 
 /// Applies changes to records that are still in `from`, with one audit row each; returns the
 /// ids that changed. Reasons replace the record's reasons (empty clears them). The bank's
-/// account number and name are sealed here. A record that becomes `verified` (its account open
-/// and confirmed to be the recipient's) loses its mother's maiden name, which only account
-/// opening needs; its audit row says it was provided and erased.
+/// account number and name are sealed here. A record that becomes `verified` or
+/// `awaiting_approval` (its account open and confirmed to be the recipient's) loses its
+/// mother's maiden name, which only account opening needs; its audit row says it was provided
+/// and erased. A record that comes to wait for approval loses any approval it had: a list is
+/// approved as it stands, and this record is on a new one.
 pub async fn apply(
     conn: &mut PgConnection,
     from: State,
     changes: &[Change],
+) -> sqlx::Result<Vec<i64>> {
+    apply_as(conn, from, changes, None).await
+}
+
+/// [`apply`], the audit rows naming the person who caused the changes (`None`: the system).
+pub async fn apply_as(
+    conn: &mut PgConnection,
+    from: State,
+    changes: &[Change],
+    actor: Option<&Actor>,
 ) -> sqlx::Result<Vec<i64>> {
     if changes.is_empty() {
         return Ok(Vec::new());
@@ -422,7 +440,8 @@ pub async fn apply(
     }
     sqlx::query_scalar(
         "WITH u AS (
-             SELECT u.*, r.mother_name IS NOT NULL AND u.to_state = 'verified' AS erase_mother
+             SELECT u.*, r.mother_name IS NOT NULL
+                        AND u.to_state IN ('verified', 'awaiting_approval') AS erase_mother
              FROM UNNEST($2::bigint[], $3::text[], $4::jsonb[], $5::numeric[], $6::bytea[],
                          $7::bytea[], $8::text[], $9::int[], $10::jsonb[])
                  AS u(id, to_state, reasons, amount, account, account_name, reference,
@@ -438,6 +457,8 @@ pub async fn apply(
                  bank_reference = COALESCE(u.reference, r.bank_reference),
                  mother_name = CASE WHEN u.erase_mother THEN NULL ELSE r.mother_name END,
                  attempts = CASE WHEN u.attempt < 0 THEN 0 ELSE r.attempts + u.attempt END,
+                 approval_id = CASE WHEN u.to_state = 'awaiting_approval' THEN NULL
+                                    ELSE r.approval_id END,
                  updated_at = now()
              FROM u
              WHERE r.id = u.id AND r.state = $1
@@ -446,8 +467,9 @@ pub async fn apply(
                       THEN COALESCE(u.detail, '{}') || '{\"mother_name\": \"provided; erased once the account was opened and verified\"}'
                       ELSE u.detail END AS detail
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail)
-             SELECT id, $1, to_state, reasons, detail FROM changed
+             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
+                                        actor_person, actor_token)
+             SELECT id, $1, to_state, reasons, detail, $11, $12 FROM changed
          )
          SELECT id FROM changed",
     )
@@ -461,6 +483,8 @@ pub async fn apply(
     .bind(&reference)
     .bind(&attempt)
     .bind(&detail)
+    .bind(actor.and_then(|a| a.person.as_deref()))
+    .bind(actor.map(|a| a.token.as_str()))
     .fetch_all(conn)
     .await
 }
@@ -473,6 +497,7 @@ pub async fn copy_received(
     conn: &mut PgConnection,
     batch_id: Uuid,
     rows: &[RawRecord],
+    actor: Option<&Actor>,
 ) -> sqlx::Result<Vec<i64>> {
     let ring = keyring()?;
     let ids: Vec<i64> = sqlx::query_scalar(
@@ -528,12 +553,22 @@ pub async fn copy_received(
     copy.finish().await?;
 
     buf.clear();
+    let mut who = String::new();
+    for value in [
+        actor.and_then(|a| a.person.as_deref()),
+        actor.map(|a| a.token.as_str()),
+    ] {
+        who.push('\t');
+        copy_text(&mut who, value);
+    }
     for id in &ids {
         use std::fmt::Write as _;
-        let _ = writeln!(buf, "{id}\treceived");
+        let _ = writeln!(buf, "{id}\treceived{who}");
     }
     let mut copy = conn
-        .copy_in_raw("COPY record_events (record_id, to_state) FROM STDIN")
+        .copy_in_raw(
+            "COPY record_events (record_id, to_state, actor_person, actor_token) FROM STDIN",
+        )
         .await?;
     copy.send(buf.as_bytes()).await?;
     copy.finish().await?;

@@ -23,6 +23,13 @@ pub struct Gauges {
     pub batch_max_idle_seconds: f64,
     pub outbox_backlog: i64,
     pub outbox_oldest_age_seconds: f64,
+    /// Records waiting for a checker's approval.
+    pub awaiting_approval: i64,
+    /// `decision -> payment lists decided` (`approved`, `rejected`).
+    pub approvals: BTreeMap<String, i64>,
+    /// `program -> (budget remaining in IDR, largest share of a period's budget used)`, for
+    /// the programmes with a budget ([`crate::store::budgets::remaining_by_program`]).
+    pub budgets: BTreeMap<String, (f64, f64)>,
 }
 
 fn in_flight_states() -> Vec<&'static str> {
@@ -33,7 +40,7 @@ fn in_flight_states() -> Vec<&'static str> {
         .collect()
 }
 
-/// Reads every gauge (four queries, no transaction needed: each is consistent on its own).
+/// Reads every gauge (seven queries, no transaction needed: each is consistent on its own).
 pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
     let mut g = Gauges::default();
 
@@ -89,5 +96,21 @@ pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
     .await?;
     g.outbox_backlog = backlog;
     g.outbox_oldest_age_seconds = oldest.unwrap_or(0.0).max(0.0);
+
+    g.awaiting_approval =
+        sqlx::query_scalar("SELECT count(*) FROM records WHERE state = 'awaiting_approval'")
+            .fetch_one(pool)
+            .await?;
+    let decided: Vec<(String, i64)> =
+        sqlx::query_as("SELECT decision, count(*) FROM approvals GROUP BY decision")
+            .fetch_all(pool)
+            .await?;
+    g.approvals = decided.into_iter().collect();
+    use rust_decimal::prelude::ToPrimitive as _;
+    g.budgets = crate::store::budgets::remaining_by_program(&mut *pool.acquire().await?)
+        .await?
+        .into_iter()
+        .map(|(program, remaining, ratio)| (program, (remaining.to_f64().unwrap_or(0.0), ratio)))
+        .collect();
     Ok(g)
 }

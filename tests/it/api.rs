@@ -19,8 +19,8 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
         .pipeline()
         .run(async |env| {
             let server = env.serve_api().await;
-            let kupang = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
-            let other = add_office(&env.pool, "DINSOS-3578", Role::Office).await;
+            let kupang = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
+            let other = add_office(&env.pool, "DINSOS-3578", Role::Maker).await;
             let auditor = add_office(&env.pool, "BPK", Role::Auditor).await;
 
             // Four recipients; the second has no mother's name, the fourth no birth place.
@@ -384,8 +384,8 @@ async fn the_same_idempotency_key_gives_the_same_batch_and_another_body_is_a_con
             let mut settings = env.settings.clone();
             settings.api_uploads_per_office = 4;
             let server = Server::start(settings, env.pool.clone()).await;
-            let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
-            let other = add_office(&env.pool, "DINSOS-3578", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
+            let other = add_office(&env.pool, "DINSOS-3578", Role::Maker).await;
             let body = csv_of(&[valid_record(1), valid_record(2)]);
 
             let first = server
@@ -465,7 +465,7 @@ async fn bad_input_is_a_problem_naming_the_fault_and_nothing_is_stored() {
     harness::env()
         .run(async |env| {
             let server = env.serve_api().await;
-            let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
             let good = String::from_utf8(csv_of(&[valid_record(1), valid_record(2)])).unwrap();
             let header = good.lines().next().unwrap().to_owned();
 
@@ -710,7 +710,7 @@ async fn an_excel_workbook_is_read_like_a_csv_file() {
         .run(async |env| {
             use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
             let server = env.serve_api().await;
-            let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
 
             let mut book = Workbook::new();
             let sheet = book.add_worksheet();
@@ -877,7 +877,7 @@ async fn a_chunked_upload_is_stored_as_it_streams() {
     harness::env()
         .run(async |env| {
             let server = env.serve_api().await;
-            let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
             let (body, _) = streamed_csv(25_000);
             let r = server.submit(&token, CSV_TYPE, body, Some("big")).await;
             assert_eq!(r.status(), StatusCode::ACCEPTED);
@@ -906,7 +906,7 @@ async fn a_million_row_upload_keeps_memory_flat() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     harness::env().time_limit(None).run(async |env| {
-    let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+    let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
     let (mut child, base) = env.spawn_api().await;
     let client = Client::new();
     let idle = peak_rss(child.id());
@@ -960,6 +960,7 @@ async fn submit_reader_stores_a_stream_whole_or_not_at_all() {
                 office: "DINSOS-5371".into(),
                 program: "BPNT".into(),
                 period: "2026-Q4".into(),
+                submitted_by: None,
             };
             let rows: Vec<RawRecord> = (1..=12_000).map(valid_record).collect();
             let good = csv_of(&rows);

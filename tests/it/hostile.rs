@@ -348,7 +348,7 @@ async fn every_hostile_file_gets_its_answer_and_nothing_is_stored() {
         .settings(|s| s.api_xlsx_limit = 1 << 20)
         .run(async |env| {
             let server = env.serve_api().await;
-            let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hostile");
             let manifest = std::fs::read_to_string(dir.join("expected.tsv")).unwrap();
             let mut table = Vec::new();
@@ -470,8 +470,8 @@ async fn slow_uploads_of_one_office_leave_the_others_answered_within_a_second() 
         })
         .run(async |env| {
             let server = env.serve_api().await;
-            let slow = add_office(&env.pool, "DINSOS-SLOW", Role::Office).await;
-            let other = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+            let slow = add_office(&env.pool, "DINSOS-SLOW", Role::Maker).await;
+            let other = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
             let header = http::csv_of(&[valid_record(1)]);
             let head = |token: &str| {
                 format!(
@@ -559,7 +559,7 @@ async fn slow_uploads_of_one_office_leave_the_others_answered_within_a_second() 
 async fn amounts_out_of_range_are_blocked_with_their_limit() {
     harness::env().database_only().run(async |env| {
         let server = env.serve_api().await;
-        let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+        let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
         let amounts = [
             "9999999999999999.99",
             "100000000000000000",
@@ -623,8 +623,8 @@ async fn a_double_recipient_is_told_the_office_holding_the_claim_never_its_recor
     harness::env()
         .run(async |env| {
             let server = env.serve_api().await;
-            let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
-            let other = add_office(&env.pool, "DINSOS-5301", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
+            let other = add_office(&env.pool, "DINSOS-5301", Role::Maker).await;
             let record = [valid_record(1)];
             let r = server
                 .submit(&token, CSV_TYPE, http::csv_of(&record), None)
@@ -687,7 +687,7 @@ async fn a_fix_that_could_never_be_paid_is_refused_at_the_fix() {
                 .await
                 .unwrap();
             let server = env.serve_api().await;
-            let token = add_office(&env.pool, "DINSOS-TEST", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-TEST", Role::Maker).await;
             for (field, value, says) in [
                 ("amount", "100000000000000000", "Rp1.000.000.000.000"),
                 ("amount", "9999999999999999.99", "Rp1.000.000.000.000"),
@@ -720,6 +720,7 @@ async fn a_fix_that_could_never_be_paid_is_refused_at_the_fix() {
                 &env.settings.amount_range,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 id,
                 &[("amount".into(), "100000000000000000".into())],
             )
@@ -740,6 +741,7 @@ async fn a_fix_that_could_never_be_paid_is_refused_at_the_fix() {
                 &env.settings.amount_range,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 id,
                 &[("amount".into(), "Rp 600.000".into())],
             )
@@ -1051,7 +1053,7 @@ async fn excel_memory_of_salur_api() {
         .database_only()
         .time_limit(None)
         .run(async |env| {
-            let token = add_office(&env.pool, "DINSOS-5371", Role::Office).await;
+            let token = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
             // The spawned `salur api` has no API_XLSX_LIMIT set: the default 64 MiB.
             let limits = salur::intake::xlsx::XlsxLimits::for_body(64 << 20);
             let one_mib_string = "A".repeat((1 << 20) - 100);

@@ -8,6 +8,7 @@
 mod harness;
 
 mod api;
+mod approval;
 mod bank_files;
 mod bank_trust;
 mod cleanup;
@@ -18,6 +19,7 @@ mod observability;
 mod outage;
 mod pipeline;
 mod privacy;
+mod programmes;
 mod remediation;
 mod retries;
 mod snap;

@@ -130,6 +130,7 @@ async fn one_nik_is_paid_once_per_programme_and_period_across_batches() {
                     office: "DINSOS-OTHER".into(),
                     program: "BPNT".into(),
                     period: "2026-Q4".into(),
+                    submitted_by: None,
                 },
             )
             .await
@@ -187,6 +188,7 @@ async fn a_file_missing_a_column_is_refused_and_nothing_is_stored() {
         office: "DINSOS-TEST".into(),
         program: "BPNT".into(),
         period: "2026-Q4".into(),
+        submitted_by: None,
     };
     let err = submit::submit_file(&env.settings, &env.pool, &file, &info)
         .await
@@ -223,6 +225,7 @@ async fn a_refused_row_late_in_a_large_stream_stores_nothing() {
                 office: "DINSOS-TEST".into(),
                 program: "BPNT".into(),
                 period: "2026-Q4".into(),
+                submitted_by: None,
             };
             let err = submit::submit_reader(
                 &env.settings,

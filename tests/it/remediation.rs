@@ -33,9 +33,15 @@ async fn replay_batch(env: &TestEnv, batch: uuid::Uuid) -> remediate::ReplayOutc
         batch_id: Some(batch),
         ..Default::default()
     };
-    remediate::replay(&env.settings, &env.pool, &Scope::All, &filter)
-        .await
-        .unwrap()
+    remediate::replay(
+        &env.settings,
+        &env.pool,
+        &Scope::All,
+        &harness::operator(),
+        &filter,
+    )
+    .await
+    .unwrap()
 }
 
 /// Every validation reason, fixed by the office one record at a time and replayed: each record
@@ -65,6 +71,7 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
                     &env.settings.amount_range,
                     &env.pool,
                     &Scope::All,
+                    &harness::operator(),
                     ids[i],
                     &fix,
                 )
@@ -79,6 +86,7 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
                 &env.settings.amount_range,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 *ids.last().unwrap(),
                 &[("nama_ibu_kandung".into(), "  ".into())],
             )
@@ -183,6 +191,7 @@ async fn bank_and_verification_reasons_are_fixed_and_replayed() {
                     &env.settings.amount_range,
                     &env.pool,
                     &Scope::All,
+                    &harness::operator(),
                     *id,
                     &fix,
                 )
@@ -194,6 +203,7 @@ async fn bank_and_verification_reasons_are_fixed_and_replayed() {
                 &env.settings,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 &Filter {
                     ids: ids.clone(),
                     ..Default::default()
@@ -227,7 +237,7 @@ async fn corrections_files_are_all_or_nothing() {
             .unwrap();
         let mut bad = text.clone();
         bad.push_str(&format!("{first_good_row},,,,Siti,,,,,,,,,\n"));
-        let err = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, batch, "fixes.csv", bad.as_bytes())
+        let err = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, &harness::operator(), batch, "fixes.csv", bad.as_bytes())
             .await
             .unwrap_err();
         let line = text.lines().count() + 1;
@@ -248,6 +258,7 @@ async fn corrections_files_are_all_or_nothing() {
             &env.settings.amount_range,
             &env.pool,
             &Scope::All,
+            &harness::operator(),
             batch,
             "fixes.csv",
             "row,favourite_colour\n1,blue\n".as_bytes(),
@@ -292,10 +303,10 @@ async fn corrections_files_are_all_or_nothing() {
             ));
         }
         assert!(n_by_nik > 0);
-        let a = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, batch, "rows.csv", by_row.as_bytes())
+        let a = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, &harness::operator(), batch, "rows.csv", by_row.as_bytes())
             .await
             .unwrap();
-        let b = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, batch, "niks.csv", by_nik.as_bytes())
+        let b = remediate::fix_file(&env.settings.amount_range, &env.pool, &Scope::All, &harness::operator(), batch, "niks.csv", by_nik.as_bytes())
             .await
             .unwrap();
         assert_eq!(a.len() + b.len(), 40);
@@ -304,6 +315,7 @@ async fn corrections_files_are_all_or_nothing() {
             &env.settings,
             &env.pool,
             &Scope::All,
+            &harness::operator(),
             &Filter {
                 reason: None,
                 batch_id: Some(batch),
@@ -343,6 +355,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
                 &env.settings,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 ids[0],
                 "recipient died before the period (letter of the village head)",
             )
@@ -361,7 +374,15 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
                 "recipient died before the period (letter of the village head)"
             );
             assert!(matches!(
-                remediate::discard(&env.settings, &env.pool, &Scope::All, ids[0], "again").await,
+                remediate::discard(
+                    &env.settings,
+                    &env.pool,
+                    &Scope::All,
+                    &harness::operator(),
+                    ids[0],
+                    "again"
+                )
+                .await,
                 Err(RemediateError::NotParked { .. })
             ));
 
@@ -381,6 +402,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
                 &env.settings.amount_range,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 ids[1],
                 &[("mother_name".into(), "Yohana Bili".into())],
             )
@@ -390,6 +412,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
                 &env.settings,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 &Filter {
                     batch_id: Some(batch),
                     reason: Some(ReasonCode::MotherNameMissing),
@@ -437,11 +460,27 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
             ));
             let fix = [("mother_name".to_string(), "Yohana Bili".to_string())];
             assert!(matches!(
-                remediate::fix(&env.settings.amount_range, &env.pool, &other, id, &fix).await,
+                remediate::fix(
+                    &env.settings.amount_range,
+                    &env.pool,
+                    &other,
+                    &harness::operator(),
+                    id,
+                    &fix
+                )
+                .await,
                 Err(RemediateError::NotFound(_))
             ));
             assert!(matches!(
-                remediate::discard(&env.settings, &env.pool, &other, id, "no").await,
+                remediate::discard(
+                    &env.settings,
+                    &env.pool,
+                    &other,
+                    &harness::operator(),
+                    id,
+                    "no"
+                )
+                .await,
                 Err(RemediateError::NotFound(_))
             ));
             assert!(matches!(
@@ -449,6 +488,7 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
                     &env.settings.amount_range,
                     &env.pool,
                     &other,
+                    &harness::operator(),
                     batch,
                     "f.csv",
                     "row,nama\n1,X\n".as_bytes()
@@ -461,16 +501,35 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
                 .await
                 .unwrap();
             assert!(list.records.is_empty() && list.totals.is_empty());
-            remediate::fix(&env.settings.amount_range, &env.pool, &own, id, &fix)
-                .await
-                .unwrap();
-            let none = remediate::replay(&env.settings, &env.pool, &other, &everything)
-                .await
-                .unwrap();
+            remediate::fix(
+                &env.settings.amount_range,
+                &env.pool,
+                &own,
+                &harness::operator(),
+                id,
+                &fix,
+            )
+            .await
+            .unwrap();
+            let none = remediate::replay(
+                &env.settings,
+                &env.pool,
+                &other,
+                &harness::operator(),
+                &everything,
+            )
+            .await
+            .unwrap();
             assert!(none.replayed_ids.is_empty());
-            let mine = remediate::replay(&env.settings, &env.pool, &own, &everything)
-                .await
-                .unwrap();
+            let mine = remediate::replay(
+                &env.settings,
+                &env.pool,
+                &own,
+                &harness::operator(),
+                &everything,
+            )
+            .await
+            .unwrap();
             assert_eq!(mine.replayed_ids, [id]);
             assert_eq!(env.wait(batch).await.count(State::Disbursed), 1);
         })

@@ -123,6 +123,7 @@ async fn a_record_that_always_fails_ends_dead_with_its_history_then_replays() {
                 &env.settings,
                 &env.pool,
                 &Scope::All,
+                &harness::operator(),
                 &Filter {
                     state: Some(State::Dead),
                     ..Default::default()
@@ -300,8 +301,15 @@ async fn a_late_transfer_answer_settles_a_dead_record() {
                 let view = remediate::show(&env.pool, &Scope::All, id).await.unwrap();
                 if view.state == "dead" && !refused_discard {
                     went_dead = true;
-                    let r =
-                        remediate::discard(&env.settings, &env.pool, &Scope::All, id, "x").await;
+                    let r = remediate::discard(
+                        &env.settings,
+                        &env.pool,
+                        &Scope::All,
+                        &harness::operator(),
+                        id,
+                        "x",
+                    )
+                    .await;
                     assert!(
                         matches!(r, Err(remediate::RemediateError::TransferMayBePaid(_))),
                         "{r:?}"

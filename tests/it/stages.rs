@@ -56,7 +56,8 @@ async fn take_outbox(env: &TestEnv) -> Vec<Sent> {
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    // Bank requests are sealed in the outbox; open them as the relay does.
+    // Bank requests are sealed in the outbox (they carry personal data): opened as the relay
+    // opens them.
     let ring = salur::store::sealed::keyring().unwrap();
     let mut sent: Vec<Sent> = rows
         .into_iter()
@@ -457,6 +458,73 @@ async fn verification_advances_a_matching_name_claims_its_nik_and_hands_it_to_tr
     env.cleanup().await;
 }
 
+/// Makes the test's programme (BPNT) one whose payments wait for a checker's approval.
+async fn require_approval(env: &TestEnv) {
+    sqlx::query(
+        "INSERT INTO programmes (code, name, amounts, approval_required)
+         VALUES ('BPNT', 'Bantuan Pangan Non Tunai', '{600000}', true)
+         ON CONFLICT (code) DO UPDATE SET approval_required = true",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn verification_holds_a_record_of_a_programme_that_requires_approval_and_sends_nothing() {
+    let env = env().await;
+    require_approval(&env).await;
+    let (batch, ids) = opened(&env, &[valid_record(1)]).await;
+    let tally = step(&env, Stage::Verification, batch, &ids).await;
+    one(&tally, Stage::Verification, Outcome::HeldForApproval);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("awaiting_approval".into(), vec![], 0)
+    );
+    let (from, to, _, detail) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("account_opened"), "awaiting_approval")
+    );
+    // Verified: the mother's maiden name, needed only to open the account, is gone.
+    assert!(detail["mother_name"].as_str().is_some(), "{detail}");
+    // The NIK is claimed (no second record can be paid for it), and nothing goes to the
+    // transfer: no message at all, not even a parked one.
+    let claims: Vec<i64> = sqlx::query_scalar("SELECT record_id FROM recipient_claims")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(claims, ids);
+    assert!(take_outbox(&env).await.is_empty());
+    // Not in flight: `batch status --wait` returns.
+    let status = salur::ops::batch::status(&env.pool, batch).await.unwrap();
+    assert_eq!(status.in_flight, 0);
+    assert_eq!(status.totals.awaiting_approval.records, 1);
+    assert!(status.totals.holds, "{}", status.totals);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn transfer_sends_a_record_without_approval_back_to_wait_for_one_and_asks_no_bank() {
+    let env = env().await;
+    // Verified while its programme required no approval; the programme requires one now.
+    let (batch, ids) = verified(&env, &[valid_record(1)]).await;
+    require_approval(&env).await;
+    let tally = step(&env, Stage::Transfer, batch, &ids).await;
+    one(&tally, Stage::Transfer, Outcome::HeldForApproval);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("awaiting_approval".into(), vec![], 0)
+    );
+    let (from, to, _, _) = last_event(&env, ids[0]).await;
+    assert_eq!(
+        (from.as_deref(), to.as_str()),
+        (Some("verified"), "awaiting_approval")
+    );
+    assert!(take_outbox(&env).await.is_empty());
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn verification_blocks_a_name_the_bank_account_does_not_carry() {
     let env = env().await;
@@ -721,9 +789,11 @@ fn every_outcome_a_stage_decides_has_its_test_here() {
         (Stage::AccountOpening, Outcome::Resent),
         (Stage::AccountOpening, Outcome::Dead),
         (Stage::Verification, Outcome::Advanced),
+        (Stage::Verification, Outcome::HeldForApproval),
         (Stage::Verification, Outcome::Blocked),
         (Stage::Verification, Outcome::Rejected),
         (Stage::Transfer, Outcome::Advanced),
+        (Stage::Transfer, Outcome::HeldForApproval),
         (Stage::Transfer, Outcome::Disbursed),
         (Stage::Transfer, Outcome::Failed),
         (Stage::Transfer, Outcome::Retried),

@@ -2,9 +2,9 @@
 //! audit).
 
 use super::reconcile::{Reconciled, reconcile_quietly};
-use super::{RemediateError, Scope, stopped_at};
+use super::{RemediateError, Scope, end, stopped_at};
 use crate::config::Settings;
-use crate::domain::{Reason, ReasonCode};
+use crate::domain::{Actor, Reason, ReasonCode};
 use crate::messages::Stage;
 use crate::store::{Change, State, parked, records};
 use serde::Serialize;
@@ -25,6 +25,7 @@ pub async fn discard(
     settings: &Settings,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     id: i64,
     why: &str,
 ) -> Result<Discarded, RemediateError> {
@@ -33,34 +34,38 @@ pub async fn discard(
         return Err(RemediateError::NoReason);
     }
     let mut tx = pool.begin().await?;
-    let row = records::lock_scoped(&mut tx, &[id], scope.office())
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(RemediateError::NotFound(id))?;
-    let from = State::parse(&row.state).expect("known state");
-    if !matches!(from, State::Blocked | State::Dead) {
-        return Err(RemediateError::NotParked {
-            id,
-            state: row.state,
-        });
-    }
-    if from == State::Dead {
-        let parked_from = parked::dead_from(&mut tx, id).await?;
-        if stopped_at(parked_from.as_deref()) == Stage::Transfer {
-            return Err(RemediateError::TransferMayBePaid(id));
+    let result = async {
+        let row = records::lock_scoped(&mut tx, &[id], scope.office())
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(RemediateError::NotFound(id))?;
+        let from = State::parse(&row.state).expect("known state");
+        if !matches!(from, State::Blocked | State::Dead) {
+            return Err(RemediateError::NotParked {
+                id,
+                state: row.state,
+            });
         }
+        if from == State::Dead {
+            let parked_from = parked::dead_from(&mut tx, id).await?;
+            if stopped_at(parked_from.as_deref()) == Stage::Transfer {
+                return Err(RemediateError::TransferMayBePaid(id));
+            }
+        }
+        let reasons = vec![Reason::new(
+            ReasonCode::Discarded,
+            "record",
+            "closed for good by an operator; the audit trail says why",
+        )];
+        let change = Change::to(id, State::Rejected)
+            .with_reasons(reasons)
+            .with_detail(serde_json::json!({"action": "discard", "why": why}));
+        records::apply_as(&mut tx, from, &[change], Some(actor)).await?;
+        Ok(from)
     }
-    let reasons = vec![Reason::new(
-        ReasonCode::Discarded,
-        "record",
-        "closed for good by an operator; the audit trail says why",
-    )];
-    let change = Change::to(id, State::Rejected)
-        .with_reasons(reasons)
-        .with_detail(serde_json::json!({"action": "discard", "why": why}));
-    records::apply(&mut tx, from, &[change]).await?;
-    tx.commit().await?;
+    .await;
+    let from = end(tx, result).await?;
     Ok(Discarded {
         id,
         was: from.as_str().to_owned(),

@@ -1,10 +1,12 @@
 //! `salur records fix` and `salur dlq fix --file`: correct the office's values of blocked
 //! records; each is validated at once and the answer lists the reasons that remain.
 
-use super::{RemediateError, Scope, reasons_of};
-use crate::domain::{AmountRange, RawRecord, Reason, check_text, mask_digits, validate};
+use super::{RemediateError, Scope, end, reasons_of};
+use crate::domain::{
+    Actor, AllowedAmounts, AmountRange, RawRecord, Reason, check_text, mask_digits, validate_for,
+};
 use crate::intake::file::set_named_field;
-use crate::store::{RecordRow, State, batches, corrections, records};
+use crate::store::{RecordRow, State, batches, corrections, programmes, records};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeSet, HashMap};
@@ -36,27 +38,42 @@ pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, Remed
         .collect()
 }
 
-/// Corrects fields of one blocked record and validates it at once; amounts against `range`.
+/// Corrects fields of one blocked record and validates it at once; amounts against `range`
+/// and the programme's amounts (an amount it does not pay is refused). `actor` is named on
+/// the audit row.
+///
+/// A record waiting for approval, or approved and not yet sent to its bank, may be corrected
+/// too (a payee change): it loses its approval and never reaches a bank on the list a checker
+/// approved (see `payee_change`).
 pub async fn fix(
     range: &AmountRange,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     id: i64,
     sets: &[(String, String)],
 ) -> Result<FixOutcome, RemediateError> {
     let mut tx = pool.begin().await?;
-    let row = records::lock_scoped(&mut tx, &[id], scope.office())
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(RemediateError::NotFound(id))?;
-    let sets: Vec<(String, Option<String>)> =
-        sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
-    let reasons = current_reasons(&mut tx, &[id]).await?;
-    let (outcome, raw) = fix_row(range, &row, &reasons[&id], &sets)?;
-    store_fix(&mut tx, &outcome, &raw).await?;
-    tx.commit().await?;
-    Ok(outcome)
+    let result = async {
+        let row = records::lock_scoped(&mut tx, &[id], scope.office())
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(RemediateError::NotFound(id))?;
+        let sets: Vec<(String, Option<String>)> =
+            sets.iter().map(|(k, v)| (k.clone(), cell(v))).collect();
+        let amounts = programmes::allowed_amounts(&mut tx, &[row.program.as_str()]).await?;
+        if let Some(from) = State::parse(&row.state).filter(|s| PAYEE_CHANGE_FROM.contains(s)) {
+            let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
+            return payee_change(range, programme, &mut tx, &row, from, &sets, actor).await;
+        }
+        let reasons = current_reasons(&mut tx, &[id]).await?;
+        let (outcome, raw) = fix_row(range, &amounts, &row, &reasons[&id], &sets)?;
+        store_fix(&mut tx, &outcome, &raw, actor).await?;
+        Ok(outcome)
+    }
+    .await;
+    end(tx, result).await
 }
 
 fn cell(v: &str) -> Option<String> {
@@ -72,9 +89,11 @@ async fn current_reasons(
     Ok(records::reasons(conn, ids).await?.into_iter().collect())
 }
 
-/// Applies corrections to a blocked record's values (in memory) and validates the result.
+/// Applies corrections to a blocked record's values (in memory) and validates the result;
+/// `amounts` holds the amounts of the record's programme.
 fn fix_row(
     range: &AmountRange,
+    amounts: &HashMap<String, AllowedAmounts>,
     row: &RecordRow,
     row_reasons: &serde_json::Value,
     sets: &[(String, Option<String>)],
@@ -90,6 +109,7 @@ fn fix_row(
             },
         });
     }
+    let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
     let mut raw = row.raw.clone();
     let mut changed = Vec::new();
     for (field, value) in sets {
@@ -98,12 +118,14 @@ fn fix_row(
                 field: field.clone(),
             }
         })?;
-        check_correction(range, key, value.as_deref())?;
+        check_correction(range, programme, key, value.as_deref())?;
         if !changed.contains(&key) {
             changed.push(key);
         }
     }
-    let mut reasons = validate(&raw, range).err().unwrap_or_default();
+    let mut reasons = validate_for(&raw, range, programme)
+        .err()
+        .unwrap_or_default();
     // What the bank or verification found stays until a field it concerns is corrected.
     for r in reasons_of(row_reasons.clone()) {
         let Some(concerns) = r.code.fixed_by() else {
@@ -124,9 +146,10 @@ fn fix_row(
 }
 
 /// The edge rules of intake for one corrected value: its text (no control characters, its
-/// length), and for an amount, the range it must lie in.
+/// length), and for an amount, the range it must lie in and the programme's amounts.
 fn check_correction(
     range: &AmountRange,
+    programme: Option<(&str, &AllowedAmounts)>,
     key: &'static str,
     value: Option<&str>,
 ) -> Result<(), RemediateError> {
@@ -137,7 +160,15 @@ fn check_correction(
     };
     check_text(key, value).map_err(|e| refuse(e.to_string()))?;
     if key == "amount" {
-        range.parse(value).map_err(|e| refuse(e.to_string()))?;
+        let amount = range.parse(value).map_err(|e| refuse(e.to_string()))?;
+        if let Some((program, allowed)) = programme
+            && !allowed.allows(amount.value())
+        {
+            return Err(refuse(format!(
+                "is not one that programme {program} pays: write {}",
+                allowed.describe()
+            )));
+        }
     }
     Ok(())
 }
@@ -148,12 +179,148 @@ async fn store_fix(
     conn: &mut PgConnection,
     outcome: &FixOutcome,
     raw: &RawRecord,
+    actor: &Actor,
 ) -> Result<(), RemediateError> {
     let reasons = serde_json::to_value(&outcome.reasons).expect("reasons serialize");
     let detail =
         serde_json::json!({"action": "fix", "fields": outcome.changed, "ready": outcome.ready});
-    corrections::write(conn, outcome.id, raw, &reasons, detail).await?;
+    corrections::write(conn, outcome.id, raw, &reasons, detail, actor).await?;
     Ok(())
+}
+
+/// The states a record may be corrected in after verification: waiting for approval, or
+/// approved and not yet sent to its bank (`verified`). Later, the money is on its way.
+const PAYEE_CHANGE_FROM: [State; 2] = [State::AwaitingApproval, State::Verified];
+
+/// The fields that say who is paid, where and how much: a change of any needs approval again.
+const PAYEE_FIELDS: [&str; 4] = ["amount", "bank_code", "account_number", "name"];
+
+/// A payee's field as the audit row shows it: the amount and bank code in clear, the account
+/// number and name masked.
+fn audit_value(key: &str, value: Option<&str>) -> serde_json::Value {
+    match value {
+        None => serde_json::Value::Null,
+        Some(v) => serde_json::Value::String(match key {
+            "account_number" => mask_digits(v),
+            "name" => crate::domain::mask_words(v),
+            _ => v.to_owned(),
+        }),
+    }
+}
+
+/// A correction of a record waiting for approval or approved (`from`): it loses its approval.
+/// A change of the amount alone sends it back to `awaiting_approval`, on the batch's next list
+/// (the bank's check of the account still stands). Any other change (bank, account number,
+/// name, …) must be checked by the bank again: the record goes to `blocked`, with the reasons
+/// that remain (the mother's maiden name, erased after verification, must be given again for
+/// a new account), for the office to replay; it then passes account opening or verification
+/// again, and waits for approval on a new list. The audit row shows each payee field before and
+/// after, masked.
+async fn payee_change(
+    range: &AmountRange,
+    programme: Option<(&str, &AllowedAmounts)>,
+    conn: &mut PgConnection,
+    row: &RecordRow,
+    from: State,
+    sets: &[(String, Option<String>)],
+    actor: &Actor,
+) -> Result<FixOutcome, RemediateError> {
+    let mut raw = row.raw.clone();
+    let mut set_keys = Vec::new();
+    for (field, value) in sets {
+        let key = set_named_field(&mut raw, field, value.clone()).ok_or_else(|| {
+            RemediateError::UnknownField {
+                field: field.clone(),
+            }
+        })?;
+        check_correction(range, programme, key, value.as_deref())?;
+        if !set_keys.contains(&key) {
+            set_keys.push(key);
+        }
+    }
+    let value_of = |r: &RawRecord, key: &str| {
+        r.fields()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.clone())
+    };
+    let changed: Vec<&'static str> = set_keys
+        .into_iter()
+        .filter(|k| value_of(&raw, k) != value_of(&row.raw, k))
+        .collect();
+    if changed.is_empty() {
+        return Ok(FixOutcome {
+            id: row.id,
+            row: row.row_number,
+            changed,
+            reasons: Vec::new(),
+            ready: true,
+        });
+    }
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    for key in changed.iter().filter(|k| PAYEE_FIELDS.contains(k)) {
+        before.insert(
+            (*key).to_owned(),
+            audit_value(key, value_of(&row.raw, key).as_deref()),
+        );
+        after.insert(
+            (*key).to_owned(),
+            audit_value(key, value_of(&raw, key).as_deref()),
+        );
+    }
+    let detail = serde_json::json!({
+        "action": "payee_change",
+        "fields": changed,
+        "before": before,
+        "after": after,
+        "approval_id": row.approval_id,
+    });
+    let amount_only = changed == ["amount"];
+    let (to, reasons, amount) = if amount_only {
+        let amount = raw
+            .amount
+            .as_deref()
+            .map(|a| range.parse(a))
+            .transpose()
+            .map_err(|e| RemediateError::InvalidValue {
+                field: "amount",
+                message: e.to_string(),
+            })?
+            .ok_or(RemediateError::InvalidValue {
+                field: "amount",
+                message: "must not be empty: a payee is paid an amount".into(),
+            })?;
+        (State::AwaitingApproval, Vec::new(), Some(amount.value()))
+    } else {
+        let reasons = validate_for(&raw, range, programme)
+            .err()
+            .unwrap_or_default();
+        (State::Blocked, reasons, None)
+    };
+    let forget_account = changed
+        .iter()
+        .any(|k| matches!(*k, "bank_code" | "account_number"));
+    let moved = corrections::write_moving(
+        conn,
+        row.id,
+        from,
+        to,
+        &raw,
+        &serde_json::to_value(&reasons).expect("reasons serialize"),
+        amount,
+        forget_account,
+        detail,
+        actor,
+    )
+    .await?;
+    debug_assert!(moved, "the record is locked");
+    Ok(FixOutcome {
+        id: row.id,
+        row: row.row_number,
+        changed,
+        ready: reasons.is_empty(),
+        reasons,
+    })
 }
 
 /// `(field, value)` pairs to set; `None` empties the field.
@@ -173,6 +340,7 @@ pub async fn fix_file(
     range: &AmountRange,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     batch_id: Uuid,
     file_name: &str,
     mut reader: impl std::io::Read,
@@ -249,67 +417,73 @@ pub async fn fix_file(
     }
 
     let mut tx = pool.begin().await?;
-    let by_row = row_col.is_some();
-    let keys: Vec<String> = wanted
-        .iter()
-        .map(|(_, k, _)| digits_or_self(k, by_row))
-        .collect();
-    let found: Vec<(i64, String)> = if by_row {
-        let rows: Vec<i32> = keys
+    let result = async {
+        let by_row = row_col.is_some();
+        let keys: Vec<String> = wanted
             .iter()
-            .zip(&wanted)
-            .map(|(k, (line, _, _))| {
-                k.parse::<i32>()
-                    .map_err(|_| bad(*line, format!("row {k:?} is not a row number")))
-            })
-            .collect::<Result<_, _>>()?;
-        corrections::ids_by_row(&mut tx, batch_id, &rows).await?
-    } else {
-        corrections::ids_by_nik(&mut tx, batch_id, &keys).await?
-    };
-    let mut ids_by_key: HashMap<String, Vec<i64>> = HashMap::new();
-    for (id, key) in found {
-        ids_by_key.entry(key).or_default().push(id);
-    }
-    let all_ids: Vec<i64> = ids_by_key.values().flatten().copied().collect();
-    let rows: HashMap<i64, RecordRow> = records::lock_scoped(&mut tx, &all_ids, scope.office())
-        .await?
-        .into_iter()
-        .map(|r| (r.id, r))
-        .collect();
-    let reasons = current_reasons(&mut tx, &all_ids).await?;
-    let mut outcomes = Vec::with_capacity(wanted.len());
-    let mut seen = BTreeSet::new();
-    for ((line, shown, sets), key) in wanted.iter().zip(&keys) {
-        let what = if by_row {
-            format!("row {shown}")
+            .map(|(_, k, _)| digits_or_self(k, by_row))
+            .collect();
+        let found: Vec<(i64, String)> = if by_row {
+            let rows: Vec<i32> = keys
+                .iter()
+                .zip(&wanted)
+                .map(|(k, (line, _, _))| {
+                    k.parse::<i32>()
+                        .map_err(|_| bad(*line, format!("row {k:?} is not a row number")))
+                })
+                .collect::<Result<_, _>>()?;
+            corrections::ids_by_row(&mut tx, batch_id, &rows).await?
         } else {
-            format!("NIK {}", mask_digits(shown))
+            corrections::ids_by_nik(&mut tx, batch_id, &keys).await?
         };
-        let id = match ids_by_key.get(key).map(Vec::as_slice) {
-            Some([id]) => *id,
-            Some(_) => {
+        let mut ids_by_key: HashMap<String, Vec<i64>> = HashMap::new();
+        for (id, key) in found {
+            ids_by_key.entry(key).or_default().push(id);
+        }
+        let all_ids: Vec<i64> = ids_by_key.values().flatten().copied().collect();
+        let rows: HashMap<i64, RecordRow> = records::lock_scoped(&mut tx, &all_ids, scope.office())
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r))
+            .collect();
+        let reasons = current_reasons(&mut tx, &all_ids).await?;
+        let programs: BTreeSet<&str> = rows.values().map(|r| r.program.as_str()).collect();
+        let amounts =
+            programmes::allowed_amounts(&mut tx, &programs.into_iter().collect::<Vec<_>>()).await?;
+        let mut outcomes = Vec::with_capacity(wanted.len());
+        let mut seen = BTreeSet::new();
+        for ((line, shown, sets), key) in wanted.iter().zip(&keys) {
+            let what = if by_row {
+                format!("row {shown}")
+            } else {
+                format!("NIK {}", mask_digits(shown))
+            };
+            let id = match ids_by_key.get(key).map(Vec::as_slice) {
+                Some([id]) => *id,
+                Some(_) => {
+                    return Err(bad(
+                        *line,
+                        format!("{what} is on several records of the batch: key the file by `row`"),
+                    ));
+                }
+                None => return Err(bad(*line, format!("{what} is not in batch {batch_id}"))),
+            };
+            if !seen.insert(id) {
                 return Err(bad(
                     *line,
-                    format!("{what} is on several records of the batch: key the file by `row`"),
+                    format!("{what} is corrected twice in this file"),
                 ));
             }
-            None => return Err(bad(*line, format!("{what} is not in batch {batch_id}"))),
-        };
-        if !seen.insert(id) {
-            return Err(bad(
-                *line,
-                format!("{what} is corrected twice in this file"),
-            ));
+            let row = &rows[&id];
+            let (outcome, raw) = fix_row(range, &amounts, row, &reasons[&id], sets)
+                .map_err(|e| bad(*line, e.to_string()))?;
+            store_fix(&mut tx, &outcome, &raw, actor).await?;
+            outcomes.push(outcome);
         }
-        let row = &rows[&id];
-        let (outcome, raw) =
-            fix_row(range, row, &reasons[&id], sets).map_err(|e| bad(*line, e.to_string()))?;
-        store_fix(&mut tx, &outcome, &raw).await?;
-        outcomes.push(outcome);
+        Ok(outcomes)
     }
-    tx.commit().await?;
-    Ok(outcomes)
+    .await;
+    end(tx, result).await
 }
 
 fn digits_or_self(key: &str, by_row: bool) -> String {

@@ -1,16 +1,19 @@
 //! `salur dlq replay`: send parked records back. A blocked record whose data is now complete
-//! restarts at account opening (corrected data must be checked by the bank again); a dead
+//! restarts at account opening (corrected data must be checked by the bank again); one that
+//! was verified before (its payment list rejected, its payee's name changed) and lacks only the
+//! mother's maiden name erased then restarts at verification, against the account the bank
+//! confirmed; a dead
 //! record resumes at the stage where its retries ran out (a transfer keeps its idempotency key,
 //! so the bank still pays once). A blocked record that is still incomplete stays parked.
 
 use super::reconcile::{Reconciled, reconcile_quietly};
 use super::{FixOutcome, RemediateError, Scope, stopped_at};
 use crate::config::Settings;
-use crate::domain::validate;
+use crate::domain::{Actor, ReasonCode, validate_for};
 use crate::messages::Stage;
 use crate::stages::stage_message;
 use crate::store::parked::{self, Filter};
-use crate::store::{Attempt, Change, RecordRow, State, outbox, records};
+use crate::store::{Attempt, Change, RecordRow, State, outbox, programmes, records};
 use serde::Serialize;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +39,7 @@ pub async fn replay(
     settings: &Settings,
     pool: &PgPool,
     scope: &Scope,
+    actor: &Actor,
     filter: &Filter,
 ) -> Result<ReplayOutcome, RemediateError> {
     let mut tx = pool.begin().await?;
@@ -46,6 +50,10 @@ pub async fn replay(
         .into_iter()
         .map(|r| (r.id, r))
         .collect();
+    let programs: std::collections::BTreeSet<&str> =
+        rows.values().map(|r| r.program.as_str()).collect();
+    let amounts =
+        programmes::allowed_amounts(&mut tx, &programs.into_iter().collect::<Vec<_>>()).await?;
     let mut outcome = ReplayOutcome::default();
     let mut changes: BTreeMap<State, Vec<Change>> = BTreeMap::new();
     let mut work: BTreeMap<(Stage, Uuid), Vec<i64>> = BTreeMap::new();
@@ -56,17 +64,31 @@ pub async fn replay(
         };
         let from = State::parse(&row.state).expect("parked state");
         let stage = if from == State::Blocked {
-            if let Err(reasons) = validate(&row.raw, &settings.amount_range) {
-                outcome.still_blocked.push(FixOutcome {
-                    id: row.id,
-                    row: row.row_number,
-                    changed: Vec::new(),
-                    ready: false,
-                    reasons,
-                });
-                continue;
+            let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
+            match validate_for(&row.raw, &settings.amount_range, programme) {
+                Ok(_) => Stage::AccountOpening,
+                // Past verification once (its list rejected, its name changed): the mother's
+                // maiden name was erased, and the account the bank confirmed still stands, so
+                // verification checks the name against it again.
+                Err(reasons)
+                    if row.bank_account.is_some()
+                        && reasons
+                            .iter()
+                            .all(|r| r.code == ReasonCode::MotherNameMissing) =>
+                {
+                    Stage::Verification
+                }
+                Err(reasons) => {
+                    outcome.still_blocked.push(FixOutcome {
+                        id: row.id,
+                        row: row.row_number,
+                        changed: Vec::new(),
+                        ready: false,
+                        reasons,
+                    });
+                    continue;
+                }
             }
-            Stage::AccountOpening
         } else {
             stopped_at(p.parked_from.as_deref())
         };
@@ -106,7 +128,7 @@ pub async fn replay(
         }
     }
     for (from, changes) in &changes {
-        records::apply(&mut tx, *from, changes).await?;
+        records::apply_as(&mut tx, *from, changes, Some(actor)).await?;
     }
     outbox::insert(&mut tx, &out).await?;
     tx.commit().await?;

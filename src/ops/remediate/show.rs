@@ -2,7 +2,7 @@
 //! history.
 
 use super::{RemediateError, Scope, reasons_of};
-use crate::domain::{RawRecord, Reason};
+use crate::domain::{Actor, RawRecord, Reason};
 use crate::store::{events, records};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -41,6 +41,8 @@ pub struct EventView {
     pub to: String,
     pub reasons: Vec<Reason>,
     pub detail: Option<serde_json::Value>,
+    /// The person who caused the change and their token (`None`: the system).
+    pub by: Option<Actor>,
 }
 
 /// The office's values of a record, masked for display ([`RawRecord::masked`]).
@@ -88,6 +90,7 @@ pub async fn show(pool: &PgPool, scope: &Scope, id: i64) -> Result<RecordView, R
                 to: e.to_state,
                 reasons: reasons_of(e.reasons),
                 detail: e.detail,
+                by: e.actor_token.map(|token| Actor::new(e.actor_person, token)),
             })
             .collect(),
     })

@@ -116,3 +116,8 @@ pub async fn within_limit(body: impl std::future::Future<Output = ()>) {
         .await
         .expect("the test did not finish within 240 s");
 }
+
+/// A person at the command line, as the audit trail names them.
+pub fn operator() -> salur::domain::Actor {
+    salur::domain::Actor::cli(Some("Test Operator".into()))
+}

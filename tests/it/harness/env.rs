@@ -62,7 +62,13 @@ pub struct Builder {
     bank: Option<SimOptions>,
     exclusive: Option<bool>,
     limit: Option<Duration>,
+    /// Whether [`DEFAULT_PROGRAMMES`] are made (see [`Builder::without_programmes`]).
+    programmes: bool,
 }
+
+/// The programmes every test environment has unless it asks otherwise: approval `none`, the
+/// generator's amount (Rp600.000), so that batches submitted for them go straight through.
+pub const DEFAULT_PROGRAMMES: [&str; 2] = ["BPNT", "PKH"];
 
 /// A database and a vhost of its own, nothing started: the settings from the environment
 /// (`DATABASE_URL`, `AMQP_URL`, …) pointed at them, without a metrics listener.
@@ -90,6 +96,7 @@ pub fn env() -> Builder {
         bank: None,
         exclusive: None,
         limit: Some(TIME_LIMIT),
+        programmes: true,
     }
 }
 
@@ -110,6 +117,12 @@ impl Builder {
     /// A worker for every stage, counting into metrics of its own ([`TestEnv::metrics`]).
     pub fn worker(mut self) -> Self {
         self.worker = true;
+        self
+    }
+
+    /// No programmes made: the test adds its own (e.g. with approval required).
+    pub fn without_programmes(mut self) -> Self {
+        self.programmes = false;
         self
     }
 
@@ -186,6 +199,7 @@ impl Builder {
             broker,
             worker,
             bank,
+            programmes,
             ..
         } = self;
         let mut leftovers = Leftovers {
@@ -200,6 +214,19 @@ impl Builder {
         let pool = retry_for_a_minute(|| salur::store::migrate(&settings))
             .await
             .expect("migrate");
+        if programmes {
+            for code in DEFAULT_PROGRAMMES {
+                salur::ops::programme::add(
+                    &pool,
+                    code,
+                    &format!("Programme {code} (tests)"),
+                    "600000",
+                    false,
+                )
+                .await
+                .expect("programme");
+            }
+        }
         if broker {
             leftovers.create_vhost(&user);
             let b = Broker::connect_with_retry(&settings, Duration::from_secs(60))
@@ -380,18 +407,24 @@ impl TestEnv {
                 office: "DINSOS-TEST".into(),
                 program: "BPNT".into(),
                 period: period.into(),
+                submitted_by: None,
             },
         )
         .await
         .expect("submit")
     }
 
-    /// Waits until no record of the batch is in flight (riding out a database restart).
+    /// Waits until no record of the batch is in flight (riding out a database restart), and
+    /// checks that the batch's totals identity holds.
     pub async fn wait(&self, batch_id: Uuid) -> BatchStatus {
         let deadline = std::time::Instant::now() + Duration::from_secs(180);
         loop {
             match batch::status(&self.pool, batch_id).await {
-                Ok(s) if s.in_flight == 0 => return s,
+                Ok(s) if s.in_flight == 0 => {
+                    // Every scenario that waits for a batch checks the totals identity.
+                    assert!(s.totals.holds, "batch {batch_id}: {}", s.totals);
+                    return s;
+                }
                 Ok(_) => {}
                 Err(batch::BatchError::Database(_)) => {}
                 Err(e) => panic!("{e}"),
