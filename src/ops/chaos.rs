@@ -826,16 +826,41 @@ async fn invariants(
         agree.to_string(),
         agree.ok(),
     );
-    let qs = queues(opts, 1).await.or(queues(opts, 2).await)?;
-    let unacked: u64 = qs.iter().map(|q| q.2).sum();
-    let work_ready: u64 = qs
-        .iter()
-        .filter(|q| !q.0.ends_with(names::BLOCKED_QUEUE) && !q.0.ends_with(names::DEAD_QUEUE))
-        .map(|q| q.1)
-        .sum();
+    // Every record is final, but deliveries of redundant messages (a bank request the sweeper
+    // sent again while its bank was frozen, a late answer) may still be in a consumer's hands:
+    // wait for the queues to settle, up to QUIET_WAIT, then say which queue holds what.
+    const QUIET_WAIT: Duration = Duration::from_secs(120);
+    let started = Instant::now();
+    let (unacked, work_ready, holding) = loop {
+        let qs = queues(opts, 1).await.or(queues(opts, 2).await)?;
+        let unacked: u64 = qs.iter().map(|q| q.2).sum();
+        let is_work =
+            |q: &str| !q.ends_with(names::BLOCKED_QUEUE) && !q.ends_with(names::DEAD_QUEUE);
+        let work_ready: u64 = qs.iter().filter(|q| is_work(&q.0)).map(|q| q.1).sum();
+        if (unacked == 0 && work_ready == 0) || started.elapsed() >= QUIET_WAIT {
+            let holding: Vec<String> = qs
+                .iter()
+                .filter(|q| q.2 > 0 || (is_work(&q.0) && q.1 > 0))
+                .map(|q| format!("{}: {} unacked, {} ready", q.0, q.2, q.1))
+                .collect();
+            break (unacked, work_ready, holding);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
     check(
         "no message left unacknowledged (nor waiting on a work queue)",
-        format!("{unacked} unacked, {work_ready} ready"),
+        if holding.is_empty() {
+            format!(
+                "{unacked} unacked, {work_ready} ready (settled after {:.0} s)",
+                started.elapsed().as_secs_f64()
+            )
+        } else {
+            format!(
+                "{unacked} unacked, {work_ready} ready after {} s: {}",
+                QUIET_WAIT.as_secs(),
+                holding.join("; ")
+            )
+        },
         unacked == 0 && work_ready == 0,
     );
     Ok(checks)
