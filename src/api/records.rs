@@ -134,7 +134,7 @@ pub async fn fix(
         sets.push((field, text));
     }
     let outcome = remediate::fix(
-        &state.settings.amount_range,
+        &state.settings,
         &state.pool,
         &Scope::Office(office),
         &caller.actor(),

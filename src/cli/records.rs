@@ -71,7 +71,7 @@ pub async fn run(settings: &Settings, command: Command) -> anyhow::Result<ExitCo
                         "say what to correct: --set field=value (e.g. --set mother_name=\"Siti Aminah\")"
                     );
                     let sets = remediate::parse_assignments(&sets)?;
-                    vec![remediate::fix(amounts, &pool, &Scope::All, &actor, id, &sets).await?]
+                    vec![remediate::fix(settings, &pool, &Scope::All, &actor, id, &sets).await?]
                 }
                 (None, Some(batch), Some(file)) => {
                     let reader = std::fs::File::open(&file)

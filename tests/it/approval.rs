@@ -314,16 +314,9 @@ async fn fix_and_replay(env: &TestEnv, id: i64, sets: &[(&str, &str)]) {
         .collect();
     let scope = Scope::Office(OFFICE.into());
     if !sets.is_empty() {
-        let fixed = remediate::fix(
-            &env.settings.amount_range,
-            &env.pool,
-            &scope,
-            &maker(),
-            id,
-            &sets,
-        )
-        .await
-        .unwrap();
+        let fixed = remediate::fix(&env.settings, &env.pool, &scope, &maker(), id, &sets)
+            .await
+            .unwrap();
         assert!(fixed.ready, "{fixed:?}");
     }
     let replayed = remediate::replay(
@@ -559,7 +552,7 @@ async fn fix(env: &TestEnv, id: i64, sets: &[(&str, &str)]) -> salur::ops::remed
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     remediate::fix(
-        &env.settings.amount_range,
+        &env.settings,
         &env.pool,
         &Scope::Office(OFFICE.into()),
         &maker(),
@@ -593,7 +586,7 @@ async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_p
             // On the list waiting for approval: an inflated amount is never accepted …
             for inflated in ["50000000", "1200000"] {
                 let refused = salur::ops::remediate::fix(
-                    &env.settings.amount_range,
+                    &env.settings,
                     &env.pool,
                     &salur::ops::remediate::Scope::Office(OFFICE.into()),
                     &maker(),
@@ -675,6 +668,13 @@ async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_p
                 .collect();
             assert!(!paid.contains(&ids[1].to_string()), "{paid:?}");
             identity_holds(env, batch).await;
+            // Blocked by the payee change, it is parked like any blocked record: one message on
+            // salur.blocked, which the replay below takes.
+            assert_eq!(
+                env.settled_depth(salur::broker::names::BLOCKED_QUEUE, 1)
+                    .await,
+                1
+            );
 
             // Replayed, the bank confirms the new account; the record waits for a checker.
             fix_and_replay(env, ids[1], &[]).await;

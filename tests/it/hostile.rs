@@ -717,7 +717,7 @@ async fn a_fix_that_could_never_be_paid_is_refused_at_the_fix() {
             }
             // The library (CLI) path refuses the same way.
             let err = remediate::fix(
-                &env.settings.amount_range,
+                &env.settings,
                 &env.pool,
                 &Scope::All,
                 &harness::operator(),
@@ -738,7 +738,7 @@ async fn a_fix_that_could_never_be_paid_is_refused_at_the_fix() {
             );
             // A fix in range is taken and the record is ready.
             let out = remediate::fix(
-                &env.settings.amount_range,
+                &env.settings,
                 &env.pool,
                 &Scope::All,
                 &harness::operator(),

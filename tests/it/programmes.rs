@@ -280,7 +280,7 @@ async fn an_amount_the_programme_does_not_pay_is_blocked_and_no_fix_can_set_one(
             assert!(p["detail"].as_str().unwrap().contains("Rp600.000"), "{p}");
             // by the library (the CLI's `records fix`),
             let err = remediate::fix(
-                &env.settings.amount_range,
+                &env.settings,
                 &env.pool,
                 &Scope::All,
                 &harness::operator(),

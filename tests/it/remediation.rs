@@ -68,7 +68,7 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
             for (i, (code, _)) in defects.iter().enumerate() {
                 let fix = corrections(&spoiled[i], &good[i]);
                 let out = remediate::fix(
-                    &env.settings.amount_range,
+                    &env.settings,
                     &env.pool,
                     &Scope::All,
                     &harness::operator(),
@@ -83,7 +83,7 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
             }
             // A correction that does not fix it: the reason remains and is given back at once.
             let wrong = remediate::fix(
-                &env.settings.amount_range,
+                &env.settings,
                 &env.pool,
                 &Scope::All,
                 &harness::operator(),
@@ -188,7 +188,7 @@ async fn bank_and_verification_reasons_are_fixed_and_replayed() {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
                 let out = remediate::fix(
-                    &env.settings.amount_range,
+                    &env.settings,
                     &env.pool,
                     &Scope::All,
                     &harness::operator(),
@@ -399,7 +399,7 @@ async fn discard_and_replay_after_a_purge_keep_queues_and_database_in_line() {
             assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 0).await, 0);
 
             remediate::fix(
-                &env.settings.amount_range,
+                &env.settings,
                 &env.pool,
                 &Scope::All,
                 &harness::operator(),
@@ -461,7 +461,7 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
             let fix = [("mother_name".to_string(), "Yohana Bili".to_string())];
             assert!(matches!(
                 remediate::fix(
-                    &env.settings.amount_range,
+                    &env.settings,
                     &env.pool,
                     &other,
                     &harness::operator(),
@@ -502,7 +502,7 @@ async fn an_office_cannot_see_or_change_another_offices_records() {
                 .unwrap();
             assert!(list.records.is_empty() && list.totals.is_empty());
             remediate::fix(
-                &env.settings.amount_range,
+                &env.settings,
                 &env.pool,
                 &own,
                 &harness::operator(),

@@ -2,11 +2,14 @@
 //! records; each is validated at once and the answer lists the reasons that remain.
 
 use super::{RemediateError, Scope, end, reasons_of};
+use crate::config::Settings;
 use crate::domain::{
     Actor, AllowedAmounts, AmountRange, RawRecord, Reason, check_text, mask_digits, validate_for,
 };
 use crate::intake::file::set_named_field;
-use crate::store::{RecordRow, State, batches, corrections, programmes, records};
+use crate::messages::{self, ParkedRecord, Stage};
+use crate::stages::parked_record;
+use crate::store::{RecordRow, State, batches, corrections, outbox, programmes, records};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeSet, HashMap};
@@ -46,13 +49,14 @@ pub fn parse_assignments(sets: &[String]) -> Result<Vec<(String, String)>, Remed
 /// too (a payee change): it loses its approval and never reaches a bank on the list a checker
 /// approved (see `payee_change`).
 pub async fn fix(
-    range: &AmountRange,
+    settings: &Settings,
     pool: &PgPool,
     scope: &Scope,
     actor: &Actor,
     id: i64,
     sets: &[(String, String)],
 ) -> Result<FixOutcome, RemediateError> {
+    let range = &settings.amount_range;
     let mut tx = pool.begin().await?;
     let result = async {
         let row = records::lock_scoped(&mut tx, &[id], scope.office())
@@ -65,7 +69,7 @@ pub async fn fix(
         let amounts = programmes::allowed_amounts(&mut tx, &[row.program.as_str()]).await?;
         if let Some(from) = State::parse(&row.state).filter(|s| PAYEE_CHANGE_FROM.contains(s)) {
             let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
-            return payee_change(range, programme, &mut tx, &row, from, &sets, actor).await;
+            return payee_change(settings, programme, &mut tx, &row, from, &sets, actor).await;
         }
         let reasons = current_reasons(&mut tx, &[id]).await?;
         let (outcome, raw) = fix_row(range, &amounts, &row, &reasons[&id], &sets)?;
@@ -217,7 +221,7 @@ fn audit_value(key: &str, value: Option<&str>) -> serde_json::Value {
 /// again, and waits for approval on a new list. The audit row shows each payee field before and
 /// after, masked.
 async fn payee_change(
-    range: &AmountRange,
+    settings: &Settings,
     programme: Option<(&str, &AllowedAmounts)>,
     conn: &mut PgConnection,
     row: &RecordRow,
@@ -225,6 +229,7 @@ async fn payee_change(
     sets: &[(String, Option<String>)],
     actor: &Actor,
 ) -> Result<FixOutcome, RemediateError> {
+    let range = &settings.amount_range;
     let mut raw = row.raw.clone();
     let mut set_keys = Vec::new();
     for (field, value) in sets {
@@ -314,6 +319,23 @@ async fn payee_change(
     )
     .await?;
     debug_assert!(moved, "the record is locked");
+    if to == State::Blocked {
+        // Parked like any blocked record: its message on `salur.blocked`, in this transaction
+        // (`dlq list`, replay and reconcile find it there as for the others).
+        let parked = parked_record(
+            settings,
+            ParkedRecord {
+                v: messages::VERSION,
+                record_id: row.id,
+                batch_id: row.batch_id,
+                row: row.row_number,
+                stage: Stage::Transfer,
+                state: State::Blocked.as_str().to_owned(),
+                reasons: reasons.clone(),
+            },
+        );
+        outbox::insert(conn, &[parked]).await?;
+    }
     Ok(FixOutcome {
         id: row.id,
         row: row.row_number,
