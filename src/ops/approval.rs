@@ -19,7 +19,7 @@ use crate::domain::{Reason, ReasonCode};
 use crate::messages::Stage;
 use crate::stages::{parked_record, stage_message};
 use crate::store::approvals::{self, BatchHead, Decision, ListRow};
-use crate::store::outbox;
+use crate::store::{end, outbox};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -302,25 +302,6 @@ pub async fn approve(
     tracing::info!(%batch, approval_id = %decided.approval_id, records = decided.records, "payment list approved");
     crate::ops::submit::publish_now(settings, pool).await;
     Ok(decided)
-}
-
-/// Ends a decision's transaction: commits what succeeded, rolls a refusal back at once (a
-/// transaction merely dropped keeps its locks on the batch, its records and the budget row
-/// until its pooled connection is next used).
-async fn end<T>(
-    tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    result: Result<T, ApprovalError>,
-) -> Result<T, ApprovalError> {
-    match result {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
 }
 
 /// [`approve`] in the caller's transaction, which it does not end.

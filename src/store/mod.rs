@@ -48,6 +48,25 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 /// Whether the database answers (a trivial query).
+/// Ends an operation's transaction: commits what succeeded; rolls back a refusal at once. (A
+/// transaction merely dropped is rolled back only when its pooled connection is next used,
+/// keeping the rows it locked until then: a refused fix or approval would block the next one.)
+pub async fn end<T, E: From<sqlx::Error>>(
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    match result {
+        Ok(v) => {
+            tx.commit().await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
 pub async fn ping(pool: &PgPool) -> sqlx::Result<()> {
     sqlx::query("SELECT 1").execute(pool).await?;
     Ok(())

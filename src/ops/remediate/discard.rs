@@ -2,10 +2,11 @@
 //! audit).
 
 use super::reconcile::{Reconciled, reconcile_quietly};
-use super::{RemediateError, Scope, end, stopped_at};
+use super::{RemediateError, Scope, stopped_at};
 use crate::config::Settings;
 use crate::domain::{Actor, Reason, ReasonCode};
 use crate::messages::Stage;
+use crate::store::end;
 use crate::store::{Change, State, parked, records};
 use serde::Serialize;
 use sqlx::PgPool;

@@ -1,7 +1,7 @@
 //! `salur records fix` and `salur dlq fix --file`: correct the office's values of blocked
 //! records; each is validated at once and the answer lists the reasons that remain.
 
-use super::{RemediateError, Scope, end, reasons_of};
+use super::{RemediateError, Scope, reasons_of};
 use crate::config::Settings;
 use crate::domain::{
     Actor, AllowedAmounts, AmountRange, RawRecord, Reason, check_text, mask_digits, validate_for,
@@ -9,6 +9,7 @@ use crate::domain::{
 use crate::intake::file::set_named_field;
 use crate::messages::{self, ParkedRecord, Stage};
 use crate::stages::parked_record;
+use crate::store::end;
 use crate::store::{RecordRow, State, batches, corrections, outbox, programmes, records};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -114,19 +115,7 @@ fn fix_row(
         });
     }
     let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
-    let mut raw = row.raw.clone();
-    let mut changed = Vec::new();
-    for (field, value) in sets {
-        let key = set_named_field(&mut raw, field, value.clone()).ok_or_else(|| {
-            RemediateError::UnknownField {
-                field: field.clone(),
-            }
-        })?;
-        check_correction(range, programme, key, value.as_deref())?;
-        if !changed.contains(&key) {
-            changed.push(key);
-        }
-    }
+    let (raw, changed) = corrected(range, programme, &row.raw, sets)?;
     let mut reasons = validate_for(&raw, range, programme)
         .err()
         .unwrap_or_default();
@@ -230,19 +219,7 @@ async fn payee_change(
     actor: &Actor,
 ) -> Result<FixOutcome, RemediateError> {
     let range = &settings.amount_range;
-    let mut raw = row.raw.clone();
-    let mut set_keys = Vec::new();
-    for (field, value) in sets {
-        let key = set_named_field(&mut raw, field, value.clone()).ok_or_else(|| {
-            RemediateError::UnknownField {
-                field: field.clone(),
-            }
-        })?;
-        check_correction(range, programme, key, value.as_deref())?;
-        if !set_keys.contains(&key) {
-            set_keys.push(key);
-        }
-    }
+    let (raw, set_keys) = corrected(range, programme, &row.raw, sets)?;
     let value_of = |r: &RawRecord, key: &str| {
         r.fields()
             .find(|(k, _)| *k == key)
@@ -343,6 +320,30 @@ async fn payee_change(
         ready: reasons.is_empty(),
         reasons,
     })
+}
+
+/// `raw` with the corrections `sets` applied, each checked as the fix path checks it (an amount
+/// its programme does not pay is refused), and the fields set (English keys, each once).
+fn corrected(
+    range: &AmountRange,
+    programme: Option<(&str, &AllowedAmounts)>,
+    raw: &RawRecord,
+    sets: &[(String, Option<String>)],
+) -> Result<(RawRecord, Vec<&'static str>), RemediateError> {
+    let mut raw = raw.clone();
+    let mut keys = Vec::new();
+    for (field, value) in sets {
+        let key = set_named_field(&mut raw, field, value.clone()).ok_or_else(|| {
+            RemediateError::UnknownField {
+                field: field.clone(),
+            }
+        })?;
+        check_correction(range, programme, key, value.as_deref())?;
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    Ok((raw, keys))
 }
 
 /// `(field, value)` pairs to set; `None` empties the field.

@@ -107,25 +107,6 @@ pub enum RemediateError {
     Database(#[from] sqlx::Error),
 }
 
-/// Ends an operation's transaction: commits what succeeded; rolls back a refusal at once. (A
-/// transaction merely dropped is rolled back only when its pooled connection is next used,
-/// keeping the rows it locked until then: a refused fix would block the next one.)
-async fn end<T>(
-    tx: sqlx::Transaction<'_, sqlx::Postgres>,
-    result: Result<T, RemediateError>,
-) -> Result<T, RemediateError> {
-    match result {
-        Ok(v) => {
-            tx.commit().await?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
-}
-
 fn reasons_of(value: serde_json::Value) -> Vec<Reason> {
     serde_json::from_value(value).unwrap_or_default()
 }
