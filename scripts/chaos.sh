@@ -32,10 +32,6 @@ done
 
 scripts/services.sh
 started_cluster=""
-if ! scripts/cluster.sh ctl 1 status >/dev/null 2>&1; then
-  scripts/cluster.sh up >&2
-  started_cluster=1
-fi
 if [ -n "${SALUR_BIN:-}" ]; then
   BIN=$SALUR_BIN
 else
@@ -57,6 +53,11 @@ cleanup() {
   if [ -n "$started_cluster" ] && [ -z "$KEEP" ]; then scripts/cluster.sh down >&2 || true; fi
 }
 trap cleanup EXIT
+if ! scripts/cluster.sh ctl 1 status >/dev/null 2>&1; then
+  # Set first: a cluster that fails half-way up is stopped by the cleanup too.
+  started_cluster=1
+  scripts/cluster.sh up >&2
+fi
 scripts/cluster.sh ctl 1 add_vhost "$VHOST" >/dev/null
 scripts/cluster.sh ctl 1 set_permissions -p "$VHOST" guest '.*' '.*' '.*' >/dev/null
 

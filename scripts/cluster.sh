@@ -78,8 +78,19 @@ up() {
       rmq "$n" rabbitmq-server -detached >/dev/null 2>&1
     fi
   done
+  # `rabbitmq-server -detached` returns before the node has registered with epmd, and
+  # `await_startup` fails at once ("not running at all") until it has: on a loaded machine that
+  # takes seconds. Retry until the node answers, for up to 2 minutes.
   for n in "${NODES[@]}"; do
-    rmq "$n" rabbitmqctl -q -n "$(node "$n")" await_startup --timeout 120 >/dev/null
+    local deadline=$((SECONDS + 120))
+    until rmq "$n" rabbitmqctl -q -n "$(node "$n")" await_startup --timeout 120 >/dev/null 2>&1; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        echo "cluster.sh: $(node "$n") did not start within 2 minutes; its log: $DIR/node$n/log" >&2
+        rmq "$n" rabbitmqctl -q -n "$(node "$n")" await_startup --timeout 1 >&2 || true
+        return 1
+      fi
+      sleep 1
+    done
   done
   for n in 2 3; do
     if ! rmq "$n" rabbitmqctl -q -n "$(node "$n")" cluster_status --formatter json 2>/dev/null |
@@ -97,6 +108,10 @@ down() {
     if running "$n"; then
       rmq "$n" rabbitmqctl -q -n "$(node "$n")" stop >/dev/null 2>&1 || true
       echo "stopped $(node "$n")"
+    elif [ -s "$DIR/node$n/pid" ] && kill -0 "$(cat "$DIR/node$n/pid")" 2>/dev/null; then
+      # Still booting (not yet answering): stop its Erlang VM by its pid.
+      kill "$(cat "$DIR/node$n/pid")" 2>/dev/null || true
+      echo "stopped $(node "$n") (by its pid: it had not finished starting)"
     fi
   done
   # Only this cluster's directory, and only when it is one (it has our node directories).
