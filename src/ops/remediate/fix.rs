@@ -7,10 +7,10 @@ use crate::domain::{
     Actor, AllowedAmounts, AmountRange, RawRecord, Reason, check_text, mask_digits, validate_for,
 };
 use crate::intake::file::set_named_field;
-use crate::messages::{self, ParkedRecord, Stage};
-use crate::stages::parked_record;
+use crate::messages::Stage;
+use crate::stages::parked_message;
 use crate::store::end;
-use crate::store::{RecordRow, State, batches, corrections, outbox, programmes, records};
+use crate::store::{Change, RecordRow, State, batches, corrections, outbox, programmes, records};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use std::collections::{BTreeSet, HashMap};
@@ -299,19 +299,9 @@ async fn payee_change(
     if to == State::Blocked {
         // Parked like any blocked record: its message on `salur.blocked`, in this transaction
         // (`dlq list`, replay and reconcile find it there as for the others).
-        let parked = parked_record(
-            settings,
-            ParkedRecord {
-                v: messages::VERSION,
-                record_id: row.id,
-                batch_id: row.batch_id,
-                row: row.row_number,
-                stage: Stage::Transfer,
-                state: State::Blocked.as_str().to_owned(),
-                reasons: reasons.clone(),
-            },
-        );
-        outbox::insert(conn, &[parked]).await?;
+        let parked = Change::to(row.id, State::Blocked).with_reasons(reasons.clone());
+        let message = parked_message(settings, row, Stage::Transfer, &parked);
+        outbox::insert(conn, &[message]).await?;
     }
     Ok(FixOutcome {
         id: row.id,
