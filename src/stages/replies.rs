@@ -343,7 +343,16 @@ fn current(
     tally: &mut Tally,
 ) -> (Vec<RecordRow>, HashMap<i64, String>) {
     if kind == RequestKind::Transfer {
-        return (rows, HashMap::new());
+        // A transfer answer for an earlier payment of the record (paid, returned, and paid
+        // again since under a new key) is stale.
+        let (keep, stale): (Vec<RecordRow>, Vec<RecordRow>) = rows.into_iter().partition(|r| {
+            sent.key_of(r.id).is_none_or(|k| {
+                k.is_empty()
+                    || k == crate::stages::transfer::payment_key(r.batch_id, r.id, r.payment_no)
+            })
+        });
+        tally.skipped += stale.len() as u64;
+        return (keep, HashMap::new());
     }
     let mut asked = HashMap::new();
     let mut keep = Vec::with_capacity(rows.len());
