@@ -257,9 +257,11 @@ impl Statement {
             push(l.bank_reference.chars().take(34).collect());
             push(format!(":86:/EREF/{}", l.end_to_end));
             push(format!("/BREF/{}", l.bank_reference));
-            match l.return_reason {
-                Some(r) => push(format!("/RTRN/{}", r.code())),
-                None => push(format!("/REMI/{}", swift_text(&l.description, 59))),
+            if let Some(r) = l.return_reason {
+                push(format!("/RTRN/{}", r.code()));
+            }
+            if !l.description.is_empty() {
+                push(format!("/REMI/{}", swift_text(&l.description, 59)));
             }
         }
         push(format!(":62F:{}", balance(self.closing)));
@@ -378,10 +380,7 @@ fn parse_mt940(file: &str, text: &str) -> Result<Statement, StatementError> {
     };
     let messages = mt940::parse_mt940(text).map_err(|e| match e {
         mt940::ParseError::PestParseError(p) => {
-            let line = match p.line_col {
-                pest::error::LineColLocation::Pos((l, _)) => l,
-                pest::error::LineColLocation::Span((l, _), _) => l,
-            };
+            let (line, p) = locate_field_error(text, &lines).unwrap_or((pest_line(&p), *p));
             err(
                 line,
                 format!(
@@ -514,6 +513,44 @@ fn parse_mt940(file: &str, text: &str) -> Result<Statement, StatementError> {
         format: Format::Mt940,
         closing_line: line_of("62F", 0).max(line_of("62M", 0)),
     })
+}
+
+fn pest_line(p: &pest::error::Error<mt940::Rule>) -> usize {
+    match p.line_col {
+        pest::error::LineColLocation::Pos((l, _)) => l,
+        pest::error::LineColLocation::Span((l, _), _) => l,
+    }
+}
+
+/// The file line of the first field the `mt940` crate refuses, and its error: the crate parses
+/// each field's value apart, so its error's line counts from the field's start.
+fn locate_field_error(
+    text: &str,
+    lines: &[(String, usize)],
+) -> Option<(usize, pest::error::Error<mt940::Rule>)> {
+    use mt940::Rule;
+    use pest::Parser as _;
+    let fields = mt940::parse_fields(text).ok()?;
+    for (i, field) in fields.iter().enumerate() {
+        let rule = match field.tag.as_str() {
+            "20" => Rule::tag_20_field,
+            "21" => Rule::tag_21_field,
+            "25" => Rule::tag_25_field,
+            "28C" => Rule::tag_28c_field,
+            "60F" | "60M" => Rule::tag_60_field,
+            "61" => Rule::tag_61_field,
+            "62F" | "62M" => Rule::tag_62_field,
+            "64" => Rule::tag_64_field,
+            "65" => Rule::tag_65_field,
+            "86" => Rule::tag_86_field,
+            _ => continue,
+        };
+        if let Err(e) = mt940::MT940Parser::parse(rule, &field.value) {
+            let start = lines.get(i).map_or(1, |(_, l)| *l);
+            return Some((start + pest_line(&e) - 1, e));
+        }
+    }
+    None
 }
 
 /// The value of `/TAG/` in a `:86:` text: up to the next `/` or line end.
