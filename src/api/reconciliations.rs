@@ -4,14 +4,14 @@
 //! statement covers every office's payments.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::auth::Caller;
-use super::{AppState, Problem};
+use super::{AppState, Problem, Query};
 use crate::ops::office::Role;
 use crate::ops::reconcile::{self, ReconcileError};
 
@@ -44,7 +44,10 @@ fn problem(e: ReconcileError) -> Problem {
             detail,
         )
         .with("line", s.line as u64)
-        .with("fix", "ask the bank for the statement again, or correct the line named"),
+        .with(
+            "fix",
+            "ask the bank for the statement again, or correct the line named",
+        ),
         ReconcileError::Conflict { id, .. } => Problem::new(
             StatusCode::CONFLICT,
             "statement-reconciled",
@@ -52,11 +55,9 @@ fn problem(e: ReconcileError) -> Problem {
             detail,
         )
         .with("reconciliation_id", id.to_string()),
-        ReconcileError::Bank(..) => Problem::bad_parameter(
-            "bank",
-            detail,
-            "give the bank's BI code, e.g. ?bank=002",
-        ),
+        ReconcileError::Bank(..) => {
+            Problem::bad_parameter("bank", detail, "give the bank's BI code, e.g. ?bank=002")
+        }
         ReconcileError::NotFound(_) => Problem::not_found("reconciliation"),
         ReconcileError::Database(e) => e.into(),
     }
@@ -106,7 +107,7 @@ pub async fn create(
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     bank: Option<String>,
-    limit: Option<i64>,
+    limit: Option<String>,
 }
 
 /// The latest reconciliations (at most `limit`, default 100), of `bank` if given.
@@ -116,7 +117,10 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, Problem> {
     allowed(&caller)?;
-    let limit = q.limit.unwrap_or(100);
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(l) => l.trim().parse::<i64>().unwrap_or(0),
+    };
     if !(1..=1000).contains(&limit) {
         return Err(Problem::bad_parameter(
             "limit",
@@ -134,9 +138,10 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     allowed(&caller)?;
+    let id = Uuid::parse_str(&id).map_err(|_| Problem::not_found("reconciliation"))?;
     let report = reconcile::show(&state.pool, id).await.map_err(problem)?;
     Ok(axum::Json(report).into_response())
 }

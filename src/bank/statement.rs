@@ -231,7 +231,12 @@ impl Statement {
             } else {
                 ("C", b)
             };
-            format!("{mark}{}{}{}", yymmdd(self.date), self.currency, swift_amount(abs))
+            format!(
+                "{mark}{}{}{}",
+                yymmdd(self.date),
+                self.currency,
+                swift_amount(abs)
+            )
         };
         let mut push = |s: String| {
             out.push_str(&s);
@@ -342,7 +347,10 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Statement, StatementError> {
         .map_err(|e| err(0, format!("is not UTF-8 or ASCII text ({e})")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
-        return Err(err(0, "is empty: expected an MT940 statement or the CSV export".into()));
+        return Err(err(
+            0,
+            "is empty: expected an MT940 statement or the CSV export".into(),
+        ));
     }
     if text.trim_start().starts_with(":20:") {
         parse_mt940(file, text)
@@ -481,8 +489,7 @@ fn parse_mt940(file: &str, text: &str) -> Result<Statement, StatementError> {
         if return_reason.is_some() != (direction == Direction::Credit) {
             return Err(err(
                 at,
-                "a credit must carry /RTRN/<reason> (the transfer it returns), a debit none"
-                    .into(),
+                "a credit must carry /RTRN/<reason> (the transfer it returns), a debit none".into(),
             ));
         }
         out.push(Line {
@@ -595,7 +602,10 @@ fn parse_csv(file: &str, text: &str) -> Result<Statement, StatementError> {
         let f = |k: usize| rec.get(k).unwrap_or_default().trim().to_owned();
         let kind = f(0);
         if closing.is_some() {
-            return Err(err(at, "comes after the closing balance: it must be last".into()));
+            return Err(err(
+                at,
+                "comes after the closing balance: it must be last".into(),
+            ));
         }
         let this = (f(1), f(2), f(5));
         match &meta {
@@ -634,7 +644,10 @@ fn parse_csv(file: &str, text: &str) -> Result<Statement, StatementError> {
                 };
                 let end_to_end = f(6);
                 if end_to_end.is_empty() {
-                    return Err(err(at, "has no end_to_end_id: every line must name its transfer".into()));
+                    return Err(err(
+                        at,
+                        "has no end_to_end_id: every line must name its transfer".into(),
+                    ));
                 }
                 let code = f(8);
                 let return_reason = if code.is_empty() {
@@ -643,9 +656,7 @@ fn parse_csv(file: &str, text: &str) -> Result<Statement, StatementError> {
                     Some(ReturnReason::from_code(&code).ok_or_else(|| {
                         err(
                             at,
-                            format!(
-                                "return_code {code:?} is unknown: use AC04, MD07 or NOCO"
-                            ),
+                            format!("return_code {code:?} is unknown: use AC04, MD07 or NOCO"),
                         )
                     })?)
                 };
@@ -727,8 +738,16 @@ mod tests {
             currency: "IDR".into(),
             opening: Decimal::from(100_000_000_000i64),
             lines: vec![
-                line(Direction::Debit, "6b0f4f0e-5a1c-4c4e-9d2b-8a6f3e217c55", None),
-                line(Direction::Debit, "0b0f4f0e-5a1c-4c4e-9d2b-8a6f3e217c55", None),
+                line(
+                    Direction::Debit,
+                    "6b0f4f0e-5a1c-4c4e-9d2b-8a6f3e217c55",
+                    None,
+                ),
+                line(
+                    Direction::Debit,
+                    "0b0f4f0e-5a1c-4c4e-9d2b-8a6f3e217c55",
+                    None,
+                ),
                 line(
                     Direction::Credit,
                     "6b0f4f0e-5a1c-4c4e-9d2b-8a6f3e217c55",
@@ -783,7 +802,9 @@ mod tests {
 
     #[test]
     fn broken_mt940_names_its_line() {
-        let text = sample().to_mt940().replace(":60F:C261201IDR", ":60F:X261201IDR");
+        let text = sample()
+            .to_mt940()
+            .replace(":60F:C261201IDR", ":60F:X261201IDR");
         let e = parse("s.sta", text.as_bytes()).unwrap_err();
         assert_eq!(e.line, 4, "{e}");
     }

@@ -92,9 +92,9 @@ async fn statement(settings: Settings, a: StatementArgs) -> anyhow::Result<ExitC
         .as_str()
         .to_owned();
     let pool = store::connect(&settings).await?;
-    let date = a.date.unwrap_or_else(|| {
-        (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive()
-    });
+    let date = a
+        .date
+        .unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive());
     let s = sim_statement::statement(
         &pool,
         &StatementOptions {
@@ -106,7 +106,11 @@ async fn statement(settings: Settings, a: StatementArgs) -> anyhow::Result<ExitC
         },
     )
     .await?;
-    let text = if a.format == "csv" { s.to_csv() } else { s.to_mt940() };
+    let text = if a.format == "csv" {
+        s.to_csv()
+    } else {
+        s.to_mt940()
+    };
     match &a.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,

@@ -38,7 +38,12 @@ pub async fn run(settings: &Settings, a: Args) -> anyhow::Result<ExitCode> {
             for s in list {
                 println!(
                     "{} bank {} {} {} {:>6} matched {:>5} returned {:>5} exceptions",
-                    s.id, s.bank_code, s.statement_ref, s.statement_date, s.matched, s.returned,
+                    s.id,
+                    s.bank_code,
+                    s.statement_ref,
+                    s.statement_date,
+                    s.matched,
+                    s.returned,
                     s.exception_count
                 );
             }

@@ -226,7 +226,10 @@ fn check(s: &Statement, file: &str, bank: &str) -> Result<(), StatementError> {
         if l.value_date > s.date {
             return Err(err(
                 l.file_line,
-                format!("its value date {} is after the statement's day {}", l.value_date, s.date),
+                format!(
+                    "its value date {} is after the statement's day {}",
+                    l.value_date, s.date
+                ),
             ));
         }
     }
@@ -267,8 +270,10 @@ async fn classify(
         .into_iter()
         .map(|t| (t.id, t))
         .collect();
-    let returned_before: HashMap<String, Option<Uuid>> =
-        store::returns_by_key(conn, &keys).await?.into_iter().collect();
+    let returned_before: HashMap<String, Option<Uuid>> = store::returns_by_key(conn, &keys)
+        .await?
+        .into_iter()
+        .collect();
 
     let mut lines = Vec::with_capacity(s.lines.len());
     let mut exceptions: Vec<ExceptionRow> = Vec::new();
@@ -299,8 +304,7 @@ async fn classify(
             (Direction::Debit, _) if !debited.insert(&l.end_to_end) => exception(
                 ExceptionKind::Duplicate,
                 None,
-                "this reference was debited on an earlier line of the statement: paid twice"
-                    .into(),
+                "this reference was debited on an earlier line of the statement: paid twice".into(),
             ),
             (Direction::Credit, _) if !credited.insert(&l.end_to_end) => exception(
                 ExceptionKind::Duplicate,
@@ -333,7 +337,10 @@ async fn classify(
                     exception(
                         ExceptionKind::NotDisbursed,
                         t.amount,
-                        format!("paid by the bank, but record {} is {} in salur", t.id, t.state),
+                        format!(
+                            "paid by the bank, but record {} is {} in salur",
+                            t.id, t.state
+                        ),
                     )
                 }
             }
@@ -353,7 +360,10 @@ async fn classify(
                     exception(
                         ExceptionKind::NotDisbursed,
                         t.amount,
-                        format!("returned by the bank, but record {} is {} in salur", t.id, t.state),
+                        format!(
+                            "returned by the bank, but record {} is {} in salur",
+                            t.id, t.state
+                        ),
                     )
                 } else if t.amount != Some(l.amount) {
                     exception(
@@ -398,7 +408,8 @@ async fn classify(
     }
     // Disbursed on the statement's day through this bank, and on no debit line.
     for t in &day_records {
-        let named = (0..=t.payment_no).any(|n| debited.contains(payment_key(t.batch_id, t.id, n).as_str()));
+        let named =
+            (0..=t.payment_no).any(|n| debited.contains(payment_key(t.batch_id, t.id, n).as_str()));
         if !named {
             exceptions.push(ExceptionRow {
                 kind: ExceptionKind::Missing.as_str().to_owned(),
@@ -443,7 +454,11 @@ pub async fn show(pool: &PgPool, id: Uuid) -> Result<Report, ReconcileError> {
 }
 
 /// The latest reconciliations, of one bank if given.
-pub async fn list(pool: &PgPool, bank: Option<&str>, limit: i64) -> Result<Vec<Summary>, ReconcileError> {
+pub async fn list(
+    pool: &PgPool,
+    bank: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Summary>, ReconcileError> {
     Ok(store::list(pool, bank, limit).await?)
 }
 

@@ -23,7 +23,11 @@ pub struct Transfer {
 }
 
 /// Serialises reconciliations of one statement (bank and reference).
-pub async fn lock_statement(conn: &mut PgConnection, bank: &str, reference: &str) -> sqlx::Result<()> {
+pub async fn lock_statement(
+    conn: &mut PgConnection,
+    bank: &str,
+    reference: &str,
+) -> sqlx::Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('salur.reconcile/' || $1 || '/' || $2))")
         .bind(bank)
         .bind(reference)
@@ -201,7 +205,11 @@ pub struct LineRow {
     pub outcome: String,
 }
 
-pub async fn insert_lines(conn: &mut PgConnection, id: Uuid, lines: &[LineRow]) -> sqlx::Result<()> {
+pub async fn insert_lines(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lines: &[LineRow],
+) -> sqlx::Result<()> {
     let col = |f: fn(&LineRow) -> String| lines.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO reconciliation_lines (reconciliation_id, line_no, file_line, direction,
@@ -216,8 +224,18 @@ pub async fn insert_lines(conn: &mut PgConnection, id: Uuid, lines: &[LineRow]) 
     .bind(lines.iter().map(|l| l.amount).collect::<Vec<_>>())
     .bind(lines.iter().map(|l| l.value_date).collect::<Vec<_>>())
     .bind(col(|l| l.end_to_end.clone()))
-    .bind(lines.iter().map(|l| l.bank_reference.clone()).collect::<Vec<_>>())
-    .bind(lines.iter().map(|l| l.return_code.clone()).collect::<Vec<_>>())
+    .bind(
+        lines
+            .iter()
+            .map(|l| l.bank_reference.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        lines
+            .iter()
+            .map(|l| l.return_code.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(lines.iter().map(|l| l.record_id).collect::<Vec<_>>())
     .bind(col(|l| l.outcome.clone()))
     .execute(conn)
@@ -264,7 +282,11 @@ pub async fn insert_exceptions(
     .bind(rows.iter().map(|r| r.batch_id).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.amount).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.expected).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.end_to_end.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.end_to_end.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.detail.clone()).collect::<Vec<_>>())
     .execute(conn)
     .await?;
@@ -304,9 +326,17 @@ pub async fn insert_returns(
     .bind(rows.iter().map(|r| r.program.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.bank_code.clone()).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.bank_reference.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.bank_reference.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.amount).collect::<Vec<_>>())
-    .bind(rows.iter().map(|r| r.reason_code.clone()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.reason_code.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|r| r.returned_on).collect::<Vec<_>>())
     .bind(reconciliation)
     .execute(&mut *conn)
@@ -350,11 +380,9 @@ pub async fn exceptions(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<ExceptionRo
 
 /// Exceptions stored, by bank and kind (the gauge `salur_reconciliation_exceptions`).
 pub async fn exception_counts(pool: &PgPool) -> sqlx::Result<Vec<(String, String, i64)>> {
-    sqlx::query_as(
-        "SELECT bank_code, kind, count(*) FROM reconciliation_exceptions GROUP BY 1, 2",
-    )
-    .fetch_all(pool)
-    .await
+    sqlx::query_as("SELECT bank_code, kind, count(*) FROM reconciliation_exceptions GROUP BY 1, 2")
+        .fetch_all(pool)
+        .await
 }
 
 /// IDR returned, by programme (`salur_returned_idr_total`).
