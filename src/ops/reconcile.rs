@@ -67,7 +67,7 @@ impl ExceptionKind {
 pub enum ReconcileError {
     /// The statement cannot be read, or does not add up: refused whole, nothing stored.
     #[error("the statement is refused, nothing was stored: {0}")]
-    Malformed(#[from] StatementError),
+    Malformed(StatementError),
     #[error(
         "statement {reference} of bank {bank} was reconciled before from another file \
          (reconciliation {id}): a bank's statement reference names one statement; ask the bank \
@@ -84,6 +84,12 @@ pub enum ReconcileError {
     NotFound(Uuid),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+}
+
+impl From<StatementError> for ReconcileError {
+    fn from(e: StatementError) -> Self {
+        ReconcileError::Malformed(e)
+    }
 }
 
 /// A reconciliation as reported: its summary, exceptions by kind, and each exception.
@@ -507,7 +513,7 @@ impl std::fmt::Display for Report {
         for e in self.exceptions.iter().take(SHOWN) {
             let place = match (e.line_no, e.file_line) {
                 (Some(n), Some(fl)) => format!("line {n} (file line {fl})"),
-                _ => "no line".to_owned(),
+                _ => "not on the statement".to_owned(),
             };
             let record = e
                 .record_id

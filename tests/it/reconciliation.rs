@@ -480,3 +480,127 @@ async fn returns_move_records_to_returned_and_a_corrected_one_is_paid_again_afte
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reconciles_for_admins_and_auditors_only_and_refuses_a_statement_that_does_not_add_up()
+ {
+    use crate::harness::http::{add_office, problem};
+    use reqwest::{Method, StatusCode};
+    use salur::ops::office::Role;
+    harness::env()
+        .pipeline()
+        .run(async |env| {
+            let records: Vec<_> = (1..=6).map(valid_record).collect();
+            let batch = env.submit(&records, "2026-Q4").await;
+            assert_eq!(env.wait(batch).await.count(State::Disbursed), 6);
+            let day = sim_statement::days(&env.pool, "002").await.unwrap()[0];
+            let s = sim_statement::statement(
+                &env.pool,
+                &StatementOptions {
+                    bank: "002".into(),
+                    date: day,
+                    return_rate: 0.5,
+                    return_after_days: 0,
+                    seed: 1,
+                },
+            )
+            .await
+            .unwrap();
+            let (credits, _) = s.sum(Direction::Credit);
+            assert!(credits > 0, "some returns");
+            let server = env.serve_api().await;
+            let maker = add_office(&env.pool, "DINSOS-5371", Role::Maker).await;
+            let auditor = add_office(&env.pool, "BPK", Role::Auditor).await;
+            let post = |token: &str, body: String| {
+                server
+                    .request(
+                        Method::POST,
+                        "/v1/reconciliations?bank=002&file_name=002.sta",
+                        Some(token),
+                    )
+                    .header("content-type", "text/plain")
+                    .body(body)
+                    .send()
+            };
+            let stored = async || count(env, "SELECT count(*) FROM reconciliations").await;
+
+            // An office's maker may not: a statement covers every office's payments.
+            let p = problem(
+                post(&maker, s.to_mt940()).await.unwrap(),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+            assert_eq!(p["role"], "maker");
+            problem(
+                server.get("/v1/reconciliations", &maker).await,
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+            assert_eq!(stored().await, 0);
+
+            // Balances that do not add up: refused, the closing balance's line named.
+            let mut bad = s.clone();
+            bad.closing -= Decimal::from(600_000);
+            let text = bad.to_mt940();
+            let p = problem(
+                post(&auditor, text.clone()).await.unwrap(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+            assert_eq!(p["line"], text.lines().count());
+            assert!(
+                p["detail"].as_str().unwrap().contains("do not add up"),
+                "{p}"
+            );
+            assert_eq!(stored().await, 0);
+            assert_eq!(env.wait(batch).await.count(State::Returned), 0);
+
+            // The statement: reconciled (201), then the stored one (200).
+            let r = post(&auditor, s.to_mt940()).await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["matched"], 6, "{body}");
+            assert_eq!(body["returned"], credits);
+            assert_eq!(body["exceptions"], serde_json::json!([]));
+            let r = post(&auditor, s.to_mt940()).await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let again: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(again["already_reconciled"], true);
+            assert_eq!(again["id"], body["id"]);
+            assert_eq!(stored().await, 1);
+
+            let list: serde_json::Value = server
+                .get("/v1/reconciliations?bank=002", &auditor)
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(list["items"].as_array().unwrap().len(), 1);
+            let id = body["id"].as_str().unwrap();
+            let one = server
+                .get(&format!("/v1/reconciliations/{id}"), &auditor)
+                .await;
+            assert_eq!(one.status(), StatusCode::OK);
+            problem(
+                server
+                    .get(&format!("/v1/reconciliations/{}", Uuid::new_v4()), &auditor)
+                    .await,
+                StatusCode::NOT_FOUND,
+            )
+            .await;
+
+            // The batch resource counts what came back.
+            let b: serde_json::Value = server
+                .get(&format!("/v1/batches/{batch}"), &auditor)
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(b["states"]["returned"]["records"], credits, "{b}");
+            assert_eq!(b["totals"]["returned"]["records"], credits, "{b}");
+            assert_eq!(b["totals"]["holds"], true, "{b}");
+            assert_eq!(b["exceptions"], serde_json::json!({}), "{b}");
+            server.stop().await;
+        })
+        .await;
+}
