@@ -200,8 +200,9 @@ fn check(s: &Statement, file: &str, bank: &str) -> Result<(), StatementError> {
         message,
     };
     if s.bank_code() != bank {
+        // The account is the statement's second line (`:25:`, or the CSV's first row).
         return Err(err(
-            s.lines.first().map_or(2, |_| 2),
+            2,
             format!(
                 "account {:?} is not bank {bank}'s programme account (it must start with \
                  \"{bank}/\"): reconcile it with --bank {}",
@@ -262,7 +263,7 @@ async fn classify(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let by_key: HashMap<String, i64> = store::records_by_key(conn, &keys)
+    let by_key: HashMap<String, i64> = store::records_by_key(conn, bank, &keys)
         .await?
         .into_iter()
         .collect();

@@ -51,16 +51,20 @@ pub async fn existing(
     .await
 }
 
-/// The records salur sent a transfer request for under each key: `(key, record id)`.
+/// The records salur sent a transfer request to `bank` for under each key: `(key, record id)`
+/// (a key sent to another bank is unknown to this one).
 pub async fn records_by_key(
     conn: &mut PgConnection,
+    bank: &str,
     keys: &[String],
 ) -> sqlx::Result<Vec<(String, i64)>> {
     sqlx::query_as(
         "SELECT DISTINCT k.key, k.record_id FROM bank_requests br
          CROSS JOIN LATERAL unnest(br.keys, br.record_ids) AS k(key, record_id)
-         WHERE br.kind = 'transfer' AND br.keys && $1::text[] AND k.key = ANY($1)",
+         WHERE br.kind = 'transfer' AND br.bank_code = $1 AND br.keys && $2::text[]
+           AND k.key = ANY($2)",
     )
+    .bind(bank)
     .bind(keys)
     .fetch_all(conn)
     .await
