@@ -600,6 +600,49 @@ async fn the_api_reconciles_for_admins_and_auditors_only_and_refuses_a_statement
             assert_eq!(b["totals"]["returned"]["records"], credits, "{b}");
             assert_eq!(b["totals"]["holds"], true, "{b}");
             assert_eq!(b["exceptions"], serde_json::json!({}), "{b}");
+
+            // The next day's statement (the CSV export) debits a transfer salur never asked
+            // for: an exception of kind unknown, and nothing else (nothing was disbursed that
+            // day).
+            let mut next = s.clone();
+            next.date = s.date.succ_opt().unwrap();
+            next.reference = statement::reference_of("002", next.date);
+            next.opening = s.closing;
+            let mut stranger = s.lines[0].clone();
+            stranger.direction = Direction::Debit;
+            stranger.return_reason = None;
+            stranger.value_date = next.date;
+            stranger.end_to_end = Uuid::new_v4().to_string();
+            next.lines = vec![stranger];
+            next.recompute_closing();
+            let r = post(&auditor, next.to_csv()).await.unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["format"], "csv");
+            assert_eq!(
+                body["exceptions_by_kind"],
+                serde_json::json!({"unknown": 1}),
+                "{body}"
+            );
+            assert_eq!(body["exceptions"][0]["line_no"], 1);
+            assert_eq!(body["exceptions"][0]["file_line"], 3);
+
+            // The metrics, read from the database as a worker reads them.
+            let metrics = salur::metrics::Metrics::new();
+            salur::metrics::refresh(&env.pool, &metrics).await.unwrap();
+            let samples = salur::metrics::parse_samples(&metrics.render());
+            assert_eq!(
+                samples["salur_reconciliation_exceptions"]["bank=002,kind=unknown"],
+                1.0
+            );
+            assert_eq!(
+                samples["salur_reconciliation_exceptions"]["bank=002,kind=missing"],
+                0.0
+            );
+            assert_eq!(
+                samples["salur_returned_idr_total"]["program=BPNT"],
+                (credits * 600_000) as f64
+            );
             server.stop().await;
         })
         .await;
