@@ -647,3 +647,113 @@ async fn the_api_reconciles_for_admins_and_auditors_only_and_refuses_a_statement
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_the_bank_paid_and_salur_has_not_heard_of_is_not_disbursed() {
+    use std::process::Stdio;
+    harness::env()
+        .without_programmes()
+        .worker()
+        .run(async |env| {
+            salur::ops::office::add(
+                &env.pool,
+                OFFICE,
+                "Dinas Sosial Kota Kupang",
+                salur::ops::office::Role::Maker,
+            )
+            .await
+            .unwrap();
+            salur::ops::programme::add(&env.pool, PROGRAM, "Bantuan Sosial", "600000", true)
+                .await
+                .unwrap();
+            salur::ops::budget::set(
+                &env.pool,
+                PROGRAM,
+                PERIOD,
+                OFFICE,
+                Decimal::from(10_000_000),
+            )
+            .await
+            .unwrap();
+            let bank = |args: &[&str]| {
+                env.spawn(
+                    env.salur(&[&["bank-sim", "--bank", "002"], args].concat())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null()),
+                )
+            };
+            let first = bank(&[]);
+            let records: Vec<_> = (1..=3).map(valid_record).collect();
+            let batch = submit::submit_records(
+                &env.settings,
+                &env.pool,
+                "bansos.csv",
+                &records,
+                &BatchInfo {
+                    office: OFFICE.into(),
+                    program: PROGRAM.into(),
+                    period: PERIOD.into(),
+                    submitted_by: Some(Actor::new(Some("Yohanes Maker".into()), "maker")),
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(env.wait(batch).await.count(State::AwaitingApproval), 3);
+            // The bank now pays and its answers are lost: salur still waits for them.
+            drop(first);
+            let _second = bank(&["--lost-answer-rate", "1"]);
+            assert_eq!(approve(env, batch).await, 3);
+            harness::retry_for_a_minute(async || {
+                let paid = count(
+                    env,
+                    "SELECT count(*) FROM bank_sim.transfers WHERE status = 'ok'",
+                )
+                .await;
+                anyhow::ensure!(paid == 3, "{paid} paid");
+                Ok(())
+            })
+            .await
+            .unwrap();
+            let day = sim_statement::days(&env.pool, "002").await.unwrap()[0];
+            let s = sim_statement::statement(
+                &env.pool,
+                &StatementOptions {
+                    bank: "002".into(),
+                    date: day,
+                    return_rate: 0.0,
+                    return_after_days: 0,
+                    seed: 1,
+                },
+            )
+            .await
+            .unwrap();
+            let r = reconcile::reconcile(
+                &env.pool,
+                "002",
+                "002.sta",
+                s.to_mt940().as_bytes(),
+                &auditor(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                kinds(&r),
+                BTreeMap::from([("not_disbursed".to_owned(), 3)]),
+                "{r}"
+            );
+            assert_eq!(r.summary.matched, 0);
+            assert!(
+                r.exceptions
+                    .iter()
+                    .all(|e| e.detail.contains("transfer_requested")),
+                "{r}"
+            );
+            let status = salur::ops::batch::status(&env.pool, batch).await.unwrap();
+            assert_eq!(status.count(State::TransferRequested), 3, "{status}");
+            assert_eq!(
+                status.exceptions,
+                BTreeMap::from([("not_disbursed".to_owned(), 3)])
+            );
+        })
+        .await;
+}
