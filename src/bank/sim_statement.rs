@@ -45,46 +45,7 @@ pub async fn statement(pool: &PgPool, opts: &StatementOptions) -> anyhow::Result
     super::sim::ensure_schema(pool).await?;
     sqlx::query(SCHEMA).execute(pool).await?;
     let day = |column: &str| format!("({column} AT TIME ZONE '{DAY_ZONE}')::date");
-    if opts.return_rate > 0.0 {
-        let candidates: Vec<(String, Decimal)> = sqlx::query_as(&format!(
-            "SELECT t.idempotency_key, t.amount FROM bank_sim.transfers t
-             WHERE t.bank_code = $1 AND t.status = 'ok' AND {} <= $2::date - $3::int
-               AND NOT EXISTS (SELECT 1 FROM bank_sim.returns r
-                               WHERE r.idempotency_key = t.idempotency_key)
-             ORDER BY t.idempotency_key",
-            day("t.settled_at")
-        ))
-        .bind(&opts.bank)
-        .bind(opts.date)
-        .bind(opts.return_after_days as i32)
-        .fetch_all(pool)
-        .await?;
-        let mut keys = Vec::new();
-        let mut amounts = Vec::new();
-        let mut reasons = Vec::new();
-        for (key, amount) in candidates {
-            let roll = roll(opts.seed, &key);
-            if roll < opts.return_rate {
-                keys.push(key);
-                amounts.push(amount);
-                let i = ((roll / opts.return_rate) * 3.0) as usize;
-                reasons.push(ReturnReason::ALL[i.min(2)].code());
-            }
-        }
-        sqlx::query(
-            "INSERT INTO bank_sim.returns (idempotency_key, bank_code, amount, reason, returned_on)
-             SELECT u.key, $1, u.amount, u.reason, $5
-             FROM UNNEST($2::text[], $3::numeric[], $4::text[]) AS u(key, amount, reason)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&opts.bank)
-        .bind(&keys)
-        .bind(&amounts)
-        .bind(&reasons)
-        .bind(opts.date)
-        .execute(pool)
-        .await?;
-    }
+    decide_returns(pool, opts).await?;
     let (paid_before, returned_before): (Option<Decimal>, Option<Decimal>) =
         sqlx::query_as(&format!(
             "SELECT (SELECT sum(amount) FROM bank_sim.transfers
@@ -163,6 +124,122 @@ pub async fn statement(pool: &PgPool, opts: &StatementOptions) -> anyhow::Result
     };
     s.recompute_closing();
     Ok(s)
+}
+
+/// A transfer bank-sim returned: `(key, amount, reason code, bank reference)`.
+pub type Returned = (String, Decimal, String, Option<String>);
+
+/// Decides the returns of `opts.date` (see [`StatementOptions::return_rate`]) and stores them;
+/// the ones decided now.
+pub async fn decide_returns(
+    pool: &PgPool,
+    opts: &StatementOptions,
+) -> anyhow::Result<Vec<Returned>> {
+    super::sim::ensure_schema(pool).await?;
+    sqlx::query(SCHEMA).execute(pool).await?;
+    if opts.return_rate <= 0.0 {
+        return Ok(Vec::new());
+    }
+    let day = |column: &str| format!("({column} AT TIME ZONE '{DAY_ZONE}')::date");
+    let candidates: Vec<(String, Decimal)> = sqlx::query_as(&format!(
+        "SELECT t.idempotency_key, t.amount FROM bank_sim.transfers t
+         WHERE t.bank_code = $1 AND t.status = 'ok' AND {} <= $2::date - $3::int
+           AND NOT EXISTS (SELECT 1 FROM bank_sim.returns r
+                           WHERE r.idempotency_key = t.idempotency_key)
+         ORDER BY t.idempotency_key",
+        day("t.settled_at")
+    ))
+    .bind(&opts.bank)
+    .bind(opts.date)
+    .bind(opts.return_after_days as i32)
+    .fetch_all(pool)
+    .await?;
+    let mut keys = Vec::new();
+    let mut amounts = Vec::new();
+    let mut reasons = Vec::new();
+    for (key, amount) in candidates {
+        let roll = roll(opts.seed, &key);
+        if roll < opts.return_rate {
+            keys.push(key);
+            amounts.push(amount);
+            let i = ((roll / opts.return_rate) * 3.0) as usize;
+            reasons.push(ReturnReason::ALL[i.min(2)].code());
+        }
+    }
+    Ok(sqlx::query_as(
+        "WITH new AS (
+             INSERT INTO bank_sim.returns (idempotency_key, bank_code, amount, reason, returned_on)
+             SELECT u.key, $1, u.amount, u.reason, $5
+             FROM UNNEST($2::text[], $3::numeric[], $4::text[]) AS u(key, amount, reason)
+             ON CONFLICT DO NOTHING
+             RETURNING idempotency_key, amount, reason
+         )
+         SELECT n.idempotency_key, n.amount, n.reason, t.reference
+         FROM new n JOIN bank_sim.transfers t USING (idempotency_key)
+         ORDER BY n.idempotency_key",
+    )
+    .bind(&opts.bank)
+    .bind(&keys)
+    .bind(&amounts)
+    .bind(&reasons)
+    .bind(opts.date)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Decides the returns of `opts.date` and announces them to salur with `transfer_returned`
+/// messages (one per 100 items) as the bank's RabbitMQ user (made, or given a new password,
+/// through the management API, as `salur bank-sim` does); the returns announced.
+pub async fn announce_returns(
+    settings: &crate::config::Settings,
+    pool: &PgPool,
+    opts: &StatementOptions,
+) -> anyhow::Result<Vec<Returned>> {
+    use crate::bank::contract::{
+        Money, ReturnedItem, TRANSFER_RETURNED, TransferReturned, VERSION,
+    };
+    use crate::broker::{Broker, Outgoing, names};
+    let returned = decide_returns(pool, opts).await?;
+    if returned.is_empty() {
+        return Ok(returned);
+    }
+    let name = crate::domain::BankCode::parse(&opts.bank)
+        .map(|b| b.name())
+        .unwrap_or("bank-sim");
+    let creds =
+        super::users::add(settings, pool, &opts.bank, &format!("{name} (bank-sim)")).await?;
+    let broker = Broker::connect(&creds.settings(settings)?).await?;
+    let publisher = broker.publisher().await?;
+    let messages: Vec<Outgoing> = returned
+        .chunks(100)
+        .map(|chunk| Outgoing {
+            exchange: settings.name(names::BANK_REPLIES),
+            routing_key: format!("bank.{}.{TRANSFER_RETURNED}", opts.bank),
+            payload: serde_json::to_vec(&TransferReturned {
+                v: VERSION,
+                kind: TRANSFER_RETURNED.to_owned(),
+                bank_code: opts.bank.clone(),
+                sent_at: chrono::Utc::now(),
+                items: chunk
+                    .iter()
+                    .map(|(key, amount, reason, reference)| ReturnedItem {
+                        idempotency_key: key.clone(),
+                        reference: reference.clone(),
+                        amount: Money {
+                            value: format!("{amount:.2}"),
+                            currency: "IDR".into(),
+                        },
+                        reason_code: reason.clone(),
+                        returned_on: opts.date,
+                    })
+                    .collect(),
+            })
+            .expect("messages serialize"),
+        })
+        .collect();
+    publisher.publish_all_as(&messages, &creds.user).await?;
+    broker.close().await;
+    Ok(returned)
 }
 
 /// A number in [0, 1) fixed by `seed` and `key`.

@@ -57,6 +57,60 @@ enum SimCommand {
     /// from bank-sim's ledger: a debit per transfer paid that day, a credit per transfer
     /// returned that day.
     Statement(StatementArgs),
+    /// Return a share of the transfers paid (account closed, recipient deceased, not
+    /// collected) and announce them to salur with `transfer_returned` messages, as the bank's
+    /// RabbitMQ user (the day's statement lists them as credits too).
+    Return(ReturnArgs),
+}
+
+#[derive(clap::Args)]
+struct ReturnArgs {
+    /// The bank returning (e.g. 002).
+    #[arg(long)]
+    bank: String,
+    /// The day of the returns (WIB), YYYY-MM-DD. Default: today.
+    #[arg(long)]
+    date: Option<chrono::NaiveDate>,
+    /// Share of paid transfers, not returned yet, that come back (0..1).
+    #[arg(long, value_parser = shared::parse_rate)]
+    return_rate: f64,
+    /// Only transfers paid at least this many days before the day come back.
+    #[arg(long, default_value_t = 0)]
+    return_after_days: u32,
+    /// Seed of which transfers come back.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+async fn announce(settings: Settings, a: ReturnArgs) -> anyhow::Result<ExitCode> {
+    use salur::bank::sim_statement::{self, StatementOptions};
+    let bank = salur::domain::BankCode::parse(&a.bank)
+        .map_err(|e| anyhow::anyhow!("--bank {}: {e}", a.bank))?
+        .as_str()
+        .to_owned();
+    let pool = store::connect(&settings).await?;
+    let date = a
+        .date
+        .unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive());
+    let returned = sim_statement::announce_returns(
+        &settings,
+        &pool,
+        &StatementOptions {
+            bank: bank.clone(),
+            date,
+            return_rate: a.return_rate,
+            return_after_days: a.return_after_days,
+            seed: a.seed,
+        },
+    )
+    .await?;
+    let total: rust_decimal::Decimal = returned.iter().map(|r| r.1).sum();
+    println!(
+        "bank {bank} returned {} transfers ({}) on {date}, announced with transfer_returned",
+        returned.len(),
+        salur::domain::rupiah(total)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
@@ -207,8 +261,10 @@ impl Args {
 }
 
 pub async fn run(settings: Settings, mut a: Args) -> anyhow::Result<ExitCode> {
-    if let Some(SimCommand::Statement(s)) = a.command.take() {
-        return statement(settings, s).await;
+    match a.command.take() {
+        Some(SimCommand::Statement(s)) => return statement(settings, s).await,
+        Some(SimCommand::Return(r)) => return announce(settings, r).await,
+        None => {}
     }
     let pool = store::connect(&settings).await?;
     let opts = SimOptions {

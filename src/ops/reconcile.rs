@@ -162,24 +162,7 @@ pub async fn reconcile(
     store::insert(&mut tx, &summary).await?;
     store::insert_lines(&mut tx, id, &found.lines).await?;
     store::insert_exceptions(&mut tx, id, &bank, &found.exceptions).await?;
-    let changes: Vec<Change> = found
-        .returns
-        .iter()
-        .map(|r| {
-            Change::to(r.record_id, State::Returned).with_detail(serde_json::json!({
-                "action": "returned",
-                "reason": r.reason_code,
-                "returned_on": r.returned_on,
-                "amount": r.amount,
-                "payment_no": r.payment_no,
-                "bank_reference": r.bank_reference,
-                "reconciliation_id": id,
-            }))
-        })
-        .collect();
-    let moved = records::apply_as(&mut tx, State::Disbursed, &changes, Some(actor)).await?;
-    debug_assert_eq!(moved.len(), changes.len(), "the records are locked");
-    store::insert_returns(&mut tx, id, &found.returns).await?;
+    apply_returns(&mut tx, Some(id), &found.returns, Some(actor)).await?;
     tx.commit().await?;
     tracing::info!(
         reconciliation_id = %id,
@@ -190,6 +173,35 @@ pub async fn reconcile(
         "statement reconciled"
     );
     show(pool, id).await
+}
+
+/// Moves the records of `returns` (disbursed, locked by the caller) to `returned`, with an
+/// audit row each, and stores the returns: found by the reconciliation `reconciliation`, or
+/// announced by a bank's `transfer_returned` message (`None`).
+pub async fn apply_returns(
+    conn: &mut sqlx::PgConnection,
+    reconciliation: Option<Uuid>,
+    returns: &[ReturnRow],
+    actor: Option<&Actor>,
+) -> sqlx::Result<()> {
+    let changes: Vec<Change> = returns
+        .iter()
+        .map(|r| {
+            Change::to(r.record_id, State::Returned).with_detail(serde_json::json!({
+                "action": "returned",
+                "reason": r.reason_code,
+                "returned_on": r.returned_on,
+                "amount": r.amount,
+                "payment_no": r.payment_no,
+                "bank_reference": r.bank_reference,
+                "reconciliation_id": reconciliation,
+                "source": if reconciliation.is_some() { "statement" } else { "transfer_returned" },
+            }))
+        })
+        .collect();
+    let moved = records::apply_as(conn, State::Disbursed, &changes, actor).await?;
+    debug_assert_eq!(moved.len(), changes.len(), "the records are locked");
+    store::insert_returns(conn, reconciliation, returns).await
 }
 
 /// The checks that refuse a statement whole: its bank, and that its balances add up.
@@ -350,6 +362,11 @@ async fn classify(
                         ),
                     )
                 }
+            }
+            (Direction::Credit, Some(_)) if returned_before.get(&l.end_to_end) == Some(&None) => {
+                // Announced by the bank's transfer_returned message and applied then: the
+                // statement confirms it.
+                "return_confirmed".to_owned()
             }
             (Direction::Credit, Some(t)) => {
                 if let Some(earlier) = returned_before.get(&l.end_to_end) {

@@ -312,10 +312,11 @@ pub struct ReturnRow {
     pub returned_on: NaiveDate,
 }
 
-/// Stores returns and gives each record its next payment number.
+/// Stores returns (found by the reconciliation `reconciliation`, or announced by the bank's
+/// `transfer_returned` message when `None`) and gives each record its next payment number.
 pub async fn insert_returns(
     conn: &mut PgConnection,
-    reconciliation: Uuid,
+    reconciliation: Option<Uuid>,
     rows: &[ReturnRow],
 ) -> sqlx::Result<()> {
     sqlx::query(

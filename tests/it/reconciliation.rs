@@ -757,3 +757,153 @@ async fn a_transfer_the_bank_paid_and_salur_has_not_heard_of_is_not_disbursed() 
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banks_transfer_returned_message_returns_records_once_and_the_statement_confirms_it() {
+    use salur::bank::contract::{
+        Money, ReturnedItem, TRANSFER_RETURNED, TransferReturned, VERSION,
+    };
+    use salur::broker::{Broker, Outgoing, names};
+    harness::env()
+        .pipeline()
+        .run(async |env| {
+            let records: Vec<_> = (1..=10).map(valid_record).collect();
+            let batch = env.submit(&records, "2026-Q4").await;
+            assert_eq!(env.wait(batch).await.count(State::Disbursed), 10);
+            let day = sim_statement::days(&env.pool, "002").await.unwrap()[0];
+
+            // Bank 009's user announces returns of bank 002's transfers: refused, parked.
+            let (key, amount): (String, Decimal) = sqlx::query_as(
+                "SELECT idempotency_key, amount FROM bank_sim.transfers ORDER BY item_id LIMIT 1",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            let notice = TransferReturned {
+                v: VERSION,
+                kind: TRANSFER_RETURNED.into(),
+                bank_code: "002".into(),
+                sent_at: chrono::Utc::now(),
+                items: vec![ReturnedItem {
+                    idempotency_key: key,
+                    reference: None,
+                    amount: Money {
+                        value: format!("{amount:.2}"),
+                        currency: "IDR".into(),
+                    },
+                    reason_code: "MD07".into(),
+                    returned_on: day,
+                }],
+            };
+            let intruder = salur::bank::users::add(&env.settings, &env.pool, "009", "test bank")
+                .await
+                .unwrap();
+            let broker = Broker::connect(&intruder.settings(&env.settings).unwrap())
+                .await
+                .unwrap();
+            broker
+                .publisher()
+                .await
+                .unwrap()
+                .publish_all_as(
+                    &[Outgoing {
+                        exchange: env.settings.name(names::BANK_REPLIES),
+                        routing_key: format!("bank.009.{TRANSFER_RETURNED}"),
+                        payload: serde_json::to_vec(&notice).unwrap(),
+                    }],
+                    &intruder.user,
+                )
+                .await
+                .unwrap();
+            broker.close().await;
+            assert_eq!(env.settled_depth(names::DEAD_QUEUE, 1).await, 1);
+            assert_eq!(env.wait(batch).await.count(State::Returned), 0);
+
+            // Bank 002 returns 40 % of its transfers and says so.
+            let out = env
+                .salur(&[
+                    "bank-sim",
+                    "return",
+                    "--bank",
+                    "002",
+                    "--date",
+                    &day.to_string(),
+                    "--return-rate",
+                    "0.4",
+                    "--seed",
+                    "2",
+                ])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let returned = count(env, "SELECT count(*) FROM bank_sim.returns").await;
+            assert!(returned > 0 && returned < 10, "{returned}");
+            harness::retry_for_a_minute(async || {
+                let n = salur::ops::batch::status(&env.pool, batch)
+                    .await?
+                    .count(State::Returned);
+                anyhow::ensure!(n == returned, "{n} of {returned} returned");
+                Ok(())
+            })
+            .await
+            .unwrap();
+            let status = env.wait(batch).await;
+            assert!(status.totals.holds, "{status}");
+            assert_eq!(
+                status.amount(State::Returned),
+                Decimal::from(returned * 600_000)
+            );
+            assert_eq!(
+                count(
+                    env,
+                    "SELECT count(*) FROM record_returns WHERE reconciliation_id IS NULL"
+                )
+                .await,
+                returned
+            );
+
+            // The day's statement lists them as credits: confirmed, not returned twice.
+            let s = sim_statement::statement(
+                &env.pool,
+                &StatementOptions {
+                    bank: "002".into(),
+                    date: day,
+                    return_rate: 0.0,
+                    return_after_days: 0,
+                    seed: 1,
+                },
+            )
+            .await
+            .unwrap();
+            assert_eq!(s.sum(Direction::Credit).0 as i64, returned);
+            let r = reconcile::reconcile(
+                &env.pool,
+                "002",
+                "002.sta",
+                s.to_mt940().as_bytes(),
+                &auditor(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.summary.exception_count, 0, "{r}");
+            assert_eq!(r.summary.matched, 10);
+            assert_eq!(r.summary.returned, 0);
+            assert_eq!(
+                count(
+                    env,
+                    "SELECT count(*) FROM reconciliation_lines WHERE outcome = 'return_confirmed'"
+                )
+                .await,
+                returned
+            );
+            assert_eq!(
+                count(env, "SELECT count(*) FROM record_returns").await,
+                returned
+            );
+        })
+        .await;
+}
