@@ -60,6 +60,7 @@ pub mod relay;
 pub mod stages;
 pub mod store;
 pub mod sweeper;
+pub mod web;
 pub mod worker;
 
 pub use config::Settings;

@@ -1,0 +1,171 @@
+// The office's journey through the web console in a real chromium (Debian's), driven by
+// playwright-core. Run by scripts/browser_test.sh, which starts the services, a worker,
+// bank-sim and `salur api`, and passes what it made in the environment:
+//   BASE            the console's URL
+//   MAKER_LOGIN / MAKER_OTP, CHECKER_LOGIN / CHECKER_OTP   people and one-time passwords
+//   CSV             the batch file to upload; ROWS and BLOCKED: its rows, and those blocked
+//   SHOTS           where screenshots go (1366x768)
+// Exits non-zero on the first failure, saying which step failed.
+"use strict";
+const { chromium } = require("playwright-core");
+const path = require("path");
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`${k} is not set`);
+  return v;
+};
+const BASE = env("BASE");
+const ROWS = Number(env("ROWS"));
+const BLOCKED = Number(env("BLOCKED"));
+const SHOTS = env("SHOTS");
+const NEW_PASSWORD = "kupang-sehat-2026";
+
+let step = "start";
+const started = Date.now();
+function log(msg) {
+  console.log(`browser: ${((Date.now() - started) / 1000).toFixed(1)} s  ${msg}`);
+}
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+async function signInFirstTime(page, login, otp) {
+  await page.goto(`${BASE}/`);
+  check(page.url().endsWith("/sign-in"), `not signed in, / goes to the sign-in page (${page.url()})`);
+  await page.fill("#login", login);
+  await page.fill("#password", otp);
+  await page.click("button[type=submit]");
+  await page.waitForURL(/\/password$/);
+  await page.fill("#current", otp);
+  await page.fill("#new", NEW_PASSWORD);
+  await page.fill("#repeat", NEW_PASSWORD);
+  await page.click("form[action='/password'] button[type=submit]");
+  await page.waitForURL(/\/batches/);
+}
+
+/// The number shown in a funnel step.
+async function funnel(page, id) {
+  return Number(await page.textContent(`#${id} strong`));
+}
+
+/// Waits until the batch page's progress says nothing is in flight (the script refreshes it).
+async function settled(page, timeoutMs) {
+  await page.waitForSelector("#progress[data-done='1']", { timeout: timeoutMs });
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  const viewport = { width: 1366, height: 768 };
+  const maker = await (await browser.newContext({ viewport, acceptDownloads: true })).newPage();
+  const checker = await (await browser.newContext({ viewport })).newPage();
+  try {
+    step = "sign in as the maker (one-time password, then their own)";
+    await maker.goto(`${BASE}/sign-in`);
+    await shot(maker, "01-sign-in");
+    // A wrong password first: refused, in Indonesian.
+    await maker.fill("#login", env("MAKER_LOGIN"));
+    await maker.fill("#password", "not-the-password");
+    await maker.click("button[type=submit]");
+    await maker.waitForURL(/refused=1/);
+    check((await maker.textContent("main")).includes("kata sandi salah"), "a wrong password is refused in words");
+    await signInFirstTime(maker, env("MAKER_LOGIN"), env("MAKER_OTP"));
+    log("maker signed in");
+
+    step = "upload the CSV";
+    await maker.click("a[href='/upload']");
+    await maker.selectOption("#program", "BPNT");
+    await maker.fill("#period", "2026-Q4");
+    await maker.setInputFiles("#file", env("CSV"));
+    await shot(maker, "02-upload");
+    await maker.click("form[action='/upload'] button[type=submit]");
+    await maker.waitForURL(/\/batches\/[0-9a-f-]{36}/);
+    const batchUrl = maker.url().split("?")[0];
+    const batchId = batchUrl.split("/").pop();
+    log(`batch ${batchId} uploaded`);
+
+    step = "watch the batch's progress until nothing is in flight";
+    await settled(maker, 180000);
+    log("the batch settled (the page refreshed itself)");
+    check((await funnel(maker, "f-received")) === ROWS, `received ${ROWS}`);
+    const mainText = await maker.textContent("main");
+    check(mainText.includes("Nama ibu kandung belum diisi"), "blocked records grouped by reason, in words");
+    await shot(maker, "03-batch");
+    await maker.goto(`${BASE}/batches`);
+    check((await maker.textContent("main")).includes("penerima.csv"), "the batch is listed");
+    await shot(maker, "04-batches");
+
+    step = "open a blocked record and fix it";
+    await maker.goto(`${batchUrl}?state=blocked&reason=MOTHER_NAME_MISSING`);
+    const first = maker.locator("#records ~ table tbody tr a").first();
+    await first.click();
+    await maker.waitForURL(/\/records\/\d+/);
+    check(await maker.isVisible("tr.problem"), "the field with a problem is highlighted");
+    check((await maker.textContent("main")).includes("Nama ibu kandung belum diisi"), "the reason in words");
+    await shot(maker, "05-record");
+    await maker.fill("#fix-mother_name", "Yohana Bili");
+    await maker.click("form[action$='/fix'] button[type=submit]");
+    await maker.waitForSelector(".ok");
+    check((await maker.textContent(".ok")).includes("siap dikirim ulang"), "the fixed record is ready");
+
+    step = "replay it";
+    await maker.click("form[action$='/replay'] button[type=submit]");
+    await maker.waitForSelector(".ok");
+    check((await maker.textContent(".ok")).includes("1"), "one record replayed");
+    await maker.goto(batchUrl);
+    await settled(maker, 180000);
+    log("the fixed record went through again");
+
+    step = "a maker has no approve button, and the Excel of the blocked records downloads";
+    await maker.goto(`${batchUrl}/approval`);
+    check((await maker.locator("#approve").count()) === 0, "no approve button for a maker");
+    await maker.goto(batchUrl);
+    const [download] = await Promise.all([
+      maker.waitForEvent("download"),
+      maker.click(`a[href='/batches/${batchId}/fixes.xlsx']`),
+    ]);
+    const xlsx = await download.path();
+    check(xlsx && require("fs").statSync(xlsx).size > 1000, "the workbook downloaded");
+    log("the blocked records' workbook downloaded");
+
+    step = "another office's URL is a 404 page";
+    const r = await maker.goto(`${BASE}/batches/00000000-0000-4000-8000-000000000000`);
+    check(r.status() === 404, `404 for a batch that is not the office's (got ${r.status()})`);
+    check((await maker.textContent("main")).includes("Halaman tidak ditemukan"), "the 404 page in words");
+
+    step = "approve as the checker, in a second browser session";
+    await signInFirstTime(checker, env("CHECKER_LOGIN"), env("CHECKER_OTP"));
+    await checker.goto(`${batchUrl}/approval`);
+    const waiting = ROWS - BLOCKED + 1;
+    check((await checker.textContent("#approval-summary")).includes(String(waiting)), `${waiting} records to approve`);
+    await shot(checker, "06-approval");
+    await checker.click("#approve");
+    await checker.waitForSelector(".ok");
+    check((await checker.textContent(".ok")).includes("disetujui"), "approved");
+    log("the checker approved the payment list");
+
+    step = "see the payments go out";
+    await maker.goto(batchUrl);
+    await settled(maker, 180000);
+    const disbursed = await funnel(maker, "f-disbursed");
+    check(disbursed === waiting, `disbursed ${waiting} (shown ${disbursed})`);
+    await shot(maker, "07-batch-disbursed");
+    log(`journey done: ${disbursed} disbursed, ${BLOCKED - 1} still blocked`);
+    await browser.close();
+  } catch (e) {
+    console.error(`browser: FAILED at step "${step}": ${e.message}`);
+    try {
+      await shot(maker, "failure-maker");
+      await shot(checker, "failure-checker");
+    } catch (_) {}
+    await browser.close();
+    process.exit(1);
+  }
+})();
