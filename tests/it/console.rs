@@ -102,7 +102,16 @@ impl Browser {
     }
 
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let r = self.client.post(format!("{}{path}", self.base)).form(form);
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
         self.page(r).await
     }
 
@@ -175,6 +184,19 @@ impl Browser {
         assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
         assert_eq!(p.location.as_deref(), Some("/batches?password=changed"));
     }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn add_office(env: &TestEnv, code: &str) {
