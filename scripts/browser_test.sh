@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The web console in a real browser: Debian's chromium (installed when missing) driven by
 # playwright-core (npm, pinned in scripts/browser/package-lock.json) through the office's
-# journey: sign in, upload a CSV, watch the batch's progress, open a blocked record, fix it,
-# replay it, download the blocked records' workbook, approve as a checker in a second browser
-# session, see the payments go out. Real services: PostgreSQL and RabbitMQ, a worker, bank-sim
+# journey: sign in as a maker, upload a CSV, watch the batch's progress, approve its payment
+# list as a checker in a second browser session, see the payments go out; open a blocked
+# record, fix it on screen and replay it; download the other blocked records' workbook, fill it
+# in (openpyxl, as a spreadsheet program would), upload it (first with a wrong cell: refused by
+# row and column, nothing changed), replay on confirmation, approve again: every record paid. Real services: PostgreSQL and RabbitMQ, a worker, bank-sim
 # and `salur api`, on a database and RabbitMQ vhost of its own (`salur_browser`), removed when
 # the script ends, failed or not. Screenshots (1366x768) go to target/browser-shots/ (or
 # SHOTS=docs/console to refresh the README's).
@@ -32,6 +34,19 @@ fi
 if [ ! -d scripts/browser/node_modules/playwright-core ]; then
   (cd scripts/browser && npm ci --no-audit --no-fund --silent)
 fi
+# The clerk's spreadsheet program: openpyxl (PyPI, pinned), which rewrites the workbook whole.
+OPENPYXL_VERSION=3.1.5
+VENV=target/browser-venv
+if ! "$VENV/bin/python" -c "import openpyxl, sys; sys.exit(openpyxl.__version__ != '$OPENPYXL_VERSION')" 2>/dev/null; then
+  if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "browser: installing python3-venv from Debian's packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+  fi
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openpyxl==$OPENPYXL_VERSION"
+fi
 
 cargo build --locked --quiet --bin salur
 BIN=$PWD/target/debug/salur
@@ -42,8 +57,9 @@ PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rabbitmqctl -q list_users 2>/dev/null | awk '{print $1}' | grep "@$DB\$" |
-    while read -r user; do rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || true; done
+  local users
+  users=$(rabbitmqctl -q list_users 2>/dev/null | awk '{print $1}' | grep "@$DB\$" || true)
+  for user in $users; do rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || true; done
   rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -55,7 +71,7 @@ rabbitmqctl -q add_vhost "$DB" >/dev/null
 rabbitmqctl -q set_permissions -p "$DB" guest '.*' '.*' '.*' >/dev/null
 "$BIN" migrate >/dev/null
 "$BIN" topology >/dev/null
-"$BIN" office add DINSOS-5371 --name "Dinas Sosial Kota Kupang" >/dev/null
+"$BIN" office add DINSOS-5371 --name "Dinas Sosial Kota Kupang" >/dev/null 2>&1
 "$BIN" programme add BPNT --name "Program Sembako" --amounts 600000 --approval required >/dev/null
 "$BIN" budget set BPNT 2026-Q4 --office DINSOS-5371 --amount 1000000000 >/dev/null
 json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
@@ -90,7 +106,7 @@ mkdir -p "$SHOTS"
 started=$(date +%s)
 if ! BASE="http://127.0.0.1:$PORT" MAKER_LOGIN=maria MAKER_OTP="$MAKER_OTP" \
   CHECKER_LOGIN=yosef CHECKER_OTP="$CHECKER_OTP" CSV="$CSV" ROWS="$ROWS" BLOCKED="$BLOCKED" \
-  SHOTS="$SHOTS" node scripts/browser/journey.js; then
+  SHOTS="$SHOTS" PYTHON="$PWD/$VENV/bin/python" WORK="$WORK" node scripts/browser/journey.js; then
   echo "browser: the journey failed; screenshots in $SHOTS; the api's log:" >&2
   tail -n 30 "$WORK/api.log" >&2 || true
   exit 1

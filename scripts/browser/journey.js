@@ -5,10 +5,12 @@
 //   MAKER_LOGIN / MAKER_OTP, CHECKER_LOGIN / CHECKER_OTP   people and one-time passwords
 //   CSV             the batch file to upload; ROWS and BLOCKED: its rows, and those blocked
 //   SHOTS           where screenshots go (1366x768)
+//   PYTHON, WORK    a python with openpyxl (fills in the workbook), a scratch directory
 // Exits non-zero on the first failure, saying which step failed.
 "use strict";
 const { chromium } = require("playwright-core");
 const path = require("path");
+const { spawnSync } = require("child_process");
 
 const env = (k) => {
   const v = process.env[k];
@@ -58,6 +60,18 @@ async function settled(page, timeoutMs) {
   await page.waitForSelector("#progress[data-done='1']", { timeout: timeoutMs });
 }
 
+/// The checker approves the batch's payment list of `records` records.
+async function approve(page, batchUrl, records, shotName) {
+  await page.goto(`${batchUrl}/approval`);
+  const summary = await page.textContent("#approval-summary");
+  check(summary.includes(`: ${records} `), `${records} records to approve (${summary})`);
+  if (shotName) await shot(page, shotName);
+  await page.click("#approve");
+  await page.waitForSelector(".ok");
+  check((await page.textContent(".ok")).includes("disetujui"), "approved");
+  log(`the checker approved ${records} records`);
+}
+
 (async () => {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -92,7 +106,7 @@ async function settled(page, timeoutMs) {
     log(`batch ${batchId} uploaded`);
 
     step = "watch the batch's progress until nothing is in flight";
-    await settled(maker, 180000);
+    await settled(maker, 600000);
     log("the batch settled (the page refreshed itself)");
     check((await funnel(maker, "f-received")) === ROWS, `received ${ROWS}`);
     const mainText = await maker.textContent("main");
@@ -102,8 +116,24 @@ async function settled(page, timeoutMs) {
     check((await maker.textContent("main")).includes("penerima.csv"), "the batch is listed");
     await shot(maker, "04-batches");
 
+    step = "a maker has no approve button";
+    await maker.goto(`${batchUrl}/approval`);
+    check((await maker.locator("#approve").count()) === 0, "no approve button for a maker");
+
+    step = "approve as the checker, in a second browser session";
+    await signInFirstTime(checker, env("CHECKER_LOGIN"), env("CHECKER_OTP"));
+    await approve(checker, batchUrl, ROWS - BLOCKED, "06-approval");
+
+    step = "see the payments go out";
+    await maker.goto(batchUrl);
+    await settled(maker, 600000);
+    let disbursed = await funnel(maker, "f-disbursed");
+    check(disbursed === ROWS - BLOCKED, `disbursed ${ROWS - BLOCKED} (shown ${disbursed})`);
+    log(`${disbursed} disbursed, ${BLOCKED} blocked`);
+
     step = "open a blocked record and fix it";
     await maker.goto(`${batchUrl}?state=blocked&reason=MOTHER_NAME_MISSING`);
+    await shot(maker, "03b-batch-blocked");
     const first = maker.locator("#records ~ table tbody tr a").first();
     await first.click();
     await maker.waitForURL(/\/records\/\d+/);
@@ -120,44 +150,63 @@ async function settled(page, timeoutMs) {
     await maker.waitForSelector(".ok");
     check((await maker.textContent(".ok")).includes("1"), "one record replayed");
     await maker.goto(batchUrl);
-    await settled(maker, 180000);
-    log("the fixed record went through again");
+    await settled(maker, 600000);
+    log("the record fixed on screen went through again");
 
-    step = "a maker has no approve button, and the Excel of the blocked records downloads";
-    await maker.goto(`${batchUrl}/approval`);
-    check((await maker.locator("#approve").count()) === 0, "no approve button for a maker");
-    await maker.goto(batchUrl);
+    step = "download the blocked records' workbook and fill it in";
     const [download] = await Promise.all([
       maker.waitForEvent("download"),
       maker.click(`a[href='/batches/${batchId}/fixes.xlsx']`),
     ]);
-    const xlsx = await download.path();
-    check(xlsx && require("fs").statSync(xlsx).size > 1000, "the workbook downloaded");
-    log("the blocked records' workbook downloaded");
+    const xlsx = path.join(env("WORK"), "perbaikan.xlsx");
+    await download.saveAs(xlsx);
+    const fill = (mode) => {
+      const out = path.join(env("WORK"), `perbaikan-${mode}.xlsx`);
+      const r = spawnSync(env("PYTHON"), [path.join(__dirname, "fill_fixes.py"), xlsx, out, mode], { encoding: "utf8" });
+      check(r.status === 0, `fill_fixes.py ${mode}: ${r.stderr}`);
+      return [out, Number(r.stdout.trim())];
+    };
+    const [bad] = fill("bad");
+    const [good, filled] = fill("good");
+    check(filled === BLOCKED - 1, `${BLOCKED - 1} mother's names to fill in (found ${filled})`);
+    log(`the workbook downloaded and filled in (${filled} rows)`);
+
+    step = "upload the workbook with a wrong cell: refused by row and column";
+    await maker.goto(batchUrl);
+    await maker.setInputFiles("#fixes", bad);
+    await maker.click("form[action$='/fixes'] button[type=submit]");
+    await maker.waitForSelector(".error");
+    const refusal = await maker.textContent(".error");
+    check(refusal.includes("tidak ada yang diubah") && /baris 2, kolom P/.test(refusal), `refused at row 2, column P: ${refusal}`);
+    await shot(maker, "08-fixes-refused");
+    await maker.goto(batchUrl);
+    check((await funnel(maker, "f-disbursed")) === ROWS - BLOCKED, "nothing changed");
+
+    step = "upload the filled workbook, replay on confirmation";
+    await maker.setInputFiles("#fixes", good);
+    await maker.click("form[action$='/fixes'] button[type=submit]");
+    await maker.waitForSelector("#fixes-applied");
+    check((await maker.textContent("#fixes-applied")).includes(`${BLOCKED - 1}`), "every fix applied");
+    await shot(maker, "09-fixes-applied");
+    await maker.click("#confirm-replay");
+    await maker.waitForSelector(".ok");
+    await maker.goto(batchUrl);
+    await settled(maker, 600000);
+    log("the workbook's fixes applied and replayed");
+
+    step = "approve the new list, see every record paid";
+    await approve(checker, batchUrl, BLOCKED, null);
+    await maker.goto(batchUrl);
+    await settled(maker, 600000);
+    disbursed = await funnel(maker, "f-disbursed");
+    check(disbursed === ROWS, `disbursed ${ROWS} (shown ${disbursed})`);
+    await shot(maker, "07-batch-disbursed");
 
     step = "another office's URL is a 404 page";
     const r = await maker.goto(`${BASE}/batches/00000000-0000-4000-8000-000000000000`);
     check(r.status() === 404, `404 for a batch that is not the office's (got ${r.status()})`);
     check((await maker.textContent("main")).includes("Halaman tidak ditemukan"), "the 404 page in words");
-
-    step = "approve as the checker, in a second browser session";
-    await signInFirstTime(checker, env("CHECKER_LOGIN"), env("CHECKER_OTP"));
-    await checker.goto(`${batchUrl}/approval`);
-    const waiting = ROWS - BLOCKED + 1;
-    check((await checker.textContent("#approval-summary")).includes(String(waiting)), `${waiting} records to approve`);
-    await shot(checker, "06-approval");
-    await checker.click("#approve");
-    await checker.waitForSelector(".ok");
-    check((await checker.textContent(".ok")).includes("disetujui"), "approved");
-    log("the checker approved the payment list");
-
-    step = "see the payments go out";
-    await maker.goto(batchUrl);
-    await settled(maker, 180000);
-    const disbursed = await funnel(maker, "f-disbursed");
-    check(disbursed === waiting, `disbursed ${waiting} (shown ${disbursed})`);
-    await shot(maker, "07-batch-disbursed");
-    log(`journey done: ${disbursed} disbursed, ${BLOCKED - 1} still blocked`);
+    log(`journey done: ${disbursed} of ${ROWS} disbursed`);
     await browser.close();
   } catch (e) {
     console.error(`browser: FAILED at step "${step}": ${e.message}`);

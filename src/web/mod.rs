@@ -14,6 +14,10 @@
 //! session's CSRF token (the sign-in form a token of its own, in a cookie); pages answer with a
 //! strict Content-Security-Policy and are never cached.
 
+// Handlers answer a refusal with the page to show (`Err(Response)`), once per request: its size
+// does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod excel;
 pub mod pages;
 pub mod people;

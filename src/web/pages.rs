@@ -542,7 +542,7 @@ pub async fn batch(
     };
     let mut body = format!(
         "<h1>{} — {}</h1><p class=\"muted\">{} {} · {} · {} {}</p>",
-        t(lang, "batches"),
+        t(lang, "batch"),
         h(&status.file_name),
         h(&status.program),
         h(&status.period),
@@ -976,7 +976,7 @@ async fn record_page(
     let table = format!(
         r#"<table><thead><tr><th scope="col">{field}</th><th scope="col">{value}</th><th scope="col">{problem}</th>{fixcol}</tr></thead><tbody>{rows}</tbody></table>"#,
         field = t(lang, "fields"),
-        value = t(lang, "fields"),
+        value = t(lang, "value"),
         problem = t(lang, "problem"),
         fixcol = if fixable {
             format!(r#"<th scope="col">{}</th>"#, t(lang, "fix_form"))
@@ -1235,7 +1235,7 @@ pub async fn approval(
         body.push_str(&format!("<p>{}</p>", t(lang, "nothing_to_approve")));
         return console.page(t(lang, "approval"), &body);
     }
-    let sums = |title: &str, m: &BTreeMap<String, approval::Sum>, money: bool| {
+    let sums = |title: &str, key: &str, m: &BTreeMap<String, approval::Sum>, money: bool| {
         let rows: String = m
             .iter()
             .map(|(k, s)| {
@@ -1252,7 +1252,7 @@ pub async fn approval(
             })
             .collect();
         format!(
-            r#"<div><h2>{title}</h2><table><thead><tr><th scope="col">{title}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
+            r#"<div><h2>{title}</h2><table><thead><tr><th scope="col">{key}</th><th scope="col" class="num">{}</th><th scope="col" class="num">{}</th></tr></thead><tbody>{rows}</tbody></table></div>"#,
             t(lang, "records"),
             t(lang, "total")
         )
@@ -1265,8 +1265,8 @@ pub async fn approval(
         n = list.records,
         total_label = t(lang, "total"),
         total = rupiah(list.total),
-        banks = sums(t(lang, "per_bank"), &list.per_bank, false),
-        amounts = sums(t(lang, "per_amount"), &list.per_amount, true),
+        banks = sums(t(lang, "per_bank"), t(lang, "bank"), &list.per_bank, false),
+        amounts = sums(t(lang, "per_amount"), t(lang, "amount"), &list.per_amount, true),
         alloc = t(lang, "budget_allocated"),
         a = rupiah(list.budget.allocated),
         used = t(lang, "budget_used"),

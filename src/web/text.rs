@@ -178,6 +178,8 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("approval", "Persetujuan", "Approval"),
     ("record", "Data penerima", "Record"),
     ("fields", "Isian", "Fields"),
+    ("value", "Nilai (disamarkan)", "Value (masked)"),
+    ("batch", "Batch", "Batch"),
     ("problem", "Masalah", "Problem"),
     ("fix_form", "Perbaiki", "Fix"),
     (
@@ -304,7 +306,7 @@ pub fn rupiah(amount: Decimal) -> String {
     let digits = whole.to_string();
     let mut grouped = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             grouped.push('.');
         }
         grouped.push(c);
