@@ -73,7 +73,7 @@ rabbitmqctl -q set_permissions -p "$DB" guest '.*' '.*' '.*' >/dev/null
 "$BIN" topology >/dev/null
 "$BIN" office add DINSOS-5371 --name "Dinas Sosial Kota Kupang" >/dev/null 2>&1
 "$BIN" programme add BPNT --name "Program Sembako" --amounts 600000 --approval required >/dev/null
-"$BIN" budget set BPNT 2026-Q4 --office DINSOS-5371 --amount 1000000000 >/dev/null
+"$BIN" budget set BPNT 2026-Q4 --office DINSOS-5371 --amount 5000000000 >/dev/null
 json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
 MAKER_OTP=$("$BIN" person add --office DINSOS-5371 --login maria --name "Maria Ndun" --role maker --json | json_field password)
 CHECKER_OTP=$("$BIN" person add --office DINSOS-5371 --login yosef --name "Yosef Lake" --role checker --json | json_field password)

@@ -233,6 +233,16 @@ pub struct CellProblem {
     pub message: String,
 }
 
+impl CellProblem {
+    fn whole(message: String) -> Self {
+        Self {
+            row: 0,
+            col: None,
+            message,
+        }
+    }
+}
+
 /// One data row of the uploaded workbook.
 #[derive(Debug, Clone)]
 pub struct SheetRow {
@@ -246,11 +256,7 @@ pub struct SheetRow {
 /// Reads the first sheet of an uploaded corrections workbook: a header row naming `id_data`
 /// and field columns, then one row per record.
 pub fn read_sheet(bytes: &[u8], limits: &XlsxLimits) -> Result<Vec<SheetRow>, CellProblem> {
-    let whole = |message: String| CellProblem {
-        row: 0,
-        col: None,
-        message,
-    };
+    let whole = CellProblem::whole;
     if !looks_like_xlsx(bytes) {
         return Err(whole("the file is not an Excel workbook (.xlsx)".into()));
     }
@@ -401,11 +407,7 @@ fn corrections_csv(
         .collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let header: Vec<&str> = std::iter::once("row").chain(keys.iter().copied()).collect();
-    let io = |e: csv::Error| CellProblem {
-        row: 0,
-        col: None,
-        message: e.to_string(),
-    };
+    let io = |e: csv::Error| CellProblem::whole(e.to_string());
     w.write_record(&header).map_err(io)?;
     let mut placed = Vec::new();
     for (row, sheet_row, sets) in &wanted {
@@ -420,11 +422,9 @@ fn corrections_csv(
             columns: sheet_row.cells.iter().map(|(k, c, _)| (*k, *c)).collect(),
         });
     }
-    let bytes = w.into_inner().map_err(|e| CellProblem {
-        row: 0,
-        col: None,
-        message: e.to_string(),
-    })?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| CellProblem::whole(e.to_string()))?;
     Ok((bytes, placed))
 }
 
@@ -435,7 +435,7 @@ fn refused_field(message: &str) -> Option<&'static str> {
     COLUMNS.iter().map(|(k, _)| *k).find(|k| *k == field)
 }
 
-fn problem_html(lang: Lang, p: &CellProblem) -> String {
+fn problem_html(lang: Lang, p: &CellProblem, field: Option<&str>) -> String {
     let mut place = Vec::new();
     if p.row > 0 {
         place.push(format!("{} {}", t(lang, "line"), p.row));
@@ -443,6 +443,14 @@ fn problem_html(lang: Lang, p: &CellProblem) -> String {
     if let Some(c) = p.col {
         place.push(format!("{} {}", t(lang, "column"), column_letter(c)));
     }
+    let field = field.map(|f| {
+        format!(
+            "<p><strong>{}:</strong> {} — {}</p>",
+            t(lang, "column"),
+            h(&text::field(lang, f)),
+            t(lang, "fix_column")
+        )
+    });
     let place = if place.is_empty() {
         String::new()
     } else {
@@ -453,8 +461,9 @@ fn problem_html(lang: Lang, p: &CellProblem) -> String {
         )
     };
     format!(
-        r#"<div class="error" role="alert"><p><strong>{}</strong></p>{place}<p>{}</p></div>"#,
+        r#"<div class="error" role="alert"><p><strong>{}</strong></p>{place}{}<p class="muted">{}</p></div>"#,
         t(lang, "fixes_refused"),
+        field.unwrap_or_default(),
         h(&p.message)
     )
 }
@@ -518,11 +527,7 @@ pub async fn upload(
         return refused(
             &console,
             Some(id),
-            &CellProblem {
-                row: 0,
-                col: None,
-                message: t(lang, "nothing_changed").to_owned(),
-            },
+            &CellProblem::whole(t(lang, "nothing_changed").to_owned()),
         );
     }
     let outcome = remediate::fix_file(
@@ -591,6 +596,15 @@ pub async fn upload(
 }
 
 fn refused(console: &Console, batch: Option<Uuid>, p: &CellProblem) -> Response {
+    refused_at(console, batch, p, None)
+}
+
+fn refused_at(
+    console: &Console,
+    batch: Option<Uuid>,
+    p: &CellProblem,
+    field: Option<&str>,
+) -> Response {
     let lang = console.lang;
     let back = batch
         .map(|b| format!(r#"<p><a href="/batches/{b}">{}</a></p>"#, t(lang, "back")))
@@ -598,7 +612,7 @@ fn refused(console: &Console, batch: Option<Uuid>, p: &CellProblem) -> Response 
     let body = format!(
         "<h1>{}</h1>{}{back}",
         t(lang, "upload_fixes"),
-        problem_html(lang, p)
+        problem_html(lang, p, field)
     );
     let mut r = console.page(t(lang, "upload_fixes"), &body);
     *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;

@@ -1193,8 +1193,9 @@ fn approval_error(console: &Console, e: ApprovalError) -> Response {
         ApprovalError::Database(e) => console.internal("an approval failed", &e),
         other => {
             let body = format!(
-                r#"<h1>{}</h1><p class="error" role="alert">{}</p><p><a href="/batches">{}</a></p>"#,
+                r#"<h1>{}</h1><div class="error" role="alert"><p><strong>{}</strong></p><p>{}</p></div><p><a href="/batches">{}</a></p>"#,
                 t(lang, "approval"),
+                t(lang, "approval_refused"),
                 h(&other.to_string()),
                 t(lang, "back")
             );

@@ -270,7 +270,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("language", "English", "Bahasa Indonesia"),
     ("skip", "Langsung ke isi", "Skip to content"),
     ("confirm_replay", "Kirim ulang sekarang", "Replay now"),
-    ("excel_cell", "sel", "cell"),
+    (
+        "fix_column",
+        "perbaiki isi sel ini seperti dijelaskan di bawah, simpan, lalu unggah lagi.",
+        "correct this cell as explained below, save, and upload again.",
+    ),
     (
         "nothing_changed",
         "Tidak ada sel yang diubah pada berkas ini.",

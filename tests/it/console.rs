@@ -371,6 +371,16 @@ async fn a_person_signs_in_with_a_one_time_password_changes_it_and_signs_out() {
             let p = b.get("/batches").await;
             assert_eq!(p.location.as_deref(), Some("/sign-in"));
 
+            // A session unused for 31 minutes has expired.
+            sqlx::query("UPDATE console_sessions SET seen_at = now() - interval '31 minutes'")
+                .execute(&env.pool)
+                .await
+                .unwrap();
+            let p = other.get("/batches").await;
+            assert_eq!(p.location.as_deref(), Some("/sign-in"));
+            let p = other.sign_in("maria", NEW_PASSWORD).await;
+            assert_eq!(p.location.as_deref(), Some("/batches"));
+
             // English on request.
             let p = other.get("/lang").await;
             assert_eq!(p.status, StatusCode::SEE_OTHER);
