@@ -437,30 +437,50 @@ pub async fn upload(State(state): State<AppState>, console: Console, form: Multi
         };
         r
     };
-    let up = match read_multipart(form).await {
-        Ok(u) => u,
-        Err(e) => {
-            return refuse(crate::api::Problem::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable-body",
-                "The upload could not be read",
-                e,
-            ));
+    let unreadable = |e: String| {
+        crate::api::Problem::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable-body",
+            "The upload could not be read",
+            e,
+        )
+    };
+    // The form's fields come in its order: the CSRF token, programme and period, then the file,
+    // which is streamed into the upload's own code path (never held whole).
+    let mut form = form;
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut file = loop {
+        match form.next_field().await {
+            Ok(Some(f)) if f.name() == Some("file") => break f,
+            Ok(Some(f)) => {
+                let name = f.name().unwrap_or_default().to_owned();
+                match f.text().await {
+                    Ok(v) if v.len() <= 4096 => {
+                        fields.insert(name, v);
+                    }
+                    Ok(_) => {
+                        return refuse(unreadable(format!("the form field {name} is too long")));
+                    }
+                    Err(e) => return refuse(unreadable(e.body_text())),
+                }
+            }
+            Ok(None) => {
+                if let Err(r) = console.check_csrf(fields.get("csrf").map(String::as_str)) {
+                    return r;
+                }
+                return refuse(unreadable("the form has no file".into()));
+            }
+            Err(e) => return refuse(unreadable(e.body_text())),
         }
     };
-    if let Err(r) = console.check_csrf(up.fields.get("csrf").map(String::as_str)) {
+    if let Err(r) = console.check_csrf(fields.get("csrf").map(String::as_str)) {
         return r;
     }
-    let format = if crate::intake::xlsx::looks_like_xlsx(&up.bytes) {
-        Format::Xlsx
-    } else {
-        Format::Csv
-    };
+    let file_name = file.file_name().map(str::to_owned);
     let info = BatchInfo {
         office: office.clone(),
-        program: up.fields.get("program").cloned().unwrap_or_default(),
-        period: up
-            .fields
+        program: fields.get("program").cloned().unwrap_or_default(),
+        period: fields
             .get("period")
             .map(|p| p.trim().to_owned())
             .unwrap_or_default(),
@@ -485,22 +505,58 @@ pub async fn upload(State(state): State<AppState>, console: Console, form: Multi
             "this office already has uploads in progress",
         ));
     };
+    // The first bytes say whether it is a workbook (a zip archive) or text.
+    let mut head = Vec::new();
+    while head.len() < 8 {
+        match file.chunk().await {
+            Ok(Some(c)) => head.extend_from_slice(&c),
+            Ok(None) => break,
+            Err(e) => return refuse(unreadable(e.body_text())),
+        }
+    }
+    let format = if crate::intake::xlsx::looks_like_xlsx(&head) {
+        Format::Xlsx
+    } else {
+        Format::Csv
+    };
     let limit = match format {
         Format::Xlsx => state.settings.api_xlsx_limit,
         _ => state.settings.api_body_limit,
     };
-    let name = label_of(up.file_name.as_deref(), format);
-    match store(
-        &state,
-        &info,
-        format,
-        &name,
-        None,
-        Body::from(up.bytes),
-        limit,
-    )
-    .await
-    {
+    let name = label_of(file_name.as_deref(), format);
+    let (mut tx, rx) =
+        futures::channel::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(4);
+    let feed = async move {
+        use futures::SinkExt as _;
+        if tx.send(Ok(head.into())).await.is_err() {
+            return;
+        }
+        loop {
+            let next = match file.chunk().await {
+                Ok(Some(c)) => Ok(c),
+                Ok(None) => return,
+                Err(e) => Err(std::io::Error::other(e.body_text())),
+            };
+            let failed = next.is_err();
+            // The storing side stopped (it refused the file and says why): stop reading.
+            if tx.send(next).await.is_err() || failed {
+                return;
+            }
+        }
+    };
+    let (stored, ()) = tokio::join!(
+        store(
+            &state,
+            &info,
+            format,
+            &name,
+            None,
+            Body::from_stream(rx),
+            limit,
+        ),
+        feed
+    );
+    match stored {
         Ok(stored) => {
             Redirect::to(&format!("/batches/{}?uploaded=1", stored.batch_id)).into_response()
         }

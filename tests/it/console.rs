@@ -559,6 +559,45 @@ async fn an_office_cannot_open_another_offices_batch_or_record_and_a_refused_fil
                 .await
                 .unwrap();
             assert_eq!(n, 1);
+
+            // An Excel workbook goes the same way.
+            let records: Vec<RawRecord> = (4..=5).map(valid_record).collect();
+            let mut cells = vec![
+                harness::fields(&records[0])
+                    .into_iter()
+                    .map(|(k, _)| k.to_owned())
+                    .collect::<Vec<_>>(),
+            ];
+            for r in &records {
+                cells.push(
+                    harness::fields(r)
+                        .into_iter()
+                        .map(|(_, v)| v.unwrap_or_default())
+                        .collect(),
+                );
+            }
+            let form = kupang.get("/upload").await;
+            let p = kupang
+                .post_file(
+                    "/upload",
+                    &[
+                        ("csrf", &form.csrf()),
+                        ("program", "BPNT"),
+                        ("period", "2026-Q4"),
+                    ],
+                    "penerima.xlsx",
+                    &workbook_of(&cells),
+                )
+                .await;
+            assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM records r JOIN batches b ON b.id = r.batch_id
+                 WHERE b.file_name = 'penerima.xlsx'",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            assert_eq!(n, 2);
             server.stop().await;
         })
         .await;
