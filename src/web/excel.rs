@@ -5,7 +5,7 @@
 //! the fields to fix filled yellow with a note giving the reason in Indonesian, every value a
 //! Text cell (so a NIK or an account number keeps its digits), and a hidden `id_data` column.
 //! The fields to fix show the office's own value (what is wrong with it is the point); the
-//! others are masked, only to recognise the recipient.
+//! others are masked, only to recognise the recipient. Only the office's makers download it.
 //!
 //! The filled workbook comes back through [`upload`]: the archive is checked by intake's own
 //! limits ([`crate::intake::xlsx::check_archive`]), cells are read as intake reads them; a
@@ -193,10 +193,12 @@ pub async fn download(
         return console.not_found();
     };
     let scope = console.person().scope().map(str::to_owned);
+    // The workbook shows the fields to fix as they are: for the office's makers, who fix them.
     match batches::visible(&state.pool, id, scope.as_deref()).await {
-        Ok(true) => {}
+        Ok(true) if console.person().role != Role::Maker => return console.forbidden(),
         Ok(false) => return console.not_found(),
         Err(e) => return console.internal("reading a batch failed", &e),
+        Ok(true) => {}
     }
     let blocked = match blocked_of(&state, scope.as_deref(), id).await {
         Ok(b) => b,

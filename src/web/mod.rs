@@ -525,15 +525,25 @@ async fn password_change(
     }
 }
 
+/// The console page a `Referer` names, if it is one of ours and a plain path (nothing a browser
+/// could read as another site, such as `//host` or `/\\host`).
+fn back_to(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let rest = &referer[referer.find("://")? + 3..];
+    let (authority, path) = rest.split_at(rest.find('/')?);
+    (authority == host
+        && !path.starts_with("//")
+        && is_console_path(path)
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/-_.?=&%".contains(c)))
+    .then(|| path.to_owned())
+}
+
 async fn switch_lang(headers: HeaderMap) -> Response {
     let next = lang_of(&headers).other();
-    let back = headers
-        .get(header::REFERER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|r| r.find("://").map(|i| &r[i + 3..]))
-        .and_then(|r| r.find('/').map(|i| r[i..].to_owned()))
-        .filter(|p| p.starts_with('/') && !p.starts_with("//") && is_console_path(p))
-        .unwrap_or_else(|| "/batches".into());
+    let back = back_to(&headers).unwrap_or_else(|| "/batches".into());
     let mut r = Redirect::to(&back).into_response();
     let secure = if over_tls(&headers) { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!(
@@ -573,6 +583,25 @@ mod tests {
             super::h(r#"<a href="x">'&'</a>"#),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn the_language_switch_goes_back_only_to_our_own_pages() {
+        use axum::http::{HeaderMap, HeaderValue, header};
+        let back = |referer: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_static("salur.example:8080"));
+            h.insert(header::REFERER, HeaderValue::from_str(referer).unwrap());
+            super::back_to(&h)
+        };
+        assert_eq!(
+            back("http://salur.example:8080/batches/1?state=blocked").as_deref(),
+            Some("/batches/1?state=blocked")
+        );
+        assert_eq!(back("http://evil.example/batches"), None);
+        assert_eq!(back("http://salur.example:8080//evil.example/"), None);
+        assert_eq!(back("http://salur.example:8080/\\evil.example/"), None);
+        assert_eq!(back("http://salur.example:8080/v1/batches"), None);
     }
 
     #[test]

@@ -680,12 +680,12 @@ pub async fn batch(
     // Actions.
     let maker = console.person().role == Role::Maker;
     let mut actions = String::new();
-    if p.blocked > 0 {
+    if p.blocked > 0 && maker {
         actions.push_str(&format!(
             r#"<p><a href="/batches/{id}/fixes.xlsx" download>{}</a></p>"#,
             t(lang, "download_fixes")
         ));
-        if maker {
+        {
             actions.push_str(&format!(
                 r#"<form method="post" action="/batches/{id}/fixes" enctype="multipart/form-data" class="narrow">{csrf}<p><label for="fixes">{label}</label><input id="fixes" name="file" type="file" accept=".xlsx" required></p><p class="muted">{help}</p><p><button type="submit">{upload}</button></p></form>
 <form method="post" action="/batches/{id}/replay">{csrf}<p><button type="submit">{replay}</button></p></form>"#,

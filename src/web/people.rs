@@ -248,8 +248,7 @@ pub async fn sign_in(pool: &PgPool, login: &str, password: &str) -> Result<SignI
             (dummy, false)
         }
     };
-    let known = !phc.is_empty();
-    if !(known && verify_password(password.to_owned(), phc).await) {
+    if !verify_password(password.to_owned(), phc).await {
         sqlx::query(
             "INSERT INTO console_signin_failures (login, failures) VALUES ($1, 1)
              ON CONFLICT (login) DO UPDATE SET
@@ -279,8 +278,11 @@ pub async fn sign_in(pool: &PgPool, login: &str, password: &str) -> Result<SignI
     .bind(SESSION_MAX.as_secs_f64())
     .execute(pool)
     .await?;
-    // Old sessions go now and then.
+    // Old sessions, and failures past counting, go now and then.
     sqlx::query("DELETE FROM console_sessions WHERE expires_at < now()")
+        .execute(pool)
+        .await?;
+    sqlx::query("DELETE FROM console_signin_failures WHERE last_at < now() - interval '1 hour'")
         .execute(pool)
         .await?;
     Ok(SignIn::Ok {

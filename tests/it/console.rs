@@ -524,6 +524,32 @@ async fn an_office_cannot_open_another_offices_batch_or_record_and_a_refused_fil
                 assert!(p.body.contains("Halaman tidak ditemukan"), "{path}");
                 assert!(!p.body.contains("penerima.csv"), "{path}");
             }
+            // An auditor reads every office's batch and record (masked), changes nothing and
+            // downloads no workbook.
+            office::add_for(
+                &env.pool,
+                "BPK",
+                "Badan Pemeriksa Keuangan",
+                &NewToken {
+                    role: Role::Auditor,
+                    person: None,
+                    label: None,
+                },
+            )
+            .await
+            .unwrap();
+            let mut auditor = person(env, &server, "BPK", "rina", "Rina Auditor", "auditor").await;
+            let p = auditor.get(&format!("/batches/{batch}")).await;
+            assert_eq!(p.status, StatusCode::OK);
+            assert!(!p.body.contains("fixes.xlsx"));
+            assert_eq!(
+                auditor.get(&format!("/records/{record}")).await.status,
+                StatusCode::OK
+            );
+            let p = auditor.get(&format!("/batches/{batch}/fixes.xlsx")).await;
+            assert_eq!(p.status, StatusCode::FORBIDDEN);
+            assert_eq!(auditor.get("/upload").await.status, StatusCode::FORBIDDEN);
+
             let page = surabaya.get("/batches").await;
             let p = surabaya
                 .post(
