@@ -5,7 +5,10 @@
 # list as a checker in a second browser session, see the payments go out; open a blocked
 # record, fix it on screen and replay it; download the other blocked records' workbook, fill it
 # in (openpyxl, as a spreadsheet program would), upload it (first with a wrong cell: refused by
-# row and column, nothing changed), replay on confirmation, approve again: every record paid. Real services: PostgreSQL and RabbitMQ, a worker, bank-sim
+# row and column, nothing changed), replay on confirmation, approve again: every record paid.
+# Also: a maker has no approve button and a forged approval post is refused, a form posted
+# without its CSRF token is refused, another office's maker gets a 404 page for the batch's URL,
+# and a sixth wrong sign-in in a row is slowed down. Real services: PostgreSQL and RabbitMQ, a worker, bank-sim
 # and `salur api`, on a database and RabbitMQ vhost of its own (`salur_browser`), removed when
 # the script ends, failed or not. Screenshots (1366x768) go to target/browser-shots/ (or
 # SHOTS=docs/console to refresh the README's).
@@ -76,6 +79,8 @@ rabbitmqctl -q set_permissions -p "$DB" guest '.*' '.*' '.*' >/dev/null
 "$BIN" budget set BPNT 2026-Q4 --office DINSOS-5371 --amount 5000000000 >/dev/null
 json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
 MAKER_OTP=$("$BIN" person add --office DINSOS-5371 --login maria --name "Maria Ndun" --role maker --json | json_field password)
+"$BIN" office add DINSOS-3578 --name "Dinas Sosial Kota Surabaya" >/dev/null 2>&1
+OTHER_OTP=$("$BIN" person add --office DINSOS-3578 --login budi --name "Budi Santoso" --role maker --json | json_field password)
 CHECKER_OTP=$("$BIN" person add --office DINSOS-5371 --login yosef --name "Yosef Lake" --role checker --json | json_field password)
 
 # The batch: ROWS recipients, the last BLOCKED without their mother's name.
@@ -105,7 +110,7 @@ done
 mkdir -p "$SHOTS"
 started=$(date +%s)
 if ! BASE="http://127.0.0.1:$PORT" MAKER_LOGIN=maria MAKER_OTP="$MAKER_OTP" \
-  CHECKER_LOGIN=yosef CHECKER_OTP="$CHECKER_OTP" CSV="$CSV" ROWS="$ROWS" BLOCKED="$BLOCKED" \
+  CHECKER_LOGIN=yosef CHECKER_OTP="$CHECKER_OTP" OTHER_LOGIN=budi OTHER_OTP="$OTHER_OTP" CSV="$CSV" ROWS="$ROWS" BLOCKED="$BLOCKED" \
   SHOTS="$SHOTS" PYTHON="$PWD/$VENV/bin/python" WORK="$WORK" node scripts/browser/journey.js; then
   echo "browser: the journey failed; screenshots in $SHOTS; the api's log:" >&2
   tail -n 30 "$WORK/api.log" >&2 || true

@@ -3,6 +3,7 @@
 // bank-sim and `salur api`, and passes what it made in the environment:
 //   BASE            the console's URL
 //   MAKER_LOGIN / MAKER_OTP, CHECKER_LOGIN / CHECKER_OTP   people and one-time passwords
+//   OTHER_LOGIN / OTHER_OTP   a maker of another office
 //   CSV             the batch file to upload; ROWS and BLOCKED: its rows, and those blocked
 //   SHOTS           where screenshots go (1366x768)
 //   PYTHON, WORK    a python with openpyxl (fills in the workbook), a scratch directory
@@ -80,6 +81,7 @@ async function approve(page, batchUrl, records, shotName) {
   const viewport = { width: 1366, height: 768 };
   const maker = await (await browser.newContext({ viewport, acceptDownloads: true })).newPage();
   const checker = await (await browser.newContext({ viewport })).newPage();
+  const other = await (await browser.newContext({ viewport })).newPage();
   try {
     step = "sign in as the maker (one-time password, then their own)";
     await maker.goto(`${BASE}/sign-in`);
@@ -116,9 +118,40 @@ async function approve(page, batchUrl, records, shotName) {
     check((await maker.textContent("main")).includes("penerima.csv"), "the batch is listed");
     await shot(maker, "04-batches");
 
-    step = "a maker has no approve button";
+    step = "a maker has no approve button, and a forged approval is refused";
     await maker.goto(`${batchUrl}/approval`);
     check((await maker.locator("#approve").count()) === 0, "no approve button for a maker");
+    const csrf = await maker.getAttribute("input[name=csrf]", "value");
+    let forged = await maker.request.post(`${batchUrl}/approval`, {
+      form: { csrf, decision: "approve", list_hash: "0".repeat(64) },
+      maxRedirects: 0,
+    });
+    check(forged.status() === 403, `a maker's approval post is refused (got ${forged.status()})`);
+    forged = await maker.request.post(`${batchUrl}/replay`, { form: {}, maxRedirects: 0 });
+    check(forged.status() === 403, `a form posted without its CSRF token is refused (got ${forged.status()})`);
+
+    step = "another office cannot open the batch by URL";
+    await signInFirstTime(other, env("OTHER_LOGIN"), env("OTHER_OTP"));
+    const r404 = await other.goto(batchUrl);
+    check(r404.status() === 404, `404 for another office's batch (got ${r404.status()})`);
+    check((await other.textContent("main")).includes("Halaman tidak ditemukan"), "the 404 page in words");
+    check(!(await other.textContent("main")).includes("penerima.csv"), "nothing of the batch shown");
+
+    step = "five wrong passwords slow the sign-in down";
+    const signInPage = await other.request.get(`${BASE}/sign-in`);
+    const token = /name="csrf" value="([0-9a-f]+)"/.exec(await signInPage.text())[1];
+    for (let i = 0; i < 5; i++) {
+      const refused = await other.request.post(`${BASE}/sign-in`, {
+        form: { login: "nobody", password: "x", csrf: token },
+        maxRedirects: 0,
+      });
+      check(refused.headers()["location"] === "/sign-in?refused=1", "a wrong password is refused");
+    }
+    const t0 = Date.now();
+    await other.request.post(`${BASE}/sign-in`, { form: { login: "nobody", password: "x", csrf: token }, maxRedirects: 0 });
+    const slowed = Date.now() - t0;
+    check(slowed >= 1000, `the sixth wrong sign-in waits (took ${slowed} ms)`);
+    log(`isolation, CSRF and a forged approval refused; a sixth wrong sign-in took ${slowed} ms`);
 
     step = "approve as the checker, in a second browser session";
     await signInFirstTime(checker, env("CHECKER_LOGIN"), env("CHECKER_OTP"));
@@ -202,10 +235,6 @@ async function approve(page, batchUrl, records, shotName) {
     check(disbursed === ROWS, `disbursed ${ROWS} (shown ${disbursed})`);
     await shot(maker, "07-batch-disbursed");
 
-    step = "another office's URL is a 404 page";
-    const r = await maker.goto(`${BASE}/batches/00000000-0000-4000-8000-000000000000`);
-    check(r.status() === 404, `404 for a batch that is not the office's (got ${r.status()})`);
-    check((await maker.textContent("main")).includes("Halaman tidak ditemukan"), "the 404 page in words");
     log(`journey done: ${disbursed} of ${ROWS} disbursed`);
     await browser.close();
   } catch (e) {
