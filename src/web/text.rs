@@ -223,6 +223,11 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("reject", "Tolak", "Reject"),
     ("reject_why", "Alasan penolakan", "Why it is rejected"),
     (
+        "approval_refused",
+        "Daftar pembayaran tidak dapat disetujui; tidak ada yang berubah.",
+        "The payment list cannot be approved; nothing changed.",
+    ),
+    (
         "approved",
         "Daftar pembayaran disetujui.",
         "The payment list was approved.",
@@ -543,6 +548,35 @@ mod tests {
         assert_eq!(date(Lang::Id, at), "1 Des 2026");
         assert_eq!(time(Lang::Id, at), "1 Des 2026 03:05 WIB");
         assert_eq!(date(Lang::En, at), "1 Dec 2026");
+    }
+
+    #[test]
+    fn every_key_the_pages_use_is_in_the_catalogue() {
+        let sources = [
+            include_str!("mod.rs"),
+            include_str!("pages.rs"),
+            include_str!("excel.rs"),
+        ];
+        let mut used = 0;
+        for src in sources {
+            for (i, _) in src.match_indices("lang, \"") {
+                let before = &src[..i];
+                if !["t(", "t(self.", "t(console."]
+                    .iter()
+                    .any(|p| before.ends_with(p) && !before.ends_with(&format!(":{p}")))
+                {
+                    continue; // text::state(lang, …), text::field(lang, …)
+                }
+                let rest = &src[i + "lang, \"".len()..];
+                let key = &rest[..rest.find('"').unwrap()];
+                assert!(CATALOGUE.iter().any(|(k, _, _)| *k == key), "{key}");
+                used += 1;
+            }
+        }
+        assert!(used > 50, "{used}");
+        for role in ["maker", "checker", "auditor", "admin"] {
+            assert_ne!(t(Lang::Id, &format!("role_{role}")), "?");
+        }
     }
 
     #[test]
