@@ -605,6 +605,21 @@ mod tests {
     }
 
     #[test]
+    fn the_session_cookie_is_http_only_strict_and_secure_over_tls() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let plain = HeaderMap::new();
+        let c = super::set_cookie(&plain, super::SESSION_COOKIE, "ab", None);
+        assert_eq!(c, "salur_session=ab; Path=/; HttpOnly; SameSite=Strict");
+        let mut tls = HeaderMap::new();
+        tls.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let c = super::set_cookie(&tls, super::SESSION_COOKIE, "ab", Some(0));
+        assert_eq!(
+            c,
+            "salur_session=ab; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0"
+        );
+    }
+
+    #[test]
     fn tokens_compare_whole() {
         assert!(super::same_token("abc", "abc"));
         assert!(!super::same_token("abc", "abd"));

@@ -684,9 +684,20 @@ async fn a_maker_cannot_approve_and_a_checker_can() {
             assert_eq!(p.status, StatusCode::FORBIDDEN);
             assert_eq!(states(env, batch).await["awaiting_approval"], 3);
 
-            // The checker sees the list and approves it.
+            // The checker sees the list; a rejection without a reason is refused, in words,
+            // and changes nothing.
             let p = checker.get(&format!("/batches/{batch}/approval")).await;
             assert!(p.body.contains(r#"id="approve""#), "{}", p.body);
+            let r = checker
+                .post(
+                    &format!("/batches/{batch}/approval"),
+                    &[("csrf", &p.csrf()), ("decision", "reject"), ("why", " ")],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+            assert!(r.body.contains("tidak dapat disetujui"), "{}", r.body);
+            assert_eq!(states(env, batch).await["awaiting_approval"], 3);
+            // Then approves it.
             assert!(p.body.contains("002"));
             let p = checker
                 .post(
