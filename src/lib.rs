@@ -43,6 +43,9 @@
 //!   personal data (keys, retention, a person's data), the fault campaign; and
 //!   [`ops::display`], how their results read on a terminal.
 //! - [`api`]: the offices' HTTP API (axum) over the same `ops` functions.
+//! - [`web`]: the offices' web console, served by `salur api` at `/`: people and their
+//!   sessions, server-rendered pages over the same `ops` functions, the Excel round trip of
+//!   blocked records, every text in Indonesian and English.
 //! - [`demo`]: `salur demo` and its generator of realistic batches ([`demo::generate`], also
 //!   used by the benchmark, the fault campaign and the tests).
 //! - [`metrics`]: Prometheus metrics and `/metrics`.
@@ -63,6 +66,7 @@ pub mod relay;
 pub mod stages;
 pub mod store;
 pub mod sweeper;
+pub mod web;
 pub mod worker;
 
 pub use config::Settings;

@@ -15,6 +15,7 @@
 //! - [`approval`]: a batch's payment list, approved or rejected by a checker.
 //! - [`programmes`]: programmes and their budgets (changed by admin tokens).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
+//! - The office's web console at `/` is [`crate::web`], merged into this router.
 
 pub mod approval;
 pub mod auth;
@@ -228,6 +229,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .nest("/v1", v1)
+        .merge(crate::web::router(&state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -244,13 +246,18 @@ async fn openapi() -> impl IntoResponse {
     )
 }
 
-async fn not_found() -> Problem {
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    // The console's paths answer with its 404 page; the API's with problem+json.
+    if crate::web::is_console_path(uri.path()) {
+        return crate::web::not_found_page(&headers);
+    }
     Problem::new(
         StatusCode::NOT_FOUND,
         "not-found",
         "Not found",
         "no such endpoint: the API is described at /v1/openapi.json",
     )
+    .into_response()
 }
 
 async fn method_not_allowed() -> Problem {

@@ -332,10 +332,10 @@ fn is_idle(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<Idle>())
 }
 
-struct Stored {
-    batch_id: Uuid,
-    records: u64,
-    replayed: bool,
+pub(crate) struct Stored {
+    pub(crate) batch_id: Uuid,
+    pub(crate) records: u64,
+    pub(crate) replayed: bool,
 }
 
 /// A reader that hashes what passes through it.
@@ -381,8 +381,9 @@ fn bounded_body(
     })
 }
 
+/// Stores a batch from `body` (the API's upload, and the console's through the same path).
 #[allow(clippy::too_many_arguments)]
-async fn store(
+pub(crate) async fn store(
     state: &AppState,
     info: &BatchInfo,
     format: Format,

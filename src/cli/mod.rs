@@ -22,6 +22,7 @@ mod dlq;
 mod keys;
 mod migrate;
 mod office;
+mod person;
 mod person_data;
 mod programme;
 mod reconcile;
@@ -108,6 +109,11 @@ enum Command {
     Office {
         #[command(subcommand)]
         command: office::Command,
+    },
+    /// The people who sign in to the web console (served by `salur api` at /).
+    Person {
+        #[command(subcommand)]
+        command: person::Command,
     },
     /// The programmes batches are submitted for: the amounts each pays and whether payment
     /// lists need a checker's approval.
@@ -211,6 +217,7 @@ impl Cli {
             Command::Batch { command } => batch::run(&settings, command).await,
             Command::Api(args) => api::run(settings, args).await,
             Command::Office { command } => office::run(&settings, command).await,
+            Command::Person { command } => person::run(&settings, command).await,
             Command::Programme { command } => programme::run(&settings, command).await,
             Command::Budget { command } => budget::run(&settings, command).await,
             Command::Chaos(args) => chaos::run(&settings, args).await,

@@ -349,7 +349,7 @@ fn cell_ref_text<'v>(cell: &'v DataRef<'_>, col: u32, bank_column: Option<u32>) 
 }
 
 /// The text an office sees in a cell; a number in the bank-code column keeps its leading zeros.
-fn cell_text(cell: &Data, col: u32, bank_column: Option<u32>) -> String {
+pub fn cell_text(cell: &Data, col: u32, bank_column: Option<u32>) -> String {
     let text = match cell {
         Data::Empty => String::new(),
         Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),

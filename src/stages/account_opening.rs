@@ -42,8 +42,12 @@ pub async fn handle(
         let programme = amounts.get(&row.program).map(|a| (row.program.as_str(), a));
         match validate_for(&row.raw, &settings.amount_range, programme) {
             Ok(recipient) => {
-                step.decide(row, Outcome::Advanced, Vec::new()).amount =
-                    Some(recipient.amount.value());
+                let c = step.decide(row, Outcome::Advanced, Vec::new());
+                c.amount = Some(recipient.amount.value());
+                // What its answer is checked against, without opening a personal field.
+                if recipient.account_number.is_none() {
+                    c.open_key = Some(open_key(row, &recipient));
+                }
                 complete.push((row, recipient));
             }
             Err(reasons) => {

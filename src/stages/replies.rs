@@ -55,14 +55,28 @@ pub async fn handle(
         return Ok(step.tally);
     };
     let ids: Vec<i64> = items.keys().copied().collect();
-    // An account answer is checked against what was asked (the idempotency key of the data
-    // sent, the account number asked about), which needs the record's fields; a transfer
-    // answer reads no personal field.
+    // An account answer is checked against what was asked: an opening against the
+    // idempotency key of the data last sent (kept on the record), an inquiry against the
+    // account number asked about (the one personal field it opens); a transfer answer reads
+    // no personal field.
     let needs = match reply.kind {
-        RequestKind::Transfer => records::Needs::Nothing,
-        _ => records::Needs::All,
+        RequestKind::AccountInquiry => records::Needs::OfficeAccount,
+        _ => records::Needs::Nothing,
     };
-    let rows = step.lock_for(conn, &ids, needs).await?;
+    let mut rows = step.lock_for(conn, &ids, needs).await?;
+    if reply.kind == RequestKind::AccountOpen {
+        // Records sent before salur kept the key: recompute it from their fields.
+        let legacy: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.open_key.is_none())
+            .map(|r| r.id)
+            .collect();
+        if !legacy.is_empty() {
+            let opened = step.lock_for(conn, &legacy, records::Needs::All).await?;
+            rows.retain(|r| r.open_key.is_some());
+            rows.extend(opened);
+        }
+    }
     let (rows, asked) = current(rows, reply.kind, &bank.request, &mut step.tally);
     // The records of one request went to their waiting state in one transaction.
     step.tally.bank_round_trip = rows
@@ -342,35 +356,50 @@ fn current(
     sent: &SentRequest,
     tally: &mut Tally,
 ) -> (Vec<RecordRow>, HashMap<i64, String>) {
-    if kind == RequestKind::Transfer {
-        // A transfer answer for an earlier payment of the record (paid, returned, and paid
-        // again since under a new key) is stale.
-        let (keep, stale): (Vec<RecordRow>, Vec<RecordRow>) = rows.into_iter().partition(|r| {
-            sent.key_of(r.id).is_none_or(|k| {
-                k.is_empty()
-                    || k == crate::stages::transfer::payment_key(r.batch_id, r.id, r.payment_no)
-            })
-        });
-        tally.skipped += stale.len() as u64;
-        return (keep, HashMap::new());
-    }
     let mut asked = HashMap::new();
     let mut keep = Vec::with_capacity(rows.len());
     for row in rows {
-        let Ok(recipient) =
-            crate::domain::validate(&row.raw(), &crate::domain::AmountRange::WIDEST)
-        else {
-            tally.skipped += 1;
-            continue;
-        };
-        if kind == RequestKind::AccountOpen
-            && sent.key_of(row.id) != Some(open_key(&row, &recipient).as_str())
-        {
-            tally.skipped += 1;
-            continue;
-        }
-        if let Some(a) = &recipient.account_number {
-            asked.insert(row.id, a.as_str().to_owned());
+        match kind {
+            RequestKind::Transfer => {
+                // A transfer answer for an earlier payment of the record (paid, returned, and
+                // paid again since under a new key) is stale.
+                let current =
+                    crate::stages::transfer::payment_key(row.batch_id, row.id, row.payment_no);
+                if sent
+                    .key_of(row.id)
+                    .is_some_and(|k| !k.is_empty() && k != current)
+                {
+                    tally.skipped += 1;
+                    continue;
+                }
+            }
+            RequestKind::AccountOpen => {
+                let current = match &row.open_key {
+                    Some(key) => Some(key.clone()),
+                    None => {
+                        crate::domain::validate(&row.raw(), &crate::domain::AmountRange::WIDEST)
+                            .ok()
+                            .map(|recipient| open_key(&row, &recipient))
+                    }
+                };
+                if current.is_none() || sent.key_of(row.id) != current.as_deref() {
+                    tally.skipped += 1;
+                    continue;
+                }
+            }
+            RequestKind::AccountInquiry => {
+                if let Some(a) = row
+                    .account_number
+                    .as_deref()
+                    .filter(|a| !a.trim().is_empty())
+                {
+                    let Ok(account) = crate::domain::AccountNumber::parse(a) else {
+                        tally.skipped += 1;
+                        continue;
+                    };
+                    asked.insert(row.id, account.as_str().to_owned());
+                }
+            }
         }
         keep.push(row);
     }

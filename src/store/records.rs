@@ -69,6 +69,9 @@ pub struct RecordRow {
     /// Which payment of the record its next transfer is (0 first; one more after each return):
     /// part of the transfer's idempotency key ([`crate::stages::transfer::payment_key`]).
     pub payment_no: i32,
+    /// The idempotency key of the account-opening request the record was last sent with
+    /// (`None` before it was sent one, or if it was sent before salur kept it).
+    pub open_key: Option<String>,
     /// Seconds since the record entered its current state, when the query says
     /// (`lock_in_state` does).
     pub in_state_seconds: Option<f64>,
@@ -124,6 +127,7 @@ impl RecordRow {
             period: row.try_get("period")?,
             approval_id: row.try_get("approval_id")?,
             payment_no: row.try_get("payment_no")?,
+            open_key: row.try_get("open_key")?,
             in_state_seconds: match row.try_get("in_state_seconds") {
                 Err(sqlx::Error::ColumnNotFound(_)) => None,
                 other => other?,
@@ -142,6 +146,9 @@ pub enum Needs {
     Names,
     /// The bank's account number and name: a transfer (and re-sending it).
     Account,
+    /// The account number the office gave: an inquiry's answer, checked against the account
+    /// asked about.
+    OfficeAccount,
     /// No personal field: bank answers, bookkeeping.
     Nothing,
 }
@@ -172,6 +179,7 @@ impl Needs {
             Needs::All => true,
             Needs::Names => matches!(column, "name" | "bank_account_name"),
             Needs::Account => matches!(column, "bank_account" | "bank_account_name"),
+            Needs::OfficeAccount => column == "account_number",
             Needs::Nothing => false,
         }
     }
@@ -189,8 +197,8 @@ fn record_columns(needs: Needs) -> String {
         }
     }
     out.push_str(
-        "r.amount, r.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.payment_no, b.program, \
-         b.period",
+        "r.amount, r.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.payment_no, \
+         r.open_key, b.program, b.period",
     );
     out
 }
@@ -347,6 +355,8 @@ pub struct Change {
     pub bank_account: Option<String>,
     pub bank_account_name: Option<String>,
     pub bank_reference: Option<String>,
+    /// The idempotency key of the account-opening request the record is sent with.
+    pub open_key: Option<String>,
     /// What happens to the record's attempt count (tries in its current stage).
     pub attempt: Attempt,
     /// Extra facts for the audit row (request id, bank reason, attempt number …).
@@ -363,6 +373,7 @@ impl Change {
             bank_account: None,
             bank_account_name: None,
             bank_reference: None,
+            open_key: None,
             attempt: Attempt::Keep,
             detail: None,
         }
@@ -418,6 +429,7 @@ pub async fn apply_as(
     let mut account = Vec::with_capacity(n);
     let mut account_name = Vec::with_capacity(n);
     let mut reference = Vec::with_capacity(n);
+    let mut open_key = Vec::with_capacity(n);
     let mut attempt = Vec::with_capacity(n);
     let mut detail = Vec::with_capacity(n);
     for c in changes {
@@ -436,6 +448,7 @@ pub async fn apply_as(
                 .map(|v| ring.seal("bank_account_name", c.id, v)),
         );
         reference.push(c.bank_reference.as_deref());
+        open_key.push(c.open_key.as_deref());
         attempt.push(match c.attempt {
             Attempt::Keep => 0,
             Attempt::Count => 1,
@@ -448,9 +461,9 @@ pub async fn apply_as(
              SELECT u.*, r.mother_name IS NOT NULL
                         AND u.to_state IN ('verified', 'awaiting_approval') AS erase_mother
              FROM UNNEST($2::bigint[], $3::text[], $4::jsonb[], $5::numeric[], $6::bytea[],
-                         $7::bytea[], $8::text[], $9::int[], $10::jsonb[])
+                         $7::bytea[], $8::text[], $9::int[], $10::jsonb[], $13::text[])
                  AS u(id, to_state, reasons, amount, account, account_name, reference,
-                      attempt, detail)
+                      attempt, detail, open_key)
              JOIN records r ON r.id = u.id
          ), changed AS (
              UPDATE records r SET
@@ -460,6 +473,7 @@ pub async fn apply_as(
                  bank_account = COALESCE(u.account, r.bank_account),
                  bank_account_name = COALESCE(u.account_name, r.bank_account_name),
                  bank_reference = COALESCE(u.reference, r.bank_reference),
+                 open_key = COALESCE(u.open_key, r.open_key),
                  mother_name = CASE WHEN u.erase_mother THEN NULL ELSE r.mother_name END,
                  attempts = CASE WHEN u.attempt < 0 THEN 0 ELSE r.attempts + u.attempt END,
                  approval_id = CASE WHEN u.to_state = 'awaiting_approval' THEN NULL
@@ -490,6 +504,7 @@ pub async fn apply_as(
     .bind(&detail)
     .bind(actor.and_then(|a| a.person.as_deref()))
     .bind(actor.map(|a| a.token.as_str()))
+    .bind(&open_key)
     .fetch_all(conn)
     .await
 }

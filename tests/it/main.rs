@@ -13,6 +13,7 @@ mod bank_files;
 mod bank_trust;
 mod cleanup;
 mod cluster;
+mod console;
 mod crash;
 mod hostile;
 mod observability;

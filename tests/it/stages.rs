@@ -349,6 +349,65 @@ async fn an_account_the_bank_opened_goes_on_to_verification() {
     env.cleanup().await;
 }
 
+/// An account-opening answer is checked against the key of the data last sent, kept on the
+/// record: it opens no personal field (here the sealed values of all but one record are made
+/// unreadable and their answers still apply), an answer to data sent before (another key)
+/// opens nothing, and a record sent before the key was kept has it recomputed.
+#[tokio::test]
+async fn an_account_opening_answer_reads_no_personal_field_and_must_answer_the_data_last_sent() {
+    let env = env().await;
+    let (batch, ids) = submit(&env, &[valid_record(1), valid_record(2), valid_record(3)]).await;
+    step(&env, Stage::AccountOpening, batch, &ids).await;
+    let req = request(&take_outbox(&env).await);
+    let keys: Vec<String> = match &req.body {
+        RequestBody::AccountOpen { items } => {
+            items.iter().map(|i| i.idempotency_key.clone()).collect()
+        }
+        _ => panic!("not an account opening"),
+    };
+    let kept: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT open_key FROM records WHERE id = ANY($1) ORDER BY id")
+            .bind(&ids)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, keys.iter().cloned().map(Some).collect::<Vec<_>>());
+    // Record 1: its personal fields cannot be opened any more (one flipped byte each).
+    // Record 2: it was sent again since with other data (another key).
+    // Record 3: sent before salur kept the key.
+    sqlx::query(
+        "UPDATE records SET nik = set_byte(nik, 20, get_byte(nik, 20) # 1),
+                            name = set_byte(name, 20, get_byte(name, 20) # 1),
+                            mother_name = set_byte(mother_name, 20, get_byte(mother_name, 20) # 1)
+         WHERE id = $1",
+    )
+    .bind(ids[0])
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    for (id, key) in [(ids[1], Some("another-key")), (ids[2], None)] {
+        sqlx::query("UPDATE records SET open_key = $2 WHERE id = $1")
+            .bind(id)
+            .bind(key)
+            .execute(&env.pool)
+            .await
+            .unwrap();
+    }
+    let tally = answer(&env, &req, ok).await;
+    assert_eq!(tally.skipped, 1, "{tally:?}");
+    let states: Vec<String> =
+        sqlx::query_scalar("SELECT state FROM records WHERE id = ANY($1) ORDER BY id")
+            .bind(&ids)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        ["account_opened", "account_requested", "account_opened"]
+    );
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn an_account_the_bank_refused_is_blocked_with_the_banks_reason() {
     let env = env().await;

@@ -429,12 +429,80 @@ impl TestEnv {
                 Err(batch::BatchError::Database(_)) => {}
                 Err(e) => panic!("{e}"),
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "batch {batch_id} did not settle in 180 s"
-            );
+            if std::time::Instant::now() >= deadline {
+                let why = self.unsettled(batch_id).await;
+                panic!("batch {batch_id} did not settle in 180 s\n{why}");
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// What a batch that does not settle is waiting for: its records by state, a few records in
+    /// flight with their last audit rows, the outbox and the queues (for a failure message).
+    async fn unsettled(&self, batch_id: Uuid) -> String {
+        let mut out = String::new();
+        match batch::status(&self.pool, batch_id).await {
+            Ok(s) => out.push_str(&format!("{s}\n")),
+            Err(e) => out.push_str(&format!("status: {e}\n")),
+        }
+        let stuck: Vec<(i64, String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+            "SELECT id, state, updated_at FROM records WHERE batch_id = $1 \
+             AND state IN ('received', 'account_requested', 'account_opened', 'verified', 'transfer_requested') \
+             ORDER BY id LIMIT 5",
+        )
+        .bind(batch_id)
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        for (id, state, at) in stuck {
+            out.push_str(&format!(
+                "record {id}: {state} since {at}; last audit rows:"
+            ));
+            let events: Vec<String> = sqlx::query_scalar(
+                "SELECT concat(from_state, ' -> ', to_state, ' at ', at, ' ', detail) \
+                 FROM record_events WHERE record_id = $1 ORDER BY id DESC LIMIT 3",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_default();
+            for e in events {
+                out.push_str(&format!("\n    {e}"));
+            }
+            let requests: Vec<(String, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+                "SELECT kind, sent_at FROM bank_requests WHERE $1 = ANY(record_ids) ORDER BY sent_at",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .unwrap_or_default();
+            out.push_str(&format!("\n    bank requests: {requests:?}\n"));
+        }
+        let outbox: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(-1);
+        out.push_str(&format!("outbox rows not yet published: {outbox}\n"));
+        if let Ok(b) = Broker::connect(&self.settings).await {
+            let banks = salur::domain::BankCode::KNOWN
+                .iter()
+                .map(|(code, _)| salur::broker::names::bank_queue(code));
+            let queues = topology::definitions_for(&self.settings)
+                .queues
+                .into_iter()
+                .map(|q| q.name)
+                .chain(banks)
+                .collect::<std::collections::BTreeSet<_>>();
+            for q in queues {
+                if let Ok(n) = b.queue_depth(&q).await
+                    && n > 0
+                {
+                    out.push_str(&format!("{q}: {n} ready\n"));
+                }
+            }
+            b.close().await;
+        }
+        out
     }
 
     /// Messages ready on a queue of this namespace (base name).
