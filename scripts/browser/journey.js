@@ -4,7 +4,9 @@
 //   BASE            the console's URL
 //   MAKER_LOGIN / MAKER_OTP, CHECKER_LOGIN / CHECKER_OTP   people and one-time passwords
 //   OTHER_LOGIN / OTHER_OTP   a maker of another office
-//   CSV             the batch file to upload; ROWS and BLOCKED: its rows, and those blocked
+//   CSV             the batch file to upload (`salur demo --write-batch`); ROWS and BLOCKED: its
+//                   rows, and those blocked; EXPECTED: the generator's records per blocked reason
+//                   (JSON); CORRECTIONS: the office's corrections of the blocked records
 //   SHOTS           where screenshots go (1366x768)
 //   PYTHON, WORK    a python with openpyxl (fills in the workbook), a scratch directory
 // Exits non-zero on the first failure, saying which step failed.
@@ -22,6 +24,8 @@ const BASE = env("BASE");
 const ROWS = Number(env("ROWS"));
 const BLOCKED = Number(env("BLOCKED"));
 const SHOTS = env("SHOTS");
+const EXPECTED = JSON.parse(env("EXPECTED"));
+const CORRECTIONS = env("CORRECTIONS");
 const NEW_PASSWORD = "kupang-sehat-2026";
 
 let step = "start";
@@ -113,7 +117,25 @@ async function approve(page, batchUrl, records, shotName) {
     check((await funnel(maker, "f-received")) === ROWS, `received ${ROWS}`);
     const mainText = await maker.textContent("main");
     check(mainText.includes("Nama ibu kandung belum diisi"), "blocked records grouped by reason, in words");
+    // The reasons as the page groups them: exactly what the generator put in, per reason.
+    const shown = await maker.$$eval("#reasons tbody tr", (trs) =>
+      trs.map((tr) => [tr.dataset.reason, Number(tr.querySelector("td.num").textContent)]),
+    );
+    const shownText = shown.map(([code, n]) => `${code} ${n}`).join(", ");
+    const want = Object.entries(EXPECTED).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    check(shown.length >= 5, `several distinct reasons (shown: ${shownText})`);
+    check(JSON.stringify(shown) === JSON.stringify(want), `the reasons and counts the generator put in, most frequent first (shown: ${shownText}; expected: ${JSON.stringify(want)})`);
+    const blockedTotal = Number(await maker.textContent("#blocked-total"));
+    check(blockedTotal === BLOCKED, `${BLOCKED} blocked records in all (shown ${blockedTotal})`);
+    const counted = shown.reduce((n, [, c]) => n + c, 0);
+    // A record with two problems is counted under both: the counts add up to the blocked
+    // records plus those with a second problem, and the page says so.
+    check(counted >= BLOCKED, `the counts cover every blocked record (${counted})`);
+    check((counted > BLOCKED) === (await maker.isVisible("text=dihitung pada setiap alasannya")), "the note on records counted twice");
+    log(`blocked ${blockedTotal} by reason (${counted - blockedTotal} records with two problems): ${shownText}`);
     await shot(maker, "03-batch");
+    await maker.evaluate(() => document.querySelector("#reasons").previousElementSibling.scrollIntoView());
+    await shot(maker, "03a-batch-reasons");
     await maker.goto(`${BASE}/batches`);
     check((await maker.textContent("main")).includes("penerima.csv"), "the batch is listed");
     await shot(maker, "04-batches");
@@ -168,12 +190,18 @@ async function approve(page, batchUrl, records, shotName) {
     await maker.goto(`${batchUrl}?state=blocked&reason=MOTHER_NAME_MISSING`);
     await shot(maker, "03b-batch-blocked");
     const first = maker.locator("#records ~ table tbody tr a").first();
+    const fixedRow = Number((await first.textContent()).trim());
+    const show = spawnSync(env("PYTHON"), [path.join(__dirname, "fill_fixes.py"), "--show", CORRECTIONS, String(fixedRow)], { encoding: "utf8" });
+    check(show.status === 0, `the correction of row ${fixedRow}: ${show.stderr}`);
+    const correction = JSON.parse(show.stdout);
+    check("mother_name" in correction, `row ${fixedRow}'s correction gives the mother's name`);
     await first.click();
     await maker.waitForURL(/\/records\/\d+/);
     check(await maker.isVisible("tr.problem"), "the field with a problem is highlighted");
     check((await maker.textContent("main")).includes("Nama ibu kandung belum diisi"), "the reason in words");
     await shot(maker, "05-record");
-    await maker.fill("#fix-mother_name", "Yohana Bili");
+    // Every field the office's files correct for this record (a second problem too).
+    for (const [key, value] of Object.entries(correction)) await maker.fill(`#fix-${key}`, value);
     await maker.click("form[action$='/fix'] button[type=submit]");
     await maker.waitForSelector(".ok");
     check((await maker.textContent(".ok")).includes("siap dikirim ulang"), "the fixed record is ready");
@@ -195,14 +223,15 @@ async function approve(page, batchUrl, records, shotName) {
     await download.saveAs(xlsx);
     const fill = (mode) => {
       const out = path.join(env("WORK"), `perbaikan-${mode}.xlsx`);
-      const r = spawnSync(env("PYTHON"), [path.join(__dirname, "fill_fixes.py"), xlsx, out, mode], { encoding: "utf8" });
+      const r = spawnSync(env("PYTHON"), [path.join(__dirname, "fill_fixes.py"), xlsx, out, CORRECTIONS, mode], { encoding: "utf8" });
       check(r.status === 0, `fill_fixes.py ${mode}: ${r.stderr}`);
-      return [out, Number(r.stdout.trim())];
+      return [out, JSON.parse(r.stdout)];
     };
     const [bad] = fill("bad");
     const [good, filled] = fill("good");
-    check(filled === BLOCKED - 1, `${BLOCKED - 1} mother's names to fill in (found ${filled})`);
-    log(`the workbook downloaded and filled in (${filled} rows)`);
+    check(filled.rows === BLOCKED - 1, `${BLOCKED - 1} records in the workbook, each with its correction (filled ${filled.rows})`);
+    check(JSON.stringify(filled.unused) === JSON.stringify([fixedRow]), `every correction used but the record fixed on screen (unused: ${filled.unused})`);
+    log(`the workbook downloaded and filled in from the office's corrections (${filled.rows} rows, ${filled.cells} cells)`);
 
     step = "upload the workbook with a wrong cell: refused by row and column";
     await maker.goto(batchUrl);
@@ -219,7 +248,8 @@ async function approve(page, batchUrl, records, shotName) {
     await maker.setInputFiles("#fixes", good);
     await maker.click("form[action$='/fixes'] button[type=submit]");
     await maker.waitForSelector("#fixes-applied");
-    check((await maker.textContent("#fixes-applied")).includes(`${BLOCKED - 1}`), "every fix applied");
+    const applied = await maker.textContent("#fixes-applied");
+    check(applied.includes(`: ${BLOCKED - 1} `) && applied.trim().endsWith(`: ${BLOCKED - 1}`), `every fix applied, every record ready (${applied})`);
     await shot(maker, "09-fixes-applied");
     await maker.click("#confirm-replay");
     await maker.waitForSelector(".ok");

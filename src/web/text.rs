@@ -136,6 +136,16 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ("reason", "Alasan", "Reason"),
     ("count", "Jumlah", "Count"),
     (
+        "blocked_total",
+        "Jumlah data yang tertahan",
+        "Blocked records in all",
+    ),
+    (
+        "counted_under_each",
+        "Data dengan lebih dari satu masalah dihitung pada setiap alasannya.",
+        "A record with more than one problem is counted under each of its reasons.",
+    ),
+    (
         "no_blocked",
         "Tidak ada data yang tertahan.",
         "No blocked records.",

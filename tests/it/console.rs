@@ -776,6 +776,10 @@ async fn blocked_records_are_fixed_in_excel_all_or_nothing_then_replayed() {
 
             let p = maker.get(&format!("/batches/{batch}")).await;
             assert!(p.body.contains("Nama ibu kandung belum diisi"), "{}", p.body);
+            // One record per reason: the counts add up to the blocked total, no note needed.
+            assert!(p.body.contains(r#"<tr data-reason="BIRTH_PLACE_MISSING">"#));
+            assert!(p.body.contains(r#"<td class="num" id="blocked-total">2</td>"#));
+            assert!(!p.body.contains("dihitung pada setiap alasannya"));
             assert!(p.body.contains("Unduh data yang perlu diperbaiki"));
             let r = maker
                 .send(
