@@ -35,6 +35,13 @@ EXAMPLES = {
         "reasons": [{"code": "NIK_BIRTH_DATE_MISMATCH", "field": "birth_date",
                      "message": "birth date disagrees with the NIK"}],
     },
+    "transfer-returned.v1.json": {
+        "v": 1, "kind": "transfer_returned", "bank_code": "002", "sent_at": "2026-12-01T09:30:00Z",
+        "items": [{"idempotency_key": "5e0be0ce-4a9e-504f-b0bb-f0fffab7dc54",
+                   "reference": "SIM002000000000917",
+                   "amount": {"value": "600000.00", "currency": "IDR"},
+                   "reason_code": "AC04", "returned_on": "2026-12-01"}],
+    },
     "poison-message.v1.json": {"v": 1, "queue": "salur.stage.transfer",
                                "reason": "not JSON: expected value at line 1 column 1", "raw": "hello"},
 }
@@ -44,6 +51,8 @@ BAD = [
     ("bank-request.v1.json", {**EXAMPLES["bank-request.v1.json"], "items": [{"item_id": "1"}]}),
     ("bank-reply.v1.json", {**EXAMPLES["bank-reply.v1.json"], "items": [{"item_id": "1", "status": "maybe"}]}),
     ("stage-message.v1.json", {**EXAMPLES["stage-message.v1.json"], "extra": 1}),
+    ("transfer-returned.v1.json", {**EXAMPLES["transfer-returned.v1.json"], "items": [
+        {**EXAMPLES["transfer-returned.v1.json"]["items"][0], "reason_code": "GONE"}]}),
 ]
 
 

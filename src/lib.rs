@@ -31,10 +31,13 @@
 //!   answered in time (bank timeouts, lost messages); [`worker`]: the consumer loop and its
 //!   supervision.
 //! - [`bank`]: the bank contract, the reference bank ([`bank::sim`], also over SNAP BI), the
-//!   SNAP BI gateway, account opening by file, the banks' broker users, the conformance kit.
+//!   SNAP BI gateway, account opening by file, the banks' broker users, the conformance kit,
+//!   bank statements ([`bank::statement`]: MT940 and the CSV export; bank-sim's in
+//!   [`bank::sim_statement`]).
 //! - [`ops`]: what people do: submit, batch status and report (with the totals identity),
 //!   a checker's approval of payment lists ([`ops::approval`]: the list, its hash, the budget
-//!   check), remediation of parked records
+//!   check), bank statements reconciled line by line and returned funds ([`ops::reconcile`]),
+//!   remediation of parked records
 //!   (`ops/remediate/`, one file per operation), what the parked queues hold, offices and
 //!   tokens (a person and a role each: maker, checker, auditor, admin), programmes and budgets,
 //!   personal data (keys, retention, a person's data), the fault campaign; and

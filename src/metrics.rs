@@ -118,6 +118,12 @@ pub struct Metrics {
     pub bank_round_trip: HistogramVec,
     /// IDR paid out, by programme.
     pub disbursed_idr: CounterVec,
+    /// IDR paid out and come back (returned transfers, from reconciled bank statements), by
+    /// programme. Read from the database by [`refresh`] (a reconciliation may run in any
+    /// process): it follows the stored returns, which only ever grow.
+    pub returned_idr: CounterVec,
+    /// Reconciliation exceptions stored, by bank and kind (`salur reconcile`; whole database).
+    pub reconciliation_exceptions: IntGaugeVec,
     /// Messages the relay published from the outbox.
     pub published: IntCounterVec,
     /// Messages parked in `salur.dead` because no consumer could read them.
@@ -250,6 +256,22 @@ impl Metrics {
                 "Rupiah disbursed (transfers the bank confirmed), by programme.",
             ),
             &["program"],
+        )
+        .expect("metric");
+        let returned_idr = CounterVec::new(
+            opts(
+                "salur_returned_idr_total",
+                "IDR disbursed and returned by the bank (account closed, recipient deceased, not collected), from reconciled statements, by programme (whole database).",
+            ),
+            &["program"],
+        )
+        .expect("metric");
+        let reconciliation_exceptions = IntGaugeVec::new(
+            opts(
+                "salur_reconciliation_exceptions",
+                "Bank statement lines or disbursed records that did not reconcile, by bank and kind (not_disbursed, unknown, missing, amount_mismatch, duplicate; whole database).",
+            ),
+            &["bank", "kind"],
         )
         .expect("metric");
         let published = IntCounterVec::new(
@@ -405,6 +427,8 @@ impl Metrics {
             Box::new(stage_duration.clone()),
             Box::new(bank_round_trip.clone()),
             Box::new(disbursed_idr.clone()),
+            Box::new(returned_idr.clone()),
+            Box::new(reconciliation_exceptions.clone()),
             Box::new(published.clone()),
             Box::new(poison.clone()),
             Box::new(bank_replies_refused.clone()),
@@ -464,6 +488,13 @@ impl Metrics {
         for decision in ["approved", "rejected"] {
             approvals.with_label_values(&[decision]);
         }
+        for (bank, _) in crate::domain::BankCode::KNOWN {
+            for kind in crate::ops::reconcile::ExceptionKind::ALL {
+                reconciliation_exceptions
+                    .with_label_values(&[bank, kind.as_str()])
+                    .set(0);
+            }
+        }
         Self {
             registry,
             received,
@@ -475,6 +506,8 @@ impl Metrics {
             stage_duration,
             bank_round_trip,
             disbursed_idr,
+            returned_idr,
+            reconciliation_exceptions,
             published,
             poison,
             bank_replies_refused,
@@ -567,6 +600,7 @@ impl Metrics {
             self.received.with_label_values(&[program]);
             self.requested_idr.with_label_values(&[program]);
             self.disbursed_idr.with_label_values(&[program]);
+            self.returned_idr.with_label_values(&[program]);
         }
         self.batch_max_idle.set(g.batch_max_idle_seconds);
         for (program, (remaining, ratio)) in &g.budgets {
@@ -612,6 +646,10 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> sqlx::Result<()> {
     metrics
         .refresh_duration
         .set(started.elapsed().as_secs_f64());
+    let result = match result {
+        Ok(g) => reconciliation(pool, metrics).await.map(|()| g),
+        Err(e) => Err(e),
+    };
     match result {
         Ok(g) => {
             metrics.set_gauges(&g);
@@ -622,6 +660,26 @@ pub async fn refresh(pool: &PgPool, metrics: &Metrics) -> sqlx::Result<()> {
             Err(e)
         }
     }
+}
+
+/// The reconciliation metrics from the database: exceptions by bank and kind, IDR returned by
+/// programme (the counter is moved up to the stored sum).
+async fn reconciliation(pool: &PgPool, metrics: &Metrics) -> sqlx::Result<()> {
+    use crate::store::reconciliations as r;
+    for (bank, kind, n) in r::exception_counts(pool).await? {
+        metrics
+            .reconciliation_exceptions
+            .with_label_values(&[&bank_label(&bank), &kind])
+            .set(n);
+    }
+    for (program, amount) in r::returned_by_programme(pool).await? {
+        let counter = metrics.returned_idr.with_label_values(&[&program]);
+        let stored = rust_decimal::prelude::ToPrimitive::to_f64(&amount).unwrap_or(0.0);
+        if stored > counter.get() {
+            counter.inc_by(stored - counter.get());
+        }
+    }
+    Ok(())
 }
 
 /// Refreshes the database-derived gauges every [`REFRESH_EVERY`] until `cancel` fires. A slow

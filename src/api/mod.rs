@@ -23,6 +23,7 @@ pub mod batches;
 pub mod health;
 pub mod problem;
 pub mod programmes;
+pub mod reconciliations;
 pub mod records;
 pub mod upload;
 
@@ -217,7 +218,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/programmes/{code}/budgets/{period}/{office}",
             axum::routing::put(programmes::set_budget),
-        );
+        )
+        .route(
+            "/reconciliations",
+            post(reconciliations::create).get(reconciliations::list),
+        )
+        .route("/reconciliations/{id}", get(reconciliations::show));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

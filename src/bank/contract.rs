@@ -179,3 +179,34 @@ pub struct BankReason {
     pub code: String,
     pub message: String,
 }
+
+/// The `kind` of a [`TransferReturned`] message.
+pub const TRANSFER_RETURNED: &str = "transfer_returned";
+
+/// A bank's notice that transfers it paid came back (account closed, recipient deceased, not
+/// collected), published on `salur.bank.replies` with routing key
+/// `bank.<bank_code>.transfer_returned`, as the bank's RabbitMQ user. Not an answer to a
+/// request: each item names the transfer by its idempotency key. The same return is applied
+/// once, however often it is sent, and a statement's credit line for it is then a confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferReturned {
+    pub v: u32,
+    /// Always [`TRANSFER_RETURNED`].
+    pub kind: String,
+    pub bank_code: String,
+    pub sent_at: DateTime<Utc>,
+    pub items: Vec<ReturnedItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnedItem {
+    /// The idempotency key of the transfer returned.
+    pub idempotency_key: String,
+    /// The bank's reference of the transfer returned.
+    pub reference: Option<String>,
+    pub amount: Money,
+    /// `AC04` (account closed), `MD07` (recipient deceased), `NOCO` (not collected).
+    pub reason_code: String,
+    /// The day the money came back, `YYYY-MM-DD`.
+    pub returned_on: chrono::NaiveDate,
+}

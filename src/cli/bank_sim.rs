@@ -15,7 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<SimCommand>,
     /// A bank code to serve (e.g. 002); repeat for several. Default: every known bank.
     #[arg(long = "bank", value_name = "CODE")]
     banks: Vec<String>,
@@ -46,6 +49,138 @@ pub struct Args {
     /// without one gets a user made by bank-sim (an existing one gets a new password).
     #[arg(long = "bank-credentials", value_name = "FILE")]
     bank_credentials: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum SimCommand {
+    /// Write the programme source account's statement of one day (MT940, or the CSV export),
+    /// from bank-sim's ledger: a debit per transfer paid that day, a credit per transfer
+    /// returned that day.
+    Statement(StatementArgs),
+    /// Return a share of the transfers paid (account closed, recipient deceased, not
+    /// collected) and announce them to salur with `transfer_returned` messages, as the bank's
+    /// RabbitMQ user (the day's statement lists them as credits too).
+    Return(ReturnArgs),
+}
+
+#[derive(clap::Args)]
+struct ReturnArgs {
+    /// The bank returning (e.g. 002).
+    #[arg(long)]
+    bank: String,
+    /// The day of the returns (WIB), YYYY-MM-DD. Default: today.
+    #[arg(long)]
+    date: Option<chrono::NaiveDate>,
+    /// Share of paid transfers, not returned yet, that come back (0..1).
+    #[arg(long, value_parser = shared::parse_rate)]
+    return_rate: f64,
+    /// Only transfers paid at least this many days before the day come back.
+    #[arg(long, default_value_t = 0)]
+    return_after_days: u32,
+    /// Seed of which transfers come back.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+async fn announce(settings: Settings, a: ReturnArgs) -> anyhow::Result<ExitCode> {
+    use salur::bank::sim_statement::{self, StatementOptions};
+    let bank = salur::domain::BankCode::parse(&a.bank)
+        .map_err(|e| anyhow::anyhow!("--bank {}: {e}", a.bank))?
+        .as_str()
+        .to_owned();
+    let pool = store::connect(&settings).await?;
+    let date = a
+        .date
+        .unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive());
+    let returned = sim_statement::announce_returns(
+        &settings,
+        &pool,
+        &StatementOptions {
+            bank: bank.clone(),
+            date,
+            return_rate: a.return_rate,
+            return_after_days: a.return_after_days,
+            seed: a.seed,
+        },
+    )
+    .await?;
+    let total: rust_decimal::Decimal = returned.iter().map(|r| r.1).sum();
+    println!(
+        "bank {bank} returned {} transfers ({}) on {date}, announced with transfer_returned",
+        returned.len(),
+        salur::domain::rupiah(total)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+struct StatementArgs {
+    /// The bank whose statement it is (e.g. 002).
+    #[arg(long)]
+    bank: String,
+    /// The day (WIB), YYYY-MM-DD. Default: today.
+    #[arg(long)]
+    date: Option<chrono::NaiveDate>,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// mt940 or csv (the CSV export; layout in the README's "Reconciliation").
+    #[arg(long, default_value = "mt940", value_parser = ["mt940", "csv"])]
+    format: String,
+    /// Share of paid transfers, not returned yet, that come back on this day (0..1), each with
+    /// a reason: account closed (AC04), recipient deceased (MD07), not collected (NOCO).
+    #[arg(long, default_value_t = 0.0, value_parser = shared::parse_rate)]
+    return_rate: f64,
+    /// Only transfers paid at least this many days before the day come back.
+    #[arg(long, default_value_t = 0)]
+    return_after_days: u32,
+    /// Seed of which transfers come back.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+async fn statement(settings: Settings, a: StatementArgs) -> anyhow::Result<ExitCode> {
+    use salur::bank::sim_statement::{self, StatementOptions};
+    let bank = salur::domain::BankCode::parse(&a.bank)
+        .map_err(|e| anyhow::anyhow!("--bank {}: {e}", a.bank))?
+        .as_str()
+        .to_owned();
+    let pool = store::connect(&settings).await?;
+    let date = a
+        .date
+        .unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive());
+    let s = sim_statement::statement(
+        &pool,
+        &StatementOptions {
+            bank,
+            date,
+            return_rate: a.return_rate,
+            return_after_days: a.return_after_days,
+            seed: a.seed,
+        },
+    )
+    .await?;
+    let text = if a.format == "csv" {
+        s.to_csv()
+    } else {
+        s.to_mt940()
+    };
+    match &a.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+        None => print!("{text}"),
+    }
+    let (debits, paid) = s.sum(salur::bank::statement::Direction::Debit);
+    let (credits, returned) = s.sum(salur::bank::statement::Direction::Credit);
+    eprintln!(
+        "statement {} of {}: {debits} debits ({}), {credits} returns ({}), closing {}",
+        s.reference,
+        s.date,
+        salur::domain::rupiah(paid),
+        salur::domain::rupiah(returned),
+        salur::domain::rupiah(s.closing)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// bank-sim over SNAP BI.
@@ -118,7 +253,19 @@ impl SimSnapArgs {
     }
 }
 
-pub async fn run(settings: Settings, a: Args) -> anyhow::Result<ExitCode> {
+impl Args {
+    /// Whether this runs the bank (not a one-off like `statement`).
+    pub fn serves(&self) -> bool {
+        self.command.is_none()
+    }
+}
+
+pub async fn run(settings: Settings, mut a: Args) -> anyhow::Result<ExitCode> {
+    match a.command.take() {
+        Some(SimCommand::Statement(s)) => return statement(settings, s).await,
+        Some(SimCommand::Return(r)) => return announce(settings, r).await,
+        None => {}
+    }
     let pool = store::connect(&settings).await?;
     let opts = SimOptions {
         banks: a.banks,

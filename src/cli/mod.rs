@@ -25,6 +25,7 @@ mod office;
 mod person;
 mod person_data;
 mod programme;
+mod reconcile;
 mod records;
 mod retention;
 mod shared;
@@ -136,6 +137,9 @@ enum Command {
     /// lapin+sqlx baseline and a per-record (chunk size 1) baseline measured in the same run.
     /// Fails if any record is not disbursed exactly once or the totals differ.
     Bench(bench::Args),
+    /// Reconcile a bank statement (MT940 or the CSV export) line by line with what salur paid:
+    /// matched, returned, exceptions; stored once per statement.
+    Reconcile(reconcile::Args),
     /// Look at one record, or correct blocked records.
     Records {
         #[command(subcommand)]
@@ -167,7 +171,8 @@ impl Cli {
     /// Services that run until stopped log at `info` by default; one-shot commands at `warn`.
     fn long_running(&self) -> bool {
         match &self.command {
-            Command::Worker(_) | Command::BankSim(_) | Command::Api(_) => true,
+            Command::Worker(_) | Command::Api(_) => true,
+            Command::BankSim(a) => a.serves(),
             Command::BankGateway(a) => a.serves(),
             _ => false,
         }
@@ -218,6 +223,7 @@ impl Cli {
             Command::Chaos(args) => chaos::run(&settings, args).await,
             Command::Demo(args) => demo::run(&settings, args).await,
             Command::Bench(args) => bench::run(&settings, args).await,
+            Command::Reconcile(args) => reconcile::run(&settings, args).await,
             Command::Records { command } => records::run(&settings, command).await,
             Command::Dlq { command } => dlq::run(&settings, command).await,
             Command::Keys { command } => keys::run(&settings, command).await,
@@ -234,6 +240,10 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
         .downcast_ref::<salur::ops::submit::SubmitError>()
         .is_some()
         || e.downcast_ref::<salur::bank::files::FileError>().is_some()
+        || matches!(
+            e.downcast_ref::<salur::ops::reconcile::ReconcileError>(),
+            Some(salur::ops::reconcile::ReconcileError::Malformed(_))
+        )
         || matches!(
             e.downcast_ref::<salur::ops::budget::BudgetError>(),
             Some(salur::ops::budget::BudgetError::InvalidAmount(_))

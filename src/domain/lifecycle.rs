@@ -9,6 +9,8 @@
 //!                                            │                ^
 //!                                            └─> awaiting_approval (a checker approves the list)
 //!  any stage: blocked (fixable) · rejected · failed · dead (an operator decides)
+//!  disbursed ──> returned (the money came back: a bank statement's credit line; an office may
+//!                correct the payee and replay it, through approval again where required)
 //! ```
 //!
 //! A record of a programme that requires approval does not go from verification to the
@@ -36,6 +38,9 @@ pub enum State {
     Verified,
     TransferRequested,
     Disbursed,
+    /// Paid, and the money came back (account closed, recipient deceased, not collected), as
+    /// a reconciled bank statement says ([`crate::ops::reconcile`]).
+    Returned,
     Blocked,
     Rejected,
     Failed,
@@ -103,7 +108,7 @@ const fn rule(
 }
 
 /// The lifecycle, one row per state in the order of [`State::ALL`].
-pub const RULES: [Rule; 11] = {
+pub const RULES: [Rule; 12] = {
     use Stage::*;
     use State::*;
     use Waits::*;
@@ -146,6 +151,9 @@ pub const RULES: [Rule; 11] = {
             Some(Verified),
         ),
         rule(Disbursed, Nothing, None, None, None),
+        // Nothing moves it on by itself: a correction of the payee (`records fix`) parks it
+        // as blocked, to be replayed like any blocked record.
+        rule(Returned, Nothing, None, None, None),
         rule(Blocked, ForPerson, None, None, None),
         rule(Rejected, Nothing, None, None, None),
         rule(Failed, Nothing, None, None, None),
@@ -154,7 +162,7 @@ pub const RULES: [Rule; 11] = {
 };
 
 impl State {
-    pub const ALL: [State; 11] = [
+    pub const ALL: [State; 12] = [
         State::Received,
         State::AccountRequested,
         State::AccountOpened,
@@ -162,6 +170,7 @@ impl State {
         State::Verified,
         State::TransferRequested,
         State::Disbursed,
+        State::Returned,
         State::Blocked,
         State::Rejected,
         State::Failed,
@@ -177,6 +186,7 @@ impl State {
             State::Verified => "verified",
             State::TransferRequested => "transfer_requested",
             State::Disbursed => "disbursed",
+            State::Returned => "returned",
             State::Blocked => "blocked",
             State::Rejected => "rejected",
             State::Failed => "failed",
@@ -247,7 +257,7 @@ impl State {
             .map(|r| r.state)
     }
 
-    /// Done for good: paid, or not payable.
+    /// Done unless a person acts: paid, returned, or not payable.
     pub fn is_final(self) -> bool {
         self.waits() == Waits::Nothing
     }
@@ -494,7 +504,7 @@ mod tests {
         assert_eq!(State::names_where(State::parked), ["blocked", "dead"]);
         assert_eq!(
             State::names_where(State::is_final),
-            ["disbursed", "rejected", "failed"]
+            ["disbursed", "returned", "rejected", "failed"]
         );
     }
 

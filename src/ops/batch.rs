@@ -33,10 +33,12 @@ pub struct BatchStatus {
     pub reasons: BTreeMap<String, i64>,
     /// The totals identity: requested = the sum of where the records are.
     pub totals: Totals,
+    /// Reconciliation exceptions of the batch's records, by kind (`salur reconcile`).
+    pub exceptions: BTreeMap<String, i64>,
 }
 
 /// The totals identity of a batch, or of a programme and period: what was requested equals,
-/// to the rupiah and the record, the sum of disbursed, awaiting approval, approved in flight,
+/// to the rupiah and the record, the sum of disbursed, returned, awaiting approval, approved in flight,
 /// other in flight, blocked, rejected, failed and dead. Each record's state puts it in exactly
 /// one part ([`Part::of`]); `requested` is counted apart, so a record in no part (or a state
 /// the parts do not know) breaks the identity.
@@ -44,6 +46,8 @@ pub struct BatchStatus {
 pub struct Totals {
     pub requested: StateTotal,
     pub disbursed: StateTotal,
+    /// Paid, and come back (a reconciled statement's credit line).
+    pub returned: StateTotal,
     pub awaiting_approval: StateTotal,
     /// Approved by a checker and not paid yet (`verified`, `transfer_requested`).
     pub approved_in_flight: StateTotal,
@@ -80,6 +84,7 @@ impl StateTotal {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
     Disbursed,
+    Returned,
     AwaitingApproval,
     ApprovedInFlight,
     OtherInFlight,
@@ -95,6 +100,7 @@ impl Part {
     pub fn of(state: Option<State>, approved: bool) -> Part {
         match state {
             Some(State::Disbursed) => Part::Disbursed,
+            Some(State::Returned) => Part::Returned,
             Some(State::Blocked) => Part::Blocked,
             Some(State::Rejected) => Part::Rejected,
             Some(State::Failed) => Part::Failed,
@@ -111,6 +117,7 @@ impl Totals {
     fn part(&mut self, part: Part) -> &mut StateTotal {
         match part {
             Part::Disbursed => &mut self.disbursed,
+            Part::Returned => &mut self.returned,
             Part::AwaitingApproval => &mut self.awaiting_approval,
             Part::ApprovedInFlight => &mut self.approved_in_flight,
             Part::OtherInFlight => &mut self.other_in_flight,
@@ -123,9 +130,10 @@ impl Totals {
     }
 
     /// The parts, named, in the order the identity lists them.
-    pub fn parts(&self) -> [(&'static str, &StateTotal); 8] {
+    pub fn parts(&self) -> [(&'static str, &StateTotal); 9] {
         [
             ("disbursed", &self.disbursed),
+            ("returned", &self.returned),
             ("awaiting approval", &self.awaiting_approval),
             ("approved in flight", &self.approved_in_flight),
             ("other in flight", &self.other_in_flight),
@@ -248,6 +256,7 @@ pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchE
     }
     let reasons = batches::reason_counts(pool, batch_id).await?;
     let totals = Totals::read(pool, Some(batch_id), None).await?;
+    let exceptions = batches::exception_counts(pool, batch_id).await?;
     Ok(BatchStatus {
         batch_id,
         office: head.office,
@@ -259,6 +268,7 @@ pub async fn status(pool: &PgPool, batch_id: Uuid) -> Result<BatchStatus, BatchE
         states,
         reasons: reasons.into_iter().collect(),
         totals,
+        exceptions: exceptions.into_iter().collect(),
     })
 }
 
@@ -319,26 +329,40 @@ impl std::fmt::Display for BatchStatus {
                 writeln!(f, "  {code:<28} {n:>9}")?;
             }
         }
+        if !self.exceptions.is_empty() {
+            writeln!(f, "reconciliation exceptions (salur reconcile):")?;
+            for (kind, n) in &self.exceptions {
+                writeln!(f, "  {kind:<28} {n:>9}")?;
+            }
+        }
         write!(f, "{}", self.totals)?;
         Ok(())
     }
 }
 
 /// The report's columns.
-pub const REPORT_HEADER: [&str; 6] = ["row", "nik", "state", "reasons", "amount", "bank_reference"];
+pub const REPORT_HEADER: [&str; 7] = [
+    "row",
+    "nik",
+    "state",
+    "reasons",
+    "amount",
+    "bank_reference",
+    "reconciliation",
+];
 
 /// One record as the report reads it ([`batches::report_rows`]).
 pub use crate::store::batches::ReportRow;
 
 /// The report's cells for one record; the NIK is masked, and no cell can be read by a
 /// spreadsheet as a formula ([`crate::domain::spreadsheet_safe`]).
-pub fn report_fields(row: ReportRow) -> Result<[String; 6], crate::store::sealed::KeyError> {
+pub fn report_fields(row: ReportRow) -> Result<[String; 7], crate::store::sealed::KeyError> {
     Ok(raw_report_fields(row)?.map(crate::domain::spreadsheet_safe))
 }
 
 fn raw_report_fields(
-    (id, row, nik, masked, state, reasons, amount, reference): ReportRow,
-) -> Result<[String; 6], crate::store::sealed::KeyError> {
+    (id, row, nik, masked, state, reasons, amount, reference, reconciliation): ReportRow,
+) -> Result<[String; 7], crate::store::sealed::KeyError> {
     let codes: Vec<String> = reasons
         .as_array()
         .map(|a| {
@@ -363,10 +387,12 @@ fn raw_report_fields(
         codes.join("|"),
         amount.map(|a| format!("{a:.2}")).unwrap_or_default(),
         reference.unwrap_or_default(),
+        reconciliation.unwrap_or_default(),
     ])
 }
 
-/// One CSV row per record: row number, masked NIK, state, reason codes, amount, bank reference.
+/// One CSV row per record: row number, masked NIK, state, reason codes, amount, bank reference,
+/// and what reconciliation found (`returned:<code>` and exception kinds, `|`-separated).
 pub async fn report(
     pool: &PgPool,
     batch_id: Uuid,
@@ -400,6 +426,7 @@ mod tests {
             serde_json::json!([]),
             None,
             Some("@SUM(A1)".into()),
+            None,
         );
         let cells = report_fields(row).expect("no sealed value to open");
         assert!(cells[1].starts_with("'="), "{}", cells[1]);

@@ -6,6 +6,7 @@
 
 pub mod account_opening;
 pub mod replies;
+pub mod returns;
 mod step;
 mod tally;
 pub mod transfer;
@@ -224,6 +225,10 @@ async fn process_once(
                 Stage::Verification => verification::handle(settings, &mut tx, &msg).await?,
                 Stage::Transfer => transfer::handle(settings, &mut tx, &msg).await?,
             }
+        }
+        Input::BankReplies if returns::is_return(body) => {
+            let msg = returns::decode(body)?;
+            returns::handle(settings, &mut tx, &msg, sender).await?
         }
         Input::BankReplies => {
             let reply = replies::decode(body)?;

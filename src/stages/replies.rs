@@ -360,7 +360,19 @@ fn current(
     let mut keep = Vec::with_capacity(rows.len());
     for row in rows {
         match kind {
-            RequestKind::Transfer => {}
+            RequestKind::Transfer => {
+                // A transfer answer for an earlier payment of the record (paid, returned, and
+                // paid again since under a new key) is stale.
+                let current =
+                    crate::stages::transfer::payment_key(row.batch_id, row.id, row.payment_no);
+                if sent
+                    .key_of(row.id)
+                    .is_some_and(|k| !k.is_empty() && k != current)
+                {
+                    tally.skipped += 1;
+                    continue;
+                }
+            }
             RequestKind::AccountOpen => {
                 let current = match &row.open_key {
                     Some(key) => Some(key.clone()),

@@ -21,6 +21,20 @@ pub fn idempotency_key(batch_id: Uuid, record_id: i64) -> String {
     Uuid::new_v5(&KEY_NAMESPACE, format!("{batch_id}/{record_id}").as_bytes()).to_string()
 }
 
+/// The key of one payment of a record: its first payment's is [`idempotency_key`]; a record
+/// paid again after its money came back (`returned`) is a new payment (`payment_no` 1, 2, …)
+/// with a key of its own, or the bank would answer with the old, returned payment.
+pub fn payment_key(batch_id: Uuid, record_id: i64, payment_no: i32) -> String {
+    if payment_no == 0 {
+        return idempotency_key(batch_id, record_id);
+    }
+    Uuid::new_v5(
+        &KEY_NAMESPACE,
+        format!("{batch_id}/{record_id}/{payment_no}").as_bytes(),
+    )
+    .to_string()
+}
+
 /// Every record advances (its bank is asked to pay it), except one of a programme that
 /// requires approval that no checker approved: it goes back to wait for one, and nothing is
 /// sent for it.
@@ -70,7 +84,7 @@ pub fn requests(settings: &Settings, rows: &[RecordRow]) -> Vec<crate::broker::O
                 .iter()
                 .map(|r| TransferItem {
                     item_id: r.id.to_string(),
-                    idempotency_key: idempotency_key(r.batch_id, r.id),
+                    idempotency_key: payment_key(r.batch_id, r.id, r.payment_no),
                     account_number: r.bank_account.clone().unwrap_or_default(),
                     account_name: r.bank_account_name.clone().unwrap_or_default(),
                     amount: Money {

@@ -300,15 +300,34 @@ pub type ReportRow = (
     serde_json::Value,
     Option<Decimal>,
     Option<String>,
+    Option<String>,
 );
 
 /// The records of `batch` in file order, as [`ReportRow`]s, streamed (a batch of a million
 /// rows is never held whole).
 pub fn report_rows(pool: &PgPool, batch: Uuid) -> BoxStream<'_, sqlx::Result<ReportRow>> {
     sqlx::query_as::<_, ReportRow>(
-        "SELECT id, row_number, nik, masked, state, reasons, amount, bank_reference
+        "SELECT id, row_number, nik, masked, state, reasons, amount, bank_reference,
+                (SELECT string_agg(x, '|' ORDER BY x) FROM (
+                     SELECT 'returned:' || rr.reason_code AS x FROM record_returns rr
+                     WHERE rr.record_id = records.id
+                     UNION
+                     SELECT e.kind FROM reconciliation_exceptions e
+                     WHERE e.record_id = records.id) s) AS reconciliation
          FROM records WHERE batch_id = $1 ORDER BY row_number",
     )
     .bind(batch)
     .fetch(pool)
+}
+
+/// The reconciliation exceptions of a batch's records, by kind (see
+/// [`crate::ops::reconcile::ExceptionKind`]).
+pub async fn exception_counts(pool: &PgPool, batch: Uuid) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as(
+        "SELECT kind, count(*) FROM reconciliation_exceptions WHERE batch_id = $1
+         GROUP BY kind ORDER BY kind",
+    )
+    .bind(batch)
+    .fetch_all(pool)
+    .await
 }

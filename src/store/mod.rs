@@ -34,6 +34,7 @@ pub mod parked;
 pub mod personal;
 pub mod pipeline;
 pub mod programmes;
+pub mod reconciliations;
 pub mod records;
 pub mod sealed;
 pub mod stats;

@@ -66,6 +66,9 @@ pub struct RecordRow {
     /// The approval of the payment list the record was on; `None` until a checker approves
     /// it, and again whenever it waits for approval (see [`crate::ops::approval`]).
     pub approval_id: Option<Uuid>,
+    /// Which payment of the record its next transfer is (0 first; one more after each return):
+    /// part of the transfer's idempotency key ([`crate::stages::transfer::payment_key`]).
+    pub payment_no: i32,
     /// The idempotency key of the account-opening request the record was last sent with
     /// (`None` before it was sent one, or if it was sent before salur kept it).
     pub open_key: Option<String>,
@@ -123,6 +126,7 @@ impl RecordRow {
             program: row.try_get("program")?,
             period: row.try_get("period")?,
             approval_id: row.try_get("approval_id")?,
+            payment_no: row.try_get("payment_no")?,
             open_key: row.try_get("open_key")?,
             in_state_seconds: match row.try_get("in_state_seconds") {
                 Err(sqlx::Error::ColumnNotFound(_)) => None,
@@ -193,8 +197,8 @@ fn record_columns(needs: Needs) -> String {
         }
     }
     out.push_str(
-        "r.amount, r.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.open_key, b.program, \
-         b.period",
+        "r.amount, r.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.payment_no, \
+         r.open_key, b.program, b.period",
     );
     out
 }

@@ -624,6 +624,7 @@ pub async fn batch(
             "verified",
             "transfer_requested",
             "disbursed",
+            "returned",
         ],
     );
     let verified = sum_of(
@@ -633,6 +634,7 @@ pub async fn batch(
             "verified",
             "transfer_requested",
             "disbursed",
+            "returned",
         ],
     );
     let disbursed = sum_of(&status, &["disbursed"]);

@@ -399,6 +399,7 @@ pub fn state(lang: Lang, s: &str) -> String {
         "verified" => ("Terverifikasi", "Verified"),
         "transfer_requested" => ("Transfer diminta", "Transfer requested"),
         "disbursed" => ("Tersalurkan", "Disbursed"),
+        "returned" => ("Dana dikembalikan bank", "Returned by the bank"),
         "blocked" => ("Tertahan (perlu perbaikan)", "Blocked (needs a fix)"),
         "rejected" => ("Ditolak", "Rejected"),
         "failed" => ("Gagal", "Failed"),

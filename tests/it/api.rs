@@ -103,7 +103,10 @@ async fn an_office_follows_its_batch_over_http_and_no_other_office_sees_it() {
             );
             let report = r.text().await.unwrap();
             let lines: Vec<&str> = report.lines().collect();
-            assert_eq!(lines[0], "row,nik,state,reasons,amount,bank_reference");
+            assert_eq!(
+                lines[0],
+                "row,nik,state,reasons,amount,bank_reference,reconciliation"
+            );
             assert_eq!(lines.len(), 5);
             assert!(
                 lines[2].starts_with("2,5371********0003,blocked,MOTHER_NAME_MISSING,600000.00")

@@ -21,6 +21,7 @@ mod outage;
 mod pipeline;
 mod privacy;
 mod programmes;
+mod reconciliation;
 mod remediation;
 mod retries;
 mod snap;

@@ -182,8 +182,9 @@ async fn store_fix(
 }
 
 /// The states a record may be corrected in after verification: waiting for approval, or
-/// approved and not yet sent to its bank (`verified`). Later, the money is on its way.
-const PAYEE_CHANGE_FROM: [State; 2] = [State::AwaitingApproval, State::Verified];
+/// approved and not yet sent to its bank (`verified`); or paid and its money come back
+/// (`returned`). In between, the money is on its way.
+const PAYEE_CHANGE_FROM: [State; 3] = [State::AwaitingApproval, State::Verified, State::Returned];
 
 /// The fields that say who is paid, where and how much: a change of any needs approval again.
 const PAYEE_FIELDS: [&str; 4] = ["amount", "bank_code", "account_number", "name"];
@@ -229,7 +230,9 @@ async fn payee_change(
         .into_iter()
         .filter(|k| value_of(&raw, k) != value_of(&row.raw, k))
         .collect();
-    if changed.is_empty() {
+    // A returned record is parked by any correction, even of nothing (the same account, its
+    // aid not collected in time): the office replays it, and it is paid again.
+    if changed.is_empty() && from != State::Returned {
         return Ok(FixOutcome {
             id: row.id,
             row: row.row_number,
@@ -257,7 +260,7 @@ async fn payee_change(
         "after": after,
         "approval_id": row.approval_id,
     });
-    let amount_only = changed == ["amount"];
+    let amount_only = changed == ["amount"] && from != State::Returned;
     let (to, reasons, amount) = if amount_only {
         let amount = raw
             .amount
