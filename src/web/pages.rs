@@ -691,6 +691,7 @@ pub async fn batch(
         bar = p.bar(lang),
         blocked_title = t(lang, "blocked_by_reason"),
     ));
+    body.push_str(&super::reconciliation::batch_section(lang, id, &status));
     // Actions.
     let maker = console.person().role == Role::Maker;
     let mut actions = String::new();
