@@ -9,6 +9,8 @@
 //                   (JSON); CORRECTIONS: the office's corrections of the blocked records
 //   SHOTS           where screenshots go (1366x768)
 //   PYTHON, WORK    a python with openpyxl (fills in the workbook), a scratch directory
+//   AUDITOR_LOGIN / AUDITOR_OTP   an auditor (reads the bank reconciliations)
+//   BIN             salur (bank-sim's statement of the day, `salur reconcile`)
 // Exits non-zero on the first failure, saying which step failed.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -86,6 +88,7 @@ async function approve(page, batchUrl, records, shotName) {
   const maker = await (await browser.newContext({ viewport, acceptDownloads: true })).newPage();
   const checker = await (await browser.newContext({ viewport })).newPage();
   const other = await (await browser.newContext({ viewport })).newPage();
+  const auditor = await (await browser.newContext({ viewport })).newPage();
   try {
     step = "sign in as the maker (one-time password, then their own)";
     await maker.goto(`${BASE}/sign-in`);
@@ -265,13 +268,49 @@ async function approve(page, batchUrl, records, shotName) {
     check(disbursed === ROWS, `disbursed ${ROWS} (shown ${disbursed})`);
     await shot(maker, "07-batch-disbursed");
 
-    log(`journey done: ${disbursed} of ${ROWS} disbursed`);
+    step = "reconcile bank 002's statement of the day: returns and two exceptions, read-only pages";
+    const salur = (args) => {
+      const r = spawnSync(env("BIN"), args, { encoding: "utf8" });
+      check(r.status === 0, `salur ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const statement = path.join(env("WORK"), "002.csv");
+    salur(["bank-sim", "statement", "--bank", "002", "--format", "csv", "--return-rate", ROWS >= 1000 ? "0.01" : "0.1", "--seed", "3", "-o", statement]);
+    const edited = path.join(env("WORK"), "002-edited.csv");
+    const ed = spawnSync(env("PYTHON"), [path.join(__dirname, "edit_statement.py"), statement, edited], { encoding: "utf8" });
+    check(ed.status === 0, `edit_statement.py: ${ed.stderr}`);
+    const report = JSON.parse(salur(["reconcile", edited, "--bank", "002", "--person", "Rina Auditor", "--json"]));
+    check(report.exception_count === 2 && report.exceptions_by_kind.missing === 1 && report.exceptions_by_kind.amount_mismatch === 1,
+      `exactly the two exceptions made (${JSON.stringify(report.exceptions_by_kind)})`);
+    check(report.returned > 0, `some payments came back (${report.returned})`);
+    log(`bank 002's statement reconciled: ${report.matched} matched, ${report.returned} returned, 2 exceptions`);
+    await maker.goto(batchUrl);
+    const section = await maker.textContent("#reconciliation");
+    check(section.includes("Tersalurkan di Salur, tidak ada di rekening koran") && section.includes("Nominal berbeda dengan transfer"), `the batch's exceptions in words: ${section}`);
+    const returnedShown = Number(await maker.textContent("#returned strong"));
+    check(returnedShown === report.returned, `${report.returned} returned records on the batch page (shown ${returnedShown})`);
+    check((await maker.locator("a[href='/reconciliations']").count()) === 0, "no reconciliation pages for an office's maker");
+    await maker.evaluate(() => document.querySelector("#reconciliation").scrollIntoView());
+    await shot(maker, "10-batch-reconciliation");
+    await signInFirstTime(auditor, env("AUDITOR_LOGIN"), env("AUDITOR_OTP"));
+    await auditor.click("a[href='/reconciliations']");
+    await auditor.waitForURL(/\/reconciliations$/);
+    await shot(auditor, "11-reconciliations");
+    await auditor.click(`a[href='/reconciliations/${report.id}']`);
+    await auditor.waitForURL(/\/reconciliations\/[0-9a-f-]{36}$/);
+    check(Number(await auditor.textContent("#exception-count")) === 2, "two exceptions listed");
+    check((await auditor.locator("#exceptions tbody tr").count()) === 2, "each exception on a row");
+    await shot(auditor, "12-reconciliation");
+    log("the reconciliation read on the batch page and by an auditor");
+
+    log(`journey done: ${disbursed} of ${ROWS} disbursed, then ${report.returned} came back on bank 002's statement`);
     await browser.close();
   } catch (e) {
     console.error(`browser: FAILED at step "${step}": ${e.message}`);
     try {
       await shot(maker, "failure-maker");
       await shot(checker, "failure-checker");
+      await shot(auditor, "failure-auditor");
     } catch (_) {}
     await browser.close();
     process.exit(1);
