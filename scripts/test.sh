@@ -56,6 +56,8 @@ cargo test --locked "$@"
 scripts/api_contract.sh
 # SNAP BI signatures and bank-sim's SNAP server against BNI's own SDK (bnipython, from PyPI).
 scripts/snap_crosscheck.sh
+# bank-sim's MT940 statements read by an independent parser (mt-940, from PyPI) and reconciled.
+scripts/mt940_crosscheck.sh
 # The web console in a real browser (Debian's chromium, playwright-core from npm).
 scripts/browser_test.sh
 # The million-row streamed upload, in a release build: memory stays flat.
