@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The web console in a real browser: Debian's chromium (installed when missing) driven by
-# playwright-core (npm, pinned in scripts/browser/package-lock.json) through the office's
-# journey: sign in as a maker, upload a CSV, watch the batch's progress, approve its payment
-# list as a checker in a second browser session, see the payments go out; open a blocked
-# record, fix it on screen and replay it; download the other blocked records' workbook, fill it
-# in (openpyxl, as a spreadsheet program would), upload it (first with a wrong cell: refused by
-# row and column, nothing changed), replay on confirmation, approve again: every record paid.
+# playwright-core (npm, pinned in scripts/browser/package-lock.json) through the Kupang journey
+# with the demo's realistic file (`salur demo --write-batch`: seed 42, 3000 recipients, 430 with
+# incomplete administrative data of 15 kinds, and the corrections the office would write):
+# sign in as a maker, upload it, watch the batch's progress, see the blocked records grouped by
+# reason with the counts the generator put in, approve the payment list as a checker in a
+# second browser session, see 2570 payments go out; open a blocked record, fix it on screen
+# from the office's corrections and replay it; download the other blocked records' workbook,
+# fill it in from the corrections (openpyxl, as a spreadsheet program would), upload it (first
+# with a wrong cell: refused by row and column, nothing changed), replay on confirmation,
+# approve again: all 3000 paid. Then bank 002's statement of the day (bank-sim, 1 % returned (10 % in a quick run),
+# one debit removed and one amount changed by scripts/browser/edit_statement.py) is reconciled
+# (`salur reconcile`): the batch page shows its returned records and exceptions, an auditor
+# reads the reconciliation pages.
 # Also: a maker has no approve button and a forged approval post is refused, a form posted
 # without its CSRF token is refused, another office's maker gets a 404 page for the batch's URL,
 # and a sixth wrong sign-in in a row is slowed down. Real services: PostgreSQL and RabbitMQ, a worker, bank-sim
@@ -13,14 +20,15 @@
 # the script ends, failed or not. Screenshots (1366x768) go to target/browser-shots/ (or
 # SHOTS=docs/console to refresh the README's).
 #
-#   scripts/browser_test.sh                   # what scripts/test.sh runs
-#   ROWS=3000 BLOCKED=430 scripts/browser_test.sh
+#   scripts/browser_test.sh                   # the Kupang journey, what scripts/test.sh runs
+#   ROWS=60 BLOCKED=15 scripts/browser_test.sh   # a quick run (15 blocked: every reason once)
+#   SHOTS=docs/console scripts/browser_test.sh   # refreshes the README's screenshots
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DB=salur_browser
-ROWS=${ROWS:-40}
-BLOCKED=${BLOCKED:-6}
+ROWS=${ROWS:-3000}
+BLOCKED=${BLOCKED:-430}
 SHOTS=${SHOTS:-target/browser-shots}
 
 scripts/services.sh
@@ -82,18 +90,15 @@ MAKER_OTP=$("$BIN" person add --office DINSOS-5371 --login maria --name "Maria N
 "$BIN" office add DINSOS-3578 --name "Dinas Sosial Kota Surabaya" >/dev/null 2>&1
 OTHER_OTP=$("$BIN" person add --office DINSOS-3578 --login budi --name "Budi Santoso" --role maker --json | json_field password)
 CHECKER_OTP=$("$BIN" person add --office DINSOS-5371 --login yosef --name "Yosef Lake" --role checker --json | json_field password)
+"$BIN" office add BPK --name "Badan Pemeriksa Keuangan" --auditor >/dev/null 2>&1
+AUDITOR_OTP=$("$BIN" person add --office BPK --login rina --name "Rina Auditor" --role auditor --json | json_field password)
 
-# The batch: ROWS recipients, the last BLOCKED without their mother's name.
+# The batch: the demo's generator (seed 42), ROWS recipients of whom BLOCKED have incomplete
+# administrative data, and the office's corrections of those (penerima.corrections.csv).
 CSV=$WORK/penerima.csv
-{
-  echo 'nik,no_kk,nama,nama_ibu_kandung,tempat_lahir,tanggal_lahir,jenis_kelamin,alamat,kode_wilayah,kode_bank,nominal'
-  for i in $(seq 1 "$ROWS"); do
-    mother="Yohana Bili"
-    [ "$i" -gt $((ROWS - BLOCKED)) ] && mother=""
-    printf '53710145088%05d,53710101012%05d,Maria Goreti Ndolu %d,%s,Kupang,1980-08-05,P,Jl. El Tari No. 5,53.71.01.1001,002,600000\n' \
-      "$i" "$i" "$i" "$mother"
-  done
-} >"$CSV"
+"$BIN" demo --write-batch "$CSV" --recipients "$ROWS" --incomplete "$BLOCKED" --seed 42 >"$WORK/batch.json"
+EXPECTED=$(python3 -c "import json, sys; print(json.dumps(json.load(sys.stdin)['expected_reasons']))" <"$WORK/batch.json")
+CORRECTIONS=$WORK/penerima.corrections.csv
 
 "$BIN" worker >"$WORK/worker.log" 2>&1 &
 PIDS+=($!)
@@ -111,6 +116,7 @@ mkdir -p "$SHOTS"
 started=$(date +%s)
 if ! BASE="http://127.0.0.1:$PORT" MAKER_LOGIN=maria MAKER_OTP="$MAKER_OTP" \
   CHECKER_LOGIN=yosef CHECKER_OTP="$CHECKER_OTP" OTHER_LOGIN=budi OTHER_OTP="$OTHER_OTP" CSV="$CSV" ROWS="$ROWS" BLOCKED="$BLOCKED" \
+  EXPECTED="$EXPECTED" CORRECTIONS="$CORRECTIONS" AUDITOR_LOGIN=rina AUDITOR_OTP="$AUDITOR_OTP" BIN="$BIN" \
   SHOTS="$SHOTS" PYTHON="$PWD/$VENV/bin/python" WORK="$WORK" node scripts/browser/journey.js; then
   echo "browser: the journey failed; screenshots in $SHOTS; the api's log:" >&2
   tail -n 30 "$WORK/api.log" >&2 || true

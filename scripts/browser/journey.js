@@ -4,9 +4,13 @@
 //   BASE            the console's URL
 //   MAKER_LOGIN / MAKER_OTP, CHECKER_LOGIN / CHECKER_OTP   people and one-time passwords
 //   OTHER_LOGIN / OTHER_OTP   a maker of another office
-//   CSV             the batch file to upload; ROWS and BLOCKED: its rows, and those blocked
+//   CSV             the batch file to upload (`salur demo --write-batch`); ROWS and BLOCKED: its
+//                   rows, and those blocked; EXPECTED: the generator's records per blocked reason
+//                   (JSON); CORRECTIONS: the office's corrections of the blocked records
 //   SHOTS           where screenshots go (1366x768)
 //   PYTHON, WORK    a python with openpyxl (fills in the workbook), a scratch directory
+//   AUDITOR_LOGIN / AUDITOR_OTP   an auditor (reads the bank reconciliations)
+//   BIN             salur (bank-sim's statement of the day, `salur reconcile`)
 // Exits non-zero on the first failure, saying which step failed.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -22,6 +26,8 @@ const BASE = env("BASE");
 const ROWS = Number(env("ROWS"));
 const BLOCKED = Number(env("BLOCKED"));
 const SHOTS = env("SHOTS");
+const EXPECTED = JSON.parse(env("EXPECTED"));
+const CORRECTIONS = env("CORRECTIONS");
 const NEW_PASSWORD = "kupang-sehat-2026";
 
 let step = "start";
@@ -82,6 +88,7 @@ async function approve(page, batchUrl, records, shotName) {
   const maker = await (await browser.newContext({ viewport, acceptDownloads: true })).newPage();
   const checker = await (await browser.newContext({ viewport })).newPage();
   const other = await (await browser.newContext({ viewport })).newPage();
+  const auditor = await (await browser.newContext({ viewport })).newPage();
   try {
     step = "sign in as the maker (one-time password, then their own)";
     await maker.goto(`${BASE}/sign-in`);
@@ -113,7 +120,25 @@ async function approve(page, batchUrl, records, shotName) {
     check((await funnel(maker, "f-received")) === ROWS, `received ${ROWS}`);
     const mainText = await maker.textContent("main");
     check(mainText.includes("Nama ibu kandung belum diisi"), "blocked records grouped by reason, in words");
+    // The reasons as the page groups them: exactly what the generator put in, per reason.
+    const shown = await maker.$$eval("#reasons tbody tr", (trs) =>
+      trs.map((tr) => [tr.dataset.reason, Number(tr.querySelector("td.num").textContent)]),
+    );
+    const shownText = shown.map(([code, n]) => `${code} ${n}`).join(", ");
+    const want = Object.entries(EXPECTED).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    check(shown.length >= 5, `several distinct reasons (shown: ${shownText})`);
+    check(JSON.stringify(shown) === JSON.stringify(want), `the reasons and counts the generator put in, most frequent first (shown: ${shownText}; expected: ${JSON.stringify(want)})`);
+    const blockedTotal = Number(await maker.textContent("#blocked-total"));
+    check(blockedTotal === BLOCKED, `${BLOCKED} blocked records in all (shown ${blockedTotal})`);
+    const counted = shown.reduce((n, [, c]) => n + c, 0);
+    // A record with two problems is counted under both: the counts add up to the blocked
+    // records plus those with a second problem, and the page says so.
+    check(counted >= BLOCKED, `the counts cover every blocked record (${counted})`);
+    check((counted > BLOCKED) === (await maker.isVisible("text=dihitung pada setiap alasannya")), "the note on records counted twice");
+    log(`blocked ${blockedTotal} by reason (${counted - blockedTotal} records with two problems): ${shownText}`);
     await shot(maker, "03-batch");
+    await maker.evaluate(() => document.querySelector("#reasons").previousElementSibling.scrollIntoView());
+    await shot(maker, "03a-batch-reasons");
     await maker.goto(`${BASE}/batches`);
     check((await maker.textContent("main")).includes("penerima.csv"), "the batch is listed");
     await shot(maker, "04-batches");
@@ -168,12 +193,18 @@ async function approve(page, batchUrl, records, shotName) {
     await maker.goto(`${batchUrl}?state=blocked&reason=MOTHER_NAME_MISSING`);
     await shot(maker, "03b-batch-blocked");
     const first = maker.locator("#records ~ table tbody tr a").first();
+    const fixedRow = Number((await first.textContent()).trim());
+    const show = spawnSync(env("PYTHON"), [path.join(__dirname, "fill_fixes.py"), "--show", CORRECTIONS, String(fixedRow)], { encoding: "utf8" });
+    check(show.status === 0, `the correction of row ${fixedRow}: ${show.stderr}`);
+    const correction = JSON.parse(show.stdout);
+    check("mother_name" in correction, `row ${fixedRow}'s correction gives the mother's name`);
     await first.click();
     await maker.waitForURL(/\/records\/\d+/);
     check(await maker.isVisible("tr.problem"), "the field with a problem is highlighted");
     check((await maker.textContent("main")).includes("Nama ibu kandung belum diisi"), "the reason in words");
     await shot(maker, "05-record");
-    await maker.fill("#fix-mother_name", "Yohana Bili");
+    // Every field the office's files correct for this record (a second problem too).
+    for (const [key, value] of Object.entries(correction)) await maker.fill(`#fix-${key}`, value);
     await maker.click("form[action$='/fix'] button[type=submit]");
     await maker.waitForSelector(".ok");
     check((await maker.textContent(".ok")).includes("siap dikirim ulang"), "the fixed record is ready");
@@ -195,14 +226,15 @@ async function approve(page, batchUrl, records, shotName) {
     await download.saveAs(xlsx);
     const fill = (mode) => {
       const out = path.join(env("WORK"), `perbaikan-${mode}.xlsx`);
-      const r = spawnSync(env("PYTHON"), [path.join(__dirname, "fill_fixes.py"), xlsx, out, mode], { encoding: "utf8" });
+      const r = spawnSync(env("PYTHON"), [path.join(__dirname, "fill_fixes.py"), xlsx, out, CORRECTIONS, mode], { encoding: "utf8" });
       check(r.status === 0, `fill_fixes.py ${mode}: ${r.stderr}`);
-      return [out, Number(r.stdout.trim())];
+      return [out, JSON.parse(r.stdout)];
     };
     const [bad] = fill("bad");
     const [good, filled] = fill("good");
-    check(filled === BLOCKED - 1, `${BLOCKED - 1} mother's names to fill in (found ${filled})`);
-    log(`the workbook downloaded and filled in (${filled} rows)`);
+    check(filled.rows === BLOCKED - 1, `${BLOCKED - 1} records in the workbook, each with its correction (filled ${filled.rows})`);
+    check(JSON.stringify(filled.unused) === JSON.stringify([fixedRow]), `every correction used but the record fixed on screen (unused: ${filled.unused})`);
+    log(`the workbook downloaded and filled in from the office's corrections (${filled.rows} rows, ${filled.cells} cells)`);
 
     step = "upload the workbook with a wrong cell: refused by row and column";
     await maker.goto(batchUrl);
@@ -219,7 +251,8 @@ async function approve(page, batchUrl, records, shotName) {
     await maker.setInputFiles("#fixes", good);
     await maker.click("form[action$='/fixes'] button[type=submit]");
     await maker.waitForSelector("#fixes-applied");
-    check((await maker.textContent("#fixes-applied")).includes(`${BLOCKED - 1}`), "every fix applied");
+    const applied = await maker.textContent("#fixes-applied");
+    check(applied.includes(`: ${BLOCKED - 1} `) && applied.trim().endsWith(`: ${BLOCKED - 1}`), `every fix applied, every record ready (${applied})`);
     await shot(maker, "09-fixes-applied");
     await maker.click("#confirm-replay");
     await maker.waitForSelector(".ok");
@@ -235,13 +268,49 @@ async function approve(page, batchUrl, records, shotName) {
     check(disbursed === ROWS, `disbursed ${ROWS} (shown ${disbursed})`);
     await shot(maker, "07-batch-disbursed");
 
-    log(`journey done: ${disbursed} of ${ROWS} disbursed`);
+    step = "reconcile bank 002's statement of the day: returns and two exceptions, read-only pages";
+    const salur = (args) => {
+      const r = spawnSync(env("BIN"), args, { encoding: "utf8" });
+      check(r.status === 0, `salur ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const statement = path.join(env("WORK"), "002.csv");
+    salur(["bank-sim", "statement", "--bank", "002", "--format", "csv", "--return-rate", ROWS >= 1000 ? "0.01" : "0.1", "--seed", "3", "-o", statement]);
+    const edited = path.join(env("WORK"), "002-edited.csv");
+    const ed = spawnSync(env("PYTHON"), [path.join(__dirname, "edit_statement.py"), statement, edited], { encoding: "utf8" });
+    check(ed.status === 0, `edit_statement.py: ${ed.stderr}`);
+    const report = JSON.parse(salur(["reconcile", edited, "--bank", "002", "--person", "Rina Auditor", "--json"]));
+    check(report.exception_count === 2 && report.exceptions_by_kind.missing === 1 && report.exceptions_by_kind.amount_mismatch === 1,
+      `exactly the two exceptions made (${JSON.stringify(report.exceptions_by_kind)})`);
+    check(report.returned > 0, `some payments came back (${report.returned})`);
+    log(`bank 002's statement reconciled: ${report.matched} matched, ${report.returned} returned, 2 exceptions`);
+    await maker.goto(batchUrl);
+    const section = await maker.textContent("#reconciliation");
+    check(section.includes("Tersalurkan di Salur, tidak ada di rekening koran") && section.includes("Nominal berbeda dengan transfer"), `the batch's exceptions in words: ${section}`);
+    const returnedShown = Number(await maker.textContent("#returned strong"));
+    check(returnedShown === report.returned, `${report.returned} returned records on the batch page (shown ${returnedShown})`);
+    check((await maker.locator("a[href='/reconciliations']").count()) === 0, "no reconciliation pages for an office's maker");
+    await maker.evaluate(() => document.querySelector("#reconciliation").scrollIntoView());
+    await shot(maker, "10-batch-reconciliation");
+    await signInFirstTime(auditor, env("AUDITOR_LOGIN"), env("AUDITOR_OTP"));
+    await auditor.click("a[href='/reconciliations']");
+    await auditor.waitForURL(/\/reconciliations$/);
+    await shot(auditor, "11-reconciliations");
+    await auditor.click(`a[href='/reconciliations/${report.id}']`);
+    await auditor.waitForURL(/\/reconciliations\/[0-9a-f-]{36}$/);
+    check(Number(await auditor.textContent("#exception-count")) === 2, "two exceptions listed");
+    check((await auditor.locator("#exceptions tbody tr").count()) === 2, "each exception on a row");
+    await shot(auditor, "12-reconciliation");
+    log("the reconciliation read on the batch page and by an auditor");
+
+    log(`journey done: ${disbursed} of ${ROWS} disbursed, then ${report.returned} came back on bank 002's statement`);
     await browser.close();
   } catch (e) {
     console.error(`browser: FAILED at step "${step}": ${e.message}`);
     try {
       await shot(maker, "failure-maker");
       await shot(checker, "failure-checker");
+      await shot(auditor, "failure-auditor");
     } catch (_) {}
     await browser.close();
     process.exit(1);

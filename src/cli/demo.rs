@@ -5,6 +5,7 @@ use super::shared;
 use salur::bank::sim::SimOptions;
 use salur::config::Settings;
 use salur::demo::{self, DemoOptions};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -39,6 +40,13 @@ pub struct Args {
     /// accounts are opened by file exchange.
     #[arg(long)]
     snap: bool,
+    /// Only write the generated batch to FILE (CSV) and the office's corrections of its
+    /// incomplete records next to it (FILE with the extension `.corrections.csv`, the file
+    /// `--fix` applies), print what was written (JSON: files, and records per expected
+    /// blocked reason) and exit: nothing is submitted. For tests that drive the batch
+    /// themselves, such as scripts/browser_test.sh.
+    #[arg(long, value_name = "FILE")]
+    write_batch: Option<PathBuf>,
 }
 
 pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
@@ -56,6 +64,10 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         progress: !args.json,
         timeout: Duration::from_secs(args.timeout),
     };
+    if let Some(file) = &args.write_batch {
+        shared::print_json(&demo::write_batch(file, &opts)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let summary = demo::run(settings, &opts).await?;
     if args.json {
         shared::print_json(&summary)?;

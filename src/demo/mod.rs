@@ -119,6 +119,53 @@ const OFFICE: &str = "DINSOS-5371";
 const MAKER: &str = "salur demo (maker)";
 const CHECKER: &str = "salur demo (checker)";
 
+/// What [`write_batch`] wrote: the office's file, the corrections the office would write for
+/// its incomplete records, and what the pipeline must find.
+#[derive(Debug, Clone, Serialize)]
+pub struct WrittenBatch {
+    pub file: PathBuf,
+    pub corrections_file: PathBuf,
+    pub recipients: u32,
+    pub incomplete: u32,
+    /// Records per blocked reason (a record with two problems counts under both).
+    pub expected_reasons: BTreeMap<String, u32>,
+}
+
+/// The corrections file that goes with the batch file `file`: `x.csv` -> `x.corrections.csv`.
+pub fn corrections_path(file: &std::path::Path) -> PathBuf {
+    file.with_extension("corrections.csv")
+}
+
+/// Writes the demo's generated batch to `file` (CSV, as [`run`] submits it) and the office's
+/// corrections of its incomplete records to [`corrections_path`] (as `--fix` applies them),
+/// without running anything: for tests that drive the batch themselves (the browser journey).
+pub fn write_batch(file: &std::path::Path, opts: &DemoOptions) -> anyhow::Result<WrittenBatch> {
+    anyhow::ensure!(
+        opts.incomplete <= opts.recipients,
+        "--incomplete ({}) cannot be more than --recipients ({})",
+        opts.incomplete,
+        opts.recipients
+    );
+    let demo = generate::generate(opts.recipients, opts.incomplete, opts.seed);
+    let create = |p: &std::path::Path| {
+        std::fs::File::create(p).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", p.display()))
+    };
+    generate::write_csv(&demo.records, create(file)?)?;
+    let corrections_file = corrections_path(file);
+    generate::write_corrections(&demo.records, &demo.corrected, create(&corrections_file)?)?;
+    Ok(WrittenBatch {
+        file: file.to_owned(),
+        corrections_file,
+        recipients: opts.recipients,
+        incomplete: opts.incomplete,
+        expected_reasons: demo
+            .expected_reasons
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), *v))
+            .collect(),
+    })
+}
+
 /// The checker approves the batch's list as it stands (the summary shows what they saw).
 async fn approve(
     settings: &Settings,
@@ -375,7 +422,7 @@ async fn fix_and_replay(
 ) -> anyhow::Result<FixSummary> {
     use crate::ops::remediate::{self, Filter, Scope};
     let started = Instant::now();
-    let corrections_file = file.with_extension("corrections.csv");
+    let corrections_file = corrections_path(file);
     generate::write_corrections(
         &demo.records,
         &demo.corrected,
@@ -564,5 +611,57 @@ impl std::fmt::Display for DemoSummary {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_batch_writes_the_batch_and_the_corrections_of_its_incomplete_records() {
+        let dir = std::env::temp_dir().join(format!("salur-write-batch-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("penerima.csv");
+        let opts = DemoOptions {
+            recipients: 200,
+            incomplete: 20,
+            ..Default::default()
+        };
+        let written = write_batch(&file, &opts).unwrap();
+        let demo = generate::generate(200, 20, 42);
+        assert_eq!(
+            written.corrections_file,
+            dir.join("penerima.corrections.csv")
+        );
+        let batch = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(batch.lines().count(), 201, "a header and 200 recipients");
+        assert!(batch.starts_with("nik,no_kk,nama,nama_ibu_kandung,"));
+        let mut fixes = csv::Reader::from_path(&written.corrections_file).unwrap();
+        let rows: Vec<u32> = fixes
+            .records()
+            .map(|r| r.unwrap()[0].parse().unwrap())
+            .collect();
+        assert_eq!(rows, demo.corrected.keys().copied().collect::<Vec<_>>());
+        let expected: u32 = written.expected_reasons.values().sum();
+        assert!(written.expected_reasons.len() >= 5 && expected >= 20);
+        assert_eq!(
+            written.expected_reasons["MOTHER_NAME_MISSING"],
+            demo.expected_reasons[&crate::domain::ReasonCode::MotherNameMissing]
+        );
+        let refused = write_batch(
+            &dir.join("x.csv"),
+            &DemoOptions {
+                recipients: 5,
+                incomplete: 6,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            refused.to_string().contains("--incomplete (6)"),
+            "{refused}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

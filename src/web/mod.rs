@@ -1,6 +1,7 @@
 //! The office's web console, served by `salur api` at `/` next to `/v1`: people sign in
 //! ([`people`]), upload a batch, follow it, fix its blocked records on screen or in Excel
-//! ([`excel`]), replay them, and a checker approves the payment list ([`pages`]).
+//! ([`excel`]), replay them, and a checker approves the payment list ([`pages`]); auditors read
+//! the bank reconciliations ([`reconciliation`]).
 //!
 //! Server-rendered HTML (templates are Rust functions, every value escaped by [`h`]); one small
 //! script ([`SCRIPT`]) refreshes the progress bars, and everything works without it. The pages
@@ -21,6 +22,7 @@
 pub mod excel;
 pub mod pages;
 pub mod people;
+pub mod reconciliation;
 pub mod text;
 
 use crate::api::AppState;
@@ -82,6 +84,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/records/{id}", get(pages::record))
         .route("/records/{id}/fix", post(pages::fix))
         .route("/records/{id}/replay", post(pages::replay_record))
+        .route("/reconciliations", get(reconciliation::list))
+        .route("/reconciliations/{id}", get(reconciliation::show))
 }
 
 /// Whether a request path is the console's (the others are the API's, answered in JSON).
@@ -186,13 +190,21 @@ impl Console {
         let lang = self.lang;
         let role = t(lang, &format!("role_{}", p.role.as_str()));
         let nav = format!(
-            r#"<nav aria-label="menu"><a href="/batches">{batches}</a>{upload}<a href="/password">{pw}</a>
+            r#"<nav aria-label="menu"><a href="/batches">{batches}</a>{upload}{reconciliations}<a href="/password">{pw}</a>
 <form method="post" action="/sign-out" class="inline">{csrf}<button type="submit" class="link">{out}</button></form>
 <a href="/lang" lang="{other}">{language}</a></nav>
 <p class="who">{signed}: <strong>{name}</strong> ({role}, {office})</p>"#,
             batches = t(lang, "batches"),
             upload = if p.role == crate::ops::office::Role::Maker {
                 format!(r#"<a href="/upload">{}</a>"#, t(lang, "upload"))
+            } else {
+                String::new()
+            },
+            reconciliations = if p.role == crate::ops::office::Role::Auditor {
+                format!(
+                    r#"<a href="/reconciliations">{}</a>"#,
+                    t(lang, "reconciliations")
+                )
             } else {
                 String::new()
             },

@@ -646,11 +646,14 @@ pub async fn batch(
         )
     };
     let p = Progress::of(status.states.iter().map(|(s, t)| (s.as_str(), t.records)));
-    let blocked: Vec<(&String, &i64)> = status.reasons.iter().filter(|(_, n)| **n > 0).collect();
+    let mut blocked: Vec<(&String, &i64)> =
+        status.reasons.iter().filter(|(_, n)| **n > 0).collect();
+    // The most frequent reason first: it is where fixing starts.
+    blocked.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     let mut reasons = String::new();
     for (code, n) in &blocked {
         reasons.push_str(&format!(
-            r#"<tr><td><a href="/batches/{id}?state=blocked&amp;reason={code}">{words}</a> <span class="muted">{code}</span></td><td class="num">{n}</td></tr>"#,
+            r#"<tr data-reason="{code}"><td><a href="/batches/{id}?state=blocked&amp;reason={code}">{words}</a> <span class="muted">{code}</span></td><td class="num">{n}</td></tr>"#,
             code = h(code),
             words = h(&text::reason(lang, code, code)),
         ));
@@ -658,10 +661,19 @@ pub async fn batch(
     let reasons = if reasons.is_empty() {
         format!("<p>{}</p>", t(lang, "no_blocked"))
     } else {
+        // The counts are of records per reason: a record with two problems is under both.
+        let counted: i64 = blocked.iter().map(|(_, n)| **n).sum();
+        let note = if counted > p.blocked {
+            format!(r#"<p class="muted">{}</p>"#, t(lang, "counted_under_each"))
+        } else {
+            String::new()
+        };
         format!(
-            r#"<table><thead><tr><th scope="col">{}</th><th scope="col" class="num">{}</th></tr></thead><tbody>{reasons}</tbody></table>"#,
+            r#"<table id="reasons"><thead><tr><th scope="col">{}</th><th scope="col" class="num">{}</th></tr></thead><tbody>{reasons}</tbody><tfoot><tr><th scope="row">{}</th><td class="num" id="blocked-total">{}</td></tr></tfoot></table>{note}"#,
             t(lang, "reason"),
-            t(lang, "count")
+            t(lang, "count"),
+            t(lang, "blocked_total"),
+            p.blocked,
         )
     };
     body.push_str(&format!(
@@ -679,6 +691,7 @@ pub async fn batch(
         bar = p.bar(lang),
         blocked_title = t(lang, "blocked_by_reason"),
     ));
+    body.push_str(&super::reconciliation::batch_section(lang, id, &status));
     // Actions.
     let maker = console.person().role == Role::Maker;
     let mut actions = String::new();

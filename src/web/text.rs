@@ -135,6 +135,76 @@ const CATALOGUE: &[(&str, &str, &str)] = &[
     ),
     ("reason", "Alasan", "Reason"),
     ("count", "Jumlah", "Count"),
+    ("reconciliation", "Rekonsiliasi bank", "Bank reconciliation"),
+    (
+        "reconciliations",
+        "Rekonsiliasi rekening koran",
+        "Reconciled bank statements",
+    ),
+    (
+        "reconciliations_help",
+        "Rekening koran bank yang dicocokkan baris demi baris dengan transfer Salur (hanya dibaca).",
+        "Bank statements matched line by line against salur's transfers (read-only).",
+    ),
+    (
+        "no_reconciliations",
+        "Belum ada rekening koran yang direkonsiliasi.",
+        "No bank statement has been reconciled yet.",
+    ),
+    ("no_exceptions", "Tidak ada selisih.", "No exceptions."),
+    ("exception", "Selisih", "Exception"),
+    ("exceptions", "Selisih", "Exceptions"),
+    ("statement", "Rekening koran", "Statement"),
+    ("statement_date", "Tanggal rekening koran", "Statement date"),
+    ("debits", "Debit", "Debits"),
+    ("credits", "Kredit (dana kembali)", "Credits (returns)"),
+    ("matched", "Cocok", "Matched"),
+    ("reconciled_at", "Direkonsiliasi", "Reconciled"),
+    ("opening_balance", "Saldo awal", "Opening balance"),
+    ("closing_balance", "Saldo akhir", "Closing balance"),
+    ("expected_amount", "Nominal di Salur", "Amount in salur"),
+    ("file_line", "baris berkas", "file line"),
+    (
+        "not_on_statement",
+        "tidak ada di rekening koran",
+        "not on the statement",
+    ),
+    (
+        "first_shown",
+        "Hanya ditampilkan yang pertama:",
+        "Only the first shown:",
+    ),
+    (
+        "exc_not_disbursed",
+        "Dibayar bank, belum tersalurkan di Salur",
+        "Paid by the bank, not disbursed in salur",
+    ),
+    (
+        "exc_unknown",
+        "Referensi tidak dikenal Salur",
+        "Reference unknown to salur",
+    ),
+    (
+        "exc_missing",
+        "Tersalurkan di Salur, tidak ada di rekening koran",
+        "Disbursed in salur, not on the statement",
+    ),
+    (
+        "exc_amount_mismatch",
+        "Nominal berbeda dengan transfer",
+        "Amount differs from the transfer",
+    ),
+    ("exc_duplicate", "Didebit dua kali", "Debited twice"),
+    (
+        "blocked_total",
+        "Jumlah data yang tertahan",
+        "Blocked records in all",
+    ),
+    (
+        "counted_under_each",
+        "Data dengan lebih dari satu masalah dihitung pada setiap alasannya.",
+        "A record with more than one problem is counted under each of its reasons.",
+    ),
     (
         "no_blocked",
         "Tidak ada data yang tertahan.",
@@ -557,6 +627,7 @@ mod tests {
             include_str!("mod.rs"),
             include_str!("pages.rs"),
             include_str!("excel.rs"),
+            include_str!("reconciliation.rs"),
         ];
         let mut used = 0;
         for src in sources {

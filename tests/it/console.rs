@@ -776,6 +776,10 @@ async fn blocked_records_are_fixed_in_excel_all_or_nothing_then_replayed() {
 
             let p = maker.get(&format!("/batches/{batch}")).await;
             assert!(p.body.contains("Nama ibu kandung belum diisi"), "{}", p.body);
+            // One record per reason: the counts add up to the blocked total, no note needed.
+            assert!(p.body.contains(r#"<tr data-reason="BIRTH_PLACE_MISSING">"#));
+            assert!(p.body.contains(r#"<td class="num" id="blocked-total">2</td>"#));
+            assert!(!p.body.contains("dihitung pada setiap alasannya"));
             assert!(p.body.contains("Unduh data yang perlu diperbaiki"));
             let r = maker
                 .send(
@@ -855,6 +859,141 @@ async fn blocked_records_are_fixed_in_excel_all_or_nothing_then_replayed() {
             let status = env.wait(batch).await;
             assert_eq!(status.count(State::Disbursed), 4, "{status:?}");
             server.stop().await;
+        })
+        .await;
+}
+
+#[tokio::test]
+async fn auditors_read_reconciliations_and_the_batch_page_shows_its_exceptions_and_returns() {
+    use rust_decimal::Decimal;
+    use salur::bank::sim_statement::{self, StatementOptions};
+    use salur::bank::statement::Direction;
+    use salur::ops::reconcile;
+    harness::env()
+        .pipeline()
+        .run(async |env| {
+            let server = env.serve_api().await;
+            add_office(env, KUPANG).await;
+            let mut maker = person(env, &server, KUPANG, "maria", "Maria Ndun", "maker").await;
+            let rows: Vec<RawRecord> = (1..=20).map(valid_record).collect();
+            let batch = upload(&mut maker, "BPNT", &rows).await;
+            assert_eq!(env.wait(batch).await.count(State::Disbursed), 20);
+            let p = maker.get(&format!("/batches/{batch}")).await;
+            assert!(!p.body.contains(r#"id="reconciliation""#), "nothing to show yet");
+
+            // bank-sim's statement of the day with returns, one debit (not returned) removed:
+            // reconciled as `salur reconcile` does, with exactly one `missing` exception.
+            let days = sim_statement::days(&env.pool, "002").await.unwrap();
+            let mut s = sim_statement::statement(
+                &env.pool,
+                &StatementOptions {
+                    bank: "002".into(),
+                    date: days[0],
+                    return_rate: 0.25,
+                    return_after_days: 0,
+                    seed: 3,
+                },
+            )
+            .await
+            .unwrap();
+            let credited: Vec<String> = s
+                .lines
+                .iter()
+                .filter(|l| l.direction == Direction::Credit)
+                .map(|l| l.end_to_end.clone())
+                .collect();
+            assert!(!credited.is_empty(), "some returns");
+            let i = s
+                .lines
+                .iter()
+                .position(|l| l.direction == Direction::Debit && !credited.contains(&l.end_to_end))
+                .unwrap();
+            s.lines.remove(i);
+            s.recompute_closing();
+            let report = reconcile::reconcile(
+                &env.pool,
+                "002",
+                "002.sta",
+                s.to_mt940().as_bytes(),
+                &salur::domain::Actor::new(Some("Rina Auditor".into()), "auditor-token"),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                report.exceptions_by_kind,
+                BTreeMap::from([("missing".to_owned(), 1)]),
+                "{report}"
+            );
+            let returned = report.summary.returned;
+            assert_eq!(returned as usize, credited.len(), "{report}");
+            let missing_record = report.exceptions[0].record_id.unwrap();
+
+            // The office's batch page: its exceptions in words and its returned records.
+            let p = maker.get(&format!("/batches/{batch}")).await;
+            assert_eq!(p.status, StatusCode::OK);
+            assert!(p.body.contains(r#"<section id="reconciliation">"#), "{}", p.body);
+            assert!(p.body.contains(r#"<tr data-kind="missing">"#), "{}", p.body);
+            assert!(p.body.contains("Tersalurkan di Salur, tidak ada di rekening koran"));
+            let amount = salur::web::text::rupiah(Decimal::from(600_000) * Decimal::from(returned));
+            assert!(
+                p.body.contains(&format!(
+                    r#"?state=returned">Dana dikembalikan bank</a>: <strong>{returned}</strong> · {amount}</p>"#
+                )),
+                "{}",
+                p.body
+            );
+            let list = maker.get(&format!("/batches/{batch}?state=returned")).await;
+            assert_eq!(list.status, StatusCode::OK);
+            assert_eq!(
+                list.body.matches("<td>Dana dikembalikan bank</td>").count(),
+                returned as usize,
+                "{}",
+                list.body
+            );
+            // A statement names every office's payments: not for an office's people.
+            assert!(!p.body.contains(r#"href="/reconciliations""#));
+            assert_eq!(maker.get("/reconciliations").await.status, StatusCode::FORBIDDEN);
+            let id = report.summary.id;
+            assert_eq!(
+                maker.get(&format!("/reconciliations/{id}")).await.status,
+                StatusCode::FORBIDDEN
+            );
+
+            // An auditor reads them.
+            office::add_for(
+                &env.pool,
+                "BPK",
+                "Badan Pemeriksa Keuangan",
+                &NewToken {
+                    role: Role::Auditor,
+                    person: None,
+                    label: None,
+                },
+            )
+            .await
+            .unwrap();
+            let mut auditor = person(env, &server, "BPK", "rina", "Rina Auditor", "auditor").await;
+            let p = auditor.get("/reconciliations").await;
+            assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+            assert!(p.body.contains(r#"href="/reconciliations">"#), "the menu links it");
+            assert!(p.body.contains(&format!(r#"href="/reconciliations/{id}""#)), "{}", p.body);
+            let p = auditor.get(&format!("/reconciliations/{id}")).await;
+            assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+            assert!(p.body.contains(&format!(r#"id="matched">{}</td>"#, report.summary.matched)));
+            assert!(p.body.contains(r#"id="exception-count">1</td>"#), "{}", p.body);
+            assert!(p.body.contains(r#"<tr data-kind="missing">"#));
+            assert!(p.body.contains(&format!(r#"<a href="/records/{missing_record}">"#)));
+            assert!(p.body.contains("tidak ada di rekening koran"));
+            for path in [
+                format!("/reconciliations/{}", Uuid::new_v4()),
+                "/reconciliations/not-an-id".to_owned(),
+            ] {
+                assert_eq!(auditor.get(&path).await.status, StatusCode::NOT_FOUND, "{path}");
+            }
+            // Reading changed nothing.
+            let again = reconcile::show(&env.pool, id).await.unwrap();
+            assert_eq!(again.summary.exception_count, 1);
+            assert_eq!(env.wait(batch).await.count(State::Returned), returned as i64);
         })
         .await;
 }
