@@ -82,28 +82,34 @@ struct ReturnArgs {
     seed: u64,
 }
 
-async fn announce(settings: Settings, a: ReturnArgs) -> anyhow::Result<ExitCode> {
-    use salur::bank::sim_statement::{self, StatementOptions};
-    let bank = salur::domain::BankCode::parse(&a.bank)
-        .map_err(|e| anyhow::anyhow!("--bank {}: {e}", a.bank))?
+/// One bank's day of bank-sim's ledger: `--bank` checked, `--date` today in WIB when not given.
+fn day(
+    bank: &str,
+    date: Option<chrono::NaiveDate>,
+    return_rate: f64,
+    return_after_days: u32,
+    seed: u64,
+) -> anyhow::Result<salur::bank::sim_statement::StatementOptions> {
+    let bank = salur::domain::BankCode::parse(bank)
+        .map_err(|e| anyhow::anyhow!("--bank {bank}: {e}"))?
         .as_str()
         .to_owned();
+    let date =
+        date.unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive());
+    Ok(salur::bank::sim_statement::StatementOptions {
+        bank,
+        date,
+        return_rate,
+        return_after_days,
+        seed,
+    })
+}
+
+async fn announce(settings: Settings, a: ReturnArgs) -> anyhow::Result<ExitCode> {
+    let opts = day(&a.bank, a.date, a.return_rate, a.return_after_days, a.seed)?;
     let pool = store::connect(&settings).await?;
-    let date = a
-        .date
-        .unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive());
-    let returned = sim_statement::announce_returns(
-        &settings,
-        &pool,
-        &StatementOptions {
-            bank: bank.clone(),
-            date,
-            return_rate: a.return_rate,
-            return_after_days: a.return_after_days,
-            seed: a.seed,
-        },
-    )
-    .await?;
+    let returned = salur::bank::sim_statement::announce_returns(&settings, &pool, &opts).await?;
+    let (bank, date) = (&opts.bank, opts.date);
     let total: rust_decimal::Decimal = returned.iter().map(|r| r.1).sum();
     println!(
         "bank {bank} returned {} transfers ({}) on {date}, announced with transfer_returned",
@@ -140,26 +146,9 @@ struct StatementArgs {
 }
 
 async fn statement(settings: Settings, a: StatementArgs) -> anyhow::Result<ExitCode> {
-    use salur::bank::sim_statement::{self, StatementOptions};
-    let bank = salur::domain::BankCode::parse(&a.bank)
-        .map_err(|e| anyhow::anyhow!("--bank {}: {e}", a.bank))?
-        .as_str()
-        .to_owned();
+    let opts = day(&a.bank, a.date, a.return_rate, a.return_after_days, a.seed)?;
     let pool = store::connect(&settings).await?;
-    let date = a
-        .date
-        .unwrap_or_else(|| (chrono::Utc::now() + chrono::Duration::hours(7)).date_naive());
-    let s = sim_statement::statement(
-        &pool,
-        &StatementOptions {
-            bank,
-            date,
-            return_rate: a.return_rate,
-            return_after_days: a.return_after_days,
-            seed: a.seed,
-        },
-    )
-    .await?;
+    let s = salur::bank::sim_statement::statement(&pool, &opts).await?;
     let text = if a.format == "csv" {
         s.to_csv()
     } else {

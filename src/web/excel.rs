@@ -545,29 +545,7 @@ pub async fn upload(
     match outcome {
         Ok(outcomes) => {
             let ready = outcomes.iter().filter(|o| o.ready).count();
-            let mut list = String::from("<ul>");
-            for o in &outcomes {
-                let status = if o.ready {
-                    t(lang, "ready").to_owned()
-                } else {
-                    format!(
-                        "{}: {}",
-                        t(lang, "still_reasons"),
-                        o.reasons
-                            .iter()
-                            .map(|r| h(&text::reason(lang, r.code.as_str(), &r.message)))
-                            .collect::<Vec<_>>()
-                            .join("; ")
-                    )
-                };
-                list.push_str(&format!(
-                    r#"<li><a href="/records/{}">{} {}</a>: {status}</li>"#,
-                    o.id,
-                    t(lang, "row"),
-                    o.row
-                ));
-            }
-            list.push_str("</ul>");
+            let list = super::pages::outcome_list(lang, &outcomes);
             let body = format!(
                 r#"<h1>{title}</h1><p class="ok" role="status" id="fixes-applied">{title}: {n} · {ready_label}: {ready}</p>{list}
 <form method="post" action="/batches/{id}/replay">{csrf}<p><button type="submit" id="confirm-replay">{confirm}</button></p></form>

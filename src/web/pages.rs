@@ -852,7 +852,8 @@ async fn records_table(state: &AppState, console: &Console, id: Uuid, q: &BatchQ
     out
 }
 
-fn outcome_list(lang: Lang, outcomes: &[remediate::FixOutcome]) -> String {
+/// The fixes applied, one line each: ready, or the reasons still standing.
+pub(crate) fn outcome_list(lang: Lang, outcomes: &[remediate::FixOutcome]) -> String {
     let mut out = String::from("<ul>");
     for o in outcomes {
         let status = if o.ready {
