@@ -945,7 +945,9 @@ async fn a_million_row_upload_keeps_memory_flat() {
     );
     assert_eq!(batches_stored(&env.pool).await, (1, i64::from(rows)));
     assert!(
-        peak < 150 * 1024 * 1024 && peak < bytes / 2,
+        // The working set does not grow with the file (about 80 MiB at 250,000, 1,000,000
+        // and 2,000,000 rows on the 2-core machine); holding the body would pass 158 MiB.
+        peak < 100 * 1024 * 1024 && peak < bytes * 2 / 3,
         "peak RSS {:.1} MiB for a {:.1} MiB upload",
         mib(peak),
         mib(bytes)
