@@ -275,20 +275,9 @@ async fn classify(
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
-    let by_key: HashMap<String, i64> = store::records_by_key(conn, bank, &keys)
-        .await?
-        .into_iter()
-        .collect();
     let day_records = store::disbursed_on(conn, bank, s.date).await?;
-    let mut ids: Vec<i64> = by_key.values().copied().collect();
-    ids.extend(day_records.iter().map(|t| t.id));
-    ids.sort_unstable();
-    ids.dedup();
-    let transfers: HashMap<i64, store::Transfer> = store::lock_transfers(conn, &ids)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t))
-        .collect();
+    let day_ids: Vec<i64> = day_records.iter().map(|t| t.id).collect();
+    let (by_key, transfers) = store::lock_transfers_by_key(conn, bank, &keys, &day_ids).await?;
     let returned_before: HashMap<String, Option<Uuid>> = store::returns_by_key(conn, &keys)
         .await?
         .into_iter()

@@ -14,7 +14,7 @@ use crate::store::State;
 use crate::store::reconciliations::{self as store, ReturnRow};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr as _;
 
 /// Whether a message on the bank replies queue is a `transfer_returned` notice.
@@ -81,18 +81,7 @@ pub async fn handle(
         .iter()
         .map(|i| i.idempotency_key.clone())
         .collect();
-    let by_key: HashMap<String, i64> = store::records_by_key(conn, bank, &keys)
-        .await?
-        .into_iter()
-        .collect();
-    let mut ids: Vec<i64> = by_key.values().copied().collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let transfers: HashMap<i64, store::Transfer> = store::lock_transfers(conn, &ids)
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t))
-        .collect();
+    let (by_key, transfers) = store::lock_transfers_by_key(conn, bank, &keys, &[]).await?;
     let mut seen = HashSet::new();
     let mut returns = Vec::new();
     for item in &msg.items {

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 /// The time zone of a statement's day (as bank-sim writes it, and Indonesian banks cut it).
@@ -51,14 +52,16 @@ pub async fn existing(
     .await
 }
 
-/// The records salur sent a transfer request to `bank` for under each key: `(key, record id)`
-/// (a key sent to another bank is unknown to this one).
-pub async fn records_by_key(
+/// The transfers salur sent to `bank` under `keys` (a key sent to another bank is unknown to
+/// this one) and the records of `also`, locked (returns move some of them): which record each
+/// key paid, and each record as a transfer.
+pub async fn lock_transfers_by_key(
     conn: &mut PgConnection,
     bank: &str,
     keys: &[String],
-) -> sqlx::Result<Vec<(String, i64)>> {
-    sqlx::query_as(
+    also: &[i64],
+) -> sqlx::Result<(HashMap<String, i64>, HashMap<i64, Transfer>)> {
+    let by_key: Vec<(String, i64)> = sqlx::query_as(
         "SELECT DISTINCT k.key, k.record_id FROM bank_requests br
          CROSS JOIN LATERAL unnest(br.keys, br.record_ids) AS k(key, record_id)
          WHERE br.kind = 'transfer' AND br.bank_code = $1 AND br.keys && $2::text[]
@@ -66,20 +69,27 @@ pub async fn records_by_key(
     )
     .bind(bank)
     .bind(keys)
-    .fetch_all(conn)
-    .await
-}
-
-/// The records of `ids` as transfers, locked (returns move some of them).
-pub async fn lock_transfers(conn: &mut PgConnection, ids: &[i64]) -> sqlx::Result<Vec<Transfer>> {
-    sqlx::query_as(
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ids: Vec<i64> = by_key
+        .iter()
+        .map(|(_, id)| *id)
+        .chain(also.iter().copied())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let transfers: Vec<Transfer> = sqlx::query_as(
         "SELECT r.id, r.batch_id, b.program, r.state, r.payment_no, r.amount, r.bank_reference
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) ORDER BY r.id FOR UPDATE OF r",
     )
-    .bind(ids)
+    .bind(&ids)
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok((
+        by_key.into_iter().collect(),
+        transfers.into_iter().map(|t| (t.id, t)).collect(),
+    ))
 }
 
 /// Returns already stored under these keys: `(key, reconciliation id)`.

@@ -947,22 +947,6 @@ fn record_id(raw: &str) -> Option<i64> {
     raw.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
-const FIELDS: [&str; 13] = [
-    "nik",
-    "kk",
-    "name",
-    "mother_name",
-    "birth_place",
-    "birth_date",
-    "sex",
-    "address",
-    "region_code",
-    "phone",
-    "bank_code",
-    "account_number",
-    "amount",
-];
-
 async fn record_page(
     state: &AppState,
     console: &Console,
@@ -1010,7 +994,7 @@ async fn record_page(
     let fixable =
         view.state == RecordState::Blocked.as_str() && console.person().role == Role::Maker;
     let mut rows = String::new();
-    for key in FIELDS {
+    for key in crate::intake::RawRecord::KEYS {
         let shown = view.fields.get(key).cloned().flatten();
         let problem = problems.get(key);
         let words = problem
@@ -1160,7 +1144,7 @@ pub async fn fix(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let sets: Vec<(String, String)> = FIELDS
+    let sets: Vec<(String, String)> = crate::intake::RawRecord::KEYS
         .iter()
         .filter_map(|k| {
             form.get(*k)
