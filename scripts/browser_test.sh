@@ -72,7 +72,7 @@ cleanup() {
   users=$(rabbitmqctl -q list_users 2>/dev/null | awk '{print $1}' | grep "@$DB\$" || true)
   for user in $users; do rabbitmqctl -q delete_user "$user" >/dev/null 2>&1 || true; done
   rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "DROP DATABASE IF EXISTS ${DB}_bank WITH (FORCE)" postgres >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -45,10 +45,10 @@ DB="salur_chaos_$ID"
 cleanup() {
   if [ -n "$KEEP" ]; then
     echo "kept: database $DB (psql -h 127.0.0.1 -U postgres $DB), vhost $VHOST on the cluster" >&2
-    echo "remove them with: psql -h 127.0.0.1 -U postgres -c 'DROP DATABASE $DB WITH (FORCE)' postgres; scripts/cluster.sh ctl 1 delete_vhost $VHOST" >&2
+    echo "remove them with: psql -h 127.0.0.1 -U postgres -c 'DROP DATABASE $DB WITH (FORCE)' -c 'DROP DATABASE IF EXISTS ${DB}_bank WITH (FORCE)' postgres; scripts/cluster.sh ctl 1 delete_vhost $VHOST" >&2
   else
     scripts/cluster.sh ctl 1 delete_vhost "$VHOST" >/dev/null 2>&1 || true
-    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "DROP DATABASE IF EXISTS ${DB}_bank WITH (FORCE)" postgres >/dev/null 2>&1 || true
   fi
   if [ -n "$started_cluster" ] && [ -z "$KEEP" ]; then scripts/cluster.sh down >&2 || true; fi
 }

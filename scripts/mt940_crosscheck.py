@@ -31,8 +31,9 @@ def check(ok, what):
 
 
 def psql(sql):
+    """A query on bank-sim's ledger (its own database, SALUR_BANK_LEDGER_URL)."""
     out = subprocess.run(
-        ["psql", os.environ["DATABASE_URL"], "-Atc", sql],
+        ["psql", os.environ["SALUR_BANK_LEDGER_URL"], "-Atc", sql],
         check=True, capture_output=True, text=True,
     ).stdout
     return [line.split("|") for line in out.splitlines() if line]

@@ -29,15 +29,17 @@ fi
 cargo build --locked --quiet --bin salur
 BIN=$PWD/target/debug/salur
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" METRICS_ADDR=off RUST_LOG=warn,lapin=off
+# bank-sim's ledger, in its own database (the default name, made explicit for the checks).
+export SALUR_BANK_LEDGER_URL="postgres://postgres@127.0.0.1:5432/${DB}_bank"
 export AMQP_URL="amqp://guest:guest@127.0.0.1:5672/$DB"
 OUT=$(mktemp -d)
 cleanup() {
   rm -rf "$OUT"
   rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "DROP DATABASE IF EXISTS ${DB}_bank WITH (FORCE)" postgres >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "DROP DATABASE IF EXISTS ${DB}_bank WITH (FORCE)" postgres >/dev/null
 rabbitmqctl -q delete_vhost "$DB" >/dev/null 2>&1 || true
 rabbitmqctl -q add_vhost "$DB" >/dev/null
 rabbitmqctl -q set_permissions -p "$DB" guest '.*' '.*' '.*' >/dev/null

@@ -28,11 +28,11 @@ cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   "$BIN" topology --delete >/dev/null 2>&1 || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "DROP DATABASE IF EXISTS ${DB}_bank WITH (FORCE)" postgres >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" postgres >/dev/null
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "DROP DATABASE IF EXISTS ${DB}_bank WITH (FORCE)" postgres >/dev/null
 "$BIN" migrate >/dev/null
 [ -n "${DIAG_ASYNC:-}" ] && psql -h 127.0.0.1 -U postgres -qc "ALTER DATABASE $DB SET synchronous_commit = off" postgres
 "$BIN" topology >/dev/null
@@ -62,8 +62,8 @@ START=$(date +%s.%N)
 "$BIN" batch status "$BATCH" --wait --timeout 1200 >/dev/null
 END=$(date +%s.%N)
 DISBURSED=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM records WHERE state = 'disbursed'" $DB)
-PAID=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM bank_sim.transfers WHERE status = 'ok'" $DB)
-CALLS=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'transfer'" $DB)
+PAID=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM bank_sim.transfers WHERE status = 'ok'" "${DB}_bank")
+CALLS=$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'transfer'" "${DB}_bank")
 python3 - "$N" "$START" "$END" "$DISBURSED" "$PAID" "$CALLS" "$CONC" "$PROFILE" <<'PY'
 import sys
 n, start, end, disbursed, paid, calls, conc, profile = sys.argv[1:]

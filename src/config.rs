@@ -13,6 +13,11 @@ use std::time::Duration;
 pub struct Settings {
     /// `DATABASE_URL`. The database is created by `salur migrate` if it does not exist.
     pub database_url: String,
+    /// `SALUR_BANK_LEDGER_URL` (or `salur bank-sim --ledger-url`): where `salur bank-sim` keeps
+    /// its ledger (accounts, transfers, returns, SNAP calls). A bank does not live in salur's
+    /// database: unset, it is a database of its own next to salur's, named `<dbname>_bank`
+    /// ([`Settings::bank_ledger_url`]), which bank-sim creates if it is missing.
+    pub bank_ledger_url: Option<String>,
     /// `AMQP_URL`: one broker, or the nodes of a cluster separated by commas
     /// (`amqp://guest:guest@10.0.0.1:5672/%2f,10.0.0.2:5672,10.0.0.3:5672`). An address after the
     /// first may be a bare `host:port`: it takes the first one's scheme, user and vhost. A
@@ -149,6 +154,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             database_url: DEFAULT_DATABASE_URL.into(),
+            bank_ledger_url: None,
             amqp_url: DEFAULT_AMQP_URL.into(),
             namespace: String::new(),
             management_url: None,
@@ -182,6 +188,9 @@ impl Settings {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         if let Some(v) = var("DATABASE_URL") {
             s.database_url = v;
+        }
+        if let Some(v) = var("SALUR_BANK_LEDGER_URL") {
+            s.bank_ledger_url = Some(v);
         }
         if let Some(v) = var("AMQP_URL") {
             s.amqp_url = v;
@@ -303,6 +312,15 @@ impl Settings {
         Ok(s)
     }
 
+    /// bank-sim's ledger database: [`Settings::bank_ledger_url`] if set, else salur's URL with
+    /// the database `<dbname>_bank` (`.../salur` → `.../salur_bank`).
+    pub fn bank_ledger_url(&self) -> String {
+        match &self.bank_ledger_url {
+            Some(url) => url.clone(),
+            None => sibling_database_url(&self.database_url, "_bank"),
+        }
+    }
+
     /// The attempts a record gets in `stage` before it is `dead`.
     pub fn max_attempts(&self, stage: Stage) -> i32 {
         self.stage_max_attempts
@@ -335,6 +353,23 @@ impl Settings {
             format!("{}.{}", self.namespace, base)
         }
     }
+}
+
+/// A PostgreSQL URL with `suffix` appended to its database name, the query string kept
+/// (`postgres://h/salur?sslmode=require` → `postgres://h/salur_bank?sslmode=require`). A URL
+/// that names no database gets `salur` + `suffix` (the name of [`DEFAULT_DATABASE_URL`]).
+pub fn sibling_database_url(url: &str, suffix: &str) -> String {
+    let (base, query) = match url.find('?') {
+        Some(i) => url.split_at(i),
+        None => (url, ""),
+    };
+    let authority_at = base.find("://").map_or(0, |i| i + 3);
+    let (root, name) = match base[authority_at..].find('/') {
+        Some(i) => (&base[..authority_at + i], &base[authority_at + i + 1..]),
+        None => (base, ""),
+    };
+    let name = if name.is_empty() { "salur" } else { name };
+    format!("{root}/{name}{suffix}{query}")
 }
 
 /// The broker addresses in an `AMQP_URL` (see [`Settings::amqp_url`]), each a complete URL.
@@ -468,6 +503,24 @@ mod tests {
             amqp_url_on_vhost("amqp://h1?heartbeat=5", "a/b"),
             "amqp://h1/a%2fb?heartbeat=5"
         );
+    }
+
+    #[test]
+    fn the_bank_ledger_is_a_database_next_to_salurs_unless_set() {
+        let mut s = Settings::default();
+        assert_eq!(
+            s.bank_ledger_url(),
+            "postgres://postgres@127.0.0.1:5432/salur_bank"
+        );
+        s.database_url = "postgres://u:p@db:5433/pay?sslmode=require".into();
+        assert_eq!(
+            s.bank_ledger_url(),
+            "postgres://u:p@db:5433/pay_bank?sslmode=require"
+        );
+        s.database_url = "postgres://u@db".into();
+        assert_eq!(s.bank_ledger_url(), "postgres://u@db/salur_bank");
+        s.bank_ledger_url = Some("postgres://bank@elsewhere/ledger".into());
+        assert_eq!(s.bank_ledger_url(), "postgres://bank@elsewhere/ledger");
     }
 
     #[test]

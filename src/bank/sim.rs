@@ -1,7 +1,10 @@
 //! `salur bank-sim`: a bank integration for the demo and the tests. It opens accounts (a
 //! generated account number; the holder's name upper-cased and cut to 30 characters, as banks
 //! do), answers inquiries, and settles transfers, never paying one idempotency key twice: a
-//! repeated request gets the first answer. Its ledger lives in the `bank_sim` schema.
+//! repeated request gets the first answer. Its ledger lives in a database of its own (a bank
+//! does not live in salur's database): [`Settings::bank_ledger_url`], `<salur's database>_bank`
+//! unless `SALUR_BANK_LEDGER_URL` names another, created by [`connect_ledger`] if missing. Its
+//! tables are in the `bank_sim` schema there (so the ledger may also share a database).
 //!
 //! Faults for tests: transient errors, rejections, duplicated or lost answers, delay, all seeded.
 
@@ -99,6 +102,40 @@ CREATE TABLE IF NOT EXISTS bank_sim.transfers (
 );
 ";
 
+/// A pool on bank-sim's ledger database ([`Settings::bank_ledger_url`]), creating the database
+/// and the ledger's tables if they are missing.
+pub async fn connect_ledger(settings: &Settings) -> anyhow::Result<PgPool> {
+    use sqlx::migrate::MigrateDatabase as _;
+    let url = settings.bank_ledger_url();
+    let shown = crate::config::redact_url(&url);
+    let options =
+        <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&url).map_err(|e| {
+            anyhow::anyhow!("bank-sim's ledger URL {shown} is not a PostgreSQL URL: {e}")
+        })?;
+    let exists = sqlx::Postgres::database_exists(&url).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach bank-sim's ledger database at {shown} ({e}): start PostgreSQL \
+             (`scripts/services.sh`) or set SALUR_BANK_LEDGER_URL"
+        )
+    })?;
+    if !exists {
+        match sqlx::Postgres::create_database(&url).await {
+            Ok(()) => tracing::info!(url = %shown, "created bank-sim's ledger database"),
+            // Another process created it at the same moment.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P04") => {}
+            Err(e) => anyhow::bail!("cannot create bank-sim's ledger database {shown}: {e}"),
+        }
+    }
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(settings.db_pool)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to bank-sim's ledger at {shown}: {e}"))?;
+    ensure_schema(&pool).await?;
+    Ok(pool)
+}
+
 /// Creates the simulator's ledger if it is missing.
 pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
@@ -129,14 +166,15 @@ pub async fn forget_customers(pool: &PgPool) -> anyhow::Result<()> {
 /// bank has its own credentials, and salur trusts an answer only from the bank that was
 /// asked): the users given in [`SimOptions::credentials`], and for any other bank a user it
 /// makes itself through the management API with the administrator's credentials of
-/// `AMQP_URL` (giving an existing user of that bank a new password).
+/// `AMQP_URL` (giving an existing user of that bank a new password), registered in salur's
+/// database as `salur bank add` does. `ledger` is the pool of [`connect_ledger`].
 pub async fn run(
     settings: Settings,
-    pool: PgPool,
+    ledger: PgPool,
     opts: SimOptions,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
-    ensure_schema(&pool).await?;
+    ensure_schema(&ledger).await?;
     let banks: Vec<String> = if opts.banks.is_empty() {
         crate::domain::BankCode::KNOWN
             .iter()
@@ -153,6 +191,8 @@ pub async fn run(
     topology::declare(&broker).await?;
     broker.close().await;
     let mut logins = Vec::new();
+    // salur's database, only to register the users bank-sim makes (as `salur bank add`).
+    let mut salur_db: Option<PgPool> = None;
     for code in &banks {
         let creds = match opts.credentials.iter().find(|c| &c.bank == code) {
             Some(c) => c.clone(),
@@ -160,12 +200,19 @@ pub async fn run(
                 let name = crate::domain::BankCode::parse(code)
                     .map(|b| b.name())
                     .unwrap_or("bank-sim");
-                users::add(&settings, &pool, code, &format!("{name} (bank-sim)")).await?
+                let db = match &salur_db {
+                    Some(db) => db,
+                    None => salur_db.insert(crate::store::connect(&settings).await?),
+                };
+                users::add(&settings, db, code, &format!("{name} (bank-sim)")).await?
             }
         };
         logins.push((code.clone(), creds.settings(&settings)?, creds.user));
     }
-    let sim = Arc::new(Sim::new(settings.clone(), pool, opts));
+    if let Some(db) = salur_db {
+        db.close().await;
+    }
+    let sim = Arc::new(Sim::new(settings.clone(), ledger, opts));
     let mut tasks = tokio::task::JoinSet::new();
     for (code, bank_settings, user) in logins {
         let sim = sim.clone();
@@ -195,6 +242,7 @@ type StoredAccount = (
 /// The simulated bank's decisions and ledger; [`crate::bank::sim_snap`] serves it over SNAP BI.
 pub struct Sim {
     settings: Settings,
+    /// The ledger ([`connect_ledger`]), never salur's database.
     pool: PgPool,
     opts: SimOptions,
     rng: Mutex<StdRng>,

@@ -189,7 +189,8 @@ pub async fn decide_returns(
 
 /// Decides the returns of `opts.date` and announces them to salur with `transfer_returned`
 /// messages (one per 100 items) as the bank's RabbitMQ user (made, or given a new password,
-/// through the management API, as `salur bank-sim` does); the returns announced.
+/// through the management API and registered in salur's database, as `salur bank-sim` does);
+/// the returns announced. `pool` is bank-sim's ledger ([`super::sim::connect_ledger`]).
 pub async fn announce_returns(
     settings: &crate::config::Settings,
     pool: &PgPool,
@@ -206,8 +207,16 @@ pub async fn announce_returns(
     let name = crate::domain::BankCode::parse(&opts.bank)
         .map(|b| b.name())
         .unwrap_or("bank-sim");
-    let creds =
-        super::users::add(settings, pool, &opts.bank, &format!("{name} (bank-sim)")).await?;
+    let salur_db = crate::store::connect(settings).await?;
+    let creds = super::users::add(
+        settings,
+        &salur_db,
+        &opts.bank,
+        &format!("{name} (bank-sim)"),
+    )
+    .await;
+    salur_db.close().await;
+    let creds = creds?;
     let broker = Broker::connect(&creds.settings(settings)?).await?;
     let publisher = broker.publisher().await?;
     let messages: Vec<Outgoing> = returned

@@ -7,9 +7,11 @@
 //!   ([`raw`]);
 //! - **per-record**: salur itself with a chunk size of 1 (on fewer records).
 //!
-//! Every run gets a fresh database (`salur_bench`) and queue namespace (`salur_bench`); the
-//! worker and bank-sim run as child processes of this binary, so their peak memory (VmHWM) is
-//! measured apart. The run checks its own result: every record disbursed exactly once (one
+//! Every run gets a fresh database (`salur_bench`), bank-sim ledger database
+//! (`salur_bench_bank`) and queue namespace (`salur_bench`); the worker and bank-sim run as child
+//! processes of this binary, so their peak memory (VmHWM) is measured apart. salur is measured
+//! twice: with bank-sim's ledger in its own database (as a bank is, and the default) and, for
+//! comparison, in salur's database (as before issue 17). The run checks its own result: every record disbursed exactly once (one
 //! audit row, one settled transfer per record at the bank) and the totals equal to the rupiah;
 //! a failed check is an error.
 
@@ -30,6 +32,8 @@ use std::time::{Duration, Instant};
 
 /// The database and namespace the benchmark owns (dropped and recreated each run).
 pub const BENCH_NAME: &str = "salur_bench";
+/// bank-sim's ledger database of the benchmark (dropped and recreated each run).
+pub const BENCH_LEDGER_NAME: &str = "salur_bench_bank";
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -41,6 +45,9 @@ pub struct BenchOptions {
     pub seed: u64,
     /// Also run salur with personal fields stored in clear, to measure what sealing costs.
     pub encryption_cost: bool,
+    /// Also run salur with bank-sim's ledger in salur's own database (the set-up before issue
+    /// 17), to compare with the ledger in a database of its own.
+    pub shared_ledger: bool,
     /// Print progress lines on stderr.
     pub progress: bool,
 }
@@ -54,6 +61,7 @@ impl Default for BenchOptions {
             skip_baselines: false,
             seed: 7,
             encryption_cost: false,
+            shared_ledger: true,
             progress: true,
         }
     }
@@ -64,6 +72,8 @@ impl Default for BenchOptions {
 pub struct SalurRun {
     pub recipients: u32,
     pub chunk_size: usize,
+    /// Where bank-sim kept its ledger: `its own database` or `salur's database`.
+    pub bank_ledger: &'static str,
     /// Submit (parse, store, account-opening work in the outbox, commit) alone.
     pub intake_seconds: f64,
     pub intake_records_per_second: f64,
@@ -90,7 +100,10 @@ pub struct PeakRss {
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub machine: String,
+    /// bank-sim's ledger in a database of its own (the default set-up).
     pub salur: SalurRun,
+    /// The same run with bank-sim's ledger in salur's database (`shared_ledger`).
+    pub salur_shared_ledger: Option<SalurRun>,
     pub raw: Option<raw::RawRun>,
     pub per_record: Option<SalurRun>,
     /// The same run with personal fields stored in clear (`--encryption-cost`).
@@ -121,6 +134,7 @@ pub fn bench_settings(base: &Settings, chunk_size: usize) -> Settings {
         .map_or(s.database_url.as_str(), |(root, _)| root)
         .to_owned();
     s.database_url = format!("{root}/{BENCH_NAME}");
+    s.bank_ledger_url = Some(format!("{root}/{BENCH_LEDGER_NAME}"));
     s.namespace = BENCH_NAME.to_owned();
     s.metrics_addr = None;
     s.chunk_size = chunk_size;
@@ -147,6 +161,22 @@ pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchRe
             salur.end_to_end_records_per_second, salur.intake_records_per_second
         ),
     );
+    let mut salur_shared_ledger = None;
+    if opts.shared_ledger {
+        say(
+            opts,
+            "salur again, bank-sim's ledger in salur's database (as before issue 17)",
+        );
+        let c = run_salur_with(base, opts, opts.recipients, opts.chunk_size, true).await?;
+        say(
+            opts,
+            format!(
+                "ledger in salur's database: {:.0} records/s end to end, intake {:.0} records/s",
+                c.end_to_end_records_per_second, c.intake_records_per_second
+            ),
+        );
+        salur_shared_ledger = Some(c);
+    }
     let (mut clear_text, mut encryption_cost) = (None, None);
     if opts.encryption_cost {
         say(
@@ -228,6 +258,7 @@ pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchRe
     Ok(BenchReport {
         machine: machine(),
         salur,
+        salur_shared_ledger,
         raw: raw_run,
         per_record,
         clear_text,
@@ -252,11 +283,14 @@ fn target(what: &'static str, target: f64, measured: f64) -> Target {
 /// databases on a shared server are left alone.
 pub const DATABASE_SETTINGS: &[&str] = &["wal_compression = lz4"];
 
-/// Drops and recreates the benchmark's database and queues.
+/// Drops and recreates the benchmark's databases (salur's and bank-sim's ledger) and queues.
 pub async fn reset(settings: &Settings) -> anyhow::Result<()> {
     drop_database(settings).await?;
     let pool = store::migrate(settings).await?;
-    crate::bank::sim::ensure_schema(&pool).await?;
+    crate::bank::sim::connect_ledger(settings)
+        .await?
+        .close()
+        .await;
     for setting in DATABASE_SETTINGS {
         sqlx::query(&format!("ALTER DATABASE {BENCH_NAME} SET {setting}"))
             .execute(&pool)
@@ -282,17 +316,17 @@ async fn drop_database(settings: &Settings) -> anyhow::Result<()> {
         .0;
     admin.database_url = format!("{root}/postgres");
     let pool = store::connect(&admin).await?;
-    sqlx::query(&format!(
-        "DROP DATABASE IF EXISTS {BENCH_NAME} WITH (FORCE)"
-    ))
-    .execute(&pool)
-    .await
-    .context("dropping the benchmark database")?;
+    for db in [BENCH_NAME, BENCH_LEDGER_NAME] {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&pool)
+            .await
+            .with_context(|| format!("dropping the benchmark database {db}"))?;
+    }
     pool.close().await;
     Ok(())
 }
 
-/// Leaves nothing behind: the benchmark's queues and database.
+/// Leaves nothing behind: the benchmark's queues and databases.
 pub async fn cleanup(settings: &Settings) {
     if let Ok(b) = Broker::connect(settings).await {
         let _ = topology::delete(&b).await;
@@ -336,6 +370,7 @@ impl Service {
         let child = Command::new(exe)
             .arg(name)
             .env("DATABASE_URL", &settings.database_url)
+            .env("SALUR_BANK_LEDGER_URL", settings.bank_ledger_url())
             .env("AMQP_URL", &settings.amqp_url)
             .env("SALUR_NAMESPACE", &settings.namespace)
             .env("SALUR_CHUNK_SIZE", settings.chunk_size.to_string())
@@ -443,7 +478,21 @@ async fn run_salur(
     n: u32,
     chunk_size: usize,
 ) -> anyhow::Result<SalurRun> {
-    let settings = bench_settings(base, chunk_size);
+    run_salur_with(base, opts, n, chunk_size, false).await
+}
+
+/// One run of salur; `shared_ledger`: bank-sim's ledger in salur's database instead of its own.
+async fn run_salur_with(
+    base: &Settings,
+    opts: &BenchOptions,
+    n: u32,
+    chunk_size: usize,
+    shared_ledger: bool,
+) -> anyhow::Result<SalurRun> {
+    let mut settings = bench_settings(base, chunk_size);
+    if shared_ledger {
+        settings.bank_ledger_url = Some(settings.database_url.clone());
+    }
     say(
         opts,
         format!("salur: {n} recipients, chunk size {chunk_size}"),
@@ -452,6 +501,7 @@ async fn run_salur(
     let dir = std::env::temp_dir().join("salur-bench");
     let (file, total) = write_batch(&dir, n, opts.seed)?;
     let pool = store::connect(&settings).await?;
+    let ledger = crate::bank::sim::connect_ledger(&settings).await?;
 
     let worker = Service::start(&settings, "worker", &dir.join("worker.log"))?;
     let bank = Service::start(&settings, "bank-sim", &dir.join("bank-sim.log"))?;
@@ -518,10 +568,15 @@ async fn run_salur(
             submit: submit_rss,
         };
         let (p50, p99) = latency(&pool, batch_id).await?;
-        check(&pool, batch_id, n, total).await?;
+        check(&pool, &ledger, batch_id, n, total).await?;
         Ok(SalurRun {
             recipients: n,
             chunk_size,
+            bank_ledger: if shared_ledger {
+                "salur's database"
+            } else {
+                "its own database"
+            },
             intake_seconds: intake.as_secs_f64(),
             intake_records_per_second: f64::from(n) / intake.as_secs_f64(),
             end_to_end_seconds: e2e,
@@ -536,6 +591,7 @@ async fn run_salur(
     worker.stop().await;
     bank.stop().await;
     pool.close().await;
+    ledger.close().await;
     let _ = std::fs::remove_file(&file);
     result
 }
@@ -584,9 +640,11 @@ async fn latency(pool: &sqlx::PgPool, batch_id: uuid::Uuid) -> anyhow::Result<(f
     Ok((p50, p99))
 }
 
-/// Every record disbursed exactly once, and the money adds up, by salur's books and the bank's.
+/// Every record disbursed exactly once, and the money adds up, by salur's books and the bank's
+/// (`ledger`, bank-sim's database).
 async fn check(
     pool: &sqlx::PgPool,
+    ledger: &sqlx::PgPool,
     batch_id: uuid::Uuid,
     n: u32,
     total: Decimal,
@@ -628,7 +686,7 @@ async fn check(
                 sum(amount) FILTER (WHERE status = 'ok')
          FROM bank_sim.transfers",
     )
-    .fetch_one(pool)
+    .fetch_one(ledger)
     .await?;
     if (transfers, items, ok) != (n, n, n) {
         problems.push(format!(
@@ -676,8 +734,8 @@ impl std::fmt::Display for BenchReport {
         writeln!(f, "machine: {}", self.machine)?;
         writeln!(
             f,
-            "salur, {} recipients, chunk size {}:",
-            s.recipients, s.chunk_size
+            "salur, {} recipients, chunk size {}, bank-sim's ledger in {}:",
+            s.recipients, s.chunk_size, s.bank_ledger
         )?;
         writeln!(
             f,
@@ -704,6 +762,16 @@ impl std::fmt::Display for BenchReport {
             "  check               {} records disbursed once each, Rp {} paid = file total",
             s.recipients, s.disbursed_idr
         )?;
+        if let Some(c) = &self.salur_shared_ledger {
+            writeln!(
+                f,
+                "salur, bank-sim's ledger in salur's database: {:.0} records/s end to end  ({:.1} s), intake {:.0} records/s, p99 {:.2} s",
+                c.end_to_end_records_per_second,
+                c.end_to_end_seconds,
+                c.intake_records_per_second,
+                c.latency_p99_seconds
+            )?;
+        }
         if let Some(r) = &self.raw {
             writeln!(
                 f,

@@ -55,6 +55,9 @@ pub enum Command {
     /// file, deciding as bank-sim does over AMQP (same ledger).
     SimulateResults {
         request: PathBuf,
+        /// bank-sim's ledger database, as `salur bank-sim --ledger-url`.
+        #[arg(long, env = "SALUR_BANK_LEDGER_URL", value_name = "URL")]
+        ledger_url: Option<String>,
         #[arg(long, short)]
         output: PathBuf,
         #[arg(long, value_name = "CODE")]
@@ -67,7 +70,7 @@ pub enum Command {
     },
 }
 
-pub async fn run(settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
+pub async fn run(mut settings: Settings, command: Command) -> anyhow::Result<ExitCode> {
     let pool = salur::store::connect(&settings).await?;
     match command {
         Command::Add { code, name, json } => {
@@ -128,18 +131,22 @@ pub async fn run(settings: Settings, command: Command) -> anyhow::Result<ExitCod
         }
         Command::SimulateResults {
             request,
+            ledger_url,
             output,
             bank,
             reject_rate,
             seed,
         } => {
-            salur::bank::sim::ensure_schema(&pool).await?;
+            if ledger_url.is_some() {
+                settings.bank_ledger_url = ledger_url;
+            }
+            let ledger = salur::bank::sim::connect_ledger(&settings).await?;
             let opts = salur::bank::sim::SimOptions {
                 reject_rate,
                 seed,
                 ..Default::default()
             };
-            let sim = salur::bank::sim::Sim::new(settings, pool, opts);
+            let sim = salur::bank::sim::Sim::new(settings, ledger, opts);
             let (opened, refused) = files::simulate_results(&sim, &bank, &request, &output).await?;
             eprintln!("{opened} opened, {refused} refused: {}", output.display());
         }

@@ -8,7 +8,6 @@ use salur::bank::sim::{self, SimOptions};
 use salur::bank::sim_snap;
 use salur::bank::snap::sign;
 use salur::config::Settings;
-use salur::store;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,6 +18,10 @@ use std::time::Duration;
 pub struct Args {
     #[command(subcommand)]
     command: Option<SimCommand>,
+    /// bank-sim's ledger database (accounts, transfers, returns, SNAP calls), for every
+    /// subcommand. Default: `<salur's database>_bank` next to salur's, created if missing.
+    #[arg(long, env = "SALUR_BANK_LEDGER_URL", value_name = "URL", global = true)]
+    ledger_url: Option<String>,
     /// A bank code to serve (e.g. 002); repeat for several. Default: every known bank.
     #[arg(long = "bank", value_name = "CODE")]
     banks: Vec<String>,
@@ -107,8 +110,8 @@ fn day(
 
 async fn announce(settings: Settings, a: ReturnArgs) -> anyhow::Result<ExitCode> {
     let opts = day(&a.bank, a.date, a.return_rate, a.return_after_days, a.seed)?;
-    let pool = store::connect(&settings).await?;
-    let returned = salur::bank::sim_statement::announce_returns(&settings, &pool, &opts).await?;
+    let ledger = sim::connect_ledger(&settings).await?;
+    let returned = salur::bank::sim_statement::announce_returns(&settings, &ledger, &opts).await?;
     let (bank, date) = (&opts.bank, opts.date);
     let total: rust_decimal::Decimal = returned.iter().map(|r| r.1).sum();
     println!(
@@ -147,8 +150,8 @@ struct StatementArgs {
 
 async fn statement(settings: Settings, a: StatementArgs) -> anyhow::Result<ExitCode> {
     let opts = day(&a.bank, a.date, a.return_rate, a.return_after_days, a.seed)?;
-    let pool = store::connect(&settings).await?;
-    let s = salur::bank::sim_statement::statement(&pool, &opts).await?;
+    let ledger = sim::connect_ledger(&settings).await?;
+    let s = salur::bank::sim_statement::statement(&ledger, &opts).await?;
     let text = if a.format == "csv" {
         s.to_csv()
     } else {
@@ -249,13 +252,16 @@ impl Args {
     }
 }
 
-pub async fn run(settings: Settings, mut a: Args) -> anyhow::Result<ExitCode> {
+pub async fn run(mut settings: Settings, mut a: Args) -> anyhow::Result<ExitCode> {
+    if let Some(url) = a.ledger_url.take() {
+        settings.bank_ledger_url = Some(url);
+    }
     match a.command.take() {
         Some(SimCommand::Statement(s)) => return statement(settings, s).await,
         Some(SimCommand::Return(r)) => return announce(settings, r).await,
         None => {}
     }
-    let pool = store::connect(&settings).await?;
+    let ledger = sim::connect_ledger(&settings).await?;
     let opts = SimOptions {
         banks: a.banks,
         transient_error_rate: a.transient_error_rate,
@@ -274,8 +280,12 @@ pub async fn run(settings: Settings, mut a: Args) -> anyhow::Result<ExitCode> {
     let cancel = shared::shutdown_token();
     let snap = match a.snap.options(&opts)? {
         Some(snap_opts) => {
-            let s = Arc::new(sim::Sim::new(settings.clone(), pool.clone(), opts.clone()));
-            let (_, task) = sim_snap::serve(s, pool.clone(), snap_opts, cancel.clone()).await?;
+            let s = Arc::new(sim::Sim::new(
+                settings.clone(),
+                ledger.clone(),
+                opts.clone(),
+            ));
+            let (_, task) = sim_snap::serve(s, ledger.clone(), snap_opts, cancel.clone()).await?;
             Some(task)
         }
         None => None,
@@ -284,7 +294,7 @@ pub async fn run(settings: Settings, mut a: Args) -> anyhow::Result<ExitCode> {
         // SNAP only: the bank queues are left to `salur bank-gateway`.
         Some(task) if opts.banks.is_empty() => task.await??,
         snap => {
-            sim::run(settings, pool, opts, cancel).await?;
+            sim::run(settings, ledger, opts, cancel).await?;
             if let Some(task) = snap {
                 task.await??;
             }

@@ -26,6 +26,10 @@ pub struct Args {
     /// and report what encryption costs.
     #[arg(long)]
     encryption_cost: bool,
+    /// Do not run salur a second time with bank-sim's ledger in salur's database (by default
+    /// both set-ups are measured: the ledger in its own database, and in salur's).
+    #[arg(long)]
+    skip_shared_ledger: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -39,6 +43,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         skip_baselines: args.skip_baselines,
         seed: args.seed,
         encryption_cost: args.encryption_cost,
+        shared_ledger: !args.skip_shared_ledger,
         progress: true,
     };
     let report = bench::run(settings, &opts).await?;

@@ -194,7 +194,9 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     topology::declare(&broker).await?;
     broker.close().await;
 
-    sim::forget_customers(&pool).await?;
+    // bank-sim's ledger, in its own database (a bank does not live in salur's).
+    let ledger = sim::connect_ledger(settings).await?;
+    sim::forget_customers(&ledger).await?;
 
     let cancel = CancellationToken::new();
     let metrics = Arc::new(Metrics::new());
@@ -214,6 +216,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
         let s = snap::start(
             settings,
             &pool,
+            &ledger,
             &opts.bank,
             &snap_dir,
             &mut services,
@@ -224,7 +227,7 @@ pub async fn run(settings: &Settings, opts: &DemoOptions) -> anyhow::Result<Demo
     } else {
         services.spawn(sim::run(
             settings.clone(),
-            pool.clone(),
+            ledger.clone(),
             opts.bank.clone(),
             cancel.clone(),
         ));

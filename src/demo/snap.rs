@@ -28,13 +28,14 @@ const SNAP_BANK: &str = "009";
 pub async fn start(
     settings: &Settings,
     pool: &PgPool,
+    ledger: &PgPool,
     bank: &SimOptions,
     dir: &std::path::Path,
     services: &mut JoinSet<anyhow::Result<()>>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Arc<Sim>> {
     let secret = Uuid::new_v4().simple().to_string();
-    let sim = Arc::new(Sim::new(settings.clone(), pool.clone(), bank.clone()));
+    let sim = Arc::new(Sim::new(settings.clone(), ledger.clone(), bank.clone()));
     let opts = SnapOptions {
         addr: "127.0.0.1:0".parse()?,
         bank_code: SNAP_BANK.into(),
@@ -53,7 +54,7 @@ pub async fn start(
         delay: Duration::ZERO,
         seed: bank.seed,
     };
-    let (addr, task) = sim_snap::serve(sim.clone(), pool.clone(), opts, cancel.clone()).await?;
+    let (addr, task) = sim_snap::serve(sim.clone(), ledger.clone(), opts, cancel.clone()).await?;
     services.spawn(async move { task.await? });
     let signer = sign::TokenSigner::from_pem(TEST_ONLY_KEY)?;
     for (code, _) in BankCode::KNOWN {

@@ -337,10 +337,14 @@ pub async fn run(
     let broker = Broker::connect_with_retry(settings, Duration::from_secs(60)).await?;
     crate::broker::topology::declare(&broker).await?;
     broker.close().await;
-    crate::bank::sim::ensure_schema(pool).await?;
+    crate::bank::sim::connect_ledger(settings)
+        .await?
+        .close()
+        .await;
 
     let env: Vec<(String, String)> = vec![
         ("DATABASE_URL".into(), settings.database_url.clone()),
+        ("SALUR_BANK_LEDGER_URL".into(), settings.bank_ledger_url()),
         ("AMQP_URL".into(), settings.amqp_url.clone()),
         ("SALUR_NAMESPACE".into(), settings.namespace.clone()),
         ("METRICS_ADDR".into(), "off".into()),
@@ -768,10 +772,11 @@ async fn invariants(
         .into_iter()
         .map(|(b, id, s)| (crate::stages::transfer::idempotency_key(b, id), (id, s)))
         .collect();
+    let bank_ledger = crate::bank::sim::connect_ledger(settings).await?;
     let paid: Vec<(String, rust_decimal::Decimal)> = sqlx::query_as(
         "SELECT idempotency_key, amount FROM bank_sim.transfers WHERE status = 'ok'",
     )
-    .fetch_all(pool)
+    .fetch_all(&bank_ledger)
     .await?;
     let unknown = paid.iter().filter(|(k, _)| !by_key.contains_key(k)).count();
     let paid_not_disbursed = paid
@@ -782,8 +787,9 @@ async fn invariants(
         "SELECT count(*) FROM (SELECT idempotency_key FROM bank_sim.transfers
          WHERE status = 'ok' GROUP BY 1 HAVING count(*) > 1) d",
     )
-    .fetch_one(pool)
+    .fetch_one(&bank_ledger)
     .await?;
+    bank_ledger.close().await;
     check(
         "no idempotency key paid twice; every paid key is a disbursed record's",
         format!(

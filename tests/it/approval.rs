@@ -148,7 +148,7 @@ async fn nothing_is_paid_before_a_checker_approves_and_then_exactly_the_list_is_
             assert_eq!(status.count(State::Blocked), 1, "{status}");
             // Not one transfer asked of any bank, none settled.
             assert_eq!(transfer_requests(env, batch).await, 0);
-            assert!(settlements(&env.pool).await.unwrap().is_empty());
+            assert!(settlements(env.ledger().await).await.unwrap().is_empty());
             let t = identity_holds(env, batch).await;
             assert_eq!(t.awaiting_approval.amount, idr(5 * 600_000));
 
@@ -185,7 +185,7 @@ async fn nothing_is_paid_before_a_checker_approves_and_then_exactly_the_list_is_
             let status = env.wait(batch).await;
             assert_eq!(status.count(State::Disbursed), 5, "{status}");
             assert_eq!(status.count(State::Blocked), 1, "{status}");
-            let paid = settlements(&env.pool).await.unwrap();
+            let paid = settlements(env.ledger().await).await.unwrap();
             assert_eq!(paid.len(), 5);
             // Each paid record carries the approval; its approval row names the checker.
             let approved: Vec<(i64, Option<Uuid>)> = sqlx::query_as(
@@ -433,7 +433,7 @@ async fn two_concurrent_approvals_that_together_exceed_the_budget_one_passes() {
             let held = env.wait(held_batch).await;
             assert_eq!(held.count(State::AwaitingApproval), 2, "{held}");
             assert_eq!(transfer_requests(env, held_batch).await, 0);
-            let spent: Decimal = settlements(&env.pool)
+            let spent: Decimal = settlements(env.ledger().await)
                 .await
                 .unwrap()
                 .iter()
@@ -660,7 +660,7 @@ async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_p
             env.start_bank(salur::bank::sim::SimOptions::default());
             let status = env.wait(batch).await;
             assert_eq!(status.count(State::Disbursed), 2, "{status}");
-            let paid: Vec<String> = settlements(&env.pool)
+            let paid: Vec<String> = settlements(env.ledger().await)
                 .await
                 .unwrap()
                 .into_iter()
@@ -680,7 +680,7 @@ async fn a_payee_change_after_approval_needs_a_new_approval_before_anything_is_p
             fix_and_replay(env, ids[1], &[]).await;
             let status = env.wait(batch).await;
             assert_eq!(status.count(State::AwaitingApproval), 1, "{status}");
-            assert_eq!(settlements(&env.pool).await.unwrap().len(), 2);
+            assert_eq!(settlements(env.ledger().await).await.unwrap().len(), 2);
             let list = approval::list(&env.pool, batch, None).await.unwrap();
             assert_eq!(list.records, 1);
             approval::approve(
@@ -847,7 +847,7 @@ async fn the_dishonest_clerk_fails_at_every_step_over_the_api() {
             assert_eq!(p["current_list_hash"], hash.as_str());
             // Nothing has reached the bank.
             assert_eq!(transfer_requests(env, batch).await, 0);
-            assert!(settlements(&env.pool).await.unwrap().is_empty());
+            assert!(settlements(env.ledger().await).await.unwrap().is_empty());
             identity_holds(env, batch).await;
 
             // The checker approves what they saw.
@@ -909,6 +909,7 @@ async fn the_command_line_shows_the_list_and_approves_it_as_a_checker() {
                 std::process::Command::new(env!("CARGO_BIN_EXE_salur"))
                     .args(args)
                     .env("DATABASE_URL", &env.settings.database_url)
+                    .env("SALUR_BANK_LEDGER_URL", env.settings.bank_ledger_url())
                     .env("AMQP_URL", &env.settings.amqp_url)
                     .env("METRICS_ADDR", "off")
                     .output()

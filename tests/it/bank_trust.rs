@@ -527,7 +527,7 @@ async fn an_account_opening_resent_opens_one_account() {
                 "{per_record:?}"
             );
             let accounts: i64 = sqlx::query_scalar("SELECT count(*) FROM bank_sim.accounts")
-                .fetch_one(&env.pool)
+                .fetch_one(env.ledger().await)
                 .await
                 .unwrap();
             assert_eq!(accounts, 2);

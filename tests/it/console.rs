@@ -883,9 +883,9 @@ async fn auditors_read_reconciliations_and_the_batch_page_shows_its_exceptions_a
 
             // bank-sim's statement of the day with returns, one debit (not returned) removed:
             // reconciled as `salur reconcile` does, with exactly one `missing` exception.
-            let days = sim_statement::days(&env.pool, "002").await.unwrap();
+            let days = sim_statement::days(env.ledger().await, "002").await.unwrap();
             let mut s = sim_statement::statement(
-                &env.pool,
+                env.ledger().await,
                 &StatementOptions {
                     bank: "002".into(),
                     date: days[0],

@@ -55,7 +55,7 @@ async fn killing_the_worker_mid_batch_loses_nothing_and_pays_nothing_twice() {
             assert_eq!(status.count(State::Disbursed), 3600, "{status}");
             assert_eq!(status.count(State::Blocked), 400, "{status}");
             // The bank paid every disbursed record exactly once, with the reference salur recorded.
-            let paid = settlements(&env.pool).await.unwrap();
+            let paid = settlements(env.ledger().await).await.unwrap();
             assert_eq!(paid.len(), 3600);
             let by_record: HashMap<String, Option<String>> =
                 paid.into_iter().map(|s| (s.item_id, s.reference)).collect();

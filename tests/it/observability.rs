@@ -347,6 +347,7 @@ async fn demo_logs_carry_ids_and_no_personal_data() {
                     "150",
                 ])
                 .env("DATABASE_URL", &env.settings.database_url)
+                .env("SALUR_BANK_LEDGER_URL", env.settings.bank_ledger_url())
                 .env("AMQP_URL", &env.settings.amqp_url)
                 .env("SALUR_NAMESPACE", &env.settings.namespace)
                 .env("METRICS_ADDR", "off")

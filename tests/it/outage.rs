@@ -75,7 +75,7 @@ async fn assert_paid_once(env: &TestEnv, status: &BatchStatus) {
         i64::from(RECORDS),
         "{status}"
     );
-    let paid = settlements(&env.pool).await.unwrap();
+    let paid = settlements(env.ledger().await).await.unwrap();
     assert_eq!(paid.len(), RECORDS as usize, "one payment per record");
     // Exactly one audit row per step: nothing was done twice.
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM record_events")

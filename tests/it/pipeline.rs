@@ -38,7 +38,7 @@ async fn demo_batch_ends_2570_disbursed_430_blocked_with_reasons() {
             // Every blocked record is on the dead-letter queue, with its reasons.
             assert_eq!(env.queue_depth(names::BLOCKED_QUEUE).await, 430);
             // The bank paid each disbursed record once, and the totals reconcile to the rupiah.
-            let paid = settlements(&env.pool).await.unwrap();
+            let paid = settlements(env.ledger().await).await.unwrap();
             assert_eq!(paid.len(), 2570);
             let total: Decimal = paid.iter().map(|s| s.amount).sum();
             assert_eq!(total, status.amount(State::Disbursed));
@@ -151,7 +151,7 @@ async fn one_nik_is_paid_once_per_programme_and_period_across_batches() {
             // The next period pays the NIK again.
             let next = env.submit(&[valid_record(1)], "2027-Q1").await;
             assert_eq!(env.wait(next).await.count(State::Disbursed), 1);
-            assert_eq!(settlements(&env.pool).await.unwrap().len(), 3);
+            assert_eq!(settlements(env.ledger().await).await.unwrap().len(), 3);
         })
         .await;
 }
@@ -349,7 +349,7 @@ async fn redelivered_messages_and_duplicate_answers_change_nothing_twice() {
                 .await
                 .unwrap();
             assert_eq!(events_after, events_before);
-            assert_eq!(settlements(&env.pool).await.unwrap().len(), 270);
+            assert_eq!(settlements(env.ledger().await).await.unwrap().len(), 270);
         })
         .await;
 }

@@ -16,10 +16,15 @@ use std::time::Duration;
 
 /// `pg_dump` of the test database as text (`extra` arguments added).
 fn pg_dump(env: &TestEnv, extra: &[&str]) -> String {
+    pg_dump_database(&env.db_name, extra)
+}
+
+/// `pg_dump` of one database of the test (salur's, or bank-sim's ledger).
+fn pg_dump_database(name: &str, extra: &[&str]) -> String {
     let out = Command::new("pg_dump")
         .args(["-h", "127.0.0.1", "-U", "postgres", "--no-owner"])
         .args(extra)
-        .arg(&env.db_name)
+        .arg(name)
         .output()
         .expect("pg_dump runs (PostgreSQL client tools are installed by scripts/services.sh)");
     assert!(
@@ -154,7 +159,7 @@ async fn a_pg_dump_during_and_after_the_batch_holds_no_nik_name_or_mother_name()
             waiting.iter().all(|(_, key)| *key == Some(current)),
             "every waiting bank request is sealed with the current key: {waiting:?}"
         );
-        let during = pg_dump(&env, &["--exclude-schema=bank_sim"]);
+        let during = pg_dump(&env, &[]);
         assert!(
             outbox_rows(&during).len() >= waiting.len(),
             "the dump holds the waiting requests"
@@ -193,16 +198,20 @@ async fn a_pg_dump_during_and_after_the_batch_holds_no_nik_name_or_mother_name()
         // The outbox holds a bank request (NIK, names) from its commit until the relay has
         // published it and deleted it, sealed: the dump after the run is searched whatever the
         // relay has left.
-        // salur's own schema. bank_sim stands for the bank's systems (the reference bank keeps
-        // its customers in this database only because it is a simulator).
-        let dump = pg_dump(&env, &["--exclude-schema=bank_sim"]);
+        // salur's whole database: bank-sim, which stands for the bank's systems, keeps its
+        // customers in a database of its own.
+        let dump = pg_dump(&env, &[]);
+        assert!(
+            !dump.contains("bank_sim"),
+            "bank-sim's ledger is not in salur's database"
+        );
         assert!(
             dump.contains("COPY public.records"),
             "the dump has the records"
         );
         assert_none_in(&dump, &values, "after the batch");
-        // The search finds clear values where they are: the simulated bank's own tables.
-        let with_bank = pg_dump(&env, &[]);
+        // The search finds clear values where they are: the simulated bank's own database.
+        let with_bank = pg_dump_database(&format!("{}_bank", env.db_name), &[]);
         assert!(
             demo.records
                 .iter()
@@ -442,6 +451,7 @@ fn salur(env: &TestEnv, keys: &std::path::Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_salur"));
     c.args(args)
         .env("DATABASE_URL", &env.settings.database_url)
+        .env("SALUR_BANK_LEDGER_URL", env.settings.bank_ledger_url())
         .env("AMQP_URL", &env.settings.amqp_url)
         .env("SALUR_NAMESPACE", &env.settings.namespace)
         .env("METRICS_ADDR", "off")
@@ -520,7 +530,7 @@ async fn key_rotation_while_a_batch_runs_loses_nothing_and_a_wrong_key_stops_the
         let status = env.wait(batch_id).await;
         assert_eq!(status.count(State::Disbursed), 1800, "{status}");
         assert_eq!(status.count(State::Blocked), 200, "{status}");
-        assert_eq!(settlements(&env.pool).await.unwrap().len(), 1800);
+        assert_eq!(settlements(env.ledger().await).await.unwrap().len(), 1800);
         // Everything is sealed with key 2 (also what was written after the pass began).
         let per_key: Vec<(Option<i32>, i64)> = salur::store::personal::values_per_key(&env.pool)
             .await
@@ -667,7 +677,7 @@ async fn key_rotation_re_seals_the_bank_requests_waiting_in_the_outbox() {
         let status = env.wait(batch_id).await;
         assert_eq!(status.count(State::Disbursed), 270, "{status}");
         assert_eq!(status.count(State::Blocked), 30, "{status}");
-        assert_eq!(settlements(&env.pool).await.unwrap().len(), 270);
+        assert_eq!(settlements(env.ledger().await).await.unwrap().len(), 270);
         assert!(waiting_bank_requests(&env).await.is_empty());
         drop(_worker);
         drop(_bank);

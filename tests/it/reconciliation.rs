@@ -29,9 +29,9 @@ fn auditor() -> Actor {
 async fn statements(env: &TestEnv, return_rate: f64) -> Vec<(String, Statement)> {
     let mut out = Vec::new();
     for (bank, _) in BankCode::KNOWN {
-        for date in sim_statement::days(&env.pool, bank).await.unwrap() {
+        for date in sim_statement::days(env.ledger().await, bank).await.unwrap() {
             let s = sim_statement::statement(
-                &env.pool,
+                env.ledger().await,
                 &StatementOptions {
                     bank: (*bank).to_owned(),
                     date,
@@ -301,7 +301,9 @@ async fn returns_move_records_to_returned_and_a_corrected_one_is_paid_again_afte
             assert_eq!(env.wait(batch).await.count(State::Disbursed), 40);
 
             // bank-sim's statement with returns, written by the command line, reconciled by it.
-            let days = sim_statement::days(&env.pool, "002").await.unwrap();
+            let days = sim_statement::days(env.ledger().await, "002")
+                .await
+                .unwrap();
             assert_eq!(days.len(), 1, "one day's transfers");
             let file = env.temp_path("002.sta");
             let out = env
@@ -458,7 +460,7 @@ async fn returns_move_records_to_returned_and_a_corrected_one_is_paid_again_afte
                  WHERE status = 'ok' AND item_id = $1 ORDER BY settled_at",
             )
             .bind(id.to_string())
-            .fetch_all(&env.pool)
+            .fetch_all(env.ledger().await)
             .await
             .unwrap();
             assert_eq!(
@@ -493,9 +495,11 @@ async fn the_api_reconciles_for_admins_and_auditors_only_and_refuses_a_statement
             let records: Vec<_> = (1..=6).map(valid_record).collect();
             let batch = env.submit(&records, "2026-Q4").await;
             assert_eq!(env.wait(batch).await.count(State::Disbursed), 6);
-            let day = sim_statement::days(&env.pool, "002").await.unwrap()[0];
+            let day = sim_statement::days(env.ledger().await, "002")
+                .await
+                .unwrap()[0];
             let s = sim_statement::statement(
-                &env.pool,
+                env.ledger().await,
                 &StatementOptions {
                     bank: "002".into(),
                     date: day,
@@ -704,19 +708,21 @@ async fn a_transfer_the_bank_paid_and_salur_has_not_heard_of_is_not_disbursed() 
             let _second = bank(&["--lost-answer-rate", "1"]);
             assert_eq!(approve(env, batch).await, 3);
             harness::retry_for_a_minute(async || {
-                let paid = count(
-                    env,
+                let paid: i64 = sqlx::query_scalar(
                     "SELECT count(*) FROM bank_sim.transfers WHERE status = 'ok'",
                 )
-                .await;
+                .fetch_one(env.ledger().await)
+                .await?;
                 anyhow::ensure!(paid == 3, "{paid} paid");
                 Ok(())
             })
             .await
             .unwrap();
-            let day = sim_statement::days(&env.pool, "002").await.unwrap()[0];
+            let day = sim_statement::days(env.ledger().await, "002")
+                .await
+                .unwrap()[0];
             let s = sim_statement::statement(
-                &env.pool,
+                env.ledger().await,
                 &StatementOptions {
                     bank: "002".into(),
                     date: day,
@@ -770,13 +776,15 @@ async fn a_banks_transfer_returned_message_returns_records_once_and_the_statemen
             let records: Vec<_> = (1..=10).map(valid_record).collect();
             let batch = env.submit(&records, "2026-Q4").await;
             assert_eq!(env.wait(batch).await.count(State::Disbursed), 10);
-            let day = sim_statement::days(&env.pool, "002").await.unwrap()[0];
+            let day = sim_statement::days(env.ledger().await, "002")
+                .await
+                .unwrap()[0];
 
             // Bank 009's user announces returns of bank 002's transfers: refused, parked.
             let (key, amount): (String, Decimal) = sqlx::query_as(
                 "SELECT idempotency_key, amount FROM bank_sim.transfers ORDER BY item_id LIMIT 1",
             )
-            .fetch_one(&env.pool)
+            .fetch_one(env.ledger().await)
             .await
             .unwrap();
             let notice = TransferReturned {
@@ -840,7 +848,10 @@ async fn a_banks_transfer_returned_message_returns_records_once_and_the_statemen
                 "{}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let returned = count(env, "SELECT count(*) FROM bank_sim.returns").await;
+            let returned: i64 = sqlx::query_scalar("SELECT count(*) FROM bank_sim.returns")
+                .fetch_one(env.ledger().await)
+                .await
+                .unwrap();
             assert!(returned > 0 && returned < 10, "{returned}");
             harness::retry_for_a_minute(async || {
                 let n = salur::ops::batch::status(&env.pool, batch)
@@ -868,7 +879,7 @@ async fn a_banks_transfer_returned_message_returns_records_once_and_the_statemen
 
             // The day's statement lists them as credits: confirmed, not returned twice.
             let s = sim_statement::statement(
-                &env.pool,
+                env.ledger().await,
                 &StatementOptions {
                     bank: "002".into(),
                     date: day,

@@ -112,7 +112,10 @@ async fn every_blocked_reason_is_fixed_and_replayed_to_disbursed() {
             assert_eq!(got.last().unwrap().2, vec!["MOTHER_NAME_MISSING"]);
             // The queue agrees with the database: only the still-blocked record's message is left.
             assert_eq!(env.settled_depth(names::BLOCKED_QUEUE, 1).await, 1);
-            assert_eq!(settlements(&env.pool).await.unwrap().len(), defects.len());
+            assert_eq!(
+                settlements(env.ledger().await).await.unwrap().len(),
+                defects.len()
+            );
             // The audit trail shows the correction and the replay, naming fields, not values.
             let view = remediate::show(&env.pool, &Scope::All, ids[7])
                 .await

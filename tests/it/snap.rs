@@ -62,8 +62,12 @@ impl Service {
 
 async fn start_snap(env: &TestEnv, sim: SimOptions, opts: SnapOptions) -> (SocketAddr, Service) {
     let cancel = CancellationToken::new();
-    let s = Arc::new(Sim::new(env.settings.clone(), env.pool.clone(), sim));
-    let (addr, task) = sim_snap::serve(s, env.pool.clone(), opts, cancel.clone())
+    let s = Arc::new(Sim::new(
+        env.settings.clone(),
+        env.ledger().await.clone(),
+        sim,
+    ));
+    let (addr, task) = sim_snap::serve(s, env.ledger().await.clone(), opts, cancel.clone())
         .await
         .expect("SNAP server");
     (addr, Service { cancel, task })
@@ -133,7 +137,7 @@ async fn open_accounts_by_file(env: &TestEnv, batch: uuid::Uuid, banks: &[&str],
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let s = Sim::new(env.settings.clone(), env.pool.clone(), sim);
+    let s = Sim::new(env.settings.clone(), env.ledger().await.clone(), sim);
     for round in 0..10 {
         let mut exported = 0;
         for bank in banks {
@@ -201,12 +205,12 @@ async fn the_demo_batch_through_snap_ends_as_through_amqp() {
             // Transfers and the inquiries of recipients who came with an account went over SNAP.
             let calls: Vec<(String, i64)> =
                 sqlx::query_as("SELECT kind, count(*) FROM bank_sim.snap_calls GROUP BY kind")
-                    .fetch_all(&env.pool)
+                    .fetch_all(env.ledger().await)
                     .await
                     .unwrap();
             let calls: HashMap<String, i64> = calls.into_iter().collect();
             assert_eq!(calls.get("transfer"), Some(&260), "{calls:?}");
-            assert_eq!(settlements(&env.pool).await.unwrap().len(), 260);
+            assert_eq!(settlements(env.ledger().await).await.unwrap().len(), 260);
 
             teardown(server, gateways).await;
         })
@@ -267,7 +271,7 @@ async fn check_call_log(pool: &PgPool) -> (i64, i64) {
 
 /// Every disbursed record paid exactly once, with the reference salur recorded.
 async fn check_paid_once(env: &TestEnv, batch: uuid::Uuid, expected: usize) {
-    let paid = settlements(&env.pool).await.unwrap();
+    let paid = settlements(env.ledger().await).await.unwrap();
     let by_record: HashMap<String, Option<String>> = paid
         .iter()
         .map(|s| (s.item_id.clone(), s.reference.clone()))
@@ -347,7 +351,7 @@ async fn with_snap_timeouts_and_5xx_no_transfer_is_paid_twice() {
             let status = env.wait(batch).await;
             assert_eq!(status.count(State::Disbursed), 200, "{status}");
             check_paid_once(env, batch, 200).await;
-            let (ambiguous, resent) = check_call_log(&env.pool).await;
+            let (ambiguous, resent) = check_call_log(env.ledger().await).await;
             assert!(
                 ambiguous >= 10,
                 "the faults happened: {ambiguous} ambiguous answers"
@@ -484,7 +488,7 @@ async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps()
             assert_eq!(body["responseCode"].as_str(), Some(code), "{what}: {body}");
             assert!(status >= 400, "{what}");
         }
-        assert!(settlements(&env.pool).await.unwrap().is_empty(), "nothing was paid");
+        assert!(settlements(env.ledger().await).await.unwrap().is_empty(), "nothing was paid");
         // The partner's own call goes through.
         let (status, body) = post(addr, path, &call_headers(SECRET, path, &token, &transfer, &now), &transfer).await;
         assert_eq!((status, body["responseCode"].as_str()), (200, Some("2001700")), "{body}");
@@ -503,13 +507,13 @@ async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps()
         let refused_tokens: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'refused' AND response_code = '4011701'",
         )
-        .fetch_one(&env.pool)
+        .fetch_one(env.ledger().await)
         .await
         .unwrap();
         let tokens: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'token' AND response_code = '2007300'",
         )
-        .fetch_one(&env.pool)
+        .fetch_one(env.ledger().await)
         .await
         .unwrap();
         // The forged "unknown token" call above, and the gateway's call with the forgotten one.
@@ -537,7 +541,7 @@ async fn bank_sim_refuses_wrong_signatures_expired_tokens_and_stale_timestamps()
         assert!(why.contains("X-TIMESTAMP"), "{why}");
         let skew = gw.client.skew_seconds.load(std::sync::atomic::Ordering::Relaxed);
         assert!((590..=610).contains(&skew), "skew reported: {skew}");
-        assert_eq!(settlements(&env.pool).await.unwrap().len(), 3, "k-3 was not paid");
+        assert_eq!(settlements(env.ledger().await).await.unwrap().len(), 3, "k-3 was not paid");
         server.stop().await;
         drop(gw);
     })
@@ -643,11 +647,11 @@ async fn killing_the_gateway_mid_transfer_never_sends_a_transfer_twice_blind() {
             gw.wait().unwrap();
             assert_eq!(status.count(State::Disbursed), 150, "{status}");
             check_paid_once(env, batch, 150).await;
-            check_call_log(&env.pool).await;
+            check_call_log(env.ledger().await).await;
             let asked: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM bank_sim.snap_calls WHERE kind = 'status'",
             )
-            .fetch_one(&env.pool)
+            .fetch_one(env.ledger().await)
             .await
             .unwrap();
             assert!(

@@ -1,6 +1,7 @@
 //! A test environment: its own PostgreSQL database (migrated) and, unless it is database-only,
 //! its own RabbitMQ virtual host with salur's topology, both named `salur_test_<id>`, on the
-//! real services; settings pointing at them; the services a test starts (worker, bank-sim); a
+//! real services; bank-sim's ledger database `salur_test_<id>_bank` (made when bank-sim starts
+//! or a test reads the ledger, [`TestEnv::ledger`]); settings pointing at them; the services a test starts (worker, bank-sim); a
 //! temporary directory. Everything goes when the [`TestEnv`] is dropped, also when the test
 //! panics: services stopped, bank users deleted, database dropped, vhost deleted, temporary
 //! directory removed (`scripts/test.sh` removes those of runs that were killed). Processes a test
@@ -36,6 +37,8 @@ pub struct TestEnv {
     pub settings: Settings,
     pub pool: PgPool,
     pub db_name: String,
+    /// bank-sim's ledger (its own database), connected (and created) on first use.
+    ledger: Arc<tokio::sync::OnceCell<PgPool>>,
     tasks: Vec<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     /// The metrics of the first worker started.
     worker_metrics: Option<Arc<Metrics>>,
@@ -70,6 +73,9 @@ pub struct Builder {
 /// generator's amount (Rp600.000), so that batches submitted for them go straight through.
 pub const DEFAULT_PROGRAMMES: [&str; 2] = ["BPNT", "PKH"];
 
+/// The suffix of the test's bank-sim ledger database (`salur_test_<id>_bank`).
+const LEDGER_SUFFIX: &str = "_bank";
+
 /// A database and a vhost of its own, nothing started: the settings from the environment
 /// (`DATABASE_URL`, `AMQP_URL`, …) pointed at them, without a metrics listener.
 pub fn env() -> Builder {
@@ -83,6 +89,7 @@ pub fn env() -> Builder {
         .0
         .to_owned();
     settings.database_url = format!("{base}/{db_name}");
+    settings.bank_ledger_url = Some(format!("{base}/{db_name}{LEDGER_SUFFIX}"));
     let user = amqp_user(&settings.amqp_url);
     settings.amqp_url = salur::config::amqp_url_on_vhost(&settings.amqp_url, &db_name);
     settings.namespace = String::new();
@@ -239,6 +246,7 @@ impl Builder {
             settings,
             pool,
             db_name,
+            ledger: Arc::default(),
             tasks: Vec::new(),
             worker_metrics: None,
             cleaned: false,
@@ -256,8 +264,9 @@ impl Builder {
     }
 }
 
-/// The test's RabbitMQ vhost and PostgreSQL database, both named `salur_test_<id>`, removed on
-/// drop with blocking commands (a panicking test cannot await).
+/// The test's RabbitMQ vhost and PostgreSQL database, both named `salur_test_<id>`, and
+/// bank-sim's ledger database `salur_test_<id>_bank`, removed on drop with blocking commands (a
+/// panicking test cannot await).
 struct Leftovers {
     name: String,
     admin_db_url: String,
@@ -292,13 +301,15 @@ impl Drop for Leftovers {
                 .args(["-q", "delete_vhost", &self.name])
                 .output();
         }
-        let _ = std::process::Command::new("psql")
-            .args([
-                &self.admin_db_url,
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
-            ])
-            .output();
+        for db in [self.name.clone(), format!("{}{LEDGER_SUFFIX}", self.name)] {
+            let _ = std::process::Command::new("psql")
+                .args([
+                    &self.admin_db_url,
+                    "-qc",
+                    &format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"),
+                ])
+                .output();
+        }
     }
 }
 
@@ -386,15 +397,27 @@ impl TestEnv {
         self.tasks.push((cancel, h));
     }
 
+    /// Starts bank-sim, its ledger in the test's ledger database.
     pub fn start_bank(&mut self, opts: SimOptions) {
         let cancel = CancellationToken::new();
-        let h = tokio::spawn(sim::run(
-            self.settings.clone(),
-            self.pool.clone(),
-            opts,
-            cancel.clone(),
-        ));
+        let (settings, ledger, c) = (self.settings.clone(), self.ledger.clone(), cancel.clone());
+        let h = tokio::spawn(async move {
+            let ledger = ledger
+                .get_or_try_init(|| sim::connect_ledger(&settings))
+                .await?
+                .clone();
+            sim::run(settings, ledger, opts, c).await
+        });
         self.tasks.push((cancel, h));
+    }
+
+    /// bank-sim's ledger: the test's own ledger database (`salur_test_<id>_bank`), created
+    /// with bank-sim's tables if nobody has made it yet.
+    pub async fn ledger(&self) -> &PgPool {
+        self.ledger
+            .get_or_try_init(|| sim::connect_ledger(&self.settings))
+            .await
+            .expect("bank-sim's ledger database")
     }
 
     pub async fn submit(&self, rows: &[RawRecord], period: &str) -> Uuid {
@@ -555,6 +578,9 @@ impl TestEnv {
         self.stop_services().await;
         let _ = salur::bank::users::remove_namespace_users(&self.settings).await;
         self.pool.close().await;
+        if let Some(ledger) = self.ledger.get() {
+            ledger.close().await;
+        }
         self.cleaned = true;
     }
 }

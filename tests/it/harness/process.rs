@@ -34,6 +34,7 @@ impl TestEnv {
         let mut c = Command::new(env!("CARGO_BIN_EXE_salur"));
         c.args(args)
             .env("DATABASE_URL", &self.settings.database_url)
+            .env("SALUR_BANK_LEDGER_URL", self.settings.bank_ledger_url())
             .env("AMQP_URL", &self.settings.amqp_url)
             .env("SALUR_NAMESPACE", &self.settings.namespace)
             .env("METRICS_ADDR", "off")
