@@ -472,12 +472,11 @@ pub(crate) async fn store(
     let batch_id = Uuid::new_v4();
     let mut writer =
         BatchWriter::begin_in(&state.settings, &state.pool, tx, batch_id, file_name, info).await?;
-    let mut failure = writer.write(&first).await.err();
-    drop(first);
+    let mut failure = writer.write(first).await.err();
     while failure.is_none()
         && let Some(chunk) = chunks.recv().await
     {
-        failure = writer.write(&chunk).await.err();
+        failure = writer.write(chunk).await.err();
     }
     drop(chunks);
     let produced = finished(producer).await;

@@ -200,7 +200,7 @@ async fn submit_stream<R: std::io::Read + Send + 'static>(
     while let Some(slice) = slices.recv().await {
         match slice {
             Ok(rows) => {
-                if let Err(e) = writer.write(&rows).await {
+                if let Err(e) = writer.write(rows).await {
                     failure = Some(e);
                     break;
                 }
@@ -238,7 +238,7 @@ pub async fn submit_records(
     }
     let mut writer = BatchWriter::begin(settings, pool, batch_id, file_name, info).await?;
     for slice in rows.chunks(SLICE) {
-        writer.write(slice).await?;
+        writer.write(slice.to_vec()).await?;
     }
     writer.finish().await?;
     tracing::info!(%batch_id, records = rows.len(), office = %info.office, "batch stored");
@@ -248,6 +248,11 @@ pub async fn submit_records(
 /// One batch being stored: the open transaction and how many records it holds so far. Callers
 /// that need more in the batch's transaction (the HTTP API's idempotency key) use
 /// [`BatchWriter::begin_in`] and [`BatchWriter::tx`].
+///
+/// Writing is pipelined: [`BatchWriter::write`] prepares its slice (ids from the sequence on
+/// another connection, personal values sealed and `COPY` text built on a blocking thread) while
+/// the slice before it is copied in the batch's transaction, so that PostgreSQL and the
+/// preparation work at the same time. The last slice is copied by [`BatchWriter::finish`].
 pub struct BatchWriter<'a> {
     settings: &'a Settings,
     pool: &'a PgPool,
@@ -257,6 +262,15 @@ pub struct BatchWriter<'a> {
     actor: Option<Actor>,
     /// Ids waiting for a full chunk, per bank request they will make (see [`chunk_key`]).
     pending: std::collections::HashMap<(String, bool), Vec<i64>>,
+    /// The slice prepared last, not copied yet.
+    ready: Option<Ready>,
+}
+
+/// A slice prepared for `COPY`: its records, their ids and chunk keys, in row order.
+struct Ready {
+    prepared: records::PreparedRecords,
+    ids: Vec<i64>,
+    keys: Vec<(String, bool)>,
 }
 
 /// Which bank request a record's account opening makes: its bank, and whether it names an
@@ -320,6 +334,7 @@ impl<'a> BatchWriter<'a> {
             records: 0,
             actor: info.submitted_by.clone(),
             pending: Default::default(),
+            ready: None,
         })
     }
 
@@ -328,35 +343,62 @@ impl<'a> BatchWriter<'a> {
         &mut self.tx
     }
 
-    /// Stores records (state `received`, one audit row each) and their account-opening messages.
-    pub async fn write(&mut self, rows: &[RawRecord]) -> Result<(), SubmitError> {
+    /// Stores records (state `received`, one audit row each) and their account-opening messages:
+    /// prepares them while the slice written before is copied (see [`BatchWriter`]).
+    pub async fn write(&mut self, rows: Vec<RawRecord>) -> Result<(), SubmitError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let ids =
-            records::copy_received(&mut self.tx, self.batch_id, rows, self.actor.as_ref()).await?;
-        let size = self.settings.chunk_size;
-        let mut messages = Vec::new();
-        for (id, row) in ids.into_iter().zip(rows) {
-            let chunk = self.pending.entry(chunk_key(row)).or_default();
-            chunk.push(id);
-            if chunk.len() == size {
-                let ids = std::mem::replace(chunk, Vec::with_capacity(size));
-                messages.push(stage_message(
-                    self.settings,
-                    Stage::AccountOpening,
-                    self.batch_id,
-                    ids,
-                ));
-            }
-        }
-        outbox::insert(&mut self.tx, &messages).await?;
         self.records += rows.len();
+        let (pool, batch_id, actor) = (self.pool, self.batch_id, self.actor.clone());
+        let prepare = async move {
+            let started = std::time::Instant::now();
+            let ids = records::take_ids(&mut *pool.acquire().await?, rows.len()).await?;
+            let took_ids = started.elapsed();
+            let keys = rows.iter().map(chunk_key).collect();
+            let (prepared, ids) = tokio::task::spawn_blocking(move || {
+                records::prepare_received(batch_id, &ids, &rows, actor.as_ref()).map(|p| (p, ids))
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .map_err(sqlx::Error::from)?;
+            tracing::debug!(
+                records = ids.len(),
+                ids_ms = took_ids.as_millis() as u64,
+                prepare_ms = (started.elapsed() - took_ids).as_millis() as u64,
+                "intake slice prepared"
+            );
+            Ok::<_, SubmitError>(Ready {
+                prepared,
+                ids,
+                keys,
+            })
+        };
+        let previous = self.ready.take();
+        let store = store_ready(
+            &mut self.tx,
+            self.settings,
+            batch_id,
+            &mut self.pending,
+            previous,
+        );
+        let (stored, prepared) = tokio::join!(store, prepare);
+        stored?;
+        self.ready = Some(prepared?);
         Ok(())
     }
 
-    /// Writes the last messages and the record count, and commits.
+    /// Writes the last slice, the last messages and the record count, and commits.
     pub async fn finish(mut self) -> Result<usize, SubmitError> {
+        let last = self.ready.take();
+        store_ready(
+            &mut self.tx,
+            self.settings,
+            self.batch_id,
+            &mut self.pending,
+            last,
+        )
+        .await?;
         let mut rest: Vec<Vec<i64>> = self
             .pending
             .drain()
@@ -378,6 +420,52 @@ impl<'a> BatchWriter<'a> {
         }
         Ok(self.records)
     }
+}
+
+/// Copies a prepared slice in the batch's transaction and writes the account-opening messages
+/// of the chunks it fills.
+async fn store_ready(
+    tx: &mut sqlx::PgConnection,
+    settings: &Settings,
+    batch_id: Uuid,
+    pending: &mut std::collections::HashMap<(String, bool), Vec<i64>>,
+    ready: Option<Ready>,
+) -> Result<(), SubmitError> {
+    let Some(Ready {
+        prepared,
+        ids,
+        keys,
+    }) = ready
+    else {
+        return Ok(());
+    };
+    let started = std::time::Instant::now();
+    records::copy_prepared(&mut *tx, &prepared).await?;
+    let copied = started.elapsed();
+    drop(prepared);
+    let size = settings.chunk_size;
+    let mut messages = Vec::new();
+    for (id, key) in ids.iter().zip(keys) {
+        let chunk = pending.entry(key).or_default();
+        chunk.push(*id);
+        if chunk.len() == size {
+            let ids = std::mem::replace(chunk, Vec::with_capacity(size));
+            messages.push(stage_message(
+                settings,
+                Stage::AccountOpening,
+                batch_id,
+                ids,
+            ));
+        }
+    }
+    outbox::insert(tx, &messages).await?;
+    tracing::debug!(
+        records = ids.len(),
+        copy_ms = copied.as_millis() as u64,
+        outbox_ms = (started.elapsed() - copied).as_millis() as u64,
+        "intake slice copied"
+    );
+    Ok(())
 }
 
 /// Publishes what is waiting in the outbox now, so that a batch is on its way even before a

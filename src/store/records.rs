@@ -509,31 +509,47 @@ pub async fn apply_as(
     .await
 }
 
-/// Stores a batch's records in state `received` with `COPY` (one audit row each, also copied)
-/// and returns their ids in row order. The ids are taken from the records' identity sequence
-/// first, so that the personal values can be sealed to their record, and the audit rows and
-/// the stage messages can name them without reading back.
-pub async fn copy_received(
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    rows: &[RawRecord],
-    actor: Option<&Actor>,
-) -> sqlx::Result<Vec<i64>> {
-    let ring = keyring()?;
-    let ids: Vec<i64> = sqlx::query_scalar(
+/// The next `n` ids of the records' identity sequence, in order. A sequence is not
+/// transactional, so they may be taken on any connection: the batch's transaction need not wait
+/// for them (see [`prepare_received`]).
+pub async fn take_ids(conn: &mut PgConnection, n: usize) -> sqlx::Result<Vec<i64>> {
+    sqlx::query_scalar(
         "SELECT nextval(pg_get_serial_sequence('records', 'id')) FROM generate_series(1, $1)",
     )
-    .bind(rows.len() as i64)
-    .fetch_all(&mut *conn)
-    .await?;
+    .bind(n as i64)
+    .fetch_all(conn)
+    .await
+}
+
+/// Records in state `received` and their audit rows as `COPY … FROM STDIN` text, the personal
+/// values sealed to their record and the NIK hashed: what [`copy_prepared`] sends. Made without
+/// a connection, so that a slice is prepared (on another thread) while the one before it is
+/// being copied.
+pub struct PreparedRecords {
+    records: String,
+    events: String,
+}
+
+/// Prepares `rows` as records of `batch_id` with the ids `ids` (from [`take_ids`], one per row,
+/// in row order) for [`copy_prepared`].
+pub fn prepare_received(
+    batch_id: Uuid,
+    ids: &[i64],
+    rows: &[RawRecord],
+    actor: Option<&Actor>,
+) -> Result<PreparedRecords, KeyError> {
+    use std::fmt::Write as _;
+    assert_eq!(ids.len(), rows.len(), "one id per row");
+    let ring = keyring()?;
+    let sealed: Vec<bool> = raw_columns().map(|c| SEALED.contains(&c)).collect();
+    let columns: Vec<&str> = raw_columns().collect();
     let batch = batch_id.to_string();
     let mut buf = String::with_capacity(rows.len() * 1024);
     for (id, r) in ids.iter().zip(rows) {
-        use std::fmt::Write as _;
         let _ = write!(buf, "{id}\t{batch}\t{}\treceived", r.row);
-        for (column, value) in raw_columns().zip(r.values()) {
+        for ((column, value), sealed) in columns.iter().zip(r.values()).zip(&sealed) {
             buf.push('\t');
-            if SEALED.contains(&column) {
+            if *sealed {
                 copy_bytea(
                     &mut buf,
                     value
@@ -563,16 +579,6 @@ pub async fn copy_received(
         );
         buf.push('\n');
     }
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY records (id, batch_id, row_number, state, {}, amount, nik_hash) FROM STDIN",
-            raw_columns().collect::<Vec<_>>().join(", ")
-        ))
-        .await?;
-    copy.send(buf.as_bytes()).await?;
-    copy.finish().await?;
-
-    buf.clear();
     let mut who = String::new();
     for value in [
         actor.and_then(|a| a.person.as_deref()),
@@ -581,17 +587,53 @@ pub async fn copy_received(
         who.push('\t');
         copy_text(&mut who, value);
     }
-    for id in &ids {
-        use std::fmt::Write as _;
-        let _ = writeln!(buf, "{id}\treceived{who}");
+    let mut events = String::with_capacity(ids.len() * (who.len() + 24));
+    for id in ids {
+        let _ = writeln!(events, "{id}\treceived{who}");
     }
+    Ok(PreparedRecords {
+        records: buf,
+        events,
+    })
+}
+
+/// Stores prepared records (state `received`) and their audit rows with `COPY`.
+pub async fn copy_prepared(
+    conn: &mut PgConnection,
+    prepared: &PreparedRecords,
+) -> sqlx::Result<()> {
+    let mut copy = conn
+        .copy_in_raw(&format!(
+            "COPY records (id, batch_id, row_number, state, {}, amount, nik_hash) FROM STDIN",
+            raw_columns().collect::<Vec<_>>().join(", ")
+        ))
+        .await?;
+    copy.send(prepared.records.as_bytes()).await?;
+    copy.finish().await?;
     let mut copy = conn
         .copy_in_raw(
             "COPY record_events (record_id, to_state, actor_person, actor_token) FROM STDIN",
         )
         .await?;
-    copy.send(buf.as_bytes()).await?;
+    copy.send(prepared.events.as_bytes()).await?;
     copy.finish().await?;
+    Ok(())
+}
+
+/// Stores a batch's records in state `received` with `COPY` (one audit row each, also copied)
+/// and returns their ids in row order. The ids are taken from the records' identity sequence
+/// first, so that the personal values can be sealed to their record, and the audit rows and
+/// the stage messages can name them without reading back. (Intake prepares a slice while the
+/// one before it is copied: [`take_ids`], [`prepare_received`], [`copy_prepared`].)
+pub async fn copy_received(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    rows: &[RawRecord],
+    actor: Option<&Actor>,
+) -> sqlx::Result<Vec<i64>> {
+    let ids = take_ids(&mut *conn, rows.len()).await?;
+    let prepared = prepare_received(batch_id, &ids, rows, actor)?;
+    copy_prepared(conn, &prepared).await?;
     Ok(ids)
 }
 
