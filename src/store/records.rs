@@ -511,14 +511,24 @@ pub async fn apply_as(
 
 /// The next `n` ids of the records' identity sequence, in order. A sequence is not
 /// transactional, so they may be taken on any connection: the batch's transaction need not wait
-/// for them (see [`prepare_received`]).
+/// for them (see [`prepare_received`]). One statement advances the sequence by `n` under a
+/// transaction lock that every caller takes (intake is the only writer of records), instead of
+/// `n` calls of `nextval`.
 pub async fn take_ids(conn: &mut PgConnection, n: usize) -> sqlx::Result<Vec<i64>> {
-    sqlx::query_scalar(
-        "SELECT nextval(pg_get_serial_sequence('records', 'id')) FROM generate_series(1, $1)",
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let n = n as i64;
+    let last: i64 = sqlx::query_scalar(
+        "WITH lock AS (SELECT pg_advisory_xact_lock(hashtextextended('records.id', 0)))
+         SELECT setval(pg_get_serial_sequence('records', 'id'),
+                       nextval(pg_get_serial_sequence('records', 'id')) + $1 - 1)
+         FROM lock",
     )
-    .bind(n as i64)
-    .fetch_all(conn)
-    .await
+    .bind(n)
+    .fetch_one(conn)
+    .await?;
+    Ok((last - n + 1..=last).collect())
 }
 
 /// Records in state `received` and their audit rows as `COPY … FROM STDIN` text, the personal
