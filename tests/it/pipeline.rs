@@ -407,3 +407,44 @@ async fn a_failing_test_leaves_no_vhost_and_no_database() {
     assert_eq!(dbs, 0, "database {name} is left");
     admin.cleanup().await;
 }
+
+/// Intake takes a slice's record ids with one statement (the sequence advanced by n): uploads
+/// at the same moment get ranges that never overlap, and two batches submitted at once both
+/// store every row with ids of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_intakes_take_ids_that_never_overlap() {
+    harness::env()
+        .database_only()
+        .run(async |env| {
+            let takers = (0..8).map(|_| {
+                let pool = env.pool.clone();
+                tokio::spawn(async move {
+                    let mut conn = pool.acquire().await.unwrap();
+                    salur::store::records::take_ids(&mut conn, 1000)
+                        .await
+                        .unwrap()
+                })
+            });
+            let mut all = Vec::new();
+            for t in takers {
+                let ids = t.await.unwrap();
+                assert_eq!(ids.len(), 1000);
+                assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "a range in order");
+                all.extend(ids);
+            }
+            let n = all.len();
+            all.sort_unstable();
+            all.dedup();
+            assert_eq!(all.len(), n, "no id taken twice");
+            let rows: Vec<RawRecord> = (1..=25_000).map(valid_record).collect();
+            let (a, b) = tokio::join!(env.submit(&rows, "2026-Q1"), env.submit(&rows, "2026-Q2"));
+            assert_ne!(a, b);
+            let (stored, distinct): (i64, i64) =
+                sqlx::query_as("SELECT count(*), count(DISTINCT id) FROM records")
+                    .fetch_one(&env.pool)
+                    .await
+                    .unwrap();
+            assert_eq!((stored, distinct), (50_000, 50_000));
+        })
+        .await;
+}
