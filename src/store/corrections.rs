@@ -77,9 +77,12 @@ pub async fn write(
              WHERE id = $1 AND state = 'blocked'
              RETURNING id
          )
-         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
-                                    actor_person, actor_token)
-         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at}, ${person_at}, ${token_at}
+         INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
+                                   actor_person, actor_token)
+         SELECT 'blocked', 'blocked', ARRAY[id],
+                CASE WHEN ${reasons_at} = '[]'::jsonb THEN NULL
+                     ELSE ARRAY[${reasons_at}::jsonb] END,
+                ARRAY[${detail_at}::jsonb], ${person_at}, ${token_at}
          FROM fixed"
     );
     let mut query = sqlx::query(&sql).bind(id);
@@ -138,9 +141,12 @@ pub async fn write_moving(
              WHERE id = $1 AND state = ${from}
              RETURNING id
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
-                                        actor_person, actor_token)
-             SELECT id, ${from}, ${to}, ${r}, ${d}, ${person}, ${token} FROM fixed
+             INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
+                                       actor_person, actor_token)
+             SELECT ${from}, ${to}, ARRAY[id],
+                    CASE WHEN ${r} = '[]'::jsonb THEN NULL ELSE ARRAY[${r}::jsonb] END,
+                    ARRAY[${d}::jsonb], ${person}, ${token}
+             FROM fixed
          )
          SELECT count(*) FROM fixed",
         r = at(0),

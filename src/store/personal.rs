@@ -476,11 +476,11 @@ pub async fn expired_batches(pool: &PgPool, default_days: i32) -> sqlx::Result<V
          FROM batches b
          LEFT JOIN retention_policies p ON p.program = b.program
          JOIN LATERAL (
-             SELECT max(r.updated_at) AS closed_at, count(*) AS records,
-                    bool_or(r.state IN ('received', 'account_requested', 'account_opened',
-                                        'awaiting_approval', 'verified',
-                                        'transfer_requested')) AS in_flight
-             FROM records r WHERE r.batch_id = b.id
+             SELECT max(t.last_change) AS closed_at, sum(t.records)::bigint AS records,
+                    bool_or(t.records > 0 AND t.state IN (
+                        'received', 'account_requested', 'account_opened', 'awaiting_approval',
+                        'verified', 'transfer_requested')) AS in_flight
+             FROM batch_totals t WHERE t.batch_id = b.id
          ) s ON true
          WHERE b.personal_erased_at IS NULL AND s.records > 0 AND NOT s.in_flight
            AND s.closed_at < now() - make_interval(days => COALESCE(p.days, $1))
@@ -582,7 +582,7 @@ pub async fn export_details(
                 COALESCE((SELECT jsonb_agg(jsonb_build_object('at', e.at, 'from', e.from_state,
                               'to', e.to_state, 'reasons', e.reasons, 'detail', e.detail)
                               ORDER BY e.id)
-                          FROM record_events e WHERE e.record_id = r.id), '[]') AS history
+                          FROM record_events_of(r.id) e), '[]') AS history
          FROM records r JOIN batches b ON b.id = r.batch_id WHERE r.id = ANY($1)",
     )
     .bind(ids)

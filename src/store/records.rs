@@ -395,8 +395,10 @@ impl Change {
     }
 }
 
-/// Applies changes to records that are still in `from`, with one audit row each; returns the
-/// ids that changed. Reasons replace the record's reasons (empty clears them). The bank's
+/// Applies changes to records that are still in `from`, with their audit: one `audit_chunks`
+/// row per target state, naming the records (reasons and details per record where any record
+/// has some; `record_events` reads one row per record from it); returns the ids that changed.
+/// Reasons replace the record's reasons (empty clears them). The bank's
 /// account number and name are sealed here. A record that becomes `verified` or
 /// `awaiting_approval` (its account open and confirmed to be the recipient's) loses its
 /// mother's maiden name, which only account opening needs; its audit row says it was provided
@@ -486,9 +488,15 @@ pub async fn apply_as(
                       THEN COALESCE(u.detail, '{}') || '{\"mother_name\": \"provided; erased once the account was opened and verified\"}'
                       ELSE u.detail END AS detail
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
-                                        actor_person, actor_token)
-             SELECT id, $1, to_state, reasons, detail, $11, $12 FROM changed
+             INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
+                                       actor_person, actor_token)
+             SELECT $1, to_state, array_agg(id ORDER BY id),
+                    CASE WHEN bool_and(reasons = '[]') THEN NULL
+                         ELSE array_agg(reasons ORDER BY id) END,
+                    CASE WHEN bool_and(detail IS NULL) THEN NULL
+                         ELSE array_agg(detail ORDER BY id) END,
+                    $11, $12
+             FROM changed GROUP BY to_state
          )
          SELECT id FROM changed",
     )
@@ -509,8 +517,11 @@ pub async fn apply_as(
     .await
 }
 
-/// Stores a batch's records in state `received` with `COPY` (one audit row each, also copied)
-/// and returns their ids in row order. The ids are taken from the records' identity sequence
+/// Records per audit row of intake (`audit_chunks`): one row names this many records.
+const AUDIT_CHUNK: usize = 10_000;
+
+/// Stores a batch's records in state `received` with `COPY` (their audit too, one row per
+/// [`AUDIT_CHUNK`] records) and returns their ids in row order. The ids are taken from the records' identity sequence
 /// first, so that the personal values can be sealed to their record, and the audit rows and
 /// the stage messages can name them without reading back.
 pub async fn copy_received(
@@ -581,13 +592,20 @@ pub async fn copy_received(
         who.push('\t');
         copy_text(&mut who, value);
     }
-    for id in &ids {
+    for chunk in ids.chunks(AUDIT_CHUNK) {
         use std::fmt::Write as _;
-        let _ = writeln!(buf, "{id}\treceived{who}");
+        buf.push_str("received\t{");
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                buf.push(',');
+            }
+            let _ = write!(buf, "{id}");
+        }
+        let _ = writeln!(buf, "}}{who}");
     }
     let mut copy = conn
         .copy_in_raw(
-            "COPY record_events (record_id, to_state, actor_person, actor_token) FROM STDIN",
+            "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN",
         )
         .await?;
     copy.send(buf.as_bytes()).await?;

@@ -380,14 +380,14 @@ async fn retention_erases_closed_batches_past_their_period_and_totals_stay() {
             .await
             .unwrap();
         assert!(run.batches.is_empty());
-        // The old batch closed 40 days ago; BPNT keeps personal data 30 days.
-        sqlx::query(
+        // The old batch closed 40 days ago (its records' last change, as its counters keep
+        // it); BPNT keeps personal data 30 days.
+        for sql in [
             "UPDATE records SET updated_at = now() - interval '40 days' WHERE batch_id = $1",
-        )
-        .bind(old)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+            "UPDATE batch_counts SET last_change = now() - interval '40 days' WHERE batch_id = $1",
+        ] {
+            sqlx::query(sql).bind(old).execute(&env.pool).await.unwrap();
+        }
         privacy::set_retention(&env.pool, "BPNT", 30).await.unwrap();
         let dry = privacy::apply_retention(&env.pool, 1826, true, "test")
             .await
