@@ -41,6 +41,8 @@ pub struct BenchOptions {
     pub seed: u64,
     /// Also run salur with personal fields stored in clear, to measure what sealing costs.
     pub encryption_cost: bool,
+    /// Profile PostgreSQL's statements during salur's run (pg_stat_statements).
+    pub profile: bool,
     /// Print progress lines on stderr.
     pub progress: bool,
 }
@@ -54,6 +56,7 @@ impl Default for BenchOptions {
             skip_baselines: false,
             seed: 7,
             encryption_cost: false,
+            profile: false,
             progress: true,
         }
     }
@@ -79,8 +82,54 @@ pub struct SalurRun {
     /// record settled, per record, in microseconds ([`postgres_cpu_seconds`]; `None` when the
     /// server is not local).
     pub db_cpu_us_per_record: Option<f64>,
+    /// With `--profile`: the statements that took most of PostgreSQL's time, slowest first.
+    pub profile: Vec<StatementCost>,
     /// Disbursed total, IDR, as a decimal string.
     pub disbursed_idr: String,
+}
+
+/// One statement of a profile (pg_stat_statements, the benchmark database only).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StatementCost {
+    /// Execution time (wall clock inside the server, lock waits included; commits apart) per
+    /// record of the run, in microseconds.
+    pub us_per_record: f64,
+    pub calls: i64,
+    pub rows: i64,
+    /// The statement, whitespace collapsed, cut at 160 characters.
+    pub query: String,
+}
+
+/// Starts a profile: the extension in the benchmark database, its counts reset.
+async fn profile_start(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let loaded: String = sqlx::query_scalar("SHOW shared_preload_libraries")
+        .fetch_one(pool)
+        .await?;
+    anyhow::ensure!(
+        loaded.contains("pg_stat_statements"),
+        "--profile needs pg_stat_statements in PostgreSQL's shared_preload_libraries (now: {loaded:?}); scripts/db_profile.sh loads it for one run"
+    );
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await?;
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The statements of the benchmark database that took most time, per record of `n`.
+async fn profile_read(pool: &sqlx::PgPool, n: u32) -> anyhow::Result<Vec<StatementCost>> {
+    Ok(sqlx::query_as(
+        "SELECT (total_exec_time * 1000 / $1)::float8 AS us_per_record, calls, rows,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY total_exec_time DESC LIMIT 20",
+    )
+    .bind(f64::from(n))
+    .fetch_all(pool)
+    .await?)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -508,6 +557,9 @@ async fn run_salur(
         };
         crate::ops::programme::ensure(&pool, "BPNT", "Program Sembako (BPNT)", "600000", false)
             .await?;
+        if opts.profile && chunk_size == opts.chunk_size {
+            profile_start(&pool).await?;
+        }
         let started = Instant::now();
         let db_cpu_before = postgres_cpu_seconds();
         let batch_id = submit::submit_file(&settings, &pool, &file, &info).await?;
@@ -554,6 +606,11 @@ async fn run_salur(
         let db_cpu = postgres_cpu_seconds()
             .zip(db_cpu_before)
             .map(|(after, before)| (after - before) * 1e6 / f64::from(n));
+        let profile = if opts.profile && chunk_size == opts.chunk_size {
+            profile_read(&pool, n).await?
+        } else {
+            Vec::new()
+        };
         let e2e = last_disbursed(&pool, batch_id, started).await?;
         let peak = PeakRss {
             worker: worker.peak_rss_mib(),
@@ -573,6 +630,7 @@ async fn run_salur(
             latency_p99_seconds: p99,
             peak_rss_mib: peak,
             db_cpu_us_per_record: db_cpu,
+            profile,
             disbursed_idr: total.to_string(),
         })
     }
@@ -754,6 +812,24 @@ impl std::fmt::Display for BenchReport {
             "  check               {} records disbursed once each, Rp {} paid = file total",
             s.recipients, s.disbursed_idr
         )?;
+        if !s.profile.is_empty() {
+            writeln!(
+                f,
+                "  profile (pg_stat_statements: time inside PostgreSQL per record, slowest first):"
+            )?;
+            writeln!(
+                f,
+                "    {:>9} {:>9} {:>10}  statement",
+                "µs/record", "calls", "rows"
+            )?;
+            for p in &s.profile {
+                writeln!(
+                    f,
+                    "    {:>9.1} {:>9} {:>10}  {}",
+                    p.us_per_record, p.calls, p.rows, p.query
+                )?;
+            }
+        }
         if let Some(r) = &self.raw {
             writeln!(
                 f,

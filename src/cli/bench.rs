@@ -26,6 +26,10 @@ pub struct Args {
     /// and report what encryption costs.
     #[arg(long)]
     encryption_cost: bool,
+    /// Also report where PostgreSQL's time goes, per statement and record (needs the
+    /// pg_stat_statements library loaded: scripts/db_profile.sh loads it for one run).
+    #[arg(long)]
+    profile: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -39,6 +43,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         skip_baselines: args.skip_baselines,
         seed: args.seed,
         encryption_cost: args.encryption_cost,
+        profile: args.profile,
         progress: true,
     };
     let report = bench::run(settings, &opts).await?;

@@ -77,9 +77,11 @@ pub async fn awaiting(
     lock: bool,
 ) -> sqlx::Result<Vec<ListRow>> {
     let rows = sqlx::query(&format!(
-        "SELECT id, row_number, nik, bank_code, bank_account, account_number, amount
-         FROM records WHERE batch_id = $1 AND state = $2 ORDER BY id {}",
-        if lock { "FOR UPDATE" } else { "" }
+        "SELECT r.id, r.row_number, d.nik, d.bank_code, r.bank_account, d.account_number,
+                r.amount
+         FROM records r JOIN record_data d ON d.id = r.id
+         WHERE r.batch_id = $1 AND r.state = $2 ORDER BY r.id {}",
+        if lock { "FOR UPDATE OF r" } else { "" }
     ))
     .bind(batch)
     .bind(State::AwaitingApproval.as_str())

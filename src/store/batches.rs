@@ -243,7 +243,7 @@ pub async fn records(
     let rows: Vec<PgRow> = sqlx::query(&format!(
         "SELECT r.id, r.batch_id, r.row_number, r.state, r.reasons, r.{}, r.amount,
                 r.bank_reference, r.attempts, r.updated_at, r.masked
-         FROM records r
+         FROM records_all r
          WHERE r.batch_id = $1 AND r.id > $2
            AND ($3::text IS NULL OR r.state = $3)
            AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text)))
@@ -323,7 +323,7 @@ pub fn report_rows(pool: &PgPool, batch: Uuid) -> BoxStream<'_, sqlx::Result<Rep
                      UNION
                      SELECT e.kind FROM reconciliation_exceptions e
                      WHERE e.record_id = records.id) s) AS reconciliation
-         FROM records WHERE batch_id = $1 ORDER BY row_number",
+         FROM records_all records WHERE batch_id = $1 ORDER BY row_number",
     )
     .bind(batch)
     .fetch(pool)

@@ -65,8 +65,8 @@ pub async fn verify(conn: &mut PgConnection, batch: Uuid) -> sqlx::Result<Vec<Mi
 /// What the per-row foreign keys and scans used to guarantee, checked over the whole database
 /// (for the tests and the fault campaign; it reads every record): each problem as a sentence,
 /// none when all holds. Every batch's counters equal its records by state, approval and amount;
-/// the stopped records are exactly the records in a stopped state; every record belongs to a
-/// batch; every audit row and claim names a record; every record's last audit row ends in its
+/// the stopped records are exactly the records in a stopped state; every record has its office
+/// data and belongs to a batch; every audit row and claim names a record; every record's last audit row ends in its
 /// state.
 pub async fn integrity(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
     let mut problems = Vec::new();
@@ -83,7 +83,12 @@ pub async fn integrity(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
             ));
         }
     }
-    let checks: [(&str, &str); 6] = [
+    let checks: [(&str, &str); 7] = [
+        (
+            "records without their office data, or office data of no record",
+            "SELECT count(*) FROM records r FULL JOIN record_data d ON d.id = r.id
+             WHERE r.id IS NULL OR d.id IS NULL",
+        ),
         (
             "records of no batch",
             "SELECT count(*) FROM records r WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = r.batch_id)",

@@ -47,7 +47,7 @@ pub async fn head(
 ) -> sqlx::Result<Option<Head>> {
     sqlx::query_as(
         "SELECT b.office, r.updated_at, r.reasons, r.masked
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         FROM records_all r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = $1 AND ($2::text IS NULL OR b.office = $2)",
     )
     .bind(id)

@@ -27,6 +27,37 @@ pub const SEALED: [&str; 11] = [
     "bank_account_name",
 ];
 
+/// The columns of `record_data`: the office's values as written (all but the mother's maiden
+/// name, which moves with the record, see `migrations/0015_hot_cold.sql`), the NIK's keyed hash
+/// and the masked forms an erasure keeps. Written once by intake; the rest of a record, in
+/// `records`, changes with every step.
+pub const COLD: [&str; 15] = [
+    "nik",
+    "kk",
+    "name",
+    "birth_place",
+    "birth_date",
+    "sex",
+    "address",
+    "region_code",
+    "phone",
+    "bank_code",
+    "account_number",
+    "amount_raw",
+    "nik_hash",
+    "masked",
+    "erased_at",
+];
+
+/// The alias of the table holding `column` in [`RECORD_FROM`]: `d` (`record_data`) or `r`.
+pub fn alias_of(column: &str) -> &'static str {
+    if COLD.contains(&column) { "d" } else { "r" }
+}
+
+/// A record with its office data and batch: `records r`, `record_data d`, `batches b`.
+pub const RECORD_FROM: &str =
+    "records r JOIN record_data d ON d.id = r.id JOIN batches b ON b.id = r.batch_id";
+
 /// The column of `records` that holds an office field ([`RawRecord::KEYS`]): the field's key,
 /// except the amount as written, which is `amount_raw` (`amount` is the parsed value).
 pub fn column_of(key: &'static str) -> &'static str {
@@ -185,19 +216,19 @@ impl Needs {
     }
 }
 
-/// The select list of a [`RecordRow`] over `records r JOIN batches b`: every column of the
-/// record, the personal ones `needs` does not name as `NULL` (not even read).
+/// The select list of a [`RecordRow`] over [`RECORD_FROM`]: every column of the record, the
+/// personal ones `needs` does not name as `NULL` (not even read).
 fn record_columns(needs: Needs) -> String {
     let mut out = String::from("r.id, r.batch_id, r.row_number, r.state, ");
     for column in raw_columns().chain(BANK_COLUMNS) {
         if SEALED.contains(&column) && !needs.wants(column) {
             out.push_str(&format!("NULL::bytea AS {column}, "));
         } else {
-            out.push_str(&format!("r.{column}, "));
+            out.push_str(&format!("{}.{column}, ", alias_of(column)));
         }
     }
     out.push_str(
-        "r.amount, r.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.payment_no, \
+        "r.amount, d.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.payment_no, \
          r.open_key, b.program, b.period",
     );
     out
@@ -248,7 +279,7 @@ pub async fn lock_in_state_for(
     let rows = sqlx::query(&format!(
         "SELECT {},
                 EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         FROM {RECORD_FROM}
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id
          FOR UPDATE OF r",
@@ -297,7 +328,7 @@ async fn scoped(
 ) -> sqlx::Result<Vec<RecordRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {}
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         FROM {RECORD_FROM}
          WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
          ORDER BY r.id
          {lock}",
@@ -315,7 +346,7 @@ pub async fn bank_codes(
     conn: &mut PgConnection,
     ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, Option<String>)>> {
-    sqlx::query_as("SELECT id, bank_code FROM records WHERE id = ANY($1)")
+    sqlx::query_as("SELECT id, bank_code FROM record_data WHERE id = ANY($1)")
         .bind(ids)
         .fetch_all(conn)
         .await
@@ -520,7 +551,8 @@ pub async fn apply_as(
 /// Records per audit row of intake (`audit_chunks`): one row names this many records.
 const AUDIT_CHUNK: usize = 10_000;
 
-/// Stores a batch's records in state `received` with `COPY` (their audit too, one row per
+/// Stores a batch's records in state `received` with `COPY` (the office's data into
+/// `record_data`, the moving part into `records`, their audit too, one row per
 /// [`AUDIT_CHUNK`] records) and returns their ids in row order. The ids are taken from the records' identity sequence
 /// first, so that the personal values can be sealed to their record, and the audit rows and
 /// the stage messages can name them without reading back.
@@ -538,34 +570,38 @@ pub async fn copy_received(
     .fetch_all(&mut *conn)
     .await?;
     let batch = batch_id.to_string();
+    // The moving part (`records`) and the office's data (`record_data`), one row each.
+    let mut hot = String::with_capacity(rows.len() * 160);
     let mut buf = String::with_capacity(rows.len() * 1024);
+    let seal = |buf: &mut String, column: &'static str, id: i64, value: Option<&str>| {
+        if SEALED.contains(&column) {
+            copy_bytea(buf, value.map(|v| ring.seal(column, id, v)).as_deref());
+        } else {
+            copy_text(buf, value);
+        }
+    };
     for (id, r) in ids.iter().zip(rows) {
         use std::fmt::Write as _;
-        let _ = write!(buf, "{id}\t{batch}\t{}\treceived", r.row);
-        for (column, value) in raw_columns().zip(r.values()) {
-            buf.push('\t');
-            if SEALED.contains(&column) {
-                copy_bytea(
-                    &mut buf,
-                    value
-                        .as_deref()
-                        .map(|v| ring.seal(column, *id, v))
-                        .as_deref(),
-                );
-            } else {
-                copy_text(&mut buf, value.as_deref());
-            }
-        }
-        buf.push('\t');
+        let _ = write!(hot, "{id}\t{batch}\t{}\treceived\t", r.row);
+        seal(&mut hot, "mother_name", *id, r.mother_name.as_deref());
+        hot.push('\t');
         match r
             .amount
             .as_deref()
             .and_then(|a| crate::domain::Amount::parse(a).ok())
         {
             Some(a) => {
-                let _ = write!(buf, "{}", a.value());
+                let _ = write!(hot, "{}", a.value());
             }
-            None => buf.push_str("\\N"),
+            None => hot.push_str("\\N"),
+        }
+        hot.push('\n');
+        let _ = write!(buf, "{id}");
+        for (column, value) in raw_columns().zip(r.values()) {
+            if COLD.contains(&column) {
+                buf.push('\t');
+                seal(&mut buf, column, *id, value.as_deref());
+            }
         }
         buf.push('\t');
         copy_bytea(
@@ -576,11 +612,21 @@ pub async fn copy_received(
     }
     let mut copy = conn
         .copy_in_raw(&format!(
-            "COPY records (id, batch_id, row_number, state, {}, amount, nik_hash) FROM STDIN",
-            raw_columns().collect::<Vec<_>>().join(", ")
+            "COPY record_data (id, {}, nik_hash) FROM STDIN",
+            raw_columns()
+                .filter(|c| COLD.contains(c))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .await?;
     copy.send(buf.as_bytes()).await?;
+    copy.finish().await?;
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY records (id, batch_id, row_number, state, mother_name, amount) FROM STDIN",
+        )
+        .await?;
+    copy.send(hot.as_bytes()).await?;
     copy.finish().await?;
 
     buf.clear();
@@ -722,5 +768,19 @@ mod tests {
             assert!(known.contains(&c), "{c}");
         }
         assert_eq!(raw_columns().last(), Some("amount_raw"));
+    }
+
+    #[test]
+    fn every_office_column_but_the_mothers_name_is_cold_and_only_those() {
+        use super::{COLD, raw_columns};
+        let moving: Vec<&str> = raw_columns().filter(|c| !COLD.contains(c)).collect();
+        assert_eq!(moving, ["mother_name"]);
+        let office: Vec<&str> = raw_columns().collect();
+        for c in COLD {
+            assert!(
+                office.contains(&c) || ["nik_hash", "masked", "erased_at"].contains(&c),
+                "{c}"
+            );
+        }
     }
 }

@@ -376,9 +376,12 @@ async fn an_account_opening_answer_reads_no_personal_field_and_must_answer_the_d
     // Record 2: it was sent again since with other data (another key).
     // Record 3: sent before salur kept the key.
     sqlx::query(
-        "UPDATE records SET nik = set_byte(nik, 20, get_byte(nik, 20) # 1),
-                            name = set_byte(name, 20, get_byte(name, 20) # 1),
-                            mother_name = set_byte(mother_name, 20, get_byte(mother_name, 20) # 1)
+        "WITH data AS (
+             UPDATE record_data SET nik = set_byte(nik, 20, get_byte(nik, 20) # 1),
+                                    name = set_byte(name, 20, get_byte(name, 20) # 1)
+             WHERE id = $1
+         )
+         UPDATE records SET mother_name = set_byte(mother_name, 20, get_byte(mother_name, 20) # 1)
          WHERE id = $1",
     )
     .bind(ids[0])
