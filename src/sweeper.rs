@@ -79,8 +79,9 @@ pub async fn run(
 }
 
 /// One pass over every in-flight state (those waiting for a bank first), each in its own
-/// transaction. A state whose transaction fails (the database went away) is noted in
-/// `failures`; what the others did still counts.
+/// transaction, then the batches' counters folded ([`crate::store::counts::compact`]). A state
+/// whose transaction fails (the database went away) is noted in `failures`; what the others
+/// did still counts.
 pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> Sweep {
     let mut sweep = Sweep::default();
     let swept = [Waits::ForBank, Waits::ForStage]
@@ -102,6 +103,9 @@ pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> Sweep {
             }
             Err(e) => sweep.failures.push(format!("{state}: {e}")),
         }
+    }
+    if let Err(e) = crate::store::counts::compact(pool).await {
+        sweep.failures.push(format!("folding batch counters: {e}"));
     }
     sweep
 }

@@ -48,6 +48,8 @@ pub struct BenchOptions {
     /// Also run salur with bank-sim's ledger in salur's own database (the set-up before issue
     /// 17), to compare with the ledger in a database of its own.
     pub shared_ledger: bool,
+    /// Profile PostgreSQL's statements during salur's run (pg_stat_statements).
+    pub profile: bool,
     /// Print progress lines on stderr.
     pub progress: bool,
 }
@@ -62,6 +64,7 @@ impl Default for BenchOptions {
             seed: 7,
             encryption_cost: false,
             shared_ledger: true,
+            profile: false,
             progress: true,
         }
     }
@@ -85,8 +88,58 @@ pub struct SalurRun {
     pub latency_p99_seconds: f64,
     /// Peak resident memory (VmHWM) per process, in MiB.
     pub peak_rss_mib: PeakRss,
+    /// CPU time of every PostgreSQL process on this machine from the submit to the last
+    /// record settled, per record, in microseconds ([`postgres_cpu_seconds`]; `None` when the
+    /// server is not local).
+    pub db_cpu_us_per_record: Option<f64>,
+    /// With `--profile`: the statements that took most of PostgreSQL's time, slowest first.
+    pub profile: Vec<StatementCost>,
     /// Disbursed total, IDR, as a decimal string.
     pub disbursed_idr: String,
+}
+
+/// One statement of a profile (pg_stat_statements, the benchmark database only).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct StatementCost {
+    /// Execution time (wall clock inside the server, lock waits included; commits apart) per
+    /// record of the run, in microseconds.
+    pub us_per_record: f64,
+    pub calls: i64,
+    pub rows: i64,
+    /// The statement, whitespace collapsed, cut at 160 characters.
+    pub query: String,
+}
+
+/// Starts a profile: the extension in the benchmark database, its counts reset.
+async fn profile_start(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let loaded: String = sqlx::query_scalar("SHOW shared_preload_libraries")
+        .fetch_one(pool)
+        .await?;
+    anyhow::ensure!(
+        loaded.contains("pg_stat_statements"),
+        "--profile needs pg_stat_statements in PostgreSQL's shared_preload_libraries (now: {loaded:?}); scripts/db_profile.sh loads it for one run"
+    );
+    sqlx::query("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .execute(pool)
+        .await?;
+    sqlx::query("SELECT pg_stat_statements_reset()")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// The statements of the benchmark database that took most time, per record of `n`.
+async fn profile_read(pool: &sqlx::PgPool, n: u32) -> anyhow::Result<Vec<StatementCost>> {
+    Ok(sqlx::query_as(
+        "SELECT (total_exec_time * 1000 / $1)::float8 AS us_per_record, calls, rows,
+                left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+         FROM pg_stat_statements
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY total_exec_time DESC LIMIT 20",
+    )
+    .bind(f64::from(n))
+    .fetch_all(pool)
+    .await?)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -250,7 +303,7 @@ pub async fn run(base: &Settings, opts: &BenchOptions) -> anyhow::Result<BenchRe
         ),
     ];
     if let Some(r) = salur_over_raw {
-        targets.push(target("salur / raw", 0.6, r));
+        targets.push(target("salur / raw", 0.5, r));
     }
     if let Some(r) = salur_over_per_record {
         targets.push(target("salur / per-record", 10.0, r));
@@ -428,6 +481,38 @@ impl Service {
     }
 }
 
+/// CPU seconds (user and system) used so far by the PostgreSQL server on this machine: every
+/// process named `postgres`, with what the postmaster's exited children used (backends come and
+/// go with connections). `None` when no such process is visible (the server is elsewhere).
+pub fn postgres_cpu_seconds() -> Option<f64> {
+    let ticks = 100.0; // USER_HZ: 100 on Linux
+    let mut total = 0u64;
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid … utime(14) stime(15) cutime(16) cstime(17)
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let sum: u64 = fields
+            .get(11..15)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.parse::<i64>().ok())
+            .map(|v| v.max(0) as u64)
+            .sum();
+        total += sum;
+        found = true;
+    }
+    found.then(|| total as f64 / ticks)
+}
+
 /// VmHWM of a process, in MiB (0 if unknown).
 fn peak_rss_mib(status: &str) -> f64 {
     std::fs::read_to_string(status)
@@ -522,7 +607,11 @@ async fn run_salur_with(
         };
         crate::ops::programme::ensure(&pool, "BPNT", "Program Sembako (BPNT)", "600000", false)
             .await?;
+        if opts.profile && chunk_size == opts.chunk_size {
+            profile_start(&pool).await?;
+        }
         let started = Instant::now();
+        let db_cpu_before = postgres_cpu_seconds();
         let batch_id = submit::submit_file(&settings, &pool, &file, &info).await?;
         let intake = started.elapsed();
         let submit_rss = peak_rss_mib("/proc/self/status");
@@ -534,11 +623,14 @@ async fn run_salur_with(
         let limit = Duration::from_secs(120 + u64::from(n) / 200);
         let mut last_report = Instant::now();
         loop {
+            // The batch's counters, as `batch status --wait` reads them (a scan of the
+            // batch's records ten times a second would be load of its own).
             let (disbursed, settled): (i64, i64) = sqlx::query_as(
-                "SELECT count(*) FILTER (WHERE state = 'disbursed'),
-                        count(*) FILTER (WHERE state NOT IN ('received', 'account_requested',
-                            'account_opened', 'verified', 'transfer_requested'))
-                 FROM records WHERE batch_id = $1",
+                "SELECT coalesce(sum(records) FILTER (WHERE state = 'disbursed'), 0)::bigint,
+                        coalesce(sum(records) FILTER (WHERE state NOT IN ('received',
+                            'account_requested', 'account_opened', 'verified',
+                            'transfer_requested')), 0)::bigint
+                 FROM batch_counts WHERE batch_id = $1",
             )
             .bind(batch_id)
             .fetch_one(&pool)
@@ -561,6 +653,14 @@ async fn run_salur_with(
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let db_cpu = postgres_cpu_seconds()
+            .zip(db_cpu_before)
+            .map(|(after, before)| (after - before) * 1e6 / f64::from(n));
+        let profile = if opts.profile && chunk_size == opts.chunk_size {
+            profile_read(&pool, n).await?
+        } else {
+            Vec::new()
+        };
         let e2e = last_disbursed(&pool, batch_id, started).await?;
         let peak = PeakRss {
             worker: worker.peak_rss_mib(),
@@ -584,6 +684,8 @@ async fn run_salur_with(
             latency_p50_seconds: p50,
             latency_p99_seconds: p99,
             peak_rss_mib: peak,
+            db_cpu_us_per_record: db_cpu,
+            profile,
             disbursed_idr: total.to_string(),
         })
     }
@@ -757,11 +859,35 @@ impl std::fmt::Display for BenchReport {
             "  peak RSS            worker {:.0} MiB, bank-sim {:.0} MiB, submit {:.0} MiB",
             s.peak_rss_mib.worker, s.peak_rss_mib.bank_sim, s.peak_rss_mib.submit
         )?;
+        if let Some(us) = s.db_cpu_us_per_record {
+            writeln!(
+                f,
+                "  PostgreSQL CPU      {us:.0} µs per record (every postgres process, submit to last settled)"
+            )?;
+        }
         writeln!(
             f,
             "  check               {} records disbursed once each, Rp {} paid = file total",
             s.recipients, s.disbursed_idr
         )?;
+        if !s.profile.is_empty() {
+            writeln!(
+                f,
+                "  profile (pg_stat_statements: time inside PostgreSQL per record, slowest first):"
+            )?;
+            writeln!(
+                f,
+                "    {:>9} {:>9} {:>10}  statement",
+                "µs/record", "calls", "rows"
+            )?;
+            for p in &s.profile {
+                writeln!(
+                    f,
+                    "    {:>9.1} {:>9} {:>10}  {}",
+                    p.us_per_record, p.calls, p.rows, p.query
+                )?;
+            }
+        }
         if let Some(c) = &self.salur_shared_ledger {
             writeln!(
                 f,
@@ -775,8 +901,14 @@ impl std::fmt::Display for BenchReport {
         if let Some(r) = &self.raw {
             writeln!(
                 f,
-                "raw baseline (lapin + sqlx, {} hops, chunk {}): {:.0} records/s  ({:.1} s)",
-                r.hops, r.chunk_size, r.end_to_end_records_per_second, r.end_to_end_seconds
+                "raw baseline (lapin + sqlx, {} hops, chunk {}): {:.0} records/s  ({:.1} s){}",
+                r.hops,
+                r.chunk_size,
+                r.end_to_end_records_per_second,
+                r.end_to_end_seconds,
+                r.db_cpu_us_per_record
+                    .map(|us| format!(", PostgreSQL CPU {us:.0} µs per record"))
+                    .unwrap_or_default()
             )?;
         }
         if let Some(p) = &self.per_record {

@@ -30,6 +30,8 @@ pub struct RawRun {
     pub hops: usize,
     pub end_to_end_seconds: f64,
     pub end_to_end_records_per_second: f64,
+    /// PostgreSQL's CPU per record, µs (see [`super::SalurRun::db_cpu_us_per_record`]).
+    pub db_cpu_us_per_record: Option<f64>,
 }
 
 fn queue(settings: &Settings, hop: usize) -> String {
@@ -103,6 +105,7 @@ pub async fn run(settings: &Settings, n: u32) -> anyhow::Result<RawRun> {
     }
 
     let started = Instant::now();
+    let db_cpu_before = super::postgres_cpu_seconds();
     // Intake: the rows in one transaction, then the first hop's work.
     let mut tx = pool.begin().await?;
     let mut copy = tx
@@ -141,6 +144,9 @@ pub async fn run(settings: &Settings, n: u32) -> anyhow::Result<RawRun> {
     })
     .await;
     let elapsed = started.elapsed().as_secs_f64();
+    let db_cpu = super::postgres_cpu_seconds()
+        .zip(db_cpu_before)
+        .map(|(after, before)| (after - before) * 1e6 / f64::from(n));
     stop.cancel();
     while let Some(r) = consumers.join_next().await {
         r??;
@@ -167,6 +173,7 @@ pub async fn run(settings: &Settings, n: u32) -> anyhow::Result<RawRun> {
         hops: HOPS,
         end_to_end_seconds: elapsed,
         end_to_end_records_per_second: f64::from(n) / elapsed,
+        db_cpu_us_per_record: db_cpu,
     })
 }
 

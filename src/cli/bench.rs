@@ -30,6 +30,10 @@ pub struct Args {
     /// both set-ups are measured: the ledger in its own database, and in salur's).
     #[arg(long)]
     skip_shared_ledger: bool,
+    /// Also report where PostgreSQL's time goes, per statement and record (needs the
+    /// pg_stat_statements library loaded: scripts/db_profile.sh loads it for one run).
+    #[arg(long)]
+    profile: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -44,6 +48,7 @@ pub async fn run(settings: &Settings, args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         encryption_cost: args.encryption_cost,
         shared_ledger: !args.skip_shared_ledger,
+        profile: args.profile,
         progress: true,
     };
     let report = bench::run(settings, &opts).await?;

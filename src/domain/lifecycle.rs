@@ -262,6 +262,13 @@ impl State {
         self.waits() == Waits::Nothing
     }
 
+    /// Stopped short of a payment, with its reasons: parked, or final without having been paid
+    /// (`blocked`, `dead`, `rejected`, `failed`). The database keeps these apart
+    /// (`stopped_records`) so that nothing reads a batch's records to find them.
+    pub fn stopped(self) -> bool {
+        self.parked() || (self.is_final() && !matches!(self, State::Disbursed | State::Returned))
+    }
+
     /// The names of the states `keep` selects, for SQL that binds them (`state = ANY($1)`)
     /// instead of listing them: `State::names_where(State::in_flight)`.
     pub fn names_where(keep: impl Fn(State) -> bool) -> Vec<&'static str> {

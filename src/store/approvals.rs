@@ -77,9 +77,11 @@ pub async fn awaiting(
     lock: bool,
 ) -> sqlx::Result<Vec<ListRow>> {
     let rows = sqlx::query(&format!(
-        "SELECT id, row_number, nik, bank_code, bank_account, account_number, amount
-         FROM records WHERE batch_id = $1 AND state = $2 ORDER BY id {}",
-        if lock { "FOR UPDATE" } else { "" }
+        "SELECT r.id, r.row_number, d.nik, d.bank_code, r.bank_account, d.account_number,
+                r.amount
+         FROM records r JOIN record_data d ON d.id = r.id
+         WHERE r.batch_id = $1 AND r.state = $2 ORDER BY r.id {}",
+        if lock { "FOR UPDATE OF r" } else { "" }
     ))
     .bind(batch)
     .bind(State::AwaitingApproval.as_str())
@@ -152,8 +154,8 @@ pub async fn insert(conn: &mut PgConnection, d: &Decision<'_>) -> sqlx::Result<(
 }
 
 /// Moves those of `ids` still waiting for approval as decision `d` says (approved: `verified`
-/// with the approval's id; rejected: `blocked` with `reasons`), with one audit row each naming
-/// the checker and the decision. Returns the ids moved.
+/// with the approval's id; rejected: `blocked` with `reasons`), with their audit (one row for
+/// them all) naming the checker and the decision. Returns the ids moved.
 pub async fn decide(
     conn: &mut PgConnection,
     ids: &[i64],
@@ -174,13 +176,16 @@ pub async fn decide(
              WHERE id = ANY($1) AND state = $6
              RETURNING id
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
-                                        actor_person, actor_token)
-             SELECT id, $6, $2, $5,
-                    jsonb_build_object('action', CASE WHEN $4 THEN 'approve' ELSE 'reject' END,
-                                       'approval_id', $3::text),
+             INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
+                                       actor_person, actor_token)
+             SELECT $6, $2, array_agg(id ORDER BY id),
+                    CASE WHEN $5 = '[]'::jsonb THEN NULL
+                         ELSE array_agg($5::jsonb ORDER BY id) END,
+                    array_agg(jsonb_build_object(
+                                  'action', CASE WHEN $4 THEN 'approve' ELSE 'reject' END,
+                                  'approval_id', $3::text) ORDER BY id),
                     $7, $8
-             FROM changed
+             FROM changed HAVING count(*) > 0
          )
          SELECT id FROM changed ORDER BY id",
     )

@@ -83,7 +83,8 @@ pub async fn state_totals(
     id: Uuid,
 ) -> sqlx::Result<Vec<(String, i64, Option<Decimal>)>> {
     sqlx::query_as(
-        "SELECT state, count(*), sum(amount) FROM records WHERE batch_id = $1 GROUP BY state",
+        "SELECT state, sum(records)::bigint, sum(amount) FROM batch_totals
+         WHERE batch_id = $1 GROUP BY state HAVING sum(records) <> 0",
     )
     .bind(id)
     .fetch_all(pool)
@@ -99,11 +100,12 @@ pub async fn approval_totals(
     program_period: Option<(&str, &str)>,
 ) -> sqlx::Result<Vec<(String, bool, i64, Option<Decimal>)>> {
     sqlx::query_as(
-        "SELECT r.state, r.approval_id IS NOT NULL, count(*), sum(r.amount)
-         FROM records r JOIN batches b ON b.id = r.batch_id
-         WHERE ($1::uuid IS NULL OR r.batch_id = $1)
+        "SELECT t.state, t.approved, sum(t.records)::bigint, sum(t.amount)
+         FROM batch_totals t JOIN batches b ON b.id = t.batch_id
+         WHERE ($1::uuid IS NULL OR t.batch_id = $1)
            AND ($2::text IS NULL OR (b.program = $2 AND b.period = $3))
-         GROUP BY 1, 2",
+         GROUP BY 1, 2
+         HAVING sum(t.records) <> 0",
     )
     .bind(batch)
     .bind(program_period.map(|p| p.0))
@@ -113,16 +115,21 @@ pub async fn approval_totals(
 }
 
 /// What was requested of one batch (`batch`), or of one programme and period: `(records, sum
-/// of their amounts)`, counted apart from the states.
+/// of their amounts)`, counted apart from the states: the records as intake counted them
+/// (`batches.record_count`), the amounts as they stand (a correction may change one).
 pub async fn requested(
     pool: &PgPool,
     batch: Option<Uuid>,
     program_period: Option<(&str, &str)>,
 ) -> sqlx::Result<(i64, Option<Decimal>)> {
     sqlx::query_as(
-        "SELECT count(*), sum(r.amount) FROM records r JOIN batches b ON b.id = r.batch_id
-         WHERE ($1::uuid IS NULL OR r.batch_id = $1)
-           AND ($2::text IS NULL OR (b.program = $2 AND b.period = $3))",
+        "WITH these AS (
+             SELECT id, record_count FROM batches b
+             WHERE ($1::uuid IS NULL OR b.id = $1)
+               AND ($2::text IS NULL OR (b.program = $2 AND b.period = $3))
+         )
+         SELECT (SELECT coalesce(sum(record_count), 0)::bigint FROM these),
+                (SELECT sum(c.amount) FROM batch_counts c WHERE c.batch_id IN (SELECT id FROM these))",
     )
     .bind(batch)
     .bind(program_period.map(|p| p.0))
@@ -131,12 +138,14 @@ pub async fn requested(
     .await
 }
 
-/// `(reason code, records)` over the batch's records that are blocked, rejected, failed or dead.
+/// `(reason code, records)` over the batch's records that are blocked, rejected, failed or dead
+/// (`stopped_records`: only those are read).
 pub async fn reason_counts(pool: &PgPool, id: Uuid) -> sqlx::Result<Vec<(String, i64)>> {
     sqlx::query_as(
         "SELECT reason->>'code', count(DISTINCT r.id)
-         FROM records r, jsonb_array_elements(r.reasons) reason
-         WHERE r.batch_id = $1 AND r.state IN ('blocked', 'rejected', 'failed', 'dead')
+         FROM stopped_records p JOIN records r ON r.id = p.record_id,
+              jsonb_array_elements(r.reasons) reason
+         WHERE p.batch_id = $1
          GROUP BY 1",
     )
     .bind(id)
@@ -234,7 +243,7 @@ pub async fn records(
     let rows: Vec<PgRow> = sqlx::query(&format!(
         "SELECT r.id, r.batch_id, r.row_number, r.state, r.reasons, r.{}, r.amount,
                 r.bank_reference, r.attempts, r.updated_at, r.masked
-         FROM records r
+         FROM records_all r
          WHERE r.batch_id = $1 AND r.id > $2
            AND ($3::text IS NULL OR r.state = $3)
            AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text)))
@@ -314,7 +323,7 @@ pub fn report_rows(pool: &PgPool, batch: Uuid) -> BoxStream<'_, sqlx::Result<Rep
                      UNION
                      SELECT e.kind FROM reconciliation_exceptions e
                      WHERE e.record_id = records.id) s) AS reconciliation
-         FROM records WHERE batch_id = $1 ORDER BY row_number",
+         FROM records_all records WHERE batch_id = $1 ORDER BY row_number",
     )
     .bind(batch)
     .fetch(pool)

@@ -83,15 +83,15 @@ const USAGE: &str = "
         SELECT b.office,
             coalesce(sum(r.amount) FILTER (
                 WHERE r.state IN ('verified', 'transfer_requested')
-                  AND (r.approval_id IS NOT NULL OR NOT coalesce(p.approval_required, false))
+                  AND (r.approved OR NOT coalesce(p.approval_required, false))
             ), 0) AS approved_not_paid,
             coalesce(sum(r.amount) FILTER (WHERE r.state = 'disbursed'), 0) AS disbursed,
             coalesce(sum(r.amount) FILTER (
-                WHERE (r.approval_id IS NOT NULL AND r.state IN ('failed', 'rejected', 'dead'))
+                WHERE (r.approved AND r.state IN ('failed', 'rejected', 'dead'))
                    OR (r.state = 'failed' AND NOT coalesce(p.approval_required, false))
             ), 0) AS released
         FROM batches b
-        JOIN records r ON r.batch_id = b.id
+        JOIN batch_counts r ON r.batch_id = b.id
         LEFT JOIN programmes p ON p.code = b.program
         WHERE b.program = $1 AND b.period = $2 AND ($3::text IS NULL OR b.office = $3)
         GROUP BY b.office
@@ -154,14 +154,14 @@ pub async fn remaining_by_program(
         "WITH periods AS (
              SELECT g.program, g.period, sum(g.amount) AS allocated,
                  (SELECT coalesce(sum(r.amount), 0)
-                  FROM batches b JOIN records r ON r.batch_id = b.id
+                  FROM batches b JOIN batch_counts r ON r.batch_id = b.id
                   LEFT JOIN programmes p ON p.code = b.program
                   WHERE b.program = g.program AND b.period = g.period
                     AND b.office IN (SELECT office FROM budgets x
                                      WHERE x.program = g.program AND x.period = g.period)
                     AND (r.state = 'disbursed'
                          OR (r.state IN ('verified', 'transfer_requested')
-                             AND (r.approval_id IS NOT NULL
+                             AND (r.approved
                                   OR NOT coalesce(p.approval_required, false))))
                  ) AS used
              FROM budgets g GROUP BY g.program, g.period

@@ -1,7 +1,7 @@
 //! Corrections of blocked records: finding them in a batch by row or by NIK, and writing the
 //! corrected office values (sealed) with an audit row that names the fields, never the values.
 
-use super::records::{State, raw_columns};
+use super::records::{COLD, State, raw_columns};
 use super::sealed::keyring;
 use crate::domain::{Actor, RawRecord};
 use rust_decimal::Decimal;
@@ -24,6 +24,22 @@ pub async fn ids_by_row(
     .await
 }
 
+/// The `SET` lists of a correction's office values, bound from `$2` in [`raw_columns`] order:
+/// those of `records` (the mother's maiden name) and those of `record_data` (the rest).
+fn sets() -> (String, String) {
+    let (hot, cold): (Vec<_>, Vec<_>) = raw_columns()
+        .enumerate()
+        .map(|(i, c)| (c, format!("{c} = ${}", i + 2)))
+        .partition(|(c, _)| !COLD.contains(c));
+    let join = |v: Vec<(&str, String)>| {
+        v.into_iter()
+            .map(|(_, set)| set)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (join(hot), join(cold))
+}
+
 /// `(id, NIK as asked)` of the records of `batch` whose NIK is one of `niks`: found by the keyed
 /// hash of the NIK, since the records hold no NIK in clear.
 pub async fn ids_by_nik(
@@ -38,7 +54,7 @@ pub async fn ids_by_nik(
         .collect();
     let hashes: Vec<&Vec<u8>> = by_hash.keys().collect();
     let found: Vec<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, nik_hash FROM records WHERE batch_id = $1 AND nik_hash = ANY($2)",
+        "SELECT id, nik_hash FROM records_all WHERE batch_id = $1 AND nik_hash = ANY($2)",
     )
     .bind(batch)
     .bind(&hashes)
@@ -65,21 +81,22 @@ pub async fn write(
     let n = RawRecord::KEYS.len();
     let (reasons_at, detail_at, hash_at) = (n + 2, n + 3, n + 4);
     let (person_at, token_at) = (n + 5, n + 6);
-    let sets = raw_columns()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (hot, cold) = sets();
     let sql = format!(
         "WITH fixed AS (
-             UPDATE records SET {sets}, reasons = ${reasons_at}, nik_hash = ${hash_at},
-                 updated_at = now()
+             UPDATE records SET {hot}, reasons = ${reasons_at}, updated_at = now()
              WHERE id = $1 AND state = 'blocked'
              RETURNING id
+         ), data AS (
+             UPDATE record_data SET {cold}, nik_hash = ${hash_at}
+             WHERE id = (SELECT id FROM fixed)
          )
-         INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
-                                    actor_person, actor_token)
-         SELECT id, 'blocked', 'blocked', ${reasons_at}, ${detail_at}, ${person_at}, ${token_at}
+         INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
+                                   actor_person, actor_token)
+         SELECT 'blocked', 'blocked', ARRAY[id],
+                CASE WHEN ${reasons_at} = '[]'::jsonb THEN NULL
+                     ELSE ARRAY[${reasons_at}::jsonb] END,
+                ARRAY[${detail_at}::jsonb], ${person_at}, ${token_at}
          FROM fixed"
     );
     let mut query = sqlx::query(&sql).bind(id);
@@ -123,24 +140,26 @@ pub async fn write_moving(
     let ring = keyring()?;
     let n = RawRecord::KEYS.len();
     let at = |k: usize| n + 2 + k;
-    let sets = raw_columns()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = ${}", i + 2))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let (hot, cold) = sets();
     let sql = format!(
         "WITH fixed AS (
-             UPDATE records SET {sets}, reasons = ${r}, nik_hash = ${h}, state = ${to},
+             UPDATE records SET {hot}, reasons = ${r}, state = ${to},
                  amount = COALESCE(${amount}, amount),
                  bank_account = CASE WHEN ${forget} THEN NULL ELSE bank_account END,
                  bank_account_name = CASE WHEN ${forget} THEN NULL ELSE bank_account_name END,
                  approval_id = NULL, attempts = 0, updated_at = now()
              WHERE id = $1 AND state = ${from}
              RETURNING id
+         ), data AS (
+             UPDATE record_data SET {cold}, nik_hash = ${h}
+             WHERE id = (SELECT id FROM fixed)
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
-                                        actor_person, actor_token)
-             SELECT id, ${from}, ${to}, ${r}, ${d}, ${person}, ${token} FROM fixed
+             INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
+                                       actor_person, actor_token)
+             SELECT ${from}, ${to}, ARRAY[id],
+                    CASE WHEN ${r} = '[]'::jsonb THEN NULL ELSE ARRAY[${r}::jsonb] END,
+                    ARRAY[${d}::jsonb], ${person}, ${token}
+             FROM fixed
          )
          SELECT count(*) FROM fixed",
         r = at(0),

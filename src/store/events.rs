@@ -1,4 +1,5 @@
-//! The audit trail (`record_events`) as people read it, and a record's head facts for display.
+//! The audit trail (`record_events`: one row per record, over `audit_chunks`) as people read
+//! it, and a record's head facts for display.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -20,8 +21,7 @@ pub struct Event {
 pub async fn history(conn: &mut PgConnection, id: i64) -> sqlx::Result<Vec<Event>> {
     sqlx::query_as(
         "SELECT at, from_state, to_state, reasons, detail, actor_person, actor_token
-         FROM record_events
-         WHERE record_id = $1 ORDER BY id",
+         FROM record_events_of($1) ORDER BY id",
     )
     .bind(id)
     .fetch_all(conn)
@@ -47,7 +47,7 @@ pub async fn head(
 ) -> sqlx::Result<Option<Head>> {
     sqlx::query_as(
         "SELECT b.office, r.updated_at, r.reasons, r.masked
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         FROM records_all r JOIN batches b ON b.id = r.batch_id
          WHERE r.id = $1 AND ($2::text IS NULL OR b.office = $2)",
     )
     .bind(id)

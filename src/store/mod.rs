@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`records`]: a record's shape ([`RecordRow`], its columns derived from
 //!   [`crate::domain::RawRecord`]), reading, locking, storing and changing records.
-//! - [`batches`]: batches, their totals, listings and the report's rows.
+//! - [`batches`]: batches, their totals, listings and the report's rows; [`counts`]: the
+//!   per-batch counters those totals come from.
 //! - [`parked`]: blocked and dead records (the `dlq` filter and counts).
 //! - [`corrections`]: finding and correcting blocked records.
 //! - [`approvals`]: payment lists waiting for a checker, and the checkers' decisions.
@@ -25,6 +26,7 @@ pub mod banks;
 pub mod batches;
 pub mod budgets;
 pub mod corrections;
+pub mod counts;
 pub mod events;
 pub mod idempotency;
 pub mod locks;

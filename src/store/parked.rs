@@ -30,16 +30,21 @@ impl Filter {
     }
 }
 
-/// The `WHERE` clause of a [`Filter`] over `records r JOIN batches b`, parameters $1–$5 bound
-/// by [`bind_filter!`].
-const FILTER_WHERE: &str = "WHERE r.state = ANY($1)
+/// The stopped records with their record and batch (a [`Filter`]'s states pick the parked
+/// ones): `stopped_records p` (kept by the records table's trigger,
+/// `migrations/0013_counters.sql`) `JOIN records r JOIN batches b`.
+const PARKED_FROM: &str = "FROM stopped_records p
+         JOIN records r ON r.id = p.record_id
+         JOIN batches b ON b.id = p.batch_id";
+
+/// The `WHERE` clause of a [`Filter`] over [`PARKED_FROM`], parameters $1–$5 bound by
+/// [`bind_filter!`].
+const FILTER_WHERE: &str = "WHERE p.state = ANY($1)
            AND ($2::text IS NULL OR b.office = $2)
-           AND ($3::uuid IS NULL OR r.batch_id = $3)
+           AND ($3::uuid IS NULL OR p.batch_id = $3)
            AND ($4::text IS NULL OR r.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))
-                OR EXISTS (SELECT 1 FROM record_events e
-                           WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
-                             AND e.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text))))
-           AND (cardinality($5::bigint[]) = 0 OR r.id = ANY($5))";
+                OR p.reasons @> jsonb_build_array(jsonb_build_object('code', $4::text)))
+           AND (cardinality($5::bigint[]) = 0 OR p.record_id = ANY($5))";
 
 /// Binds $1–$5 of [`FILTER_WHERE`]: the filter, and the office whose batches it may see
 /// (every office's when `None`).
@@ -78,10 +83,8 @@ pub async fn find(
 ) -> sqlx::Result<Vec<ParkedRow>> {
     let sql = format!(
         "SELECT r.id, r.batch_id, r.row_number, r.state, r.reasons, r.attempts, r.updated_at,
-                (SELECT e.from_state FROM record_events e
-                 WHERE e.record_id = r.id AND e.to_state = r.state AND e.from_state <> r.state
-                 ORDER BY e.id DESC LIMIT 1) AS parked_from
-         FROM records r JOIN batches b ON b.id = r.batch_id
+                p.from_state AS parked_from
+         {PARKED_FROM}
          {FILTER_WHERE}
          ORDER BY r.updated_at, r.id
          LIMIT $6"
@@ -101,7 +104,7 @@ pub async fn count_by_reason(
 ) -> sqlx::Result<Vec<(String, String, i64)>> {
     let sql = format!(
         "SELECT r.state, reason->>'code', count(*)
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         {PARKED_FROM}
               CROSS JOIN LATERAL jsonb_array_elements(r.reasons) AS reason
          {FILTER_WHERE}
          GROUP BY 1, 2"
@@ -119,7 +122,7 @@ pub async fn totals(
 ) -> sqlx::Result<Vec<(String, i64, i64)>> {
     let sql = format!(
         "SELECT r.state, count(*), extract(epoch FROM now() - min(r.updated_at))::bigint
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         {PARKED_FROM}
          {FILTER_WHERE}
          GROUP BY 1"
     );
@@ -131,7 +134,7 @@ pub async fn totals(
 /// The state a dead record was in when it went dead (its latest move to `dead`).
 pub async fn dead_from(conn: &mut PgConnection, id: i64) -> sqlx::Result<Option<String>> {
     Ok(sqlx::query_scalar(
-        "SELECT from_state FROM record_events WHERE record_id = $1 AND to_state = 'dead'
+        "SELECT from_state FROM record_events_of($1) WHERE to_state = 'dead'
          ORDER BY id DESC LIMIT 1",
     )
     .bind(id)

@@ -4,7 +4,7 @@
 //! transaction taking only rows nobody holds (`SKIP LOCKED`), so the pipeline keeps running.
 
 use super::outbox;
-use super::records::SEALED;
+use super::records::{COLD, SEALED, alias_of};
 use super::sealed::{KeyError, KeyId, Keyring, keyring};
 use crate::domain::{mask_digits, mask_words};
 use sqlx::{PgConnection, PgPool};
@@ -22,14 +22,17 @@ pub enum Reseal {
 impl Reseal {
     /// SQL that is true for a record holding a value this pass re-seals (`$2` = current key).
     fn condition(self) -> String {
-        let per_column = SEALED.iter().map(|c| match self {
-            Reseal::ToCurrentKey => {
-                format!("(r.{c} IS NOT NULL AND salur_key_id(r.{c}) IS DISTINCT FROM $2)")
+        let per_column = SEALED.iter().map(|c| {
+            let t = alias_of(c);
+            match self {
+                Reseal::ToCurrentKey => {
+                    format!("({t}.{c} IS NOT NULL AND salur_key_id({t}.{c}) IS DISTINCT FROM $2)")
+                }
+                Reseal::LegacyOnly => format!("get_byte({t}.{c}, 0) = 0"),
             }
-            Reseal::LegacyOnly => format!("get_byte(r.{c}, 0) = 0"),
         });
         let mut all: Vec<String> = per_column.collect();
-        all.push("(r.nik IS NOT NULL AND r.nik_hash IS NULL)".into());
+        all.push("(d.nik IS NOT NULL AND d.nik_hash IS NULL)".into());
         all.join(" OR ")
     }
 }
@@ -45,12 +48,12 @@ pub async fn reseal_chunk(
 ) -> anyhow::Result<Option<(i64, u64)>> {
     let ring = keyring()?;
     let mut tx = pool.begin().await?;
-    let cols = SEALED.map(|c| format!("r.{c}")).join(", ");
+    let cols = SEALED.map(|c| format!("{}.{c}", alias_of(c))).join(", ");
     let rows: Vec<sqlx::postgres::PgRow> = sqlx::query(&format!(
-        "SELECT r.id, {cols} FROM records r
+        "SELECT r.id, {cols} FROM records r JOIN record_data d ON d.id = r.id
          WHERE r.id > $1 AND ({})
          ORDER BY r.id LIMIT $3
-         FOR UPDATE SKIP LOCKED",
+         FOR UPDATE OF r SKIP LOCKED",
         how.condition()
     ))
     .bind(after)
@@ -91,12 +94,15 @@ pub async fn reseal_chunk(
         }
         hashes.push(nik_hash);
     }
-    let sets = SEALED
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{c} = u.c{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sets = |cold: bool| {
+        SEALED
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| COLD.contains(c) == cold)
+            .map(|(i, c)| format!("{c} = u.c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let arrays = (0..SEALED.len())
         .map(|i| format!("${}::bytea[]", i + 3))
         .collect::<Vec<_>>()
@@ -106,9 +112,14 @@ pub async fn reseal_chunk(
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "UPDATE records r SET {sets}, nik_hash = u.nik_hash
-         FROM UNNEST($1::bigint[], $2::bytea[], {arrays}) AS u(id, nik_hash, {names})
-         WHERE r.id = u.id"
+        "WITH u AS (
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], {arrays}) AS u(id, nik_hash, {names})
+         ), data AS (
+             UPDATE record_data d SET {}, nik_hash = u.nik_hash FROM u WHERE d.id = u.id
+         )
+         UPDATE records r SET {} FROM u WHERE r.id = u.id",
+        sets(true),
+        sets(false)
     );
     let mut q = sqlx::query(&sql).bind(&ids).bind(&hashes);
     for c in &columns {
@@ -201,7 +212,8 @@ pub async fn reseal_outbox_chunk(
 pub async fn pending(pool: &PgPool, how: Reseal) -> anyhow::Result<i64> {
     let ring = keyring()?;
     Ok(sqlx::query_scalar(&format!(
-        "SELECT (SELECT count(*) FROM records r WHERE $1::int IS NULL AND ({}))
+        "SELECT (SELECT count(*) FROM records r JOIN record_data d ON d.id = r.id
+                 WHERE $1::int IS NULL AND ({}))
               + (SELECT count(*) FROM outbox o WHERE {})",
         how.condition(),
         how.outbox_condition()
@@ -295,9 +307,10 @@ pub async fn seal_legacy(pool: &PgPool) -> anyhow::Result<()> {
 
 /// `(key id, values)` sealed with each key, and the values still in clear (`None`).
 pub async fn values_per_key(pool: &PgPool) -> sqlx::Result<Vec<(Option<i32>, i64)>> {
-    let cols = SEALED.map(|c| format!("r.{c}")).join(", ");
+    let cols = SEALED.map(|c| format!("{}.{c}", alias_of(c))).join(", ");
     sqlx::query_as(&format!(
-        "SELECT salur_key_id(v), count(*) FROM records r, LATERAL unnest(ARRAY[{cols}]) v
+        "SELECT salur_key_id(v), count(*)
+         FROM records r JOIN record_data d ON d.id = r.id, LATERAL unnest(ARRAY[{cols}]) v
          WHERE v IS NOT NULL GROUP BY 1 ORDER BY 1"
     ))
     .fetch_all(pool)
@@ -376,7 +389,7 @@ pub fn with_kept_masks(
 pub async fn erase(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<u64> {
     let ring = keyring()?;
     let rows: Vec<ToMask> = sqlx::query_as(
-        "SELECT id, nik, name, account_number, bank_account FROM records
+        "SELECT id, nik, name, account_number, bank_account FROM records_all
              WHERE id = ANY($1) AND erased_at IS NULL",
     )
     .bind(ids)
@@ -397,10 +410,24 @@ pub async fn erase(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<u64> 
         }));
         erased.push(id);
     }
-    let nulls = SEALED.map(|c| format!("{c} = NULL")).join(", ");
+    let nulls = |cold: bool| {
+        SEALED
+            .iter()
+            .filter(|c| COLD.contains(c) == cold)
+            .map(|c| format!("{c} = NULL"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     sqlx::query(&format!(
-        "UPDATE records r SET {nulls}, nik_hash = NULL, masked = u.masked, erased_at = now()
-         FROM UNNEST($1::bigint[], $2::jsonb[]) AS u(id, masked) WHERE r.id = u.id"
+        "WITH u AS (
+             SELECT * FROM UNNEST($1::bigint[], $2::jsonb[]) AS u(id, masked)
+         ), data AS (
+             UPDATE record_data d SET {}, nik_hash = NULL, masked = u.masked, erased_at = now()
+             FROM u WHERE d.id = u.id
+         )
+         UPDATE records r SET {} FROM u WHERE r.id = u.id",
+        nulls(true),
+        nulls(false)
     ))
     .bind(&erased)
     .bind(&masked)
@@ -446,8 +473,9 @@ pub async fn records_of(
         .nik_hash(nik)
         .ok_or_else(|| sqlx::Error::from(KeyError::Config("the NIK has no digits".into())))?;
     let ids = sqlx::query_scalar(&format!(
-        "SELECT id FROM records WHERE nik_hash = $1 ORDER BY id {}",
-        if lock { "FOR UPDATE" } else { "" }
+        "SELECT r.id FROM records r JOIN record_data d ON d.id = r.id
+         WHERE d.nik_hash = $1 ORDER BY r.id {}",
+        if lock { "FOR UPDATE OF r" } else { "" }
     ))
     .bind(&hash)
     .fetch_all(conn)
@@ -476,11 +504,11 @@ pub async fn expired_batches(pool: &PgPool, default_days: i32) -> sqlx::Result<V
          FROM batches b
          LEFT JOIN retention_policies p ON p.program = b.program
          JOIN LATERAL (
-             SELECT max(r.updated_at) AS closed_at, count(*) AS records,
-                    bool_or(r.state IN ('received', 'account_requested', 'account_opened',
-                                        'awaiting_approval', 'verified',
-                                        'transfer_requested')) AS in_flight
-             FROM records r WHERE r.batch_id = b.id
+             SELECT max(t.last_change) AS closed_at, sum(t.records)::bigint AS records,
+                    bool_or(t.records > 0 AND t.state IN (
+                        'received', 'account_requested', 'account_opened', 'awaiting_approval',
+                        'verified', 'transfer_requested')) AS in_flight
+             FROM batch_totals t WHERE t.batch_id = b.id
          ) s ON true
          WHERE b.personal_erased_at IS NULL AND s.records > 0 AND NOT s.in_flight
            AND s.closed_at < now() - make_interval(days => COALESCE(p.days, $1))
@@ -504,8 +532,9 @@ pub async fn erase_batch(
     loop {
         let mut tx = pool.begin().await?;
         let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM records WHERE batch_id = $1 AND erased_at IS NULL
-             ORDER BY id LIMIT $2 FOR UPDATE",
+            "SELECT r.id FROM records r JOIN record_data d ON d.id = r.id
+             WHERE r.batch_id = $1 AND d.erased_at IS NULL
+             ORDER BY r.id LIMIT $2 FOR UPDATE OF r",
         )
         .bind(batch_id)
         .bind(chunk)
@@ -582,8 +611,8 @@ pub async fn export_details(
                 COALESCE((SELECT jsonb_agg(jsonb_build_object('at', e.at, 'from', e.from_state,
                               'to', e.to_state, 'reasons', e.reasons, 'detail', e.detail)
                               ORDER BY e.id)
-                          FROM record_events e WHERE e.record_id = r.id), '[]') AS history
-         FROM records r JOIN batches b ON b.id = r.batch_id WHERE r.id = ANY($1)",
+                          FROM record_events_of(r.id) e), '[]') AS history
+         FROM records_all r JOIN batches b ON b.id = r.batch_id WHERE r.id = ANY($1)",
     )
     .bind(ids)
     .fetch_all(conn)

@@ -110,7 +110,8 @@ pub async fn offices_of_batches(
 
 /// Up to `limit` records in `state` unchanged for longer than `older_than`, doubled for each
 /// attempt the record already had in its stage (a bank whose queue is backed up is not flooded
-/// with re-sends), oldest first, locked, skipping those another transaction holds.
+/// with re-sends), oldest first, locked, skipping those another transaction holds. Only the
+/// batches whose counters hold records in `state` are read (no index names a record's state).
 pub async fn stale(
     conn: &mut PgConnection,
     state: State,
@@ -119,7 +120,8 @@ pub async fn stale(
 ) -> sqlx::Result<Vec<i64>> {
     sqlx::query_scalar(
         "SELECT id FROM records
-         WHERE state = $1 AND updated_at < now() - make_interval(secs => $2 * power(2, least(attempts, 6)))
+         WHERE batch_id IN (SELECT batch_id FROM batch_totals WHERE state = $1 AND records > 0)
+           AND state = $1 AND updated_at < now() - make_interval(secs => $2 * power(2, least(attempts, 6)))
          ORDER BY updated_at LIMIT $3
          FOR UPDATE SKIP LOCKED",
     )

@@ -117,10 +117,10 @@ pub async fn disbursed_on(
         "SELECT r.id, r.batch_id, b.program, r.state, r.payment_no, r.amount, r.bank_reference
          FROM records r JOIN batches b ON b.id = r.batch_id
          WHERE r.id IN (
-             SELECT e.record_id FROM record_events e
-             WHERE e.to_state = 'disbursed'
-               AND e.at >= ($2::date)::timestamp AT TIME ZONE '{DAY_ZONE}'
-               AND e.at < ($2::date + 1)::timestamp AT TIME ZONE '{DAY_ZONE}')
+             SELECT unnest(a.record_ids) FROM audit_chunks a
+             WHERE a.to_state = 'disbursed'
+               AND a.at >= ($2::date)::timestamp AT TIME ZONE '{DAY_ZONE}'
+               AND a.at < ($2::date + 1)::timestamp AT TIME ZONE '{DAY_ZONE}')
            AND EXISTS (SELECT 1 FROM bank_requests br
                        WHERE br.kind = 'transfer' AND br.bank_code = $1
                          AND br.record_ids @> ARRAY[r.id])

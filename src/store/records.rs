@@ -27,6 +27,37 @@ pub const SEALED: [&str; 11] = [
     "bank_account_name",
 ];
 
+/// The columns of `record_data`: the office's values as written (all but the mother's maiden
+/// name, which moves with the record, see `migrations/0015_hot_cold.sql`), the NIK's keyed hash
+/// and the masked forms an erasure keeps. Written once by intake; the rest of a record, in
+/// `records`, changes with every step.
+pub const COLD: [&str; 15] = [
+    "nik",
+    "kk",
+    "name",
+    "birth_place",
+    "birth_date",
+    "sex",
+    "address",
+    "region_code",
+    "phone",
+    "bank_code",
+    "account_number",
+    "amount_raw",
+    "nik_hash",
+    "masked",
+    "erased_at",
+];
+
+/// The alias of the table holding `column` in [`RECORD_FROM`]: `d` (`record_data`) or `r`.
+pub fn alias_of(column: &str) -> &'static str {
+    if COLD.contains(&column) { "d" } else { "r" }
+}
+
+/// A record with its office data and batch: `records r`, `record_data d`, `batches b`.
+pub const RECORD_FROM: &str =
+    "records r JOIN record_data d ON d.id = r.id JOIN batches b ON b.id = r.batch_id";
+
 /// The column of `records` that holds an office field ([`RawRecord::KEYS`]): the field's key,
 /// except the amount as written, which is `amount_raw` (`amount` is the parsed value).
 pub fn column_of(key: &'static str) -> &'static str {
@@ -185,19 +216,19 @@ impl Needs {
     }
 }
 
-/// The select list of a [`RecordRow`] over `records r JOIN batches b`: every column of the
-/// record, the personal ones `needs` does not name as `NULL` (not even read).
+/// The select list of a [`RecordRow`] over [`RECORD_FROM`]: every column of the record, the
+/// personal ones `needs` does not name as `NULL` (not even read).
 fn record_columns(needs: Needs) -> String {
     let mut out = String::from("r.id, r.batch_id, r.row_number, r.state, ");
     for column in raw_columns().chain(BANK_COLUMNS) {
         if SEALED.contains(&column) && !needs.wants(column) {
             out.push_str(&format!("NULL::bytea AS {column}, "));
         } else {
-            out.push_str(&format!("r.{column}, "));
+            out.push_str(&format!("{}.{column}, ", alias_of(column)));
         }
     }
     out.push_str(
-        "r.amount, r.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.payment_no, \
+        "r.amount, d.nik_hash, r.bank_reference, r.attempts, r.approval_id, r.payment_no, \
          r.open_key, b.program, b.period",
     );
     out
@@ -248,7 +279,7 @@ pub async fn lock_in_state_for(
     let rows = sqlx::query(&format!(
         "SELECT {},
                 EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         FROM {RECORD_FROM}
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id
          FOR UPDATE OF r",
@@ -297,7 +328,7 @@ async fn scoped(
 ) -> sqlx::Result<Vec<RecordRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {}
-         FROM records r JOIN batches b ON b.id = r.batch_id
+         FROM {RECORD_FROM}
          WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
          ORDER BY r.id
          {lock}",
@@ -315,7 +346,7 @@ pub async fn bank_codes(
     conn: &mut PgConnection,
     ids: &[i64],
 ) -> sqlx::Result<Vec<(i64, Option<String>)>> {
-    sqlx::query_as("SELECT id, bank_code FROM records WHERE id = ANY($1)")
+    sqlx::query_as("SELECT id, bank_code FROM record_data WHERE id = ANY($1)")
         .bind(ids)
         .fetch_all(conn)
         .await
@@ -395,8 +426,10 @@ impl Change {
     }
 }
 
-/// Applies changes to records that are still in `from`, with one audit row each; returns the
-/// ids that changed. Reasons replace the record's reasons (empty clears them). The bank's
+/// Applies changes to records that are still in `from`, with their audit: one `audit_chunks`
+/// row per target state, naming the records (reasons and details per record where any record
+/// has some; `record_events` reads one row per record from it); returns the ids that changed.
+/// Reasons replace the record's reasons (empty clears them). The bank's
 /// account number and name are sealed here. A record that becomes `verified` or
 /// `awaiting_approval` (its account open and confirmed to be the recipient's) loses its
 /// mother's maiden name, which only account opening needs; its audit row says it was provided
@@ -486,9 +519,15 @@ pub async fn apply_as(
                       THEN COALESCE(u.detail, '{}') || '{\"mother_name\": \"provided; erased once the account was opened and verified\"}'
                       ELSE u.detail END AS detail
          ), audit AS (
-             INSERT INTO record_events (record_id, from_state, to_state, reasons, detail,
-                                        actor_person, actor_token)
-             SELECT id, $1, to_state, reasons, detail, $11, $12 FROM changed
+             INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
+                                       actor_person, actor_token)
+             SELECT $1, to_state, array_agg(id ORDER BY id),
+                    CASE WHEN bool_and(reasons = '[]') THEN NULL
+                         ELSE array_agg(reasons ORDER BY id) END,
+                    CASE WHEN bool_and(detail IS NULL) THEN NULL
+                         ELSE array_agg(detail ORDER BY id) END,
+                    $11, $12
+             FROM changed GROUP BY to_state
          )
          SELECT id FROM changed",
     )
@@ -508,6 +547,9 @@ pub async fn apply_as(
     .fetch_all(conn)
     .await
 }
+
+/// Records per audit row of intake (`audit_chunks`): one row names this many records.
+const AUDIT_CHUNK: usize = 10_000;
 
 /// The next `n` ids of the records' identity sequence, in order. A sequence is not
 /// transactional, so they may be taken on any connection: the batch's transaction need not wait
@@ -531,13 +573,15 @@ pub async fn take_ids(conn: &mut PgConnection, n: usize) -> sqlx::Result<Vec<i64
     Ok((last - n + 1..=last).collect())
 }
 
-/// Records in state `received` and their audit rows as `COPY … FROM STDIN` text, the personal
-/// values sealed to their record and the NIK hashed: what [`copy_prepared`] sends. Made without
-/// a connection, so that a slice is prepared (on another thread) while the one before it is
-/// being copied.
+/// Records in state `received` as `COPY … FROM STDIN` text (the office's data for
+/// `record_data`, the moving part for `records`) and their audit rows (`audit_chunks`, one row
+/// per [`AUDIT_CHUNK`] records), the personal values sealed to their record and the NIK hashed:
+/// what [`copy_prepared`] sends. Made without a connection, so that a slice is prepared (on
+/// another thread) while the one before it is being copied.
 pub struct PreparedRecords {
-    records: String,
-    events: String,
+    cold: String,
+    hot: String,
+    audit: String,
 }
 
 /// Prepares `rows` as records of `batch_id` with the ids `ids` (from [`take_ids`], one per row,
@@ -551,36 +595,38 @@ pub fn prepare_received(
     use std::fmt::Write as _;
     assert_eq!(ids.len(), rows.len(), "one id per row");
     let ring = keyring()?;
-    let sealed: Vec<bool> = raw_columns().map(|c| SEALED.contains(&c)).collect();
-    let columns: Vec<&str> = raw_columns().collect();
     let batch = batch_id.to_string();
+    // The moving part (`records`) and the office's data (`record_data`), one row each.
+    let mut hot = String::with_capacity(rows.len() * 160);
     let mut buf = String::with_capacity(rows.len() * 1024);
-    for (id, r) in ids.iter().zip(rows) {
-        let _ = write!(buf, "{id}\t{batch}\t{}\treceived", r.row);
-        for ((column, value), sealed) in columns.iter().zip(r.values()).zip(&sealed) {
-            buf.push('\t');
-            if *sealed {
-                copy_bytea(
-                    &mut buf,
-                    value
-                        .as_deref()
-                        .map(|v| ring.seal(column, *id, v))
-                        .as_deref(),
-                );
-            } else {
-                copy_text(&mut buf, value.as_deref());
-            }
+    let seal = |buf: &mut String, column: &'static str, id: i64, value: Option<&str>| {
+        if SEALED.contains(&column) {
+            copy_bytea(buf, value.map(|v| ring.seal(column, id, v)).as_deref());
+        } else {
+            copy_text(buf, value);
         }
-        buf.push('\t');
+    };
+    for (id, r) in ids.iter().zip(rows) {
+        let _ = write!(hot, "{id}\t{batch}\t{}\treceived\t", r.row);
+        seal(&mut hot, "mother_name", *id, r.mother_name.as_deref());
+        hot.push('\t');
         match r
             .amount
             .as_deref()
             .and_then(|a| crate::domain::Amount::parse(a).ok())
         {
             Some(a) => {
-                let _ = write!(buf, "{}", a.value());
+                let _ = write!(hot, "{}", a.value());
             }
-            None => buf.push_str("\\N"),
+            None => hot.push_str("\\N"),
+        }
+        hot.push('\n');
+        let _ = write!(buf, "{id}");
+        for (column, value) in raw_columns().zip(r.values()) {
+            if COLD.contains(&column) {
+                buf.push('\t');
+                seal(&mut buf, column, *id, value.as_deref());
+            }
         }
         buf.push('\t');
         copy_bytea(
@@ -597,13 +643,21 @@ pub fn prepare_received(
         who.push('\t');
         copy_text(&mut who, value);
     }
-    let mut events = String::with_capacity(ids.len() * (who.len() + 24));
-    for id in ids {
-        let _ = writeln!(events, "{id}\treceived{who}");
+    let mut audit = String::with_capacity(ids.len() * 12);
+    for chunk in ids.chunks(AUDIT_CHUNK) {
+        audit.push_str("received\t{");
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                audit.push(',');
+            }
+            let _ = write!(audit, "{id}");
+        }
+        let _ = writeln!(audit, "}}{who}");
     }
     Ok(PreparedRecords {
-        records: buf,
-        events,
+        cold: buf,
+        hot,
+        audit,
     })
 }
 
@@ -614,27 +668,39 @@ pub async fn copy_prepared(
 ) -> sqlx::Result<()> {
     let mut copy = conn
         .copy_in_raw(&format!(
-            "COPY records (id, batch_id, row_number, state, {}, amount, nik_hash) FROM STDIN",
-            raw_columns().collect::<Vec<_>>().join(", ")
+            "COPY record_data (id, {}, nik_hash) FROM STDIN",
+            raw_columns()
+                .filter(|c| COLD.contains(c))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .await?;
-    copy.send(prepared.records.as_bytes()).await?;
+    copy.send(prepared.cold.as_bytes()).await?;
     copy.finish().await?;
     let mut copy = conn
         .copy_in_raw(
-            "COPY record_events (record_id, to_state, actor_person, actor_token) FROM STDIN",
+            "COPY records (id, batch_id, row_number, state, mother_name, amount) FROM STDIN",
         )
         .await?;
-    copy.send(prepared.events.as_bytes()).await?;
+    copy.send(prepared.hot.as_bytes()).await?;
+    copy.finish().await?;
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN",
+        )
+        .await?;
+    copy.send(prepared.audit.as_bytes()).await?;
     copy.finish().await?;
     Ok(())
 }
 
-/// Stores a batch's records in state `received` with `COPY` (one audit row each, also copied)
-/// and returns their ids in row order. The ids are taken from the records' identity sequence
-/// first, so that the personal values can be sealed to their record, and the audit rows and
-/// the stage messages can name them without reading back. (Intake prepares a slice while the
-/// one before it is copied: [`take_ids`], [`prepare_received`], [`copy_prepared`].)
+/// Stores a batch's records in state `received` with `COPY` (the office's data into
+/// `record_data`, the moving part into `records`, their audit too, one row per
+/// [`AUDIT_CHUNK`] records) and returns their ids in row order. The ids are taken from the
+/// records' identity sequence first, so that the personal values can be sealed to their
+/// record, and the audit rows and the stage messages can name them without reading back.
+/// (Intake prepares a slice while the one before it is copied: [`take_ids`],
+/// [`prepare_received`], [`copy_prepared`].)
 pub async fn copy_received(
     conn: &mut PgConnection,
     batch_id: Uuid,
@@ -756,5 +822,19 @@ mod tests {
             assert!(known.contains(&c), "{c}");
         }
         assert_eq!(raw_columns().last(), Some("amount_raw"));
+    }
+
+    #[test]
+    fn every_office_column_but_the_mothers_name_is_cold_and_only_those() {
+        use super::{COLD, raw_columns};
+        let moving: Vec<&str> = raw_columns().filter(|c| !COLD.contains(c)).collect();
+        assert_eq!(moving, ["mother_name"]);
+        let office: Vec<&str> = raw_columns().collect();
+        for c in COLD {
+            assert!(
+                office.contains(&c) || ["nik_hash", "masked", "erased_at"].contains(&c),
+                "{c}"
+            );
+        }
     }
 }

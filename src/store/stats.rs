@@ -1,6 +1,8 @@
 //! What the database says about the pipeline as a whole, for the gauges of
 //! [`crate::metrics`]: parked records by reason, records of batches in flight, the outbox. One
-//! set-based query per family, each served by an index (`migrations/0004_monitoring.sql`).
+//! set-based query per family, none of which reads the records of a batch: parked records
+//! come from `stopped_records`, batches in flight from their counters (`batch_totals`,
+//! `migrations/0013_counters.sql`).
 
 use crate::store::State;
 use sqlx::PgPool;
@@ -46,9 +48,9 @@ pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
 
     let parked: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT r.state, COALESCE(reason->>'code', 'UNSPECIFIED'), count(DISTINCT r.id)
-         FROM records r
+         FROM stopped_records p JOIN records r ON r.id = p.record_id
          LEFT JOIN LATERAL jsonb_array_elements(r.reasons) reason ON true
-         WHERE r.state IN ('blocked', 'dead')
+         WHERE p.state IN ('blocked', 'dead')
          GROUP BY 1, 2",
     )
     .fetch_all(pool)
@@ -59,20 +61,25 @@ pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
         .collect();
 
     let oldest: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT state, EXTRACT(EPOCH FROM now() - min(updated_at))::float8
-         FROM records WHERE state IN ('blocked', 'dead') GROUP BY state",
+        "SELECT r.state, EXTRACT(EPOCH FROM now() - min(r.updated_at))::float8
+         FROM stopped_records p JOIN records r ON r.id = p.record_id
+         WHERE p.state IN ('blocked', 'dead')
+         GROUP BY r.state",
     )
     .fetch_all(pool)
     .await?;
     g.parked_oldest_age_seconds = oldest.into_iter().collect();
 
-    // Per batch in flight and state: records, and how long since the last change.
+    // Per batch in flight and state: records, and how long since the last change (the
+    // batches' counters, not their records).
     let batches: Vec<(uuid::Uuid, String, String, i64, f64)> = sqlx::query_as(
-        "SELECT r.batch_id, b.program, r.state, count(*),
-                EXTRACT(EPOCH FROM now() - max(r.updated_at))::float8
-         FROM records r JOIN batches b ON b.id = r.batch_id
-         WHERE r.batch_id IN (SELECT DISTINCT batch_id FROM records WHERE state = ANY($1))
-         GROUP BY r.batch_id, b.program, r.state",
+        "SELECT t.batch_id, b.program, t.state, sum(t.records)::bigint,
+                EXTRACT(EPOCH FROM now() - max(t.last_change))::float8
+         FROM batch_totals t JOIN batches b ON b.id = t.batch_id
+         WHERE t.batch_id IN (SELECT batch_id FROM batch_totals
+                              WHERE state = ANY($1) AND records > 0)
+         GROUP BY t.batch_id, b.program, t.state
+         HAVING sum(t.records) > 0",
     )
     .bind(in_flight_states())
     .fetch_all(pool)
@@ -97,10 +104,12 @@ pub async fn read(pool: &PgPool) -> sqlx::Result<Gauges> {
     g.outbox_backlog = backlog;
     g.outbox_oldest_age_seconds = oldest.unwrap_or(0.0).max(0.0);
 
-    g.awaiting_approval =
-        sqlx::query_scalar("SELECT count(*) FROM records WHERE state = 'awaiting_approval'")
-            .fetch_one(pool)
-            .await?;
+    g.awaiting_approval = sqlx::query_scalar(
+        "SELECT coalesce(sum(records), 0)::bigint FROM batch_totals
+             WHERE state = 'awaiting_approval'",
+    )
+    .fetch_one(pool)
+    .await?;
     let decided: Vec<(String, i64)> =
         sqlx::query_as("SELECT decision, count(*) FROM approvals GROUP BY decision")
             .fetch_all(pool)

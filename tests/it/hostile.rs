@@ -705,7 +705,7 @@ async fn a_fix_that_could_never_be_paid_is_refused_at_the_fix() {
                 assert_eq!(p["type"], "/problems/invalid-value", "{p}");
                 assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
                 let (raw, state): (Option<String>, String) =
-                    sqlx::query_as("SELECT amount_raw, state FROM records WHERE id = $1")
+                    sqlx::query_as("SELECT amount_raw, state FROM records_all WHERE id = $1")
                         .bind(id)
                         .fetch_one(&env.pool)
                         .await

@@ -298,7 +298,7 @@ async fn the_export_for_one_nik_is_that_person_only_and_erasure_waits_for_paymen
         assert!(matches!(e.downcast_ref(), Some(PersonError::NotFound)));
         assert_eq!(batch::status(&env.pool, first).await.unwrap(), before);
         let kept: Vec<(Option<Vec<u8>>, serde_json::Value)> = sqlx::query_as(
-            "SELECT name, masked FROM records WHERE batch_id = $1 AND row_number = 1",
+            "SELECT name, masked FROM records_all WHERE batch_id = $1 AND row_number = 1",
         )
         .bind(first)
         .fetch_all(&env.pool)
@@ -389,14 +389,14 @@ async fn retention_erases_closed_batches_past_their_period_and_totals_stay() {
             .await
             .unwrap();
         assert!(run.batches.is_empty());
-        // The old batch closed 40 days ago; BPNT keeps personal data 30 days.
-        sqlx::query(
+        // The old batch closed 40 days ago (its records' last change, as its counters keep
+        // it); BPNT keeps personal data 30 days.
+        for sql in [
             "UPDATE records SET updated_at = now() - interval '40 days' WHERE batch_id = $1",
-        )
-        .bind(old)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+            "UPDATE batch_counts SET last_change = now() - interval '40 days' WHERE batch_id = $1",
+        ] {
+            sqlx::query(sql).bind(old).execute(&env.pool).await.unwrap();
+        }
         privacy::set_retention(&env.pool, "BPNT", 30).await.unwrap();
         let dry = privacy::apply_retention(&env.pool, 1826, true, "test")
             .await
@@ -418,7 +418,7 @@ async fn retention_erases_closed_batches_past_their_period_and_totals_stay() {
                                        OR nik_hash IS NOT NULL),
                     count(*) FILTER (WHERE erased_at IS NOT NULL),
                     count(*) FILTER (WHERE bank_reference IS NOT NULL)
-             FROM records WHERE batch_id = $1",
+             FROM records_all WHERE batch_id = $1",
         )
         .bind(old)
         .fetch_one(&env.pool)
@@ -430,7 +430,7 @@ async fn retention_erases_closed_batches_past_their_period_and_totals_stay() {
         assert_eq!(report(old).await, report_before);
         // The young batch keeps its data; a second run finds nothing more.
         let young_kept: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM records WHERE batch_id = $1 AND nik IS NOT NULL",
+            "SELECT count(*) FROM records_all WHERE batch_id = $1 AND nik IS NOT NULL",
         )
         .bind(young)
         .fetch_one(&env.pool)
@@ -695,8 +695,8 @@ async fn values_written_in_clear_before_encryption_are_sealed_by_migrate() {
         // A record as migration 0006 leaves an old one: clear text behind a 0x00 byte.
         let name = valid_record(1).name.unwrap();
         sqlx::query(
-            "UPDATE records SET name = '\\x00'::bytea || convert_to($2, 'UTF8'), nik_hash = NULL
-             WHERE batch_id = $1",
+            "UPDATE record_data SET name = '\\x00'::bytea || convert_to($2, 'UTF8'), nik_hash = NULL
+             WHERE id IN (SELECT id FROM records WHERE batch_id = $1)",
         )
         .bind(id)
         .bind(&name)
@@ -719,7 +719,7 @@ async fn values_written_in_clear_before_encryption_are_sealed_by_migrate() {
         .unwrap();
         assert_eq!(n, 1);
         let (sealed_name, hash): (Vec<u8>, Option<Vec<u8>>) =
-            sqlx::query_as("SELECT name, nik_hash FROM records WHERE batch_id = $1")
+            sqlx::query_as("SELECT name, nik_hash FROM records_all WHERE batch_id = $1")
                 .bind(id)
                 .fetch_one(&env.pool)
                 .await

@@ -335,7 +335,7 @@ async fn an_amount_the_programme_does_not_pay_is_blocked_and_no_fix_can_set_one(
             );
             // Nothing of it was written: both records are as they were.
             let still: Vec<(String, Option<String>)> = sqlx::query_as(
-                "SELECT state, amount_raw FROM records WHERE id = ANY($1) ORDER BY id",
+                "SELECT state, amount_raw FROM records_all WHERE id = ANY($1) ORDER BY id",
             )
             .bind([inflated_id, incomplete_id])
             .fetch_all(&env.pool)

@@ -376,9 +376,12 @@ async fn an_account_opening_answer_reads_no_personal_field_and_must_answer_the_d
     // Record 2: it was sent again since with other data (another key).
     // Record 3: sent before salur kept the key.
     sqlx::query(
-        "UPDATE records SET nik = set_byte(nik, 20, get_byte(nik, 20) # 1),
-                            name = set_byte(name, 20, get_byte(name, 20) # 1),
-                            mother_name = set_byte(mother_name, 20, get_byte(mother_name, 20) # 1)
+        "WITH data AS (
+             UPDATE record_data SET nik = set_byte(nik, 20, get_byte(nik, 20) # 1),
+                                    name = set_byte(name, 20, get_byte(name, 20) # 1)
+             WHERE id = $1
+         )
+         UPDATE records SET mother_name = set_byte(mother_name, 20, get_byte(mother_name, 20) # 1)
          WHERE id = $1",
     )
     .bind(ids[0])
@@ -872,8 +875,8 @@ fn every_outcome_a_stage_decides_has_its_test_here() {
     }
 }
 
-/// The names in single quotes of a constraint's or an index's definition, as PostgreSQL prints
-/// it (`state = ANY (ARRAY['received'::text, …])`).
+/// The names in single quotes of a constraint's or a function's text, as PostgreSQL prints it
+/// (`state = ANY (ARRAY['received'::text, …])`).
 fn quoted_names(definition: &str) -> std::collections::BTreeSet<String> {
     definition
         .split('\'')
@@ -884,9 +887,10 @@ fn quoted_names(definition: &str) -> std::collections::BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_databases_state_check_and_partial_indexes_agree_with_the_lifecycle_table() {
+async fn the_databases_state_check_and_stopped_records_agree_with_the_lifecycle_table() {
     // A state added to the lifecycle table needs its migration too: the records' CHECK
-    // constraint, and the partial indexes the gauges read. This test says which one is missing.
+    // constraint, and the stopped records the counters' trigger keeps apart (its CHECK and
+    // each state list of the trigger). This test says which one is missing.
     use salur::store::State;
     let env = env().await;
     let check: String = sqlx::query_scalar(
@@ -897,13 +901,6 @@ async fn the_databases_state_check_and_partial_indexes_agree_with_the_lifecycle_
     .fetch_one(&env.pool)
     .await
     .unwrap();
-    let index = async |name: &str| -> String {
-        sqlx::query_scalar("SELECT indexdef FROM pg_indexes WHERE indexname = $1")
-            .bind(name)
-            .fetch_one(&env.pool)
-            .await
-            .unwrap()
-    };
     let names = |keep: fn(State) -> bool| -> std::collections::BTreeSet<String> {
         State::names_where(keep)
             .into_iter()
@@ -915,12 +912,27 @@ async fn the_databases_state_check_and_partial_indexes_agree_with_the_lifecycle_
         names(|_| true),
         "records.state CHECK: {check}"
     );
-    let parked = index("records_parked").await;
-    assert_eq!(quoted_names(&parked), names(State::parked), "{parked}");
-    let in_flight = index("records_in_flight_batch").await;
-    assert_eq!(
-        quoted_names(&in_flight),
-        names(State::in_flight),
-        "{in_flight}"
-    );
+    let stopped: String = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+         WHERE c.conrelid = 'stopped_records'::regclass AND c.contype = 'c'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(quoted_names(&stopped), names(State::stopped), "{stopped}");
+    let trigger: String =
+        sqlx::query_scalar("SELECT pg_get_functiondef('records_counted'::regproc)")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    let lists: Vec<&str> = trigger
+        .split("IN (")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|list| list.contains('\''))
+        .collect();
+    assert_eq!(lists.len(), 3, "{trigger}");
+    for list in lists {
+        assert_eq!(quoted_names(list), names(State::stopped), "{list}");
+    }
 }

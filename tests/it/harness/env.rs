@@ -444,8 +444,14 @@ impl TestEnv {
         loop {
             match batch::status(&self.pool, batch_id).await {
                 Ok(s) if s.in_flight == 0 => {
-                    // Every scenario that waits for a batch checks the totals identity.
+                    // Every scenario that waits for a batch checks the totals identity, and
+                    // what foreign keys and scans no longer guarantee on the hot path.
                     assert!(s.totals.holds, "batch {batch_id}: {}", s.totals);
+                    let mut conn = self.pool.acquire().await.expect("a connection");
+                    let problems = salur::store::counts::integrity(&mut conn)
+                        .await
+                        .expect("integrity checks run");
+                    assert!(problems.is_empty(), "batch {batch_id}: {problems:#?}");
                     return s;
                 }
                 Ok(_) => {}
