@@ -52,3 +52,17 @@ CREATE VIEW records_all AS
            r.attempts, r.updated_at, d.nik_hash, d.masked, d.erased_at, r.approval_id,
            r.payment_no, r.open_key
     FROM records r JOIN record_data d ON d.id = r.id;
+
+-- A narrow row leaves room for many versions on its page: each step's update stays on the
+-- page (HOT, no index entry), the page pruned as it goes. At 70 % a third of the updates of a
+-- 50,000-record run still moved to another page (pg_stat_user_tables: 130,401 HOT of 187,800).
+ALTER TABLE records SET (fillfactor = 40);
+
+-- Only transfer requests are looked up by key or record (reconciliation); an index entry for
+-- every record of every account-opening and inquiry request was written for nothing.
+DROP INDEX IF EXISTS bank_requests_keys;
+DROP INDEX IF EXISTS bank_requests_records;
+CREATE INDEX bank_requests_transfer_keys ON bank_requests USING gin (keys)
+    WHERE kind = 'transfer';
+CREATE INDEX bank_requests_transfer_records ON bank_requests USING gin (record_ids)
+    WHERE kind = 'transfer';

@@ -809,22 +809,17 @@ async fn invariants(
         format!("{disbursed_n} records, Rp{disbursed_sum} = Rp{ledger}"),
         disbursed_sum == ledger && disbursed_n as usize == paid.len(),
     );
-    let audit_bad: i64 = sqlx::query_scalar(
-        "WITH e AS (
-           SELECT record_id, from_state, to_state,
-                  lag(to_state) OVER (PARTITION BY record_id ORDER BY id) AS prev,
-                  row_number() OVER (PARTITION BY record_id ORDER BY id DESC) AS rn
-           FROM record_events)
-         SELECT (SELECT count(*) FROM e WHERE prev IS NOT NULL AND from_state IS DISTINCT FROM prev)
-              + (SELECT count(*) FROM records r LEFT JOIN e ON e.record_id = r.id AND e.rn = 1
-                 WHERE e.to_state IS DISTINCT FROM r.state)",
-    )
-    .fetch_one(pool)
-    .await?;
+    // The audit agrees with every record's state, and the batches' counters, the stopped
+    // records and every reference with the records (store::counts::integrity).
+    let problems = crate::store::counts::integrity(&mut *pool.acquire().await?).await?;
     check(
-        "audit agrees with every record's state",
-        format!("{audit_bad} disagreements"),
-        audit_bad == 0,
+        "audit, counters and references agree with every record",
+        if problems.is_empty() {
+            "0 disagreements".to_owned()
+        } else {
+            problems.join("; ")
+        },
+        problems.is_empty(),
     );
     let agree = remediate::parked_queues_agree(settings, pool).await?;
     check(

@@ -1,7 +1,7 @@
 //! Corrections of blocked records: finding them in a batch by row or by NIK, and writing the
 //! corrected office values (sealed) with an audit row that names the fields, never the values.
 
-use super::records::{COLD, State, raw_columns};
+use super::records::{State, is_cold, raw_columns};
 use super::sealed::keyring;
 use crate::domain::{Actor, RawRecord};
 use rust_decimal::Decimal;
@@ -30,7 +30,7 @@ fn sets() -> (String, String) {
     let (hot, cold): (Vec<_>, Vec<_>) = raw_columns()
         .enumerate()
         .map(|(i, c)| (c, format!("{c} = ${}", i + 2)))
-        .partition(|(c, _)| !COLD.contains(c));
+        .partition(|(c, _)| !is_cold(c));
     let join = |v: Vec<(&str, String)>| {
         v.into_iter()
             .map(|(_, set)| set)

@@ -4,7 +4,7 @@
 //! transaction taking only rows nobody holds (`SKIP LOCKED`), so the pipeline keeps running.
 
 use super::outbox;
-use super::records::{COLD, SEALED, alias_of};
+use super::records::{SEALED, alias_of, is_cold};
 use super::sealed::{KeyError, KeyId, Keyring, keyring};
 use crate::domain::{mask_digits, mask_words};
 use sqlx::{PgConnection, PgPool};
@@ -98,7 +98,7 @@ pub async fn reseal_chunk(
         SEALED
             .iter()
             .enumerate()
-            .filter(|(_, c)| COLD.contains(c) == cold)
+            .filter(|(_, c)| is_cold(c) == cold)
             .map(|(i, c)| format!("{c} = u.c{i}"))
             .collect::<Vec<_>>()
             .join(", ")
@@ -413,7 +413,7 @@ pub async fn erase(conn: &mut PgConnection, ids: &[i64]) -> anyhow::Result<u64> 
     let nulls = |cold: bool| {
         SEALED
             .iter()
-            .filter(|c| COLD.contains(c) == cold)
+            .filter(|c| is_cold(c) == cold)
             .map(|c| format!("{c} = NULL"))
             .collect::<Vec<_>>()
             .join(", ")

@@ -27,31 +27,26 @@ pub const SEALED: [&str; 11] = [
     "bank_account_name",
 ];
 
-/// The columns of `record_data`: the office's values as written (all but the mother's maiden
-/// name, which moves with the record, see `migrations/0015_hot_cold.sql`), the NIK's keyed hash
-/// and the masked forms an erasure keeps. Written once by intake; the rest of a record, in
-/// `records`, changes with every step.
-pub const COLD: [&str; 15] = [
-    "nik",
-    "kk",
-    "name",
-    "birth_place",
-    "birth_date",
-    "sex",
-    "address",
-    "region_code",
-    "phone",
-    "bank_code",
-    "account_number",
-    "amount_raw",
-    "nik_hash",
-    "masked",
-    "erased_at",
-];
+/// The office's field kept with the moving part of a record (`records`) rather than its
+/// office data (`record_data`): the mother's maiden name, erased by the very update that moves
+/// the record to `verified` (see `migrations/0015_hot_cold.sql`).
+pub const MOVING_OFFICE_COLUMN: &str = "mother_name";
+
+/// The columns of `record_data` besides the office's: the NIK's keyed hash and what an erasure
+/// keeps.
+const DATA_COLUMNS: [&str; 3] = ["nik_hash", "masked", "erased_at"];
+
+/// Whether `column` is in `record_data`: the office's values as written (all but
+/// [`MOVING_OFFICE_COLUMN`]) and [`DATA_COLUMNS`]. Written once by intake; the rest of a record,
+/// in `records`, changes with every step.
+pub fn is_cold(column: &str) -> bool {
+    column != MOVING_OFFICE_COLUMN
+        && (raw_columns().any(|c| c == column) || DATA_COLUMNS.contains(&column))
+}
 
 /// The alias of the table holding `column` in [`RECORD_FROM`]: `d` (`record_data`) or `r`.
 pub fn alias_of(column: &str) -> &'static str {
-    if COLD.contains(&column) { "d" } else { "r" }
+    if is_cold(column) { "d" } else { "r" }
 }
 
 /// A record with its office data and batch: `records r`, `record_data d`, `batches b`.
@@ -623,7 +618,7 @@ pub fn prepare_received(
         hot.push('\n');
         let _ = write!(buf, "{id}");
         for (column, value) in raw_columns().zip(r.values()) {
-            if COLD.contains(&column) {
+            if is_cold(column) {
                 buf.push('\t');
                 seal(&mut buf, column, *id, value.as_deref());
             }
@@ -670,7 +665,7 @@ pub async fn copy_prepared(
         .copy_in_raw(&format!(
             "COPY record_data (id, {}, nik_hash) FROM STDIN",
             raw_columns()
-                .filter(|c| COLD.contains(c))
+                .filter(|c| is_cold(c))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
@@ -826,15 +821,21 @@ mod tests {
 
     #[test]
     fn every_office_column_but_the_mothers_name_is_cold_and_only_those() {
-        use super::{COLD, raw_columns};
-        let moving: Vec<&str> = raw_columns().filter(|c| !COLD.contains(c)).collect();
+        use super::{SEALED, is_cold, raw_columns};
+        let moving: Vec<&str> = raw_columns().filter(|c| !is_cold(c)).collect();
         assert_eq!(moving, ["mother_name"]);
-        let office: Vec<&str> = raw_columns().collect();
-        for c in COLD {
-            assert!(
-                office.contains(&c) || ["nik_hash", "masked", "erased_at"].contains(&c),
-                "{c}"
-            );
+        for c in ["nik_hash", "masked", "erased_at", "amount_raw", "bank_code"] {
+            assert!(is_cold(c), "{c}");
         }
+        for c in [
+            "bank_account",
+            "bank_account_name",
+            "state",
+            "reasons",
+            "amount",
+        ] {
+            assert!(!is_cold(c), "{c}");
+        }
+        assert!(SEALED.iter().any(|c| is_cold(c)) && SEALED.iter().any(|c| !is_cold(c)));
     }
 }
