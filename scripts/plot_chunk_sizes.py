@@ -4,7 +4,7 @@
     scripts/plot_chunk_sizes.py [--recipients N] [--sizes 1,10,50,100,250,500] [--out docs/chunk_size.png]
 
 Needs the local services (scripts/services.sh) and a release build (cargo build --release).
-Each size is one `salur bench --skip-baselines --json` run; the figures go to
+Each size is one `salur bench --skip-baselines --skip-shared-ledger --json` run; the figures go to
 docs/chunk_size.json and the plot to docs/chunk_size.png. The PNG is drawn with the standard
 library only (zlib), so the script needs nothing installed. `--from-json FILE` re-plots saved
 figures without running anything.
@@ -183,7 +183,7 @@ def main():
         # Chunk size 1 is slow (one transaction per record per stage): fewer records.
         n = args.recipients if size >= 10 else max(1000, args.recipients // 20)
         cmd = [str(args.binary), "bench", "--recipients", str(n), "--chunk-size", str(size),
-               "--skip-baselines", "--json"]
+               "--skip-baselines", "--skip-shared-ledger", "--json"]
         print("running:", " ".join(cmd), file=sys.stderr)
         done = subprocess.run(cmd, stdout=subprocess.PIPE, check=True, text=True)
         report = json.loads(done.stdout)

@@ -729,12 +729,17 @@ async fn latency(pool: &sqlx::PgPool, batch_id: uuid::Uuid) -> anyhow::Result<(f
         "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY s)
          FROM (
-             SELECT extract(epoch FROM d.at - r.at)::float8 AS s
-             FROM records x
-             JOIN record_events r ON r.record_id = x.id AND r.to_state = 'received'
-             JOIN record_events d ON d.record_id = x.id AND d.to_state = 'disbursed'
-             WHERE x.batch_id = $1
-         ) t",
+             SELECT extract(epoch FROM t.disbursed - t.received)::float8 AS s
+             FROM (
+                 SELECT u.id, min(a.at) FILTER (WHERE a.to_state = 'received') AS received,
+                        max(a.at) FILTER (WHERE a.to_state = 'disbursed') AS disbursed
+                 FROM audit_chunks a CROSS JOIN LATERAL unnest(a.record_ids) AS u(id)
+                 WHERE a.to_state IN ('received', 'disbursed')
+                 GROUP BY u.id
+             ) t
+             JOIN records x ON x.id = t.id
+             WHERE x.batch_id = $1 AND t.received IS NOT NULL AND t.disbursed IS NOT NULL
+         ) s",
     )
     .bind(batch_id)
     .fetch_one(pool)
