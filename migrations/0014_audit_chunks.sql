@@ -57,18 +57,3 @@ LANGUAGE sql STABLE AS $$
         AS u(record_id, reasons, detail, ord)
     WHERE a.record_ids @> ARRAY[rid] AND u.record_id = rid
 $$;
-
--- A single audit row (a correction of one record) may still be inserted as before: it becomes
--- a chunk of one.
-CREATE FUNCTION record_events_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
-                              actor_person, actor_token, at)
-    VALUES (NEW.from_state, NEW.to_state, ARRAY[NEW.record_id],
-            CASE WHEN coalesce(NEW.reasons, '[]') = '[]' THEN NULL ELSE ARRAY[NEW.reasons] END,
-            CASE WHEN NEW.detail IS NULL THEN NULL ELSE ARRAY[NEW.detail] END,
-            NEW.actor_person, NEW.actor_token, coalesce(NEW.at, now()));
-    RETURN NEW;
-END $$;
-CREATE TRIGGER record_events_insert INSTEAD OF INSERT ON record_events
-    FOR EACH ROW EXECUTE FUNCTION record_events_insert();

@@ -343,7 +343,7 @@ impl<'a> BatchWriter<'a> {
         &mut self.tx
     }
 
-    /// Stores records (state `received`, one audit row each) and their account-opening messages:
+    /// Stores records (state `received`, with their audit) and their account-opening messages:
     /// prepares them while the slice written before is copied (see [`BatchWriter`]).
     pub async fn write(&mut self, rows: Vec<RawRecord>) -> Result<(), SubmitError> {
         if rows.is_empty() {

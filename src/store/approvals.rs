@@ -3,6 +3,7 @@
 //! with the records it moves and their audit rows naming the checker.
 
 use super::State;
+use super::records::RECORD_AND_DATA;
 use super::sealed::keyring;
 use rust_decimal::Decimal;
 use sqlx::{PgConnection, Row as _};
@@ -79,7 +80,7 @@ pub async fn awaiting(
     let rows = sqlx::query(&format!(
         "SELECT r.id, r.row_number, d.nik, d.bank_code, r.bank_account, d.account_number,
                 r.amount
-         FROM records r JOIN record_data d ON d.id = r.id
+         FROM {RECORD_AND_DATA}
          WHERE r.batch_id = $1 AND r.state = $2 ORDER BY r.id {}",
         if lock { "FOR UPDATE OF r" } else { "" }
     ))

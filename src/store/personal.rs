@@ -4,7 +4,7 @@
 //! transaction taking only rows nobody holds (`SKIP LOCKED`), so the pipeline keeps running.
 
 use super::outbox;
-use super::records::{SEALED, alias_of, is_cold};
+use super::records::{RECORD_AND_DATA, SEALED, alias_of, is_cold};
 use super::sealed::{KeyError, KeyId, Keyring, keyring};
 use crate::domain::{mask_digits, mask_words};
 use sqlx::{PgConnection, PgPool};
@@ -50,7 +50,7 @@ pub async fn reseal_chunk(
     let mut tx = pool.begin().await?;
     let cols = SEALED.map(|c| format!("{}.{c}", alias_of(c))).join(", ");
     let rows: Vec<sqlx::postgres::PgRow> = sqlx::query(&format!(
-        "SELECT r.id, {cols} FROM records r JOIN record_data d ON d.id = r.id
+        "SELECT r.id, {cols} FROM {RECORD_AND_DATA}
          WHERE r.id > $1 AND ({})
          ORDER BY r.id LIMIT $3
          FOR UPDATE OF r SKIP LOCKED",
@@ -212,7 +212,7 @@ pub async fn reseal_outbox_chunk(
 pub async fn pending(pool: &PgPool, how: Reseal) -> anyhow::Result<i64> {
     let ring = keyring()?;
     Ok(sqlx::query_scalar(&format!(
-        "SELECT (SELECT count(*) FROM records r JOIN record_data d ON d.id = r.id
+        "SELECT (SELECT count(*) FROM {RECORD_AND_DATA}
                  WHERE $1::int IS NULL AND ({}))
               + (SELECT count(*) FROM outbox o WHERE {})",
         how.condition(),
@@ -310,7 +310,7 @@ pub async fn values_per_key(pool: &PgPool) -> sqlx::Result<Vec<(Option<i32>, i64
     let cols = SEALED.map(|c| format!("{}.{c}", alias_of(c))).join(", ");
     sqlx::query_as(&format!(
         "SELECT salur_key_id(v), count(*)
-         FROM records r JOIN record_data d ON d.id = r.id, LATERAL unnest(ARRAY[{cols}]) v
+         FROM {RECORD_AND_DATA}, LATERAL unnest(ARRAY[{cols}]) v
          WHERE v IS NOT NULL GROUP BY 1 ORDER BY 1"
     ))
     .fetch_all(pool)
@@ -473,7 +473,7 @@ pub async fn records_of(
         .nik_hash(nik)
         .ok_or_else(|| sqlx::Error::from(KeyError::Config("the NIK has no digits".into())))?;
     let ids = sqlx::query_scalar(&format!(
-        "SELECT r.id FROM records r JOIN record_data d ON d.id = r.id
+        "SELECT r.id FROM {RECORD_AND_DATA}
          WHERE d.nik_hash = $1 ORDER BY r.id {}",
         if lock { "FOR UPDATE OF r" } else { "" }
     ))
@@ -531,11 +531,11 @@ pub async fn erase_batch(
     let mut total = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT r.id FROM records r JOIN record_data d ON d.id = r.id
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT r.id FROM {RECORD_AND_DATA}
              WHERE r.batch_id = $1 AND d.erased_at IS NULL
-             ORDER BY r.id LIMIT $2 FOR UPDATE OF r",
-        )
+             ORDER BY r.id LIMIT $2 FOR UPDATE OF r"
+        ))
         .bind(batch_id)
         .bind(chunk)
         .fetch_all(&mut *tx)

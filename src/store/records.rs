@@ -44,14 +44,15 @@ pub fn is_cold(column: &str) -> bool {
         && (raw_columns().any(|c| c == column) || DATA_COLUMNS.contains(&column))
 }
 
-/// The alias of the table holding `column` in [`RECORD_FROM`]: `d` (`record_data`) or `r`.
+/// The alias of the table holding `column` in [`RECORD_AND_DATA`]: `d` (`record_data`) or `r`.
 pub fn alias_of(column: &str) -> &'static str {
     if is_cold(column) { "d" } else { "r" }
 }
 
-/// A record with its office data and batch: `records r`, `record_data d`, `batches b`.
-pub const RECORD_FROM: &str =
-    "records r JOIN record_data d ON d.id = r.id JOIN batches b ON b.id = r.batch_id";
+/// A record's two rows, `records r` and `record_data d`, for a query that locks the moving row
+/// (`FOR UPDATE OF r`) or reads a few columns of each (the view `records_all` joins them under
+/// the old column names, for whole-record reads).
+pub const RECORD_AND_DATA: &str = "records r JOIN record_data d ON d.id = r.id";
 
 /// The column of `records` that holds an office field ([`RawRecord::KEYS`]): the field's key,
 /// except the amount as written, which is `amount_raw` (`amount` is the parsed value).
@@ -211,7 +212,7 @@ impl Needs {
     }
 }
 
-/// The select list of a [`RecordRow`] over [`RECORD_FROM`]: every column of the record, the
+/// The select list of a [`RecordRow`] over [`RECORD_AND_DATA`] and `batches b`: every column of the record, the
 /// personal ones `needs` does not name as `NULL` (not even read).
 fn record_columns(needs: Needs) -> String {
     let mut out = String::from("r.id, r.batch_id, r.row_number, r.state, ");
@@ -274,7 +275,7 @@ pub async fn lock_in_state_for(
     let rows = sqlx::query(&format!(
         "SELECT {},
                 EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
-         FROM {RECORD_FROM}
+         FROM {RECORD_AND_DATA} JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND r.state = $2
          ORDER BY r.id
          FOR UPDATE OF r",
@@ -323,7 +324,7 @@ async fn scoped(
 ) -> sqlx::Result<Vec<RecordRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {}
-         FROM {RECORD_FROM}
+         FROM {RECORD_AND_DATA} JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND ($2::text IS NULL OR b.office = $2)
          ORDER BY r.id
          {lock}",
@@ -546,8 +547,10 @@ pub async fn apply_as(
 /// Records per audit row of intake (`audit_chunks`): one row names this many records.
 const AUDIT_CHUNK: usize = 10_000;
 
-/// The next `n` ids of the records' identity sequence, in order. A sequence is not
-/// transactional, so they may be taken on any connection: the batch's transaction need not wait
+/// The next `n` ids of the records' identity sequence, in order. Intake takes a slice's ids
+/// before it prepares ([`prepare_received`]) and stores ([`copy_prepared`]) the slice, so that
+/// the personal values can be sealed to their record, and the audit rows and the stage messages
+/// can name them without reading back. A sequence is not transactional, so they may be taken on any connection: the batch's transaction need not wait
 /// for them (see [`prepare_received`]). One statement advances the sequence by `n` under a
 /// transaction lock that every caller takes (intake is the only writer of records), instead of
 /// `n` calls of `nextval`.
@@ -661,51 +664,29 @@ pub async fn copy_prepared(
     conn: &mut PgConnection,
     prepared: &PreparedRecords,
 ) -> sqlx::Result<()> {
-    let mut copy = conn
-        .copy_in_raw(&format!(
-            "COPY record_data (id, {}, nik_hash) FROM STDIN",
-            raw_columns()
-                .filter(|c| is_cold(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .await?;
-    copy.send(prepared.cold.as_bytes()).await?;
-    copy.finish().await?;
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY records (id, batch_id, row_number, state, mother_name, amount) FROM STDIN",
-        )
-        .await?;
-    copy.send(prepared.hot.as_bytes()).await?;
-    copy.finish().await?;
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN",
-        )
-        .await?;
-    copy.send(prepared.audit.as_bytes()).await?;
-    copy.finish().await?;
+    let cold = raw_columns()
+        .filter(|c| is_cold(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for (statement, text) in [
+        (
+            format!("COPY record_data (id, {cold}, nik_hash) FROM STDIN"),
+            &prepared.cold,
+        ),
+        (
+            "COPY records (id, batch_id, row_number, state, mother_name, amount) FROM STDIN".into(),
+            &prepared.hot,
+        ),
+        (
+            "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN".into(),
+            &prepared.audit,
+        ),
+    ] {
+        let mut copy = conn.copy_in_raw(&statement).await?;
+        copy.send(text.as_bytes()).await?;
+        copy.finish().await?;
+    }
     Ok(())
-}
-
-/// Stores a batch's records in state `received` with `COPY` (the office's data into
-/// `record_data`, the moving part into `records`, their audit too, one row per
-/// [`AUDIT_CHUNK`] records) and returns their ids in row order. The ids are taken from the
-/// records' identity sequence first, so that the personal values can be sealed to their
-/// record, and the audit rows and the stage messages can name them without reading back.
-/// (Intake prepares a slice while the one before it is copied: [`take_ids`],
-/// [`prepare_received`], [`copy_prepared`].)
-pub async fn copy_received(
-    conn: &mut PgConnection,
-    batch_id: Uuid,
-    rows: &[RawRecord],
-    actor: Option<&Actor>,
-) -> sqlx::Result<Vec<i64>> {
-    let ids = take_ids(&mut *conn, rows.len()).await?;
-    let prepared = prepare_received(batch_id, &ids, rows, actor)?;
-    copy_prepared(conn, &prepared).await?;
-    Ok(ids)
 }
 
 /// Appends a `bytea` value in `COPY … FROM STDIN` text format (`\\x<hex>`, `\N` for NULL).
