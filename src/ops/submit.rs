@@ -360,8 +360,7 @@ impl<'a> BatchWriter<'a> {
                 records::prepare_received(batch_id, &ids, &rows, actor.as_ref()).map(|p| (p, ids))
             })
             .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-            .map_err(sqlx::Error::from)?;
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
             tracing::debug!(
                 records = ids.len(),
                 ids_ms = took_ids.as_millis() as u64,

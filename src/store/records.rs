@@ -571,14 +571,16 @@ pub async fn take_ids(conn: &mut PgConnection, n: usize) -> sqlx::Result<Vec<i64
     Ok((last - n + 1..=last).collect())
 }
 
-/// Records in state `received` as `COPY … FROM STDIN` text (the office's data for
-/// `record_data`, the moving part for `records`) and their audit rows (`audit_chunks`, one row
-/// per [`AUDIT_CHUNK`] records), the personal values sealed to their record and the NIK hashed:
-/// what [`copy_prepared`] sends. Made without a connection, so that a slice is prepared (on
-/// another thread) while the one before it is being copied.
+/// Records in state `received` as `COPY … FROM STDIN` data: the office's data for
+/// `record_data` and the moving part for `records` in PostgreSQL's binary format (a sealed value
+/// goes as its bytes, not as twice as many hex digits for the server to decode), and their
+/// audit rows (`audit_chunks`, one row per [`AUDIT_CHUNK`] records) as text; the personal values
+/// sealed to their record and the NIK hashed: what [`copy_prepared`] sends. Made without a
+/// connection, so that a slice is prepared (on another thread) while the one before it is being
+/// copied.
 pub struct PreparedRecords {
-    cold: String,
-    hot: String,
+    cold: Vec<u8>,
+    hot: Vec<u8>,
     audit: String,
 }
 
@@ -589,49 +591,60 @@ pub fn prepare_received(
     ids: &[i64],
     rows: &[RawRecord],
     actor: Option<&Actor>,
-) -> Result<PreparedRecords, KeyError> {
+) -> sqlx::Result<PreparedRecords> {
     use std::fmt::Write as _;
     assert_eq!(ids.len(), rows.len(), "one id per row");
     let ring = keyring()?;
-    let batch = batch_id.to_string();
+    let cold_columns = raw_columns().filter(|c| is_cold(c)).count();
     // The moving part (`records`) and the office's data (`record_data`), one row each.
-    let mut hot = String::with_capacity(rows.len() * 160);
-    let mut buf = String::with_capacity(rows.len() * 1024);
-    let seal = |buf: &mut String, column: &'static str, id: i64, value: Option<&str>| {
+    let mut hot = BinaryCopy::with_capacity(rows.len() * 120);
+    let mut cold = BinaryCopy::with_capacity(rows.len() * 560);
+    let seal = |copy: &mut BinaryCopy, column: &'static str, id: i64, value: Option<&str>| {
         if SEALED.contains(&column) {
-            copy_bytea(buf, value.map(|v| ring.seal(column, id, v)).as_deref());
+            copy.field(value.map(|v| ring.seal(column, id, v)).as_deref());
         } else {
-            copy_text(buf, value);
+            copy.field(value.map(str::as_bytes));
         }
     };
+    let mut amount = sqlx::postgres::PgArgumentBuffer::default();
     for (id, r) in ids.iter().zip(rows) {
-        let _ = write!(hot, "{id}\t{batch}\t{}\treceived\t", r.row);
+        let row = i32::try_from(r.row).map_err(|_| {
+            sqlx::Error::Encode(
+                format!(
+                    "row {}: a batch holds at most {} rows; split the file",
+                    r.row,
+                    i32::MAX
+                )
+                .into(),
+            )
+        })?;
+        hot.row(6);
+        hot.field(Some(&id.to_be_bytes()));
+        hot.field(Some(batch_id.as_bytes()));
+        hot.field(Some(&row.to_be_bytes()));
+        hot.field(Some(b"received"));
         seal(&mut hot, "mother_name", *id, r.mother_name.as_deref());
-        hot.push('\t');
         match r
             .amount
             .as_deref()
             .and_then(|a| crate::domain::Amount::parse(a).ok())
         {
             Some(a) => {
-                let _ = write!(hot, "{}", a.value());
+                amount.clear();
+                let null = sqlx::Encode::<sqlx::Postgres>::encode_by_ref(&a.value(), &mut amount)
+                    .map_err(sqlx::Error::Encode)?;
+                hot.field(if null.is_null() { None } else { Some(&amount) });
             }
-            None => hot.push_str("\\N"),
+            None => hot.field(None),
         }
-        hot.push('\n');
-        let _ = write!(buf, "{id}");
+        cold.row(cold_columns + 2);
+        cold.field(Some(&id.to_be_bytes()));
         for (column, value) in raw_columns().zip(r.values()) {
             if is_cold(column) {
-                buf.push('\t');
-                seal(&mut buf, column, *id, value.as_deref());
+                seal(&mut cold, column, *id, value.as_deref());
             }
         }
-        buf.push('\t');
-        copy_bytea(
-            &mut buf,
-            r.nik.as_deref().and_then(|n| ring.nik_hash(n)).as_deref(),
-        );
-        buf.push('\n');
+        cold.field(r.nik.as_deref().and_then(|n| ring.nik_hash(n)).as_deref());
     }
     let mut who = String::new();
     for value in [
@@ -653,8 +666,8 @@ pub fn prepare_received(
         let _ = writeln!(audit, "}}{who}");
     }
     Ok(PreparedRecords {
-        cold: buf,
-        hot,
+        cold: cold.finish(),
+        hot: hot.finish(),
         audit,
     })
 }
@@ -668,42 +681,63 @@ pub async fn copy_prepared(
         .filter(|c| is_cold(c))
         .collect::<Vec<_>>()
         .join(", ");
-    for (statement, text) in [
+    for (statement, data) in [
         (
-            format!("COPY record_data (id, {cold}, nik_hash) FROM STDIN"),
-            &prepared.cold,
+            format!("COPY record_data (id, {cold}, nik_hash) FROM STDIN (FORMAT binary)"),
+            &prepared.cold[..],
         ),
         (
-            "COPY records (id, batch_id, row_number, state, mother_name, amount) FROM STDIN".into(),
-            &prepared.hot,
+            "COPY records (id, batch_id, row_number, state, mother_name, amount) \
+             FROM STDIN (FORMAT binary)"
+                .into(),
+            &prepared.hot[..],
         ),
         (
             "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN".into(),
-            &prepared.audit,
+            prepared.audit.as_bytes(),
         ),
     ] {
         let mut copy = conn.copy_in_raw(&statement).await?;
-        copy.send(text.as_bytes()).await?;
+        copy.send(data).await?;
         copy.finish().await?;
     }
     Ok(())
 }
 
-/// Appends a `bytea` value in `COPY … FROM STDIN` text format (`\\x<hex>`, `\N` for NULL).
-/// Hex-encoded through a stack buffer, a slice at a time rather than one `char` at a time: a
-/// sealed value is 31 bytes longer than its clear text, so intake writes many more digits.
-fn copy_bytea(buf: &mut String, value: Option<&[u8]>) {
-    let Some(value) = value else {
-        buf.push_str("\\N");
-        return;
-    };
-    buf.reserve(3 + 2 * value.len());
-    buf.push_str("\\\\x");
-    let mut digits = [0u8; 256];
-    for part in value.chunks(digits.len() / 2) {
-        let out = &mut digits[..2 * part.len()];
-        hex::encode_to_slice(part, out).expect("twice as long as its input");
-        buf.push_str(std::str::from_utf8(out).expect("hex digits are ASCII"));
+/// Rows in PostgreSQL's binary `COPY` format: a header, then per row its field count and each
+/// field as a length (-1 for NULL) and the value's bytes as the type's binary form (`bigint`
+/// and `integer` big-endian, `uuid` its 16 bytes, `text` its UTF-8, `bytea` itself), then a
+/// trailer.
+struct BinaryCopy(Vec<u8>);
+
+impl BinaryCopy {
+    fn with_capacity(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity + 21);
+        buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+        buf.extend_from_slice(&0i32.to_be_bytes()); // flags
+        buf.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        Self(buf)
+    }
+
+    fn row(&mut self, fields: usize) {
+        let fields = i16::try_from(fields).expect("a table has fewer than 32,768 columns");
+        self.0.extend_from_slice(&fields.to_be_bytes());
+    }
+
+    fn field(&mut self, value: Option<&[u8]>) {
+        match value {
+            Some(v) => {
+                let len = i32::try_from(v.len()).expect("a field is shorter than 2 GiB");
+                self.0.extend_from_slice(&len.to_be_bytes());
+                self.0.extend_from_slice(v);
+            }
+            None => self.0.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&(-1i16).to_be_bytes());
+        self.0
     }
 }
 
@@ -766,19 +800,19 @@ pub async fn states_scoped(
 
 #[cfg(test)]
 mod tests {
-    use super::{copy_bytea, copy_text};
+    use super::{BinaryCopy, copy_text};
 
     #[test]
-    fn copy_bytea_writes_hex_as_copy_reads_it() {
-        let mut buf = String::new();
-        copy_bytea(&mut buf, Some(&[0x00, 0xab, 0x10]));
-        buf.push('|');
-        copy_bytea(&mut buf, None);
-        assert_eq!(buf, "\\\\x00ab10|\\N");
-        let long: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-        let mut buf = String::new();
-        copy_bytea(&mut buf, Some(&long));
-        assert_eq!(buf, format!("\\\\x{}", hex::encode(&long)));
+    fn binary_copy_frames_rows_as_postgresql_reads_them() {
+        let mut copy = BinaryCopy::with_capacity(0);
+        copy.row(2);
+        copy.field(Some(&7i64.to_be_bytes()));
+        copy.field(None);
+        let bytes = copy.finish();
+        let mut want = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
+        want.extend_from_slice(&[0, 2, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 7]);
+        want.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(bytes, want);
     }
 
     #[test]
