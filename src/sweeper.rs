@@ -38,6 +38,9 @@ pub struct Sweep {
     /// Stage messages sent again for records that had lost theirs.
     pub resent_stage: u64,
     pub tally: Tally,
+    /// Rows of office data removed because their intake never stored its batch (a process
+    /// that died between the two commits of intake, see `store::records::remove_abandoned_intake`).
+    pub abandoned_intake: u64,
     /// States whose sweep failed, with the error.
     pub failures: Vec<String>,
 }
@@ -79,7 +82,8 @@ pub async fn run(
 }
 
 /// One pass over every in-flight state (those waiting for a bank first), each in its own
-/// transaction, then the batches' counters folded ([`crate::store::counts::compact`]). A state
+/// transaction, then the batches' counters folded ([`crate::store::counts::compact`]) and the
+/// office data of intakes that never stored their batch removed. A state
 /// whose transaction fails (the database went away) is noted in `failures`; what the others
 /// did still counts.
 pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> Sweep {
@@ -106,6 +110,12 @@ pub async fn sweep_once(settings: &Settings, pool: &PgPool) -> Sweep {
     }
     if let Err(e) = crate::store::counts::compact(pool).await {
         sweep.failures.push(format!("folding batch counters: {e}"));
+    }
+    match crate::store::records::remove_abandoned_intake(pool).await {
+        Ok(n) => sweep.abandoned_intake = n,
+        Err(e) => sweep.failures.push(format!(
+            "removing the data of intakes that did not complete: {e}"
+        )),
     }
     sweep
 }

@@ -251,12 +251,18 @@ pub async fn submit_records(
 ///
 /// Writing is pipelined: [`BatchWriter::write`] prepares its slice (ids from the sequence on
 /// another connection, personal values sealed and `COPY` text built on a blocking thread) while
-/// the slice before it is copied in the batch's transaction, so that PostgreSQL and the
-/// preparation work at the same time. The last slice is copied by [`BatchWriter::finish`].
+/// the slice before it is copied, so that PostgreSQL and the preparation work at the same time.
+/// The slices before the last copy their office data (`record_data`) on a second connection, in
+/// a transaction that commits just before the batch's, while the batch's transaction copies the
+/// rest: two PostgreSQL backends at work (see `migrations/0016_parallel_intake.sql`). The last
+/// slice is copied by [`BatchWriter::finish`], all of it in the batch's transaction (a batch of
+/// one slice never takes a second connection).
 pub struct BatchWriter<'a> {
     settings: &'a Settings,
     pool: &'a PgPool,
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    /// The office data's transaction, from the first slice copied before the last.
+    data_tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
     batch_id: Uuid,
     records: usize,
     actor: Option<Actor>,
@@ -307,6 +313,7 @@ impl<'a> BatchWriter<'a> {
     ) -> Result<Self, SubmitError> {
         info.validate()?;
         check_programme(&mut tx, &info.program).await?;
+        records::lock_intake(&mut tx, batch_id).await?;
         batches::insert(
             &mut tx,
             batch_id,
@@ -330,6 +337,7 @@ impl<'a> BatchWriter<'a> {
             settings,
             pool,
             tx,
+            data_tx: None,
             batch_id,
             records: 0,
             actor: info.submitted_by.clone(),
@@ -374,8 +382,12 @@ impl<'a> BatchWriter<'a> {
             })
         };
         let previous = self.ready.take();
+        if previous.is_some() && self.data_tx.is_none() {
+            self.data_tx = Some(pool.begin().await?);
+        }
         let store = store_ready(
             &mut self.tx,
+            self.data_tx.as_deref_mut(),
             self.settings,
             batch_id,
             &mut self.pending,
@@ -392,6 +404,7 @@ impl<'a> BatchWriter<'a> {
         let last = self.ready.take();
         store_ready(
             &mut self.tx,
+            None,
             self.settings,
             self.batch_id,
             &mut self.pending,
@@ -411,7 +424,23 @@ impl<'a> BatchWriter<'a> {
             .collect();
         outbox::insert(&mut self.tx, &messages).await?;
         batches::set_record_count(&mut self.tx, self.batch_id, self.records as i32).await?;
-        self.tx.commit().await?;
+        if let Some(data_tx) = self.data_tx.take() {
+            // The office data first; then the batch, which takes its ranges off the pending list.
+            data_tx.commit().await?;
+            let stored = async {
+                records::intake_stored(&mut self.tx, self.batch_id).await?;
+                self.tx.commit().await
+            };
+            if let Err(e) = stored.await {
+                if let Err(cleanup) = records::remove_abandoned_intake(self.pool).await {
+                    tracing::warn!(batch_id = %self.batch_id, error = %cleanup,
+                        "could not remove the office data of a batch not stored; the sweeper will");
+                }
+                return Err(e.into());
+            }
+        } else {
+            self.tx.commit().await?;
+        }
         // Wake the workers' relays now rather than at their next poll; the batch is stored
         // either way.
         if let Ok(mut conn) = self.pool.acquire().await {
@@ -421,10 +450,12 @@ impl<'a> BatchWriter<'a> {
     }
 }
 
-/// Copies a prepared slice in the batch's transaction and writes the account-opening messages
-/// of the chunks it fills.
+/// Copies a prepared slice, its office data on `data_tx` if given (at the same time) and the
+/// rest in the batch's transaction, and writes the account-opening messages of the chunks it
+/// fills.
 async fn store_ready(
     tx: &mut sqlx::PgConnection,
+    data_tx: Option<&mut sqlx::PgConnection>,
     settings: &Settings,
     batch_id: Uuid,
     pending: &mut std::collections::HashMap<(String, bool), Vec<i64>>,
@@ -439,7 +470,21 @@ async fn store_ready(
         return Ok(());
     };
     let started = std::time::Instant::now();
-    records::copy_prepared(&mut *tx, &prepared).await?;
+    match data_tx {
+        Some(data_tx) => {
+            let data = async {
+                records::intake_pending(&mut *data_tx, batch_id, &ids).await?;
+                records::copy_prepared_data(data_tx, &prepared).await
+            };
+            let (data, rest) = tokio::join!(data, records::copy_prepared(&mut *tx, &prepared));
+            data?;
+            rest?;
+        }
+        None => {
+            records::copy_prepared_data(&mut *tx, &prepared).await?;
+            records::copy_prepared(&mut *tx, &prepared).await?;
+        }
+    }
     let copied = started.elapsed();
     drop(prepared);
     let size = settings.chunk_size;

@@ -83,7 +83,7 @@ pub async fn integrity(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
             ));
         }
     }
-    let checks: [(&str, &str); 7] = [
+    let checks: [(&str, &str); 8] = [
         (
             "records without their office data, or office data of no record",
             "SELECT count(*) FROM records r FULL JOIN record_data d ON d.id = r.id
@@ -99,6 +99,11 @@ pub async fn integrity(conn: &mut PgConnection) -> sqlx::Result<Vec<String>> {
              WHERE (r.state IN ('blocked', 'dead', 'rejected', 'failed') OR p.record_id IS NOT NULL)
                AND (p.record_id IS NULL OR r.id IS NULL OR p.state <> r.state
                     OR p.batch_id <> r.batch_id)",
+        ),
+        (
+            "records approved by no approval",
+            "SELECT count(*) FROM records r WHERE r.approval_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.id = r.approval_id)",
         ),
         (
             "audit rows naming no record",

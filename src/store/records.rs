@@ -672,8 +672,34 @@ pub fn prepare_received(
     })
 }
 
-/// Stores prepared records (state `received`) and their audit rows with `COPY`.
-pub async fn copy_prepared(
+/// Notes a slice's ids as an intake in progress for `batch_id` (`intake_pending`, see
+/// `migrations/0016_parallel_intake.sql`), in the transaction that copies their office data on
+/// a connection of its own ([`copy_prepared_data`]); that transaction commits before the
+/// batch's, which then calls [`intake_stored`].
+pub async fn intake_pending(
+    conn: &mut PgConnection,
+    batch_id: Uuid,
+    ids: &[i64],
+) -> sqlx::Result<()> {
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+        return Ok(());
+    };
+    debug_assert_eq!(
+        last - first + 1,
+        ids.len() as i64,
+        "a slice's ids are one range"
+    );
+    sqlx::query("INSERT INTO intake_pending (batch_id, first_id, last_id) VALUES ($1, $2, $3)")
+        .bind(batch_id)
+        .bind(first)
+        .bind(last)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Stores prepared records' office data (`record_data`) with `COPY`.
+pub async fn copy_prepared_data(
     conn: &mut PgConnection,
     prepared: &PreparedRecords,
 ) -> sqlx::Result<()> {
@@ -681,27 +707,103 @@ pub async fn copy_prepared(
         .filter(|c| is_cold(c))
         .collect::<Vec<_>>()
         .join(", ");
-    for (statement, data) in [
-        (
-            format!("COPY record_data (id, {cold}, nik_hash) FROM STDIN (FORMAT binary)"),
-            &prepared.cold[..],
-        ),
-        (
-            "COPY records (id, batch_id, row_number, state, mother_name, amount) \
-             FROM STDIN (FORMAT binary)"
-                .into(),
-            &prepared.hot[..],
-        ),
-        (
-            "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN".into(),
-            prepared.audit.as_bytes(),
-        ),
-    ] {
-        let mut copy = conn.copy_in_raw(&statement).await?;
-        copy.send(data).await?;
-        copy.finish().await?;
-    }
+    copy_in(
+        conn,
+        &format!("COPY record_data (id, {cold}, nik_hash) FROM STDIN (FORMAT binary)"),
+        &prepared.cold,
+    )
+    .await
+}
+
+/// Stores prepared records (state `received`, their moving part) and their audit rows with
+/// `COPY`, in the batch's transaction.
+pub async fn copy_prepared(
+    conn: &mut PgConnection,
+    prepared: &PreparedRecords,
+) -> sqlx::Result<()> {
+    copy_in(
+        conn,
+        "COPY records (id, batch_id, row_number, state, mother_name, amount) \
+         FROM STDIN (FORMAT binary)",
+        &prepared.hot,
+    )
+    .await?;
+    copy_in(
+        conn,
+        "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN",
+        prepared.audit.as_bytes(),
+    )
+    .await
+}
+
+async fn copy_in(conn: &mut PgConnection, statement: &str, data: &[u8]) -> sqlx::Result<()> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    copy.send(data).await?;
+    copy.finish().await?;
     Ok(())
+}
+
+/// Takes, in the batch's transaction, the lock that marks `batch_id`'s intake as in progress
+/// until that transaction ends (see [`remove_abandoned_intake`]).
+pub async fn lock_intake(conn: &mut PgConnection, batch_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('intake ' || $1::text, 0))")
+        .bind(batch_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// In the batch's transaction, once the office data has committed: the batch's records are
+/// whole, nothing of its intake is pending any more.
+pub async fn intake_stored(conn: &mut PgConnection, batch_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM intake_pending WHERE batch_id = $1")
+        .bind(batch_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes the office data that intakes stored for batches that were never stored (their
+/// transaction failed or their process died after the office data committed): what
+/// `intake_pending` still lists for a batch that does not exist and whose intake is not in
+/// progress. Returns how many rows of office data it removed. Run by intake when its batch's
+/// commit fails, and by the sweeper.
+pub async fn remove_abandoned_intake(pool: &sqlx::PgPool) -> sqlx::Result<u64> {
+    let batches: Vec<Uuid> = sqlx::query_scalar("SELECT DISTINCT batch_id FROM intake_pending")
+        .fetch_all(pool)
+        .await?;
+    let mut removed = 0;
+    for batch_id in batches {
+        let mut tx = pool.begin().await?;
+        let free: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('intake ' || $1::text, 0))",
+        )
+        .bind(batch_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !free {
+            continue;
+        }
+        let gone = sqlx::query(
+            "DELETE FROM record_data d USING intake_pending p
+             WHERE p.batch_id = $1 AND d.id BETWEEN p.first_id AND p.last_id
+               AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = $1)",
+        )
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM intake_pending WHERE batch_id = $1")
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        if gone > 0 {
+            tracing::warn!(%batch_id, records = gone, "removed the office data of an intake that did not complete");
+        }
+        removed += gone;
+    }
+    Ok(removed)
 }
 
 /// Rows in PostgreSQL's binary `COPY` format: a header, then per row its field count and each

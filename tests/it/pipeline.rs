@@ -242,14 +242,19 @@ async fn a_refused_row_late_in_a_large_stream_stores_nothing() {
                 text.contains("late.csv") && text.contains(&format!("line {lines}")),
                 "{text}"
             );
-            let (batches, records, events, outbox): (i64, i64, i64, i64) = sqlx::query_as(
-                "SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM records),
-                    (SELECT count(*) FROM record_events), (SELECT count(*) FROM outbox)",
-            )
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
-            assert_eq!((batches, records, events, outbox), (0, 0, 0, 0));
+            let (batches, records, data, pending, events, outbox): (i64, i64, i64, i64, i64, i64) =
+                sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM batches), (SELECT count(*) FROM records),
+                        (SELECT count(*) FROM record_data), (SELECT count(*) FROM intake_pending),
+                        (SELECT count(*) FROM record_events), (SELECT count(*) FROM outbox)",
+                )
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+            assert_eq!(
+                (batches, records, data, pending, events, outbox),
+                (0, 0, 0, 0, 0, 0)
+            );
 
             // The same stream without the broken row is stored whole, with its work in the outbox.
             let mut csv = Vec::new();
@@ -445,6 +450,69 @@ async fn concurrent_intakes_take_ids_that_never_overlap() {
                     .await
                     .unwrap();
             assert_eq!((stored, distinct), (50_000, 50_000));
+            let (data, pending): (i64, i64) = sqlx::query_as(
+                "SELECT (SELECT count(*) FROM record_data), (SELECT count(*) FROM intake_pending)",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            assert_eq!(
+                (data, pending),
+                (50_000, 0),
+                "each record's office data, none pending"
+            );
+        })
+        .await;
+}
+
+/// Intake commits a batch's office data just before the batch itself (two connections copy
+/// side by side). A process that dies between the two commits leaves office data of no record,
+/// listed as pending: the sweeper removes it, but never while that intake is still in progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn office_data_of_an_intake_that_died_before_its_batch_is_removed_by_the_sweeper() {
+    harness::env()
+        .database_only()
+        .run(async |env| {
+            let rows: Vec<RawRecord> = (1..=3).map(valid_record).collect();
+            let kept = env.submit(&rows, "2026-Q1").await;
+            // An intake in progress: its batch's transaction holds the lock, its office data has
+            // committed (as just before the batch's commit).
+            let batch = uuid::Uuid::new_v4();
+            let mut intake = env.pool.begin().await.unwrap();
+            salur::store::records::lock_intake(&mut intake, batch).await.unwrap();
+            let ids = salur::store::records::take_ids(&mut env.pool.acquire().await.unwrap(), 2)
+                .await
+                .unwrap();
+            let prepared = salur::store::records::prepare_received(batch, &ids, &rows[..2], None)
+                .unwrap();
+            let mut data = env.pool.begin().await.unwrap();
+            salur::store::records::intake_pending(&mut data, batch, &ids).await.unwrap();
+            salur::store::records::copy_prepared_data(&mut data, &prepared).await.unwrap();
+            data.commit().await.unwrap();
+            let count = async || -> (i64, i64) {
+                sqlx::query_as(
+                    "SELECT (SELECT count(*) FROM record_data), (SELECT count(*) FROM intake_pending)",
+                )
+                .fetch_one(&env.pool)
+                .await
+                .unwrap()
+            };
+            assert_eq!(count().await, (5, 1));
+            let sweep = salur::sweeper::sweep_once(&env.settings, &env.pool).await;
+            assert!(sweep.failures.is_empty(), "{:?}", sweep.failures);
+            assert_eq!(sweep.abandoned_intake, 0, "an intake in progress is left alone");
+            assert_eq!(count().await, (5, 1));
+            // The process dies: its transaction ends without the batch.
+            intake.rollback().await.unwrap();
+            let sweep = salur::sweeper::sweep_once(&env.settings, &env.pool).await;
+            assert_eq!(sweep.abandoned_intake, 2);
+            assert_eq!(count().await, (3, 0), "the stored batch's data stays");
+            let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM records WHERE batch_id = $1")
+                .bind(kept)
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+            assert_eq!(stored, 3);
         })
         .await;
 }
