@@ -92,6 +92,10 @@ pub struct SalurRun {
     /// record settled, per record, in microseconds ([`postgres_cpu_seconds`]; `None` when the
     /// server is not local).
     pub db_cpu_us_per_record: Option<f64>,
+    /// CPU time per record over the same span, by process (what the two cores were busy
+    /// with): salur's and the ledger's PostgreSQL backends, PostgreSQL's own processes,
+    /// RabbitMQ, the worker, bank-sim, this process; and the whole machine ([`CpuSnapshot`]).
+    pub cpu_us_per_record: Vec<(String, f64)>,
     /// With `--profile`: the statements that took most of PostgreSQL's time, slowest first.
     pub profile: Vec<StatementCost>,
     /// Disbursed total, IDR, as a decimal string.
@@ -513,6 +517,135 @@ pub fn postgres_cpu_seconds() -> Option<f64> {
     found.then(|| total as f64 / ticks)
 }
 
+/// CPU time used so far, in seconds, by the processes a salur run is made of (grouped as
+/// [`CpuSnapshot::group`] says) and by the whole machine, read from `/proc`.
+#[derive(Debug, Default)]
+struct CpuSnapshot {
+    per_process: std::collections::HashMap<u32, (&'static str, f64)>,
+    machine: f64,
+}
+
+impl CpuSnapshot {
+    const MACHINE: &'static str = "the whole machine (all processes, kernel included)";
+
+    fn take(database: &str, ledger: &str, worker: u32, bank_sim: u32) -> Self {
+        let ticks = 100.0; // USER_HZ: 100 on Linux
+        let mut snapshot = Self::default();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return snapshot;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid … utime(14) stime(15) cutime(16) cstime(17)
+            let Some((head, rest)) = stat.rsplit_once(") ") else {
+                continue;
+            };
+            let comm = head.split_once(" (").map_or("", |(_, c)| c);
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let Some(group) = Self::group(pid, comm, &cmdline, database, ledger, worker, bank_sim)
+            else {
+                continue;
+            };
+            let seconds: i64 = rest
+                .split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|v| v.parse::<i64>().ok())
+                .map(|v| v.max(0))
+                .sum();
+            snapshot
+                .per_process
+                .insert(pid, (group, seconds as f64 / ticks));
+        }
+        // cpu  user nice system idle iowait irq softirq steal …: all but idle and iowait.
+        if let Ok(stat) = std::fs::read_to_string("/proc/stat")
+            && let Some(line) = stat.lines().find(|l| l.starts_with("cpu "))
+        {
+            snapshot.machine = line
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .enumerate()
+                .filter(|(i, _)| *i != 3 && *i != 4)
+                .filter_map(|(_, v)| v.parse::<f64>().ok())
+                .sum::<f64>()
+                / ticks;
+        }
+        snapshot
+    }
+
+    /// Which part of a salur run a process is, if any.
+    fn group(
+        pid: u32,
+        comm: &str,
+        cmdline: &str,
+        database: &str,
+        ledger: &str,
+        worker: u32,
+        bank_sim: u32,
+    ) -> Option<&'static str> {
+        if pid == worker {
+            return Some("salur worker");
+        }
+        if pid == bank_sim {
+            return Some("bank-sim");
+        }
+        if pid == std::process::id() {
+            return Some("this process (intake, then polling)");
+        }
+        match comm {
+            "postgres" => {
+                let mut words = cmdline.split_whitespace();
+                Some(if words.any(|w| w == database) {
+                    "PostgreSQL backends, salur's database"
+                } else if cmdline.split_whitespace().any(|w| w == ledger) {
+                    "PostgreSQL backends, bank-sim's ledger"
+                } else {
+                    "PostgreSQL's own processes (WAL writer, checkpointer, autovacuum, ended backends)"
+                })
+            }
+            "beam.smp" => Some("RabbitMQ"),
+            _ => None,
+        }
+    }
+
+    /// Per record from `before` to this snapshot, by group (largest first), the machine last.
+    fn per_record_since(&self, before: &Self, records: u32) -> Vec<(String, f64)> {
+        let mut groups: std::collections::BTreeMap<&str, f64> = Default::default();
+        for (pid, (group, seconds)) in &self.per_process {
+            let was = before.per_process.get(pid).map_or(0.0, |(_, s)| *s);
+            *groups.entry(group).or_default() += (seconds - was).max(0.0);
+        }
+        let per_record = |seconds: f64| seconds * 1e6 / f64::from(records.max(1));
+        let mut out: Vec<(String, f64)> = groups
+            .into_iter()
+            .map(|(g, s)| (g.to_owned(), per_record(s)))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out.push((
+            Self::MACHINE.to_owned(),
+            per_record(self.machine - before.machine),
+        ));
+        out
+    }
+}
+
+/// The database a PostgreSQL URL names (its path, without the query).
+fn database_name(url: &str) -> String {
+    let path = url.split('?').next().unwrap_or_default();
+    path.rsplit_once('/').map_or("", |(_, db)| db).to_owned()
+}
+
 /// VmHWM of a process, in MiB (0 if unknown).
 fn peak_rss_mib(status: &str) -> f64 {
     std::fs::read_to_string(status)
@@ -612,6 +745,12 @@ async fn run_salur_with(
         }
         let started = Instant::now();
         let db_cpu_before = postgres_cpu_seconds();
+        let (database, ledger_database) = (
+            database_name(&settings.database_url),
+            database_name(&settings.bank_ledger_url()),
+        );
+        let pids = (worker.child.id(), bank.child.id());
+        let cpu_before = CpuSnapshot::take(&database, &ledger_database, pids.0, pids.1);
         let batch_id = submit::submit_file(&settings, &pool, &file, &info).await?;
         let intake = started.elapsed();
         let submit_rss = peak_rss_mib("/proc/self/status");
@@ -656,6 +795,8 @@ async fn run_salur_with(
         let db_cpu = postgres_cpu_seconds()
             .zip(db_cpu_before)
             .map(|(after, before)| (after - before) * 1e6 / f64::from(n));
+        let cpu = CpuSnapshot::take(&database, &ledger_database, pids.0, pids.1)
+            .per_record_since(&cpu_before, n);
         let profile = if opts.profile && chunk_size == opts.chunk_size {
             profile_read(&pool, n).await?
         } else {
@@ -685,6 +826,7 @@ async fn run_salur_with(
             latency_p99_seconds: p99,
             peak_rss_mib: peak,
             db_cpu_us_per_record: db_cpu,
+            cpu_us_per_record: cpu,
             profile,
             disbursed_idr: total.to_string(),
         })
@@ -869,6 +1011,24 @@ impl std::fmt::Display for BenchReport {
                 f,
                 "  PostgreSQL CPU      {us:.0} µs per record (every postgres process, submit to last settled)"
             )?;
+        }
+        if !s.cpu_us_per_record.is_empty() {
+            writeln!(
+                f,
+                "  CPU per record, submit to last settled, by process (µs; the machine's busy time \
+                 over the wall time is how many cores were busy):"
+            )?;
+            for (what, us) in &s.cpu_us_per_record {
+                writeln!(f, "    {us:>8.1}  {what}")?;
+            }
+            if let Some((_, machine)) = s.cpu_us_per_record.last() {
+                writeln!(
+                    f,
+                    "    = {:.2} cores busy at {:.0} records/s",
+                    machine * s.end_to_end_records_per_second / 1e6,
+                    s.end_to_end_records_per_second
+                )?;
+            }
         }
         writeln!(
             f,

@@ -250,7 +250,7 @@ pub async fn submit_records(
 /// [`BatchWriter::begin_in`] and [`BatchWriter::tx`].
 ///
 /// Writing is pipelined: [`BatchWriter::write`] prepares its slice (ids from the sequence on
-/// another connection, personal values sealed and `COPY` text built on a blocking thread) while
+/// another connection, personal values sealed and `COPY` data built on a blocking thread) while
 /// the slice before it is copied, so that PostgreSQL and the preparation work at the same time.
 /// The slices before the last copy their office data (`record_data`) on a second connection, in
 /// a transaction that commits just before the batch's, while the batch's transaction copies the
