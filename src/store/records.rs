@@ -663,7 +663,16 @@ pub fn prepare_received(
             }
             let _ = write!(audit, "{id}");
         }
-        let _ = writeln!(audit, "}}{who}");
+        audit.push_str("}\t");
+        // One range of ids (as `take_ids` gives them) is indexed as a range, not id by id
+        // (`migrations/0017_intake_audit_ranges.sql`).
+        match (chunk.first(), chunk.last()) {
+            (Some(first), Some(last)) if chunk.windows(2).all(|w| w[1] == w[0] + 1) => {
+                let _ = write!(audit, "[{first},{last}]");
+            }
+            _ => audit.push_str("\\N"),
+        }
+        let _ = writeln!(audit, "{who}");
     }
     Ok(PreparedRecords {
         cold: cold.finish(),
@@ -730,7 +739,8 @@ pub async fn copy_prepared(
     .await?;
     copy_in(
         conn,
-        "COPY audit_chunks (to_state, record_ids, actor_person, actor_token) FROM STDIN",
+        "COPY audit_chunks (to_state, record_ids, record_range, actor_person, actor_token) \
+         FROM STDIN",
         prepared.audit.as_bytes(),
     )
     .await

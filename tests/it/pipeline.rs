@@ -461,6 +461,38 @@ async fn concurrent_intakes_take_ids_that_never_overlap() {
                 (50_000, 0),
                 "each record's office data, none pending"
             );
+            // Intake's audit rows name their ids as a range too (indexed by it, not id by id):
+            // a record's history finds its intake on either side of a slice's edge.
+            let (unranged, ranged): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE record_range IS NULL),
+                        count(*) FILTER (WHERE record_range IS NOT NULL)
+                 FROM audit_chunks WHERE to_state = 'received'",
+            )
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+            assert_eq!(unranged, 0, "every intake audit row names a range");
+            assert!(
+                ranged >= 4,
+                "two batches of more than one slice: {ranged} rows"
+            );
+            let (first, last): (i64, i64) = sqlx::query_as("SELECT min(id), max(id) FROM records")
+                .fetch_one(&env.pool)
+                .await
+                .unwrap();
+            for id in [first, first + 9_999, first + 10_000, first + 24_999, last] {
+                let received: Vec<(i64, String)> =
+                    sqlx::query_as("SELECT record_id, to_state FROM record_events_of($1)")
+                        .bind(id)
+                        .fetch_all(&env.pool)
+                        .await
+                        .unwrap();
+                assert_eq!(
+                    received,
+                    [(id, "received".to_owned())],
+                    "record {id}'s history"
+                );
+            }
         })
         .await;
 }
