@@ -453,25 +453,16 @@ impl Sim {
             .iter()
             .map(|(_, rej)| if *rej { "rejected" } else { "ok" })
             .collect();
-        let stored: Vec<StoredAccount> = sqlx::query_as(
-            "WITH new AS (
-                 INSERT INTO bank_sim.accounts (bank_code, nik, account_number, account_name, status, reason)
-                 SELECT $1, u.nik,
-                        CASE WHEN u.status = 'ok' THEN $1 || lpad(nextval('bank_sim.numbers')::text, 10, '0') END,
-                        CASE WHEN u.status = 'ok' THEN u.name END,
-                        u.status,
-                        CASE WHEN u.status = 'rejected' THEN $5 END
-                 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(nik, name, status)
-                 ON CONFLICT DO NOTHING
-                 RETURNING nik, account_number, account_name, status, reason
-             )
-             SELECT * FROM new
-             UNION ALL
-             SELECT a.nik, a.account_number, a.account_name, a.status, a.reason
-             FROM UNNEST($2::text[]) AS k(nik)
-             JOIN LATERAL (
-                 SELECT * FROM bank_sim.accounts a WHERE a.bank_code = $1 AND a.nik = k.nik
-             ) a ON true",
+        let mut stored: Vec<StoredAccount> = sqlx::query_as(
+            "INSERT INTO bank_sim.accounts (bank_code, nik, account_number, account_name, status, reason)
+             SELECT $1, u.nik,
+                    CASE WHEN u.status = 'ok' THEN $1 || lpad(nextval('bank_sim.numbers')::text, 10, '0') END,
+                    CASE WHEN u.status = 'ok' THEN u.name END,
+                    u.status,
+                    CASE WHEN u.status = 'rejected' THEN $5 END
+             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(nik, name, status)
+             ON CONFLICT DO NOTHING
+             RETURNING nik, account_number, account_name, status, reason",
         )
         .bind(bank)
         .bind(&nik)
@@ -480,6 +471,22 @@ impl Sim {
         .bind(self.reject_code("NIK_NOT_FOUND"))
         .fetch_all(&self.pool)
         .await?;
+        let known = not_inserted(&nik, stored.iter().map(|r| r.0.as_str()));
+        if !known.is_empty() {
+            stored.extend(
+                sqlx::query_as::<_, StoredAccount>(
+                    "SELECT a.nik, a.account_number, a.account_name, a.status, a.reason
+                     FROM UNNEST($2::text[]) AS k(nik)
+                     JOIN LATERAL (
+                         SELECT * FROM bank_sim.accounts a WHERE a.bank_code = $1 AND a.nik = k.nik
+                     ) a ON true",
+                )
+                .bind(bank)
+                .bind(&known)
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
         let by_nik: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
             let (_, account, holder, status, reason) = &by_nik.get(&item.nik).ok_or_else(|| {
@@ -513,23 +520,14 @@ impl Sim {
             .iter()
             .map(|(_, rej)| if *rej { "rejected" } else { "ok" })
             .collect();
-        let stored: Vec<(String, Option<String>, String, Option<String>)> = sqlx::query_as(
-            "WITH new AS (
-                 INSERT INTO bank_sim.inquiries (bank_code, account_number, account_name, status, reason)
-                 SELECT $1, u.account, CASE WHEN u.status = 'ok' THEN u.name END, u.status,
-                        CASE WHEN u.status = 'rejected' THEN $5 END
-                 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(account, name, status)
-                 ON CONFLICT DO NOTHING
-                 RETURNING account_number, account_name, status, reason
-             )
-             SELECT * FROM new
-             UNION ALL
-             SELECT i.account_number, i.account_name, i.status, i.reason
-             FROM UNNEST($2::text[]) AS k(account)
-             JOIN LATERAL (
-                 SELECT * FROM bank_sim.inquiries i
-                 WHERE i.bank_code = $1 AND i.account_number = k.account
-             ) i ON true",
+        type Stored = (String, Option<String>, String, Option<String>);
+        let mut stored: Vec<Stored> = sqlx::query_as(
+            "INSERT INTO bank_sim.inquiries (bank_code, account_number, account_name, status, reason)
+             SELECT $1, u.account, CASE WHEN u.status = 'ok' THEN u.name END, u.status,
+                    CASE WHEN u.status = 'rejected' THEN $5 END
+             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS u(account, name, status)
+             ON CONFLICT DO NOTHING
+             RETURNING account_number, account_name, status, reason",
         )
         .bind(bank)
         .bind(&account)
@@ -538,6 +536,23 @@ impl Sim {
         .bind(self.reject_code("ACCOUNT_NOT_FOUND"))
         .fetch_all(&self.pool)
         .await?;
+        let known = not_inserted(&account, stored.iter().map(|r| r.0.as_str()));
+        if !known.is_empty() {
+            stored.extend(
+                sqlx::query_as::<_, Stored>(
+                    "SELECT i.account_number, i.account_name, i.status, i.reason
+                     FROM UNNEST($2::text[]) AS k(account)
+                     JOIN LATERAL (
+                         SELECT * FROM bank_sim.inquiries i
+                         WHERE i.bank_code = $1 AND i.account_number = k.account
+                     ) i ON true",
+                )
+                .bind(bank)
+                .bind(&known)
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
         let by_account: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
             let (number, holder, status, reason) =
@@ -581,27 +596,17 @@ impl Sim {
             status.push(s);
             reason.push(r);
         }
-        let stored: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-            "WITH new AS (
-                 INSERT INTO bank_sim.transfers
-                     (idempotency_key, bank_code, item_id, account_number, amount, status, reason, reference)
-                 SELECT u.key, $1, u.item_id, u.account, u.amount, u.status, u.reason,
-                        CASE WHEN u.status = 'ok'
-                             THEN 'SIM' || $1 || lpad(nextval('bank_sim.numbers')::text, 12, '0') END
-                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[], $7::text[])
-                     AS u(key, item_id, account, amount, status, reason)
-                 ON CONFLICT DO NOTHING
-                 RETURNING idempotency_key, status, reason, reference
-             )
-             SELECT * FROM new
-             UNION ALL
-             SELECT t.idempotency_key, t.status, t.reason, t.reference
-             FROM UNNEST($2::text[]) AS k(key)
-             -- A primary-key probe per key: `= ANY($2)` was planned as a sequential scan of
-             -- the whole ledger (no statistics on a young table), per request.
-             JOIN LATERAL (
-                 SELECT * FROM bank_sim.transfers t WHERE t.idempotency_key = k.key
-             ) t ON true",
+        type Stored = (String, String, Option<String>, Option<String>);
+        let mut stored: Vec<Stored> = sqlx::query_as(
+            "INSERT INTO bank_sim.transfers
+                 (idempotency_key, bank_code, item_id, account_number, amount, status, reason, reference)
+             SELECT u.key, $1, u.item_id, u.account, u.amount, u.status, u.reason,
+                    CASE WHEN u.status = 'ok'
+                         THEN 'SIM' || $1 || lpad(nextval('bank_sim.numbers')::text, 12, '0') END
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::numeric[], $6::text[], $7::text[])
+                 AS u(key, item_id, account, amount, status, reason)
+             ON CONFLICT DO NOTHING
+             RETURNING idempotency_key, status, reason, reference",
         )
         .bind(bank)
         .bind(&keys)
@@ -612,6 +617,23 @@ impl Sim {
         .bind(&reason)
         .fetch_all(&self.pool)
         .await?;
+        let known = not_inserted(&keys, stored.iter().map(|r| r.0.as_str()));
+        if !known.is_empty() {
+            stored.extend(
+                sqlx::query_as::<_, Stored>(
+                    "SELECT t.idempotency_key, t.status, t.reason, t.reference
+                     FROM UNNEST($1::text[]) AS k(key)
+                     -- A primary-key probe per key: `= ANY($1)` was planned as a sequential
+                     -- scan of the whole ledger (no statistics on a young table), per request.
+                     JOIN LATERAL (
+                         SELECT * FROM bank_sim.transfers t WHERE t.idempotency_key = k.key
+                     ) t ON true",
+                )
+                .bind(&known)
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
         let by_key: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
             let (_, status, reason, reference) =
@@ -630,6 +652,22 @@ impl Sim {
         }
         Ok(out)
     }
+}
+
+/// Those of `asked` that the ledger's insert did not return: asked before (a request sent
+/// again), or decided by a concurrent request (the insert waited for it to commit, so a
+/// statement after it sees it). Only these are looked up: a second probe of the ledger's key per
+/// item, for the ones just inserted, found nothing new.
+fn not_inserted<'a, 'b>(
+    asked: &[&'a str],
+    inserted: impl Iterator<Item = &'b str>,
+) -> Vec<&'a str> {
+    let inserted: std::collections::HashSet<&'b str> = inserted.collect();
+    asked
+        .iter()
+        .copied()
+        .filter(|k| !inserted.contains(k))
+        .collect()
 }
 
 fn stored_item(
