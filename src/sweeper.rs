@@ -134,7 +134,7 @@ async fn sweep_state(
         return Ok((0, Tally::default()));
     }
     let rows =
-        records::lock_in_state_for(&mut tx, &ids, state, records::Needs::to_resend(state)).await?;
+        records::read_in_state_for(&mut tx, &ids, state, records::Needs::to_resend(state)).await?;
     let stage = state.stage().expect("the sweeper sweeps in-flight states");
     let mut step = Step::new(settings, stage, state);
     let resent = resend(settings, &mut step, older_than, &rows);

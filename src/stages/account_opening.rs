@@ -26,7 +26,7 @@ pub async fn handle(
     msg: &StageMessage,
 ) -> sqlx::Result<Tally> {
     let mut step = Step::of(settings, STAGE);
-    let rows = step.lock(conn, &msg.record_ids).await?;
+    let rows = step.read(conn, &msg.record_ids).await?;
     let programs: std::collections::BTreeSet<&str> =
         rows.iter().map(|r| r.program.as_str()).collect();
     let amounts =

@@ -147,7 +147,7 @@ async fn park_unprocessable(
     };
     let mut tx = pool.begin().await?;
     let mut step = Step::of(settings, stage);
-    for row in step.lock(&mut tx, &[id]).await? {
+    for row in step.read(&mut tx, &[id]).await? {
         let reasons = vec![Reason::new(
             ReasonCode::RecordUnprocessable,
             "record",

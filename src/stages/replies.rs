@@ -63,7 +63,7 @@ pub async fn handle(
         RequestKind::AccountInquiry => records::Needs::OfficeAccount,
         _ => records::Needs::Nothing,
     };
-    let mut rows = step.lock_for(conn, &ids, needs).await?;
+    let mut rows = step.read_for(conn, &ids, needs).await?;
     if reply.kind == RequestKind::AccountOpen {
         // Records sent before salur kept the key: recompute it from their fields.
         let legacy: Vec<i64> = rows
@@ -72,7 +72,7 @@ pub async fn handle(
             .map(|r| r.id)
             .collect();
         if !legacy.is_empty() {
-            let opened = step.lock_for(conn, &legacy, records::Needs::All).await?;
+            let opened = step.read_for(conn, &legacy, records::Needs::All).await?;
             rows.retain(|r| r.open_key.is_some());
             rows.extend(opened);
         }
@@ -183,7 +183,7 @@ async fn late_transfer_answers(
         .awaits_bank_in()
         .expect("a transfer waits for its bank");
     let mut step = Step::new(settings, Stage::Transfer, State::Dead);
-    let dead = records::lock_in_state(conn, &rest, State::Dead).await?;
+    let dead = records::read_in_state(conn, &rest, State::Dead).await?;
     let detail = serde_json::json!({
         "request_id": reply.request_id, "bank": reply.bank_code, "late_answer": true
     });

@@ -45,24 +45,24 @@ impl<'s> Step<'s> {
         Self::new(settings, stage, State::waiting_for(stage))
     }
 
-    /// Locks the records of `ids` still in `from` (see [`Tally::lock`]), reading the personal
+    /// Reads the records of `ids` still in `from` (see [`Tally::read`]), with the personal
     /// fields the stage taking them from there needs.
-    pub async fn lock(
+    pub async fn read(
         &mut self,
         conn: &mut PgConnection,
         ids: &[i64],
     ) -> sqlx::Result<Vec<RecordRow>> {
-        self.tally.lock(conn, ids, self.from).await
+        self.tally.read(conn, ids, self.from).await
     }
 
-    /// [`Step::lock`], decrypting the personal fields `needs` says.
-    pub async fn lock_for(
+    /// [`Step::read`], decrypting the personal fields `needs` says.
+    pub async fn read_for(
         &mut self,
         conn: &mut PgConnection,
         ids: &[i64],
         needs: Needs,
     ) -> sqlx::Result<Vec<RecordRow>> {
-        self.tally.lock_for(conn, ids, self.from, needs).await
+        self.tally.read_for(conn, ids, self.from, needs).await
     }
 
     /// Decides `outcome` for `row` (with `reasons` when it stops): its change to the state the
@@ -107,7 +107,8 @@ impl<'s> Step<'s> {
     ) -> &mut Change {
         self.tally.count(self.stage, outcome, 1);
         self.tally.reasons(self.stage, &reasons);
-        let change = Change::to(row.id, to).with_reasons(reasons);
+        let mut change = Change::to(row.id, to).with_reasons(reasons);
+        change.version = row.version;
         if to.parked() {
             self.out
                 .push(parked_message(self.settings, row, self.stage, &change));
@@ -173,22 +174,30 @@ impl<'s> Step<'s> {
         c.attempt = Attempt::Count;
     }
 
-    /// Writes the changes (each with its audit row, guarded by `from`), the bank requests sent
-    /// and the outgoing messages, in the caller's transaction; returns the tally.
+    /// Writes the changes (each with its audit row, guarded by `from` and by the version of the
+    /// record it was decided from), the bank requests sent and the outgoing messages, in the
+    /// caller's transaction; returns the tally. When a record changed since the step read it
+    /// (another transaction handled it at the same time), nothing is written: the transaction
+    /// fails as a serialization failure, and the message is handled again on what is there.
     pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<Tally> {
         write(conn, self.from, &self.changes, &self.out).await?;
         Ok(self.tally)
     }
 }
 
-/// Applies `changes` (all from `from`) and queues `out`, in the caller's transaction.
+/// Applies `changes` (all from `from`) and queues `out`, in the caller's transaction; refuses
+/// the transaction ([`crate::store::records::conflict`]) if a record did not take its change.
 async fn write(
     conn: &mut PgConnection,
     from: State,
     changes: &[Change],
     out: &[Outgoing],
 ) -> sqlx::Result<()> {
-    crate::store::records::apply(conn, from, changes).await?;
+    let changed = crate::store::records::apply(conn, from, changes).await?;
+    let decided: std::collections::HashSet<i64> = changes.iter().map(|c| c.id).collect();
+    if changed.len() < decided.len() {
+        return crate::store::records::conflict(conn).await;
+    }
     crate::store::bank_requests::insert(conn, &sent_requests(out)).await?;
     crate::store::outbox::insert(conn, out).await
 }

@@ -51,26 +51,27 @@ pub struct RefusedItem {
 }
 
 impl Tally {
-    /// Locks the records of `ids` still in `state`; counts the others as skipped and notes ids
-    /// that are no record at all.
-    pub async fn lock(
+    /// Reads the records of `ids` still in `state` ([`crate::store::records::read_in_state`]:
+    /// without locking them); counts the others as skipped and notes ids that are no record at
+    /// all.
+    pub async fn read(
         &mut self,
         conn: &mut PgConnection,
         ids: &[i64],
         state: State,
     ) -> sqlx::Result<Vec<RecordRow>> {
-        self.lock_for(conn, ids, state, Needs::of(state)).await
+        self.read_for(conn, ids, state, Needs::of(state)).await
     }
 
-    /// [`Tally::lock`], decrypting the personal fields `needs` says.
-    pub async fn lock_for(
+    /// [`Tally::read`], decrypting the personal fields `needs` says.
+    pub async fn read_for(
         &mut self,
         conn: &mut PgConnection,
         ids: &[i64],
         state: State,
         needs: Needs,
     ) -> sqlx::Result<Vec<RecordRow>> {
-        let rows = crate::store::records::lock_in_state_for(conn, ids, state, needs).await?;
+        let rows = crate::store::records::read_in_state_for(conn, ids, state, needs).await?;
         if rows.len() < ids.len() {
             self.skipped += (ids.len() - rows.len()) as u64;
             self.unknown_ids = crate::store::records::missing(conn, ids).await?;

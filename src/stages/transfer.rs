@@ -44,7 +44,7 @@ pub async fn handle(
     msg: &StageMessage,
 ) -> sqlx::Result<Tally> {
     let mut step = Step::of(settings, STAGE);
-    let rows = step.lock(conn, &msg.record_ids).await?;
+    let rows = step.read(conn, &msg.record_ids).await?;
     let unapproved: Vec<&str> = rows
         .iter()
         .filter(|r| r.approval_id.is_none())

@@ -100,8 +100,12 @@ pub struct RecordRow {
     /// (`None` before it was sent one, or if it was sent before salur kept it).
     pub open_key: Option<String>,
     /// Seconds since the record entered its current state, when the query says
-    /// (`lock_in_state` does).
+    /// (`read_in_state` does).
     pub in_state_seconds: Option<f64>,
+    /// The version of the moving row that was read (its `xmin`), when it was read without a
+    /// lock ([`read_in_state`]): a change made from it applies only if the row is still that
+    /// version.
+    pub version: Option<i64>,
 }
 
 impl std::ops::Deref for RecordRow {
@@ -156,6 +160,10 @@ impl RecordRow {
             payment_no: row.try_get("payment_no")?,
             open_key: row.try_get("open_key")?,
             in_state_seconds: match row.try_get("in_state_seconds") {
+                Err(sqlx::Error::ColumnNotFound(_)) => None,
+                other => other?,
+            },
+            version: match row.try_get("version") {
                 Err(sqlx::Error::ColumnNotFound(_)) => None,
                 other => other?,
             },
@@ -254,19 +262,25 @@ pub fn shown(
     }
 }
 
-/// Locks and returns those of `ids` that are in `state` (others were already handled: a
-/// redelivery, or a late answer). Ordered by id so that concurrent chunks lock in one order.
+/// Returns those of `ids` that are in `state` (others were already handled: a redelivery, or a
+/// late answer), with the version of each row that was read and without locking them: the
+/// changes decided from them are applied by [`apply`] only to rows still at that version, and
+/// the step that made them is refused as a serialization failure ([`conflict`]) otherwise, to be
+/// tried again on what is there then. Another transaction changes these rows only when a message
+/// is handled twice at once (a redelivery, a duplicate answer) or the sweeper or an operator
+/// takes a record at that moment, so a lock per row and step (`FOR UPDATE`: a WAL record and a
+/// page write per row, before the update writes both again) is paid for nothing almost always.
 /// Only the personal fields the stage of `state` needs are read ([`Needs::of`]).
-pub async fn lock_in_state(
+pub async fn read_in_state(
     conn: &mut PgConnection,
     ids: &[i64],
     state: State,
 ) -> sqlx::Result<Vec<RecordRow>> {
-    lock_in_state_for(conn, ids, state, Needs::of(state)).await
+    read_in_state_for(conn, ids, state, Needs::of(state)).await
 }
 
-/// [`lock_in_state`], reading the personal fields `needs` names.
-pub async fn lock_in_state_for(
+/// [`read_in_state`], reading the personal fields `needs` names.
+pub async fn read_in_state_for(
     conn: &mut PgConnection,
     ids: &[i64],
     state: State,
@@ -274,11 +288,11 @@ pub async fn lock_in_state_for(
 ) -> sqlx::Result<Vec<RecordRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {},
-                EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds
+                EXTRACT(EPOCH FROM clock_timestamp() - r.updated_at)::float8 AS in_state_seconds,
+                r.xmin::text::int8 AS version
          FROM {RECORD_AND_DATA} JOIN batches b ON b.id = r.batch_id
          WHERE r.id = ANY($1) AND r.state = $2
-         ORDER BY r.id
-         FOR UPDATE OF r",
+         ORDER BY r.id",
         record_columns(needs)
     ))
     .bind(ids)
@@ -286,6 +300,19 @@ pub async fn lock_in_state_for(
     .fetch_all(conn)
     .await?;
     open_all(rows)
+}
+
+/// Refuses the caller's transaction as a serialization failure (SQLSTATE 40001): records it
+/// read ([`read_in_state`]) were changed by another transaction before it changed them. The
+/// handler tries the whole message again ([`crate::stages::transient`]).
+pub async fn conflict(conn: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query(
+        "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'serialization_failure',
+             MESSAGE = 'records changed by another transaction since this one read them'; END $$",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A record's attempt count is per stage: counted on each try that failed for a while, reset
@@ -388,6 +415,10 @@ pub struct Change {
     pub attempt: Attempt,
     /// Extra facts for the audit row (request id, bank reason, attempt number …).
     pub detail: Option<serde_json::Value>,
+    /// The version of the record the change was decided from ([`RecordRow::version`]): the
+    /// change applies only to that version (`None`: to the record as it is, locked by the
+    /// caller).
+    pub version: Option<i64>,
 }
 
 impl Change {
@@ -403,6 +434,7 @@ impl Change {
             open_key: None,
             attempt: Attempt::Keep,
             detail: None,
+            version: None,
         }
     }
 
@@ -422,8 +454,9 @@ impl Change {
     }
 }
 
-/// Applies changes to records that are still in `from`, with their audit: one `audit_chunks`
-/// row per target state, naming the records (reasons and details per record where any record
+/// Applies changes to records that are still in `from` (and, for a change that names the
+/// version it was decided from, still at that version: see [`read_in_state`]), with their
+/// audit: one `audit_chunks` row per target state, naming the records (reasons and details per record where any record
 /// has some; `record_events` reads one row per record from it); returns the ids that changed.
 /// Reasons replace the record's reasons (empty clears them). The bank's
 /// account number and name are sealed here. A record that becomes `verified` or
@@ -461,6 +494,7 @@ pub async fn apply_as(
     let mut open_key = Vec::with_capacity(n);
     let mut attempt = Vec::with_capacity(n);
     let mut detail = Vec::with_capacity(n);
+    let mut version = Vec::with_capacity(n);
     for c in changes {
         ids.push(c.id);
         to.push(c.to.as_str());
@@ -484,15 +518,17 @@ pub async fn apply_as(
             Attempt::Reset => -1,
         });
         detail.push(c.detail.clone());
+        version.push(c.version);
     }
     sqlx::query_scalar(
         "WITH u AS (
              SELECT u.*, r.mother_name IS NOT NULL
                         AND u.to_state IN ('verified', 'awaiting_approval') AS erase_mother
              FROM UNNEST($2::bigint[], $3::text[], $4::jsonb[], $5::numeric[], $6::bytea[],
-                         $7::bytea[], $8::text[], $9::int[], $10::jsonb[], $13::text[])
+                         $7::bytea[], $8::text[], $9::int[], $10::jsonb[], $13::text[],
+                         $14::int8[])
                  AS u(id, to_state, reasons, amount, account, account_name, reference,
-                      attempt, detail, open_key)
+                      attempt, detail, open_key, version)
              JOIN records r ON r.id = u.id
          ), changed AS (
              UPDATE records r SET
@@ -510,6 +546,7 @@ pub async fn apply_as(
                  updated_at = now()
              FROM u
              WHERE r.id = u.id AND r.state = $1
+               AND (u.version IS NULL OR r.xmin::text::int8 = u.version)
              RETURNING r.id, u.to_state, u.reasons,
                  CASE WHEN u.erase_mother
                       THEN COALESCE(u.detail, '{}') || '{\"mother_name\": \"provided; erased once the account was opened and verified\"}'
@@ -540,6 +577,7 @@ pub async fn apply_as(
     .bind(actor.and_then(|a| a.person.as_deref()))
     .bind(actor.map(|a| a.token.as_str()))
     .bind(&open_key)
+    .bind(&version)
     .fetch_all(conn)
     .await
 }

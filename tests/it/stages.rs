@@ -936,3 +936,126 @@ async fn the_databases_state_check_and_stopped_records_agree_with_the_lifecycle_
         assert_eq!(quoted_names(list), names(State::stopped), "{list}");
     }
 }
+
+/// The audit rows of record `id` that moved it from `from` to `to`.
+async fn moves(env: &TestEnv, id: i64, from: &str, to: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM record_events WHERE record_id = $1 AND from_state = $2 AND to_state = $3",
+    )
+    .bind(id)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_step_whose_records_another_transaction_moved_after_it_read_them_writes_nothing() {
+    let env = env().await;
+    let (batch, ids) = verified(&env, &[valid_record(1), valid_record(2)]).await;
+    // A step reads the records (without locking them) …
+    let mut late = salur::stages::Step::of(&env.settings, Stage::Transfer);
+    let mut tx = env.pool.begin().await.unwrap();
+    let rows = late.read(&mut tx, &ids).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    // … the same message, handled at the same moment elsewhere, moves them and commits …
+    step(&env, Stage::Transfer, batch, &ids).await;
+    // … and the first step's decisions, written now, are refused whole.
+    for row in &rows {
+        late.decide(row, Outcome::Advanced, Vec::new());
+    }
+    late.send(salur::stages::stage_message(
+        &env.settings,
+        Stage::Transfer,
+        batch,
+        ids.clone(),
+    ));
+    let Err(sqlx::Error::Database(e)) = late.write(&mut tx).await else {
+        panic!("a step on records changed since it read them was written");
+    };
+    assert_eq!(e.code().as_deref(), Some("40001"), "{e}");
+    assert!(salur::stages::transient(&sqlx::Error::Database(e)));
+    drop(tx);
+    for id in &ids {
+        assert_eq!(moves(&env, *id, "verified", "transfer_requested").await, 1);
+        assert_eq!(record(&env, *id).await.0, "transfer_requested");
+    }
+    // One transfer request (the committed step's), nothing of the refused one.
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(item_ids(&request(&sent)).len(), 2);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_same_message_handled_twice_at_once_moves_each_record_once() {
+    let env = env().await;
+    let records: Vec<RawRecord> = (1..=40).map(valid_record).collect();
+    let (batch, ids) = verified(&env, &records).await;
+    let body = serde_json::to_vec(&StageMessage {
+        v: salur::messages::VERSION,
+        stage: Stage::Transfer,
+        batch_id: batch,
+        record_ids: ids.clone(),
+        attempt: None,
+    })
+    .unwrap();
+    let input = salur::stages::Input::Stage(Stage::Transfer);
+    let handle = || salur::stages::process_one(&env.settings, &env.pool, input, &body, None);
+    let (a, b, c) = tokio::join!(handle(), handle(), handle());
+    let advanced: u64 = [a, b, c]
+        .into_iter()
+        .map(|t| t.unwrap().outcomes.values().sum::<u64>())
+        .sum();
+    assert_eq!(advanced, 40, "each record is decided by one of the three");
+    for id in &ids {
+        assert_eq!(moves(&env, *id, "verified", "transfer_requested").await, 1);
+    }
+    // Every record is asked to be paid exactly once.
+    let mut asked: Vec<String> = take_outbox(&env)
+        .await
+        .iter()
+        .filter(|s| s.exchange == names::BANK)
+        .flat_map(|s| {
+            let req: BankRequest = serde_json::from_value(s.payload.clone()).unwrap();
+            item_ids(&req)
+        })
+        .collect();
+    asked.sort();
+    let mut expected: Vec<String> = ids.iter().map(i64::to_string).collect();
+    expected.sort();
+    assert_eq!(asked, expected);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_step_is_refused_when_its_record_changed_in_place_after_it_read_it() {
+    let env = env().await;
+    let (batch, ids) = verified(&env, &[valid_record(1)]).await;
+    let mut late = salur::stages::Step::of(&env.settings, Stage::Transfer);
+    let mut tx = env.pool.begin().await.unwrap();
+    let rows = late.read(&mut tx, &ids).await.unwrap();
+    // Another transaction changes the record without moving it (as the sweeper's re-send
+    // counts an attempt and leaves the state), and commits.
+    sqlx::query("UPDATE records SET attempts = attempts + 1 WHERE id = $1")
+        .bind(ids[0])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    late.decide(&rows[0], Outcome::Advanced, Vec::new());
+    let Err(sqlx::Error::Database(e)) = late.write(&mut tx).await else {
+        panic!("a decision made from an older version of the record was written");
+    };
+    assert_eq!(e.code().as_deref(), Some("40001"), "{e}");
+    drop(tx);
+    assert_eq!(record(&env, ids[0]).await, ("verified".into(), vec![], 1));
+    // Handled again, it is decided from what is there now.
+    let tally = step(&env, Stage::Transfer, batch, &ids).await;
+    one(&tally, Stage::Transfer, Outcome::Advanced);
+    assert_eq!(
+        moves(&env, ids[0], "verified", "transfer_requested").await,
+        1
+    );
+    env.cleanup().await;
+}
