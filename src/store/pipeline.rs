@@ -22,7 +22,10 @@ pub fn claim_key(row: &RecordRow) -> ClaimKey {
 }
 
 /// Claims each record's NIK for its programme and period (first come, in record id order),
-/// and returns the record that holds each claim afterwards: the one that is paid.
+/// and returns the record that holds each claim afterwards: the one that is paid. The insert
+/// returns the claims it made; only the keys it did not claim (held before, by another record
+/// of this chunk, or by a concurrent transaction, whose commit the insert waited for, so that
+/// the next statement sees it) are looked up, one primary-key probe each.
 pub async fn claim(
     conn: &mut PgConnection,
     rows: &[&RecordRow],
@@ -34,37 +37,48 @@ pub async fn claim(
         .map(|r| r.nik_hash.as_deref().unwrap_or_default())
         .collect();
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let owners: Vec<(String, String, Vec<u8>, i64)> = sqlx::query_as(
-        "WITH wanted AS (
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::bigint[])
-                 AS w(program, period, nik, record_id)
-         ), claimed AS (
-             INSERT INTO recipient_claims (program, period, nik_hash, record_id)
-             SELECT program, period, nik, record_id FROM wanted ORDER BY record_id
-             ON CONFLICT DO NOTHING
-             RETURNING program, period, nik_hash, record_id
-         )
-         SELECT program, period, nik_hash, record_id FROM claimed
-         UNION ALL
-         SELECT c.program, c.period, c.nik_hash, c.record_id
-         FROM wanted w
-         -- One primary-key probe per wanted NIK, whatever the table's statistics say (a
-         -- join here was planned as a sequential scan of every claim, per chunk).
-         JOIN LATERAL (
-             SELECT * FROM recipient_claims c
-             WHERE c.program = w.program AND c.period = w.period AND c.nik_hash = w.nik
-         ) c ON true",
+    let claimed: Vec<(String, String, Vec<u8>, i64)> = sqlx::query_as(
+        "INSERT INTO recipient_claims (program, period, nik_hash, record_id)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bytea[], $4::bigint[])
+             AS w(program, period, nik, record_id)
+         ORDER BY record_id
+         ON CONFLICT DO NOTHING
+         RETURNING program, period, nik_hash, record_id",
     )
     .bind(&program)
     .bind(&period)
     .bind(&nik)
     .bind(&ids)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(owners
+    let mut owners: HashMap<ClaimKey, i64> = claimed
         .into_iter()
         .map(|(p, q, n, id)| ((p, q, n), id))
-        .collect())
+        .collect();
+    let held: Vec<usize> = (0..rows.len())
+        .filter(|&i| !owners.contains_key(&claim_key(rows[i])))
+        .collect();
+    if held.is_empty() {
+        return Ok(owners);
+    }
+    let pick = |v: &[&str]| held.iter().map(|&i| v[i].to_owned()).collect::<Vec<_>>();
+    let holders: Vec<(String, String, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT c.program, c.period, c.nik_hash, c.record_id
+         FROM UNNEST($1::text[], $2::text[], $3::bytea[]) AS w(program, period, nik)
+         -- One primary-key probe per NIK, whatever the table's statistics say (a join here was
+         -- planned as a sequential scan of every claim, per chunk).
+         JOIN LATERAL (
+             SELECT * FROM recipient_claims c
+             WHERE c.program = w.program AND c.period = w.period AND c.nik_hash = w.nik
+         ) c ON true",
+    )
+    .bind(pick(&program))
+    .bind(pick(&period))
+    .bind(held.iter().map(|&i| nik[i]).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?;
+    owners.extend(holders.into_iter().map(|(p, q, n, id)| ((p, q, n), id)));
+    Ok(owners)
 }
 
 /// Gives up the NIK claims of these records (not paid: the NIK may be paid by a later,
