@@ -272,7 +272,8 @@ pub struct BatchWriter<'a> {
     ready: Option<Ready>,
 }
 
-/// A slice prepared for `COPY`: its records, their ids and chunk keys, in row order.
+/// A slice prepared for `COPY`: its records, their ids and chunk keys, in id order (the rows
+/// grouped by bank request, see [`BatchWriter::write`]).
 struct Ready {
     prepared: records::PreparedRecords,
     ids: Vec<i64>,
@@ -353,10 +354,16 @@ impl<'a> BatchWriter<'a> {
 
     /// Stores records (state `received`, with their audit) and their account-opening messages:
     /// prepares them while the slice written before is copied (see [`BatchWriter`]).
-    pub async fn write(&mut self, rows: Vec<RawRecord>) -> Result<(), SubmitError> {
+    pub async fn write(&mut self, mut rows: Vec<RawRecord>) -> Result<(), SubmitError> {
         if rows.is_empty() {
             return Ok(());
         }
+        // The records of one bank request take consecutive ids (each keeps its row number):
+        // a chunk is then one run of ids, stored side by side, so a step touches a few pages
+        // of `records` rather than one per record, and its audit row names its ids as a range
+        // (`store::records::apply`) instead of putting each into the GIN index. The sort is
+        // stable: within a bank request, ids follow the rows.
+        rows.sort_by_cached_key(chunk_key);
         self.records += rows.len();
         let (pool, batch_id, actor) = (self.pool, self.batch_id, self.actor.clone());
         let prepare = async move {

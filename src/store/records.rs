@@ -552,9 +552,13 @@ pub async fn apply_as(
                       THEN COALESCE(u.detail, '{}') || '{\"mother_name\": \"provided; erased once the account was opened and verified\"}'
                       ELSE u.detail END AS detail
          ), audit AS (
-             INSERT INTO audit_chunks (from_state, to_state, record_ids, reasons, details,
-                                       actor_person, actor_token)
+             INSERT INTO audit_chunks (from_state, to_state, record_ids, record_range,
+                                       reasons, details, actor_person, actor_token)
              SELECT $1, to_state, array_agg(id ORDER BY id),
+                    -- A run of consecutive ids (a chunk, as intake gives its ids) is indexed as
+                    -- a range, not id by id (migrations/0017_intake_audit_ranges.sql).
+                    CASE WHEN max(id) - min(id) + 1 = count(*)
+                         THEN int8range(min(id), max(id), '[]') END,
                     CASE WHEN bool_and(reasons = '[]') THEN NULL
                          ELSE array_agg(reasons ORDER BY id) END,
                     CASE WHEN bool_and(detail IS NULL) THEN NULL

@@ -1059,3 +1059,65 @@ async fn a_step_is_refused_when_its_record_changed_in_place_after_it_read_it() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_records_of_one_bank_request_take_consecutive_ids_and_a_steps_audit_names_them_as_a_range()
+ {
+    let env = env().await;
+    // Rows alternate between two banks: one account-opening request each.
+    let records: Vec<RawRecord> = (1..=6)
+        .map(|n| {
+            let mut r = valid_record(n);
+            if n % 2 == 0 {
+                r.bank_code = Some("008".into());
+            }
+            r
+        })
+        .collect();
+    let (batch, ids) = submit(&env, &records).await;
+    // In row order: rows 1, 3 and 5 (bank 002) took the first three ids, rows 2, 4 and 6
+    // (bank 008) the next three.
+    let first = *ids.iter().min().unwrap();
+    assert_eq!(
+        ids,
+        [first, first + 3, first + 1, first + 4, first + 2, first + 5]
+    );
+    // A step on bank 002's records (one run of ids), then on two of bank 008's that are not
+    // neighbours.
+    let bri = vec![ids[0], ids[2], ids[4]];
+    let apart = vec![ids[1], ids[5]];
+    step(&env, Stage::AccountOpening, batch, &bri).await;
+    step(&env, Stage::AccountOpening, batch, &apart).await;
+    let audit: Vec<(Vec<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT record_ids, record_range::text FROM audit_chunks
+         WHERE from_state = 'received' ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [
+            (bri.clone(), Some(format!("[{first},{})", first + 3))),
+            (apart.clone(), None),
+        ]
+    );
+    // Through either index, a record's history is one query.
+    for id in bri.iter().chain(&apart) {
+        let history: Vec<(Option<String>, String)> =
+            sqlx::query_as("SELECT from_state, to_state FROM record_events_of($1) ORDER BY id")
+                .bind(id)
+                .fetch_all(&env.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            history,
+            [
+                (None, "received".to_owned()),
+                (Some("received".to_owned()), "account_requested".to_owned()),
+            ],
+            "record {id}"
+        );
+    }
+    env.cleanup().await;
+}
