@@ -626,8 +626,8 @@ pub struct PreparedRecords {
     audit: String,
 }
 
-/// Prepares `rows` as records of `batch_id` with the ids `ids` (from [`take_ids`], one per row,
-/// in row order) for [`copy_prepared`].
+/// Prepares `rows` as records of `batch_id` with the ids `ids` (from [`take_ids`], one per row
+/// of `rows`, in its order: intake sorts a slice by bank request first) for [`copy_prepared`].
 pub fn prepare_received(
     batch_id: Uuid,
     ids: &[i64],
