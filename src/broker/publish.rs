@@ -75,7 +75,24 @@ pub enum PublishError {
     },
     #[error("publishing failed: {0}")]
     Broker(#[from] lapin::Error),
+    /// The broker confirmed nothing in [`CONFIRM_TIMEOUT`]: the connection is taken for lost
+    /// (the message stays in the outbox, or its delivery goes back to its queue, and is sent
+    /// again after the reconnection).
+    #[error(
+        "the broker did not confirm a message to {exchange} with routing key {routing_key} within \
+         {} s",
+        CONFIRM_TIMEOUT.as_secs()
+    )]
+    NoConfirm {
+        exchange: String,
+        routing_key: String,
+    },
 }
+
+/// How long a publisher waits for the broker's confirm of a message. A confirm that never comes
+/// (the connection went away while the message was in flight) would otherwise hold the relay or
+/// a consumer, and with it the worker's reconnection, for ever.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A channel in confirm mode.
 pub struct Publisher {
@@ -158,7 +175,13 @@ impl Publisher {
         }
         let mut first_error = None;
         for (m, confirm) in pending {
-            let outcome = match confirm.await? {
+            let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, confirm)
+                .await
+                .map_err(|_| PublishError::NoConfirm {
+                    exchange: m.exchange.clone(),
+                    routing_key: m.routing_key.clone(),
+                })??;
+            let outcome = match confirmed {
                 Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
                 Confirmation::Ack(Some(_)) => Err(PublishError::Unroutable {
                     exchange: m.exchange.clone(),
