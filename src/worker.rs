@@ -96,7 +96,7 @@ async fn supervise(
             _ = cancel.cancelled() => return Ok(()),
             b = Broker::connect_with_retry(settings, Duration::from_secs(3600)) => b?,
         };
-        if let Err(e) = topology::declare(&broker).await {
+        if let Err(e) = within("declaring the topology", topology::declare(&broker)).await {
             if format!("{e:#}").contains("PRECONDITION_FAILED") {
                 broker.close().await;
                 return Err(e); // a queue exists with other arguments: a person must act
@@ -142,6 +142,27 @@ async fn supervise(
     }
 }
 
+/// How long setting a connection up may take (declaring the topology, opening a channel or a
+/// consumer). RabbitMQ that is still starting may hold such a request without answering (its
+/// queues recovering); a worker that waited for ever there would never consume again.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `setup`, failing if it takes longer than [`SETUP_TIMEOUT`] (the connection is then closed
+/// and made again).
+async fn within<T>(
+    what: &str,
+    setup: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(SETUP_TIMEOUT, setup)
+        .await
+        .unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "{what} took longer than {} s",
+                SETUP_TIMEOUT.as_secs()
+            ))
+        })
+}
+
 /// One connection's life: consumers and relay until cancel (Ok) or a failure (Err).
 async fn run_connected(
     ctx: &Arc<Ctx>,
@@ -154,13 +175,15 @@ async fn run_connected(
     let failed = CancellationToken::new();
     let mut consumers = tokio::task::JoinSet::new();
     for &input in inputs {
-        let (channel, consumer) = broker
-            .consume(
+        let (channel, consumer) = within(
+            "opening a consumer",
+            broker.consume(
                 &input.queue(),
                 &format!("salur-{}-{}", input.label(), std::process::id()),
-            )
-            .await?;
-        let publisher = broker.publisher().await?;
+            ),
+        )
+        .await?;
+        let publisher = within("opening a publisher", broker.publisher()).await?;
         let ctx = ctx.clone();
         let stop = consumers_stop.clone();
         let failed = failed.clone();
@@ -174,7 +197,7 @@ async fn run_connected(
     }
     let relay = tokio::spawn(crate::relay::run(
         ctx.pool.clone(),
-        broker.publisher().await?,
+        within("opening the relay's publisher", broker.publisher()).await?,
         ctx.metrics.clone(),
         ctx.wake.clone(),
         relay_stop.clone(),
