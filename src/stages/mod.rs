@@ -1,7 +1,8 @@
-//! The three stages and the bank-answer handler, all of one shape: take a message, lock the
+//! The three stages and the bank-answer handler, all of one shape: take a message, read the
 //! records it names that are still in the state the lifecycle says they wait in, decide each
-//! record's [`Outcome`], and write the state changes, audit rows and outgoing messages in one
-//! transaction ([`Step`]). The consumer loop ([`crate::worker`]) knows nothing stage-specific;
+//! record's [`Outcome`], and write the state changes (each guarded by the version of the
+//! record it was decided from), audit rows and outgoing messages in one transaction
+//! ([`Step`]). The consumer loop ([`crate::worker`]) knows nothing stage-specific;
 //! it calls [`process_one`].
 
 pub mod account_opening;

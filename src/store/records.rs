@@ -456,10 +456,10 @@ impl Change {
 
 /// Applies changes to records that are still in `from` (and, for a change that names the
 /// version it was decided from, still at that version: see [`read_in_state`]), with their
-/// audit: one `audit_chunks` row per target state, naming the records (reasons and details per record where any record
-/// has some; `record_events` reads one row per record from it); returns the ids that changed.
-/// Reasons replace the record's reasons (empty clears them). The bank's
-/// account number and name are sealed here. A record that becomes `verified` or
+/// audit: one `audit_chunks` row per target state, naming the records (reasons and details per
+/// record where any record has some; `record_events` reads one row per record from it);
+/// returns the ids that changed. Reasons replace the record's reasons (empty clears them). The
+/// bank's account number and name are sealed here. A record that becomes `verified` or
 /// `awaiting_approval` (its account open and confirmed to be the recipient's) loses its
 /// mother's maiden name, which only account opening needs; its audit row says it was provided
 /// and erased. A record that comes to wait for approval loses any approval it had: a list is
