@@ -471,22 +471,25 @@ impl Sim {
         .bind(self.reject_code("NIK_NOT_FOUND"))
         .fetch_all(&self.pool)
         .await?;
-        let known = not_inserted(&nik, stored.iter().map(|r| r.0.as_str()));
-        if !known.is_empty() {
-            stored.extend(
-                sqlx::query_as::<_, StoredAccount>(
+        add_not_inserted(
+            &mut stored,
+            &nik,
+            |r| &r.0,
+            |known| async move {
+                sqlx::query_as(
                     "SELECT a.nik, a.account_number, a.account_name, a.status, a.reason
-                     FROM UNNEST($2::text[]) AS k(nik)
-                     JOIN LATERAL (
-                         SELECT * FROM bank_sim.accounts a WHERE a.bank_code = $1 AND a.nik = k.nik
-                     ) a ON true",
+                 FROM UNNEST($2::text[]) AS k(nik)
+                 JOIN LATERAL (
+                     SELECT * FROM bank_sim.accounts a WHERE a.bank_code = $1 AND a.nik = k.nik
+                 ) a ON true",
                 )
                 .bind(bank)
-                .bind(&known)
+                .bind(known)
                 .fetch_all(&self.pool)
-                .await?,
-            );
-        }
+                .await
+            },
+        )
+        .await?;
         let by_nik: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
             let (_, account, holder, status, reason) = &by_nik.get(&item.nik).ok_or_else(|| {
@@ -536,23 +539,26 @@ impl Sim {
         .bind(self.reject_code("ACCOUNT_NOT_FOUND"))
         .fetch_all(&self.pool)
         .await?;
-        let known = not_inserted(&account, stored.iter().map(|r| r.0.as_str()));
-        if !known.is_empty() {
-            stored.extend(
-                sqlx::query_as::<_, Stored>(
+        add_not_inserted(
+            &mut stored,
+            &account,
+            |r| &r.0,
+            |known| async move {
+                sqlx::query_as(
                     "SELECT i.account_number, i.account_name, i.status, i.reason
-                     FROM UNNEST($2::text[]) AS k(account)
-                     JOIN LATERAL (
-                         SELECT * FROM bank_sim.inquiries i
-                         WHERE i.bank_code = $1 AND i.account_number = k.account
-                     ) i ON true",
+                 FROM UNNEST($2::text[]) AS k(account)
+                 JOIN LATERAL (
+                     SELECT * FROM bank_sim.inquiries i
+                     WHERE i.bank_code = $1 AND i.account_number = k.account
+                 ) i ON true",
                 )
                 .bind(bank)
-                .bind(&known)
+                .bind(known)
                 .fetch_all(&self.pool)
-                .await?,
-            );
-        }
+                .await
+            },
+        )
+        .await?;
         let by_account: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
             let (number, holder, status, reason) =
@@ -617,23 +623,26 @@ impl Sim {
         .bind(&reason)
         .fetch_all(&self.pool)
         .await?;
-        let known = not_inserted(&keys, stored.iter().map(|r| r.0.as_str()));
-        if !known.is_empty() {
-            stored.extend(
-                sqlx::query_as::<_, Stored>(
+        add_not_inserted(
+            &mut stored,
+            &keys,
+            |r| &r.0,
+            |known| async move {
+                sqlx::query_as(
                     "SELECT t.idempotency_key, t.status, t.reason, t.reference
-                     FROM UNNEST($1::text[]) AS k(key)
-                     -- A primary-key probe per key: `= ANY($1)` was planned as a sequential
-                     -- scan of the whole ledger (no statistics on a young table), per request.
-                     JOIN LATERAL (
-                         SELECT * FROM bank_sim.transfers t WHERE t.idempotency_key = k.key
-                     ) t ON true",
+                 FROM UNNEST($1::text[]) AS k(key)
+                 -- A primary-key probe per key: `= ANY($1)` was planned as a sequential scan of
+                 -- the whole ledger (no statistics on a young table), per request.
+                 JOIN LATERAL (
+                     SELECT * FROM bank_sim.transfers t WHERE t.idempotency_key = k.key
+                 ) t ON true",
                 )
-                .bind(&known)
+                .bind(known)
                 .fetch_all(&self.pool)
-                .await?,
-            );
-        }
+                .await
+            },
+        )
+        .await?;
         let by_key: HashMap<String, _> = stored.into_iter().map(|r| (r.0.clone(), r)).collect();
         for (item, _) in rest {
             let (_, status, reason, reference) =
@@ -654,20 +663,32 @@ impl Sim {
     }
 }
 
-/// Those of `asked` that the ledger's insert did not return: asked before (a request sent
-/// again), or decided by a concurrent request (the insert waited for it to commit, so a
-/// statement after it sees it). Only these are looked up: a second probe of the ledger's key per
-/// item, for the ones just inserted, found nothing new.
-fn not_inserted<'a, 'b>(
+/// Adds to `stored` (what the ledger's insert returned, keyed by `key`) the ledger's rows for
+/// those of `asked` it did not return, read by `look_up`: asked before (a request sent again),
+/// or decided by a concurrent request (the insert waited for it to commit, so a statement after
+/// it sees it). Only these are looked up: a second probe of the ledger's key per item, for the
+/// ones just inserted, found nothing new.
+async fn add_not_inserted<'a, T, F>(
+    stored: &mut Vec<T>,
     asked: &[&'a str],
-    inserted: impl Iterator<Item = &'b str>,
-) -> Vec<&'a str> {
-    let inserted: std::collections::HashSet<&'b str> = inserted.collect();
-    asked
+    key: impl Fn(&T) -> &String,
+    look_up: impl FnOnce(Vec<&'a str>) -> F,
+) -> sqlx::Result<()>
+where
+    F: std::future::Future<Output = sqlx::Result<Vec<T>>>,
+{
+    let inserted: std::collections::HashSet<&str> =
+        stored.iter().map(|r| key(r).as_str()).collect();
+    let rest: Vec<&'a str> = asked
         .iter()
         .copied()
         .filter(|k| !inserted.contains(k))
-        .collect()
+        .collect();
+    if !rest.is_empty() {
+        let found = look_up(rest).await?;
+        stored.extend(found);
+    }
+    Ok(())
 }
 
 fn stored_item(
