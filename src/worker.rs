@@ -204,22 +204,48 @@ async fn run_connected(
     ));
     tokio::pin!(relay);
     let mut relay_result = None;
+    let mut lost = None;
     tokio::select! {
         _ = cancel.cancelled() => {}
         _ = failed.cancelled() => {}
         r = &mut relay => { relay_result = Some(r); }
+        e = watch(broker, inputs) => { lost = Some(e); }
     }
     consumers_stop.cancel();
-    let mut first_error: Option<anyhow::Error> = None;
-    while let Some(r) = consumers.join_next().await {
-        if let Err(e) = r.context("consumer task panicked").and_then(|r| r) {
-            first_error.get_or_insert(e);
+    let mut first_error: Option<anyhow::Error> = lost;
+    let stopped = tokio::time::timeout(STOP_TIMEOUT, async {
+        while let Some(r) = consumers.join_next().await {
+            if let Err(e) = r.context("consumer task panicked").and_then(|r| r) {
+                first_error.get_or_insert(e);
+            }
         }
+    })
+    .await;
+    if stopped.is_err() {
+        // A consumer waiting on a connection that is gone must not keep the worker from
+        // making a new one: the messages it holds go back to their queue when this
+        // connection closes, and every step is idempotent.
+        tracing::warn!(
+            "the consumers did not stop within {} s; abandoning them",
+            STOP_TIMEOUT.as_secs()
+        );
+        consumers.abort_all();
+        first_error.get_or_insert(anyhow::anyhow!("the consumers did not stop in time"));
     }
     relay_stop.cancel();
     let relay_result = match relay_result {
         Some(r) => r,
-        None => relay.await,
+        None => match tokio::time::timeout(STOP_TIMEOUT, &mut relay).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(
+                    "the outbox relay did not stop within {} s; abandoning it",
+                    STOP_TIMEOUT.as_secs()
+                );
+                relay.abort();
+                Ok(Err(anyhow::anyhow!("it did not stop in time")))
+            }
+        },
     };
     if let Err(e) = relay_result.context("relay task panicked").and_then(|r| r) {
         first_error.get_or_insert(e.context("outbox relay"));
@@ -228,6 +254,50 @@ async fn run_connected(
         Some(e) => Err(e),
         None if cancel.is_cancelled() => Ok(()),
         None => Err(anyhow::anyhow!("relay stopped")),
+    }
+}
+
+/// How long a connection's consumers (finishing the chunks in flight) and relay (its last
+/// drain) may take to stop, before the worker abandons them and goes on (to reconnect, or to
+/// exit). Each database step and broker wait they make is bounded on its own; this bounds what
+/// is not.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How often a connected worker checks its connection (see [`watch`]).
+const WATCH_EVERY: Duration = Duration::from_secs(10);
+
+/// Returns (with why) once the connection is no longer open, or once RabbitMQ has counted no
+/// consumer on a queue this worker consumes at two checks in a row. A consumer can be lost
+/// without the client being told: after RabbitMQ was stopped and started mid-batch, a worker
+/// was seen connected, consuming nothing, with messages ready on its queues. The worker then
+/// makes its connection again.
+async fn watch(broker: &Broker, inputs: &[Input]) -> anyhow::Error {
+    let mut unconsumed = std::collections::HashSet::new();
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        if !broker.conn.status().connected() {
+            return anyhow::anyhow!("the connection to RabbitMQ is no longer open");
+        }
+        for input in inputs {
+            let queue = input.queue();
+            match within("checking a queue's consumers", broker.queue_counts(&queue)).await {
+                Ok(counts) if counts.consumers == 0 => {
+                    if !unconsumed.insert(queue.clone()) {
+                        return anyhow::anyhow!(
+                            "RabbitMQ counts no consumer on {} ({} messages ready) at two \
+                             checks {} s apart, though this worker consumes it",
+                            broker.settings.name(&queue),
+                            counts.ready,
+                            WATCH_EVERY.as_secs()
+                        );
+                    }
+                }
+                Ok(_) => {
+                    unconsumed.remove(&queue);
+                }
+                Err(e) => return e.context("checking the connection"),
+            }
+        }
     }
 }
 

@@ -37,6 +37,15 @@ pub mod names {
     }
 }
 
+/// What a passive declare says of a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// Messages ready for delivery.
+    pub ready: u32,
+    /// Consumers subscribed to it, of every connection.
+    pub consumers: u32,
+}
+
 /// An open connection to RabbitMQ, and the settings that name things in it.
 pub struct Broker {
     pub conn: Connection,
@@ -137,6 +146,12 @@ impl Broker {
 
     /// Messages ready on a queue (a base name), by passive declare.
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        Ok(self.queue_counts(queue).await?.ready)
+    }
+
+    /// Messages ready on a queue (a base name) and the consumers RabbitMQ counts on it, by
+    /// passive declare.
+    pub async fn queue_counts(&self, queue: &str) -> anyhow::Result<QueueCounts> {
         let ch = self.channel().await?;
         let q = ch
             .queue_declare(
@@ -149,7 +164,10 @@ impl Broker {
             )
             .await?;
         let _ = ch.close(200, "ok".into()).await;
-        Ok(q.message_count())
+        Ok(QueueCounts {
+            ready: q.message_count(),
+            consumers: q.consumer_count(),
+        })
     }
 
     /// Takes every message ready on `queue` (a base name) without acknowledging it. The caller

@@ -512,6 +512,13 @@ impl TestEnv {
             .await
             .unwrap_or(-1);
         out.push_str(&format!("outbox rows not yet published: {outbox}\n"));
+        if let Some(m) = &self.worker_metrics {
+            out.push_str(&format!(
+                "first worker: connected {}, reconnections {}\n",
+                m.broker_connected.get(),
+                m.broker_reconnects.get()
+            ));
+        }
         if let Ok(b) = Broker::connect(&self.settings).await {
             let banks = salur::domain::BankCode::KNOWN
                 .iter()
@@ -523,10 +530,13 @@ impl TestEnv {
                 .chain(banks)
                 .collect::<std::collections::BTreeSet<_>>();
             for q in queues {
-                if let Ok(n) = b.queue_depth(&q).await
-                    && n > 0
+                if let Ok(c) = b.queue_counts(&q).await
+                    && c.ready > 0
                 {
-                    out.push_str(&format!("{q}: {n} ready\n"));
+                    out.push_str(&format!(
+                        "{q}: {} ready, {} consumers\n",
+                        c.ready, c.consumers
+                    ));
                 }
             }
             b.close().await;
