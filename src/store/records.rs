@@ -522,14 +522,19 @@ pub async fn apply_as(
     }
     sqlx::query_scalar(
         "WITH u AS (
-             SELECT u.*, r.mother_name IS NOT NULL
-                        AND u.to_state IN ('verified', 'awaiting_approval') AS erase_mother
+             -- Whether a mother's name is erased, for the audit: looked up (in the statement's
+             -- snapshot, so before the update) only for the records that lose it, not by a
+             -- second join of every record.
+             SELECT u.*,
+                    CASE WHEN u.to_state IN ('verified', 'awaiting_approval')
+                         THEN EXISTS (SELECT FROM records m
+                                      WHERE m.id = u.id AND m.mother_name IS NOT NULL)
+                         ELSE false END AS erase_mother
              FROM UNNEST($2::bigint[], $3::text[], $4::jsonb[], $5::numeric[], $6::bytea[],
                          $7::bytea[], $8::text[], $9::int[], $10::jsonb[], $13::text[],
                          $14::int8[])
                  AS u(id, to_state, reasons, amount, account, account_name, reference,
                       attempt, detail, open_key, version)
-             JOIN records r ON r.id = u.id
          ), changed AS (
              UPDATE records r SET
                  state = u.to_state,
@@ -539,7 +544,8 @@ pub async fn apply_as(
                  bank_account_name = COALESCE(u.account_name, r.bank_account_name),
                  bank_reference = COALESCE(u.reference, r.bank_reference),
                  open_key = COALESCE(u.open_key, r.open_key),
-                 mother_name = CASE WHEN u.erase_mother THEN NULL ELSE r.mother_name END,
+                 mother_name = CASE WHEN u.to_state IN ('verified', 'awaiting_approval')
+                                    THEN NULL ELSE r.mother_name END,
                  attempts = CASE WHEN u.attempt < 0 THEN 0 ELSE r.attempts + u.attempt END,
                  approval_id = CASE WHEN u.to_state = 'awaiting_approval' THEN NULL
                                     ELSE r.approval_id END,
