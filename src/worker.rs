@@ -267,7 +267,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 const WATCH_EVERY: Duration = Duration::from_secs(10);
 
 /// Returns (with why) once the connection is no longer open, or once RabbitMQ has counted no
-/// consumer on a queue this worker consumes at two checks in a row. A consumer can be lost
+/// consumer on a queue this worker consumes at two checks in a row (a check that gets no
+/// answer counts for neither). A consumer can be lost
 /// without the client being told: after RabbitMQ was stopped and started mid-batch, a worker
 /// was seen connected, consuming nothing, with messages ready on its queues. The worker then
 /// makes its connection again.
@@ -295,7 +296,15 @@ async fn watch(broker: &Broker, inputs: &[Input]) -> anyhow::Error {
                 Ok(_) => {
                     unconsumed.remove(&queue);
                 }
-                Err(e) => return e.context("checking the connection"),
+                // No answer is no evidence: a queue without a leader for a while (a cluster
+                // node down) must not make every consumer of this connection start over. A
+                // connection that is gone is seen above, and by the consumers themselves.
+                Err(e) => {
+                    tracing::debug!(
+                        error = format!("{e:#}"),
+                        "a queue's consumers could not be checked"
+                    );
+                }
             }
         }
     }
