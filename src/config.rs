@@ -39,6 +39,10 @@ pub struct Settings {
     pub prefetch: u16,
     /// `SALUR_CONCURRENCY`: chunks a stage handles at once (each in its own transaction).
     pub concurrency: usize,
+    /// `SALUR_GROUP`: at most this many messages of a stage that are already waiting in the
+    /// consumer's prefetch are handled in one transaction, their writes together (1: each
+    /// message in its own transaction).
+    pub group: usize,
     /// `SALUR_MAX_ATTEMPTS`: tries per record and stage before it is `dead` (a transient bank
     /// error, a bank answer that never came, a failed handler each count as one).
     pub max_attempts: i32,
@@ -162,6 +166,7 @@ impl Default for Settings {
             chunk_size: 100,
             prefetch: 50,
             concurrency: 4,
+            group: 5,
             max_attempts: 5,
             stage_max_attempts: BTreeMap::new(),
             retry_tiers: RetryTier::parse_list(DEFAULT_RETRY_TIERS).expect("default tiers parse"),
@@ -245,6 +250,7 @@ impl Settings {
             var("SALUR_MAX_ATTEMPTS"),
             &mut s.max_attempts,
         )?;
+        num("SALUR_GROUP", var("SALUR_GROUP"), &mut s.group)?;
         num("SALUR_DB_POOL", var("SALUR_DB_POOL"), &mut s.db_pool)?;
         num(
             "API_BODY_LIMIT",
@@ -308,6 +314,10 @@ impl Settings {
             "SALUR_CHUNK_SIZE must be between 1 and 10000"
         );
         anyhow::ensure!(s.concurrency >= 1, "SALUR_CONCURRENCY must be at least 1");
+        anyhow::ensure!(
+            (1..=100).contains(&s.group),
+            "SALUR_GROUP must be between 1 and 100"
+        );
         anyhow::ensure!(s.max_attempts >= 1, "SALUR_MAX_ATTEMPTS must be at least 1");
         Ok(s)
     }

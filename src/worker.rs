@@ -349,10 +349,22 @@ async fn consume(
             _ = stop.cancelled() => break Ok(()),
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
         };
+        // A stage's messages already waiting in the prefetch are handled together, in one
+        // transaction (`SALUR_GROUP`); none is waited for.
+        let mut group = vec![delivery];
+        if let Input::Stage(_) = input {
+            use futures::FutureExt as _;
+            while group.len() < ctx.settings.group {
+                match consumer.next().now_or_never() {
+                    Some(Some(Ok(d))) => group.push(d),
+                    _ => break,
+                }
+            }
+        }
         let ctx = ctx.clone();
         let publisher = publisher.clone();
         tracker.spawn(async move {
-            handle_delivery(&ctx, input, delivery, &publisher).await;
+            handle_group(&ctx, input, group, &publisher).await;
             drop(permit);
         });
     };
@@ -362,6 +374,43 @@ async fn consume(
     let close = channel.close(200, "shutdown".into());
     let _ = tokio::time::timeout(Duration::from_secs(5), close).await;
     result
+}
+
+/// Handles the deliveries a consumer took together: several stage messages in one transaction
+/// ([`crate::stages::process_group`]), each then settled as if handled alone; a single one, a
+/// bank answer, or a group that could not be handled together (nothing of it written), one by
+/// one.
+#[tracing::instrument(skip_all, fields(input = input.label(), messages = group.len()))]
+async fn handle_group(ctx: &Ctx, input: Input, group: Vec<Delivery>, publisher: &Publisher) {
+    use futures::FutureExt as _;
+    if let (Input::Stage(stage), true) = (input, group.len() > 1) {
+        let started = Instant::now();
+        let bodies: Vec<&[u8]> = group.iter().map(|d| d.data.as_slice()).collect();
+        let grouped = std::panic::AssertUnwindSafe(crate::stages::process_group(
+            &ctx.settings,
+            &ctx.pool,
+            stage,
+            &bodies,
+        ))
+        .catch_unwind()
+        .await
+        .ok()
+        .flatten();
+        if let Some(tallies) = grouped {
+            let elapsed = started.elapsed().as_secs_f64();
+            for (delivery, tally) in group.iter().zip(tallies) {
+                ctx.metrics
+                    .stage_duration
+                    .with_label_values(&[input.label()])
+                    .observe(elapsed);
+                settle(ctx, input, delivery, tally, publisher).await;
+            }
+            return;
+        }
+    }
+    for delivery in group {
+        handle_delivery(ctx, input, delivery, publisher).await;
+    }
 }
 
 #[tracing::instrument(skip_all, fields(input = input.label(), delivery = delivery.delivery_tag, batch_id = tracing::field::Empty))]
@@ -397,36 +446,10 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
     match outcome {
         Ok(tally) => {
             tracing::debug!(
-                outcomes = %tally
-                    .outcomes
-                    .iter()
-                    .map(|((stage, outcome), n)| format!("{stage}.{outcome}={n}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                skipped = tally.skipped,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "message handled"
             );
-            tally.record(&ctx.metrics);
-            record_input(&ctx.metrics, input, &tally);
-            ctx.wake.notify_one();
-            if !tally.refused.is_empty() && !refuse(ctx, &tally, &delivery, publisher).await {
-                return;
-            }
-            if !tally.unknown_ids.is_empty() {
-                // The known records are handled (committed); the message is kept for an
-                // operator because it named records that do not exist.
-                let reason = format!(
-                    "the message names record ids that do not exist: {:?}",
-                    tally.unknown_ids
-                );
-                if !park(ctx, input, &delivery, &reason, publisher).await {
-                    return;
-                }
-            }
-            if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
-                tracing::warn!(error = %e, "ack failed; the message will be redelivered and skipped");
-            }
+            settle(ctx, input, &delivery, tally, publisher).await;
         }
         Err(ProcessError::Poison(p)) => {
             if park(ctx, input, &delivery, &p.0, publisher).await {
@@ -469,6 +492,42 @@ async fn handle_delivery(ctx: &Ctx, input: Input, delivery: Delivery, publisher:
                 }
             }
         }
+    }
+}
+
+/// After a message's transaction committed: its counts to the metrics, the relay woken, its
+/// refused items and unknown record ids reported, and the message acknowledged.
+async fn settle(ctx: &Ctx, input: Input, delivery: &Delivery, tally: Tally, publisher: &Publisher) {
+    tracing::debug!(
+        delivery = delivery.delivery_tag,
+        outcomes = %tally
+            .outcomes
+            .iter()
+            .map(|((stage, outcome), n)| format!("{stage}.{outcome}={n}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        skipped = tally.skipped,
+        "message settled"
+    );
+    tally.record(&ctx.metrics);
+    record_input(&ctx.metrics, input, &tally);
+    ctx.wake.notify_one();
+    if !tally.refused.is_empty() && !refuse(ctx, &tally, delivery, publisher).await {
+        return;
+    }
+    if !tally.unknown_ids.is_empty() {
+        // The known records are handled (committed); the message is kept for an operator
+        // because it named records that do not exist.
+        let reason = format!(
+            "the message names record ids that do not exist: {:?}",
+            tally.unknown_ids
+        );
+        if !park(ctx, input, delivery, &reason, publisher).await {
+            return;
+        }
+    }
+    if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
+        tracing::warn!(error = %e, "ack failed; the message will be redelivered and skipped");
     }
 }
 

@@ -433,6 +433,7 @@ impl Service {
             .env("SALUR_CHUNK_SIZE", settings.chunk_size.to_string())
             .env("SALUR_PREFETCH", settings.prefetch.to_string())
             .env("SALUR_CONCURRENCY", settings.concurrency.to_string())
+            .env("SALUR_GROUP", settings.group.to_string())
             .env("SALUR_DB_POOL", settings.db_pool.to_string())
             .env(
                 "SALUR_BENCH_CLEAR_TEXT",

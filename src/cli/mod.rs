@@ -45,7 +45,8 @@ use std::process::ExitCode;
 /// Configuration comes from the environment: DATABASE_URL (default
 /// postgres://postgres@127.0.0.1:5432/salur), AMQP_URL (default
 /// amqp://guest:guest@127.0.0.1:5672/%2f), METRICS_ADDR (default 127.0.0.1:9464, or `off`),
-/// SALUR_NAMESPACE, SALUR_CHUNK_SIZE, SALUR_CONCURRENCY, SALUR_PREFETCH, SALUR_MAX_ATTEMPTS,
+/// SALUR_NAMESPACE, SALUR_CHUNK_SIZE, SALUR_CONCURRENCY, SALUR_GROUP, SALUR_PREFETCH,
+/// SALUR_MAX_ATTEMPTS,
 /// API_ADDR (default 127.0.0.1:8080), API_BODY_LIMIT, API_XLSX_LIMIT, RUST_LOG,
 /// LOG_FORMAT=json (or --log-format json).
 #[derive(Parser)]

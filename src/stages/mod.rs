@@ -14,6 +14,7 @@ pub mod transfer;
 pub mod verification;
 
 pub use step::Step;
+use step::{deferring, write_deferred};
 pub use tally::{RefusedItem, Tally};
 
 use crate::broker::{Outgoing, names};
@@ -245,6 +246,61 @@ async fn process_once(
     };
     tx.commit().await?;
     Ok(tally)
+}
+
+/// Handles several messages of `stage` in one transaction (`SALUR_GROUP`): each message's
+/// handler reads and decides its records as it would alone, and their writes are made together
+/// ([`step::write_deferred`]): one update, audit row, bank-request insert and outbox insert per
+/// state, where one message at a time makes one set each. The outgoing messages are each
+/// message's own (its bank requests, its next stage's chunk). Returns each message's tally, in
+/// order.
+///
+/// `None` when the group cannot be handled so: a message that does not decode, a record named
+/// by two of them, a database error. Nothing of the group is then written, and the caller
+/// handles the messages one by one ([`process_one`]), with its retries, isolation and parking.
+pub async fn process_group(
+    settings: &Settings,
+    pool: &PgPool,
+    stage: Stage,
+    bodies: &[&[u8]],
+) -> Option<Vec<Tally>> {
+    let mut msgs = Vec::with_capacity(bodies.len());
+    let mut named = std::collections::HashSet::new();
+    for body in bodies {
+        let msg = decode_stage(body, stage).ok()?;
+        if !msg.record_ids.iter().all(|id| named.insert(*id)) {
+            return None;
+        }
+        msgs.push(msg);
+    }
+    let handled = async {
+        let mut tx = pool.begin().await?;
+        let (tallies, deferred) = deferring(async {
+            let mut tallies = Vec::with_capacity(msgs.len());
+            for msg in &msgs {
+                tallies.push(match stage {
+                    Stage::AccountOpening => {
+                        account_opening::handle(settings, &mut tx, msg).await?
+                    }
+                    Stage::Verification => verification::handle(settings, &mut tx, msg).await?,
+                    Stage::Transfer => transfer::handle(settings, &mut tx, msg).await?,
+                });
+            }
+            Ok::<_, sqlx::Error>(tallies)
+        })
+        .await;
+        let tallies = tallies?;
+        write_deferred(&mut tx, deferred).await?;
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(tallies)
+    };
+    match handled.await {
+        Ok(tallies) => Some(tallies),
+        Err(e) => {
+            tracing::debug!(error = %e, stage = stage.as_str(), messages = msgs.len(), "a group of messages failed together; handling them one by one");
+            None
+        }
+    }
 }
 
 fn decode_stage(body: &[u8], stage: Stage) -> Result<StageMessage, Poison> {

@@ -179,10 +179,71 @@ impl<'s> Step<'s> {
     /// caller's transaction; returns the tally. When a record changed since the step read it
     /// (another transaction handled it at the same time), nothing is written: the transaction
     /// fails as a serialization failure, and the message is handled again on what is there.
+    ///
+    /// Inside [`deferring`] the writes are held back instead, to be written with those of the
+    /// other messages of the group ([`write_deferred`]).
     pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<Tally> {
-        write(conn, self.from, &self.changes, &self.out).await?;
+        let mut held = Some(Deferred {
+            from: self.from,
+            changes: self.changes,
+            out: self.out,
+        });
+        let deferred = DEFERRED
+            .try_with(|d| d.borrow_mut().push(held.take().expect("taken once")))
+            .is_ok();
+        if let Some(d) = held.filter(|_| !deferred) {
+            write(conn, d.from, &d.changes, &d.out).await?;
+        }
         Ok(self.tally)
     }
+}
+
+/// What a step decided, held back while several messages are handled in one transaction.
+pub struct Deferred {
+    from: State,
+    changes: Vec<Change>,
+    out: Vec<Outgoing>,
+}
+
+tokio::task_local! {
+    static DEFERRED: std::cell::RefCell<Vec<Deferred>>;
+}
+
+/// Runs `handling` (the handlers of several messages, in one transaction) with every
+/// [`Step::write`] in it held back; returns its result and what the steps decided, for
+/// [`write_deferred`].
+pub async fn deferring<T>(handling: impl std::future::Future<Output = T>) -> (T, Vec<Deferred>) {
+    DEFERRED
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let out = handling.await;
+            (out, DEFERRED.with(|d| d.take()))
+        })
+        .await
+}
+
+/// Writes what [`deferring`] held back, in the caller's transaction: one update (with its audit
+/// rows), one insert of bank requests and one of outgoing messages per state the records move
+/// from, for all the messages together. The records of the messages are distinct (the caller
+/// checks), so a record that did not take its change refuses the transaction as in
+/// [`Step::write`].
+pub async fn write_deferred(conn: &mut PgConnection, deferred: Vec<Deferred>) -> sqlx::Result<()> {
+    let mut by_from: BTreeMap<&'static str, Deferred> = BTreeMap::new();
+    for d in deferred {
+        match by_from.entry(d.from.as_str()) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(d);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let held = e.get_mut();
+                held.changes.extend(d.changes);
+                held.out.extend(d.out);
+            }
+        }
+    }
+    for d in by_from.into_values() {
+        write(conn, d.from, &d.changes, &d.out).await?;
+    }
+    Ok(())
 }
 
 /// Applies `changes` (all from `from`) and queues `out`, in the caller's transaction; refuses

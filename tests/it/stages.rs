@@ -1121,3 +1121,70 @@ async fn the_records_of_one_bank_request_take_consecutive_ids_and_a_steps_audit_
     }
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn messages_of_a_stage_handled_together_write_what_each_would_alone_and_refuse_a_record_named_twice()
+ {
+    let env = env().await;
+    let records: Vec<RawRecord> = (1..=6).map(valid_record).collect();
+    let (batch, ids) = submit(&env, &records).await;
+    let body = |ids: &[i64]| {
+        serde_json::to_vec(&StageMessage {
+            v: salur::messages::VERSION,
+            stage: Stage::AccountOpening,
+            batch_id: batch,
+            record_ids: ids.to_vec(),
+            attempt: None,
+        })
+        .unwrap()
+    };
+    let chunks: Vec<&[i64]> = ids.chunks(2).collect();
+    let bodies: Vec<Vec<u8>> = chunks.iter().map(|c| body(c)).collect();
+
+    // A record named by two messages, or a message that does not decode: nothing is written,
+    // and the caller handles them one by one.
+    async fn group(env: &TestEnv, bodies: &[&[u8]]) -> Option<Vec<Tally>> {
+        salur::stages::process_group(&env.settings, &env.pool, Stage::AccountOpening, bodies).await
+    }
+    assert!(group(&env, &[&bodies[0], &bodies[0]]).await.is_none());
+    assert!(group(&env, &[&bodies[0], b"{not json"]).await.is_none());
+    for id in &ids {
+        assert_eq!(record(&env, *id).await.0, "received");
+    }
+    assert!(take_outbox(&env).await.is_empty());
+
+    let all: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    let tallies = group(&env, &all)
+        .await
+        .expect("three distinct messages are handled together");
+    assert_eq!(tallies.len(), 3);
+    for tally in &tallies {
+        assert_eq!(tally.outcome(Stage::AccountOpening, Outcome::Advanced), 2);
+    }
+    for id in &ids {
+        assert_eq!(moves(&env, *id, "received", "account_requested").await, 1);
+        assert_eq!(
+            record(&env, *id).await,
+            ("account_requested".into(), vec![], 0)
+        );
+    }
+    // Each message's own bank requests: none names records of two messages.
+    let sent = take_outbox(&env).await;
+    let mut asked: Vec<String> = Vec::new();
+    for s in sent.iter().filter(|s| s.exchange == names::BANK) {
+        let req: BankRequest = serde_json::from_value(s.payload.clone()).unwrap();
+        let items = item_ids(&req);
+        assert!(
+            chunks.iter().any(|c| items
+                .iter()
+                .all(|i| c.iter().any(|id| id.to_string() == *i))),
+            "a request names the records of one message only: {items:?}"
+        );
+        asked.extend(items);
+    }
+    asked.sort();
+    let mut expected: Vec<String> = ids.iter().map(i64::to_string).collect();
+    expected.sort();
+    assert_eq!(asked, expected, "every record asked for once");
+    env.cleanup().await;
+}
