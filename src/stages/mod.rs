@@ -222,11 +222,7 @@ async fn process_once(
             let msg = decode_stage(body, stage)?;
             tracing::Span::current().record("batch_id", tracing::field::display(msg.batch_id));
             tracing::debug!(batch_id = %msg.batch_id, record_ids = ?msg.record_ids, "stage message");
-            match stage {
-                Stage::AccountOpening => account_opening::handle(settings, &mut tx, &msg).await?,
-                Stage::Verification => verification::handle(settings, &mut tx, &msg).await?,
-                Stage::Transfer => transfer::handle(settings, &mut tx, &msg).await?,
-            }
+            handle_stage(settings, &mut tx, stage, &msg).await?
         }
         Input::BankReplies if returns::is_return(body) => {
             let msg = returns::decode(body)?;
@@ -246,6 +242,20 @@ async fn process_once(
     };
     tx.commit().await?;
     Ok(tally)
+}
+
+/// Runs `stage`'s handler on `msg` in the caller's transaction.
+pub async fn handle_stage(
+    settings: &Settings,
+    conn: &mut sqlx::PgConnection,
+    stage: Stage,
+    msg: &StageMessage,
+) -> sqlx::Result<Tally> {
+    match stage {
+        Stage::AccountOpening => account_opening::handle(settings, conn, msg).await,
+        Stage::Verification => verification::handle(settings, conn, msg).await,
+        Stage::Transfer => transfer::handle(settings, conn, msg).await,
+    }
 }
 
 /// Handles several messages of `stage` in one transaction (`SALUR_GROUP`): each message's
@@ -278,13 +288,7 @@ pub async fn process_group(
         let (tallies, deferred) = deferring(async {
             let mut tallies = Vec::with_capacity(msgs.len());
             for msg in &msgs {
-                tallies.push(match stage {
-                    Stage::AccountOpening => {
-                        account_opening::handle(settings, &mut tx, msg).await?
-                    }
-                    Stage::Verification => verification::handle(settings, &mut tx, msg).await?,
-                    Stage::Transfer => transfer::handle(settings, &mut tx, msg).await?,
-                });
+                tallies.push(handle_stage(settings, &mut tx, stage, msg).await?);
             }
             Ok::<_, sqlx::Error>(tallies)
         })

@@ -183,16 +183,16 @@ impl<'s> Step<'s> {
     /// Inside [`deferring`] the writes are held back instead, to be written with those of the
     /// other messages of the group ([`write_deferred`]).
     pub async fn write(self, conn: &mut PgConnection) -> sqlx::Result<Tally> {
-        let mut held = Some(Deferred {
-            from: self.from,
-            changes: self.changes,
-            out: self.out,
-        });
-        let deferred = DEFERRED
-            .try_with(|d| d.borrow_mut().push(held.take().expect("taken once")))
-            .is_ok();
-        if let Some(d) = held.filter(|_| !deferred) {
-            write(conn, d.from, &d.changes, &d.out).await?;
+        if DEFERRED.try_with(|_| ()).is_ok() {
+            DEFERRED.with(|held| {
+                held.borrow_mut().push(Deferred {
+                    from: self.from,
+                    changes: self.changes,
+                    out: self.out,
+                })
+            });
+        } else {
+            write(conn, self.from, &self.changes, &self.out).await?;
         }
         Ok(self.tally)
     }
@@ -229,16 +229,13 @@ pub async fn deferring<T>(handling: impl std::future::Future<Output = T>) -> (T,
 pub async fn write_deferred(conn: &mut PgConnection, deferred: Vec<Deferred>) -> sqlx::Result<()> {
     let mut by_from: BTreeMap<&'static str, Deferred> = BTreeMap::new();
     for d in deferred {
-        match by_from.entry(d.from.as_str()) {
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(d);
-            }
-            std::collections::btree_map::Entry::Occupied(mut e) => {
-                let held = e.get_mut();
-                held.changes.extend(d.changes);
-                held.out.extend(d.out);
-            }
-        }
+        let held = by_from.entry(d.from.as_str()).or_insert_with(|| Deferred {
+            from: d.from,
+            changes: Vec::new(),
+            out: Vec::new(),
+        });
+        held.changes.extend(d.changes);
+        held.out.extend(d.out);
     }
     for d in by_from.into_values() {
         write(conn, d.from, &d.changes, &d.out).await?;

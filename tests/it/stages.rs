@@ -14,7 +14,7 @@ use salur::config::Settings;
 use salur::domain::Outcome;
 use salur::intake::RawRecord;
 use salur::messages::{ParkedRecord, Stage, StageMessage};
-use salur::stages::{Tally, account_opening, replies, stage_message, transfer, verification};
+use salur::stages::{Tally, replies, stage_message, transfer};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -129,12 +129,9 @@ async fn step(env: &TestEnv, stage: Stage, batch: Uuid, ids: &[i64]) -> Tally {
         attempt: None,
     };
     let mut tx = env.pool.begin().await.unwrap();
-    let tally = match stage {
-        Stage::AccountOpening => account_opening::handle(&env.settings, &mut tx, &msg).await,
-        Stage::Verification => verification::handle(&env.settings, &mut tx, &msg).await,
-        Stage::Transfer => transfer::handle(&env.settings, &mut tx, &msg).await,
-    }
-    .unwrap();
+    let tally = salur::stages::handle_stage(&env.settings, &mut tx, stage, &msg)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     tally
 }
