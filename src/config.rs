@@ -39,9 +39,9 @@ pub struct Settings {
     pub prefetch: u16,
     /// `SALUR_CONCURRENCY`: chunks a stage handles at once (each in its own transaction).
     pub concurrency: usize,
-    /// `SALUR_GROUP`: at most this many messages of a stage that are already waiting in the
-    /// consumer's prefetch are handled in one transaction, their writes together (1: each
-    /// message in its own transaction).
+    /// `SALUR_GROUP`: at most this many messages already waiting in a consumer's prefetch (a
+    /// stage's, or the banks' answers) are handled in one transaction, their writes together
+    /// (1: each message in its own transaction).
     pub group: usize,
     /// `SALUR_MAX_ATTEMPTS`: tries per record and stage before it is `dead` (a transient bank
     /// error, a bank answer that never came, a failed handler each count as one).

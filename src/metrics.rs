@@ -114,6 +114,8 @@ pub struct Metrics {
     pub reasons: IntCounterVec,
     /// Time to handle one chunk or bank answer, in one transaction.
     pub stage_duration: HistogramVec,
+    /// Messages handled in one transaction (`SALUR_GROUP`), by consumer.
+    pub messages_per_transaction: HistogramVec,
     /// From a bank request's commit to its answer being applied, by bank and stage.
     pub bank_round_trip: HistogramVec,
     /// IDR paid out, by programme.
@@ -235,6 +237,15 @@ impl Metrics {
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
                 60.0, 120.0,
             ]),
+            &["stage"],
+        )
+        .expect("metric");
+        let messages_per_transaction = HistogramVec::new(
+            HistogramOpts::new(
+                "salur_messages_per_transaction",
+                "Messages a consumer handled together in one database transaction (up to SALUR_GROUP; a group that failed together is counted as its messages one by one).",
+            )
+            .buckets(vec![1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 50.0, 100.0]),
             &["stage"],
         )
         .expect("metric");
@@ -425,6 +436,7 @@ impl Metrics {
             Box::new(skipped.clone()),
             Box::new(reasons.clone()),
             Box::new(stage_duration.clone()),
+            Box::new(messages_per_transaction.clone()),
             Box::new(bank_round_trip.clone()),
             Box::new(disbursed_idr.clone()),
             Box::new(returned_idr.clone()),
@@ -504,6 +516,7 @@ impl Metrics {
             skipped,
             reasons,
             stage_duration,
+            messages_per_transaction,
             bank_round_trip,
             disbursed_idr,
             returned_idr,

@@ -328,37 +328,43 @@ async fn consume(
     let permits = Arc::new(Semaphore::new(concurrency));
     let tracker = TaskTracker::new();
     let publisher = Arc::new(publisher);
+    let ended = |next: Option<Result<Delivery, lapin::Error>>| match next {
+        None => Err(anyhow::anyhow!(
+            "{} consumer was closed by the broker",
+            input.label()
+        )),
+        Some(Err(e)) => Err(anyhow::Error::new(e).context(format!("{} consumer", input.label()))),
+        Some(Ok(d)) => Ok(d),
+    };
     let result = loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break Ok(()),
             d = consumer.next() => d,
         };
-        let delivery = match next {
-            None => {
-                break Err(anyhow::anyhow!(
-                    "{} consumer was closed by the broker",
-                    input.label()
-                ));
-            }
-            Some(Err(e)) => {
-                break Err(anyhow::Error::new(e).context(format!("{} consumer", input.label())));
-            }
-            Some(Ok(d)) => d,
+        let delivery = match ended(next) {
+            Ok(d) => d,
+            Err(e) => break Err(e),
         };
         let permit = tokio::select! {
             _ = stop.cancelled() => break Ok(()),
             p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
         };
-        // A stage's messages already waiting in the prefetch are handled together, in one
-        // transaction (`SALUR_GROUP`); none is waited for.
+        // The messages already waiting in the prefetch are handled together, in one
+        // transaction (`SALUR_GROUP`); none is waited for. A stream that ends or fails while
+        // they are taken ends the loop once the group taken is handed on, as it would here.
         let mut group = vec![delivery];
-        if let Input::Stage(_) = input {
+        let mut failed = None;
+        while group.len() < ctx.settings.group {
             use futures::FutureExt as _;
-            while group.len() < ctx.settings.group {
-                match consumer.next().now_or_never() {
-                    Some(Some(Ok(d))) => group.push(d),
-                    _ => break,
-                }
+            match consumer.next().now_or_never() {
+                None => break,
+                Some(next) => match ended(next) {
+                    Ok(d) => group.push(d),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                },
             }
         }
         let ctx = ctx.clone();
@@ -367,6 +373,9 @@ async fn consume(
             handle_group(&ctx, input, group, &publisher).await;
             drop(permit);
         });
+        if let Some(e) = failed {
+            break Err(e);
+        }
     };
     tracker.close();
     tracker.wait().await;
@@ -376,27 +385,34 @@ async fn consume(
     result
 }
 
-/// Handles the deliveries a consumer took together: several stage messages in one transaction
-/// ([`crate::stages::process_group`]), each then settled as if handled alone; a single one, a
-/// bank answer, or a group that could not be handled together (nothing of it written), one by
-/// one.
+/// Handles the deliveries a consumer took together: several messages in one transaction
+/// ([`crate::stages::process_group`]), each then settled as if handled alone; a single one, or
+/// a group that could not be handled together (nothing of it written), one by one.
 #[tracing::instrument(skip_all, fields(input = input.label(), messages = group.len()))]
 async fn handle_group(ctx: &Ctx, input: Input, group: Vec<Delivery>, publisher: &Publisher) {
     use futures::FutureExt as _;
-    if let (Input::Stage(stage), true) = (input, group.len() > 1) {
+    if group.len() > 1 {
         let started = Instant::now();
-        let bodies: Vec<&[u8]> = group.iter().map(|d| d.data.as_slice()).collect();
+        let own_user = crate::bank::users::own_user(&ctx.settings);
+        let messages: Vec<(&[u8], Option<&str>)> = group
+            .iter()
+            .map(|d| (d.data.as_slice(), sender_of(&d.properties, &own_user)))
+            .collect();
         let grouped = std::panic::AssertUnwindSafe(crate::stages::process_group(
             &ctx.settings,
             &ctx.pool,
-            stage,
-            &bodies,
+            input,
+            &messages,
         ))
         .catch_unwind()
         .await
         .ok()
         .flatten();
         if let Some(tallies) = grouped {
+            ctx.metrics
+                .messages_per_transaction
+                .with_label_values(&[input.label()])
+                .observe(group.len() as f64);
             let elapsed = started.elapsed().as_secs_f64();
             for (delivery, tally) in group.iter().zip(tallies) {
                 ctx.metrics
@@ -409,6 +425,10 @@ async fn handle_group(ctx: &Ctx, input: Input, group: Vec<Delivery>, publisher: 
         }
     }
     for delivery in group {
+        ctx.metrics
+            .messages_per_transaction
+            .with_label_values(&[input.label()])
+            .observe(1.0);
         handle_delivery(ctx, input, delivery, publisher).await;
     }
 }

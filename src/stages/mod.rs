@@ -258,50 +258,81 @@ pub async fn handle_stage(
     }
 }
 
-/// Handles several messages of `stage` in one transaction (`SALUR_GROUP`): each message's
-/// handler reads and decides its records as it would alone, and their writes are made together
-/// ([`step::write_deferred`]): one update, audit row, bank-request insert and outbox insert per
-/// state, where one message at a time makes one set each. The outgoing messages are each
-/// message's own (its bank requests, its next stage's chunk). Returns each message's tally, in
-/// order.
+/// Handles several messages of one input in one transaction (`SALUR_GROUP`): each message's
+/// handler (a stage's, or the bank-answer handler with the message's own sender, trust checks
+/// included) reads and decides its records as it would alone, and their writes are made
+/// together ([`step::write_deferred`]): one update, audit row, bank-request insert and outbox
+/// insert per state, where one message at a time makes one set each. The outgoing messages are
+/// each message's own (its bank requests, its next stage's chunk, its retries). Returns each
+/// message's tally, in order.
+///
+/// `messages` are each message's body and its AMQP sender (as for [`process_one`]).
 ///
 /// `None` when the group cannot be handled so: a message that does not decode, a record named
-/// by two of them, a database error. Nothing of the group is then written, and the caller
-/// handles the messages one by one ([`process_one`]), with its retries, isolation and parking.
+/// twice, a bank's return of a payment, a message its handler refuses as poison, a database
+/// error. Nothing of the group is then written, and the caller handles the messages one by one
+/// ([`process_one`]), with its retries, isolation and parking.
 pub async fn process_group(
     settings: &Settings,
     pool: &PgPool,
-    stage: Stage,
-    bodies: &[&[u8]],
+    input: Input,
+    messages: &[(&[u8], Option<&str>)],
 ) -> Option<Vec<Tally>> {
-    let mut msgs = Vec::with_capacity(bodies.len());
+    enum Decoded {
+        Stage(Stage, StageMessage),
+        Reply(crate::bank::contract::BankReply),
+    }
+    let mut decoded = Vec::with_capacity(messages.len());
     let mut named = std::collections::HashSet::new();
-    for body in bodies {
-        let msg = decode_stage(body, stage).ok()?;
-        if !msg.record_ids.iter().all(|id| named.insert(*id)) {
+    for (body, _) in messages {
+        let (msg, ids) = match input {
+            Input::Stage(stage) => {
+                let msg = decode_stage(body, stage).ok()?;
+                let ids = msg.record_ids.clone();
+                (Decoded::Stage(stage, msg), ids)
+            }
+            Input::BankReplies if returns::is_return(body) => return None,
+            Input::BankReplies => {
+                let reply = replies::decode(body).ok()?;
+                let ids = reply
+                    .items
+                    .iter()
+                    .map(|i| i.item_id.parse::<i64>().ok())
+                    .collect::<Option<Vec<i64>>>()?;
+                (Decoded::Reply(reply), ids)
+            }
+        };
+        if !ids.into_iter().all(|id| named.insert(id)) {
             return None;
         }
-        msgs.push(msg);
+        decoded.push(msg);
     }
     let handled = async {
         let mut tx = pool.begin().await?;
         let (tallies, deferred) = deferring(async {
-            let mut tallies = Vec::with_capacity(msgs.len());
-            for msg in &msgs {
-                tallies.push(handle_stage(settings, &mut tx, stage, msg).await?);
+            let mut tallies = Vec::with_capacity(decoded.len());
+            for (msg, (_, sender)) in decoded.iter().zip(messages) {
+                tallies.push(match msg {
+                    Decoded::Stage(stage, msg) => {
+                        handle_stage(settings, &mut tx, *stage, msg).await?
+                    }
+                    Decoded::Reply(reply) => {
+                        replies::handle(settings, &mut tx, reply, *sender).await?
+                    }
+                });
             }
-            Ok::<_, sqlx::Error>(tallies)
+            Ok::<_, ProcessError>(tallies)
         })
         .await;
         let tallies = tallies?;
         write_deferred(&mut tx, deferred).await?;
         tx.commit().await?;
-        Ok::<_, sqlx::Error>(tallies)
+        Ok::<_, ProcessError>(tallies)
     };
     match handled.await {
         Ok(tallies) => Some(tallies),
         Err(e) => {
-            tracing::debug!(error = %e, stage = stage.as_str(), messages = msgs.len(), "a group of messages failed together; handling them one by one");
+            tracing::debug!(error = %e, input = input.label(), messages = messages.len(), "a group of messages failed together; handling them one by one");
             None
         }
     }

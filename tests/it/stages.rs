@@ -14,7 +14,7 @@ use salur::config::Settings;
 use salur::domain::Outcome;
 use salur::intake::RawRecord;
 use salur::messages::{ParkedRecord, Stage, StageMessage};
-use salur::stages::{Tally, replies, stage_message, transfer};
+use salur::stages::{Input, Tally, replies, stage_message, transfer};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -165,10 +165,9 @@ fn holders(req: &BankRequest) -> Vec<(String, String)> {
     }
 }
 
-/// The bank's answer to `req`, one `item(id, holder's name)` per record, sent by the bank's
-/// own RabbitMQ user.
-async fn answer(env: &TestEnv, req: &BankRequest, item: impl Fn(&str, &str) -> ReplyItem) -> Tally {
-    let reply = BankReply {
+/// The bank's answer to `req`, one `item(id, holder's name)` per record.
+fn reply(req: &BankRequest, item: impl Fn(&str, &str) -> ReplyItem) -> BankReply {
+    BankReply {
         v: VERSION,
         request_id: req.request_id,
         bank_code: req.bank_code.clone(),
@@ -178,7 +177,12 @@ async fn answer(env: &TestEnv, req: &BankRequest, item: impl Fn(&str, &str) -> R
             .iter()
             .map(|(id, name)| item(id, name))
             .collect(),
-    };
+    }
+}
+
+/// The bank's answer to `req` ([`reply`]), handled as sent by the bank's own RabbitMQ user.
+async fn answer(env: &TestEnv, req: &BankRequest, item: impl Fn(&str, &str) -> ReplyItem) -> Tally {
+    let reply = reply(req, item);
     let sender = salur::bank::users::user_name(&env.settings, &req.bank_code);
     let mut tx = env.pool.begin().await.unwrap();
     let tally = replies::handle(&env.settings, &mut tx, &reply, Some(&sender))
@@ -998,7 +1002,7 @@ async fn the_same_message_handled_twice_at_once_moves_each_record_once() {
         attempt: None,
     })
     .unwrap();
-    let input = salur::stages::Input::Stage(Stage::Transfer);
+    let input = Input::Stage(Stage::Transfer);
     let handle = || salur::stages::process_one(&env.settings, &env.pool, input, &body, None);
     let (a, b, c) = tokio::join!(handle(), handle(), handle());
     let advanced: u64 = [a, b, c]
@@ -1141,7 +1145,14 @@ async fn messages_of_a_stage_handled_together_write_what_each_would_alone_and_re
     // A record named by two messages, or a message that does not decode: nothing is written,
     // and the caller handles them one by one.
     async fn group(env: &TestEnv, bodies: &[&[u8]]) -> Option<Vec<Tally>> {
-        salur::stages::process_group(&env.settings, &env.pool, Stage::AccountOpening, bodies).await
+        let messages: Vec<(&[u8], Option<&str>)> = bodies.iter().map(|b| (*b, None)).collect();
+        salur::stages::process_group(
+            &env.settings,
+            &env.pool,
+            Input::Stage(Stage::AccountOpening),
+            &messages,
+        )
+        .await
     }
     assert!(group(&env, &[&bodies[0], &bodies[0]]).await.is_none());
     assert!(group(&env, &[&bodies[0], b"{not json"]).await.is_none());
@@ -1183,5 +1194,125 @@ async fn messages_of_a_stage_handled_together_write_what_each_would_alone_and_re
     let mut expected: Vec<String> = ids.iter().map(i64::to_string).collect();
     expected.sort();
     assert_eq!(asked, expected, "every record asked for once");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn bank_answers_handled_together_are_each_checked_and_applied_as_alone() {
+    let env = env().await;
+    let records: Vec<RawRecord> = (1..=6).map(valid_record).collect();
+    let (batch, ids) = verified(&env, &records).await;
+    // Three transfer requests of two records each.
+    let mut requests = Vec::new();
+    for pair in ids.chunks(2) {
+        step(&env, Stage::Transfer, batch, pair).await;
+        requests.push(request(&take_outbox(&env).await));
+    }
+    let bank_user = salur::bank::users::user_name(&env.settings, &requests[0].bank_code);
+    let body = |r: &BankReply| serde_json::to_vec(r).unwrap();
+    // Both paid; one refused and one failing for a while; both paid, but said by a RabbitMQ
+    // user that is no bank's.
+    let paid = body(&reply(&requests[0], ok));
+    let mixed = body(&reply(&requests[1], |id, name| {
+        if id == ids[2].to_string() {
+            refused(id, "ACCOUNT_CLOSED")
+        } else {
+            transient(id, name)
+        }
+    }));
+    let forged = body(&reply(&requests[2], ok));
+    async fn group(env: &TestEnv, messages: &[(&[u8], Option<&str>)]) -> Option<Vec<Tally>> {
+        salur::stages::process_group(&env.settings, &env.pool, Input::BankReplies, messages).await
+    }
+
+    // The same answer twice (a record named twice), or an answer with a bank's return of a
+    // payment: nothing is written, the caller handles them one by one.
+    let returned = br#"{"v":1,"kind":"transfer_returned"}"#;
+    assert!(
+        group(
+            &env,
+            &[(&paid, Some(&bank_user)), (&paid, Some(&bank_user))]
+        )
+        .await
+        .is_none()
+    );
+    assert!(
+        group(
+            &env,
+            &[(&paid, Some(&bank_user)), (returned, Some(&bank_user))]
+        )
+        .await
+        .is_none()
+    );
+    for id in &ids {
+        assert_eq!(record(&env, *id).await.0, "transfer_requested");
+    }
+
+    let tallies = group(
+        &env,
+        &[
+            (&paid, Some(&bank_user)),
+            (&mixed, Some(&bank_user)),
+            (&forged, Some("somebody")),
+        ],
+    )
+    .await
+    .expect("three answers naming distinct records are handled together");
+    assert_eq!(tallies.len(), 3);
+    assert_eq!(tallies[0].outcome(Stage::Transfer, Outcome::Disbursed), 2);
+    assert_eq!(
+        tallies[0].disbursed["BPNT"],
+        rust_decimal::Decimal::from(1_200_000)
+    );
+    assert!(tallies[0].refused.is_empty());
+    assert_eq!(tallies[1].outcome(Stage::Transfer, Outcome::Failed), 1);
+    assert_eq!(tallies[1].outcome(Stage::Transfer, Outcome::Retried), 1);
+    assert!(tallies[1].disbursed.is_empty());
+    // The forged answer changes nothing: each of its items is refused, with the reason.
+    assert!(
+        tallies[2].outcomes.values().all(|n| *n == 0),
+        "{:?}",
+        tallies[2]
+    );
+    let refused: Vec<(&str, &str)> = tallies[2]
+        .refused
+        .iter()
+        .map(|r| (r.item_id.as_str(), r.reason))
+        .collect();
+    assert_eq!(refused.len(), 2);
+    assert!(
+        refused
+            .iter()
+            .all(|(_, reason)| *reason == "UNKNOWN_SENDER")
+    );
+
+    for id in &ids[0..2] {
+        assert_eq!(record(&env, *id).await.0, "disbursed");
+        assert_eq!(moves(&env, *id, "transfer_requested", "disbursed").await, 1);
+    }
+    assert_eq!(
+        record(&env, ids[2]).await,
+        ("failed".into(), vec!["ACCOUNT_CLOSED".into()], 0)
+    );
+    assert_eq!(record(&env, ids[3]).await, ("verified".into(), vec![], 1));
+    for id in &ids[4..6] {
+        assert_eq!(record(&env, *id).await.0, "transfer_requested");
+    }
+    // The refused transfer gave up its NIK's claim; the others keep theirs.
+    let claimed: Vec<i64> =
+        sqlx::query_scalar("SELECT record_id FROM recipient_claims ORDER BY record_id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let mut kept: Vec<i64> = ids.iter().copied().filter(|id| *id != ids[2]).collect();
+    kept.sort();
+    assert_eq!(claimed, kept);
+    // The one outgoing message: the transient record's retry.
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].routing_key,
+        format!("{}.transfer", env.settings.retry_tier(1).name)
+    );
     env.cleanup().await;
 }
