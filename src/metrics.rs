@@ -231,7 +231,7 @@ impl Metrics {
         let stage_duration = HistogramVec::new(
             HistogramOpts::new(
                 "salur_stage_duration_seconds",
-                "Time to handle one chunk or bank answer, in one database transaction.",
+                "Time to handle one chunk or bank answer, in one database transaction; messages handled together observe the group's time once.",
             )
             .buckets(vec![
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,

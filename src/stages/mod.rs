@@ -221,7 +221,7 @@ async fn process_once(
         Input::Stage(stage) => {
             let msg = decode_stage(body, stage)?;
             tracing::Span::current().record("batch_id", tracing::field::display(msg.batch_id));
-            tracing::debug!(batch_id = %msg.batch_id, record_ids = ?msg.record_ids, "stage message");
+            log_stage_message(&msg);
             handle_stage(settings, &mut tx, stage, &msg).await?
         }
         Input::BankReplies if returns::is_return(body) => {
@@ -230,18 +230,26 @@ async fn process_once(
         }
         Input::BankReplies => {
             let reply = replies::decode(body)?;
-            tracing::debug!(
-                request_id = %reply.request_id,
-                bank = %crate::metrics::bank_label(&reply.bank_code),
-                kind = reply.kind.as_str(),
-                record_ids = ?reply.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(),
-                "bank answer"
-            );
+            log_bank_answer(&reply);
             replies::handle(settings, &mut tx, &reply, sender).await?
         }
     };
     tx.commit().await?;
     Ok(tally)
+}
+
+fn log_stage_message(msg: &StageMessage) {
+    tracing::debug!(batch_id = %msg.batch_id, record_ids = ?msg.record_ids, "stage message");
+}
+
+fn log_bank_answer(reply: &crate::bank::contract::BankReply) {
+    tracing::debug!(
+        request_id = %reply.request_id,
+        bank = %crate::metrics::bank_label(&reply.bank_code),
+        kind = reply.kind.as_str(),
+        record_ids = ?reply.items.iter().map(|i| i.item_id.as_str()).collect::<Vec<_>>(),
+        "bank answer"
+    );
 }
 
 /// Runs `stage`'s handler on `msg` in the caller's transaction.
@@ -314,9 +322,11 @@ pub async fn process_group(
             for (msg, (_, sender)) in decoded.iter().zip(messages) {
                 tallies.push(match msg {
                     Decoded::Stage(stage, msg) => {
+                        log_stage_message(msg);
                         handle_stage(settings, &mut tx, *stage, msg).await?
                     }
                     Decoded::Reply(reply) => {
+                        log_bank_answer(reply);
                         replies::handle(settings, &mut tx, reply, *sender).await?
                     }
                 });

@@ -1316,3 +1316,91 @@ async fn bank_answers_handled_together_are_each_checked_and_applied_as_alone() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_released_claim() {
+    let env = env().await;
+    let records: Vec<RawRecord> = (1..=4).map(valid_record).collect();
+    let (batch, ids) = verified(&env, &records).await;
+    let mut requests = Vec::new();
+    for pair in ids.chunks(2) {
+        step(&env, Stage::Transfer, batch, pair).await;
+        requests.push(request(&take_outbox(&env).await));
+    }
+    let bank_user = salur::bank::users::user_name(&env.settings, &requests[0].bank_code);
+    let body = |r: &BankReply| serde_json::to_vec(r).unwrap();
+    // The first answer refuses one transfer (its handler gives the NIK's claim up as it goes)
+    // and pays the other; the second pays both, but the database refuses one of those payments.
+    let refusing = body(&reply(&requests[0], |id, name| {
+        if id == ids[0].to_string() {
+            refused(id, "ACCOUNT_CLOSED")
+        } else {
+            ok(id, name)
+        }
+    }));
+    let paid = body(&reply(&requests[1], ok));
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse_payment() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.id = {} AND NEW.state = 'disbursed' THEN
+                 RAISE EXCEPTION 'numeric field overflow' USING ERRCODE = '22003';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_payment BEFORE UPDATE ON records
+             FOR EACH ROW EXECUTE FUNCTION refuse_payment();",
+        ids[3]
+    ))
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    async fn claimed(env: &TestEnv) -> Vec<i64> {
+        sqlx::query_scalar("SELECT record_id FROM recipient_claims ORDER BY record_id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap()
+    }
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(claimed(&env).await, all);
+    let messages: [(&[u8], Option<&str>); 2] =
+        [(&refusing, Some(&bank_user)), (&paid, Some(&bank_user))];
+    let group =
+        || salur::stages::process_group(&env.settings, &env.pool, Input::BankReplies, &messages);
+    assert!(group().await.is_none(), "the group fails as a whole");
+    for id in &ids {
+        assert_eq!(
+            record(&env, *id).await.0,
+            "transfer_requested",
+            "record {id}"
+        );
+        assert_eq!(moves(&env, *id, "transfer_requested", "disbursed").await, 0);
+    }
+    assert_eq!(
+        claimed(&env).await,
+        all,
+        "the refused transfer's claim is given up only when its answer commits"
+    );
+    assert!(take_outbox(&env).await.is_empty());
+
+    // Once the database takes them, the same two answers together apply each as alone.
+    sqlx::raw_sql("DROP TRIGGER refuse_payment ON records")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let tallies = group().await.expect("the same group, accepted");
+    assert_eq!(tallies[0].outcome(Stage::Transfer, Outcome::Failed), 1);
+    assert_eq!(tallies[0].outcome(Stage::Transfer, Outcome::Disbursed), 1);
+    assert_eq!(tallies[1].outcome(Stage::Transfer, Outcome::Disbursed), 2);
+    assert_eq!(
+        record(&env, ids[0]).await,
+        ("failed".into(), vec!["ACCOUNT_CLOSED".into()], 0)
+    );
+    for id in &ids[1..] {
+        assert_eq!(record(&env, *id).await.0, "disbursed", "record {id}");
+        assert_eq!(moves(&env, *id, "transfer_requested", "disbursed").await, 1);
+    }
+    let kept: Vec<i64> = all.iter().copied().filter(|id| *id != ids[0]).collect();
+    assert_eq!(claimed(&env).await, kept);
+    env.cleanup().await;
+}
