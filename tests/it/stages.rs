@@ -1404,3 +1404,74 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
     assert_eq!(claimed(&env).await, kept);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn account_opening_answers_and_a_late_answer_handled_together_each_hand_on_and_apply_as_alone()
+ {
+    let env = env_with(|s| {
+        s.stage_max_attempts.insert(Stage::Transfer, 1);
+    })
+    .await;
+    // A transfer given up on: the bank failed its only attempt, it is dead.
+    let (_, late_ids, transfer) = transfer_requested(&env, &[valid_record(9)]).await;
+    answer(&env, &transfer, transient).await;
+    assert_eq!(record(&env, late_ids[0]).await.0, "dead");
+    take_outbox(&env).await;
+    // Two account-opening requests of two records each.
+    let (batch, ids) = submit(&env, &(1..=4).map(valid_record).collect::<Vec<_>>()).await;
+    let mut requests = Vec::new();
+    for pair in ids.chunks(2) {
+        step(&env, Stage::AccountOpening, batch, pair).await;
+        requests.push(request(&take_outbox(&env).await));
+    }
+    let bodies: Vec<(Vec<u8>, String)> = [&requests[0], &requests[1], &transfer]
+        .into_iter()
+        .map(|r| {
+            (
+                serde_json::to_vec(&reply(r, ok)).unwrap(),
+                salur::bank::users::user_name(&env.settings, &r.bank_code),
+            )
+        })
+        .collect();
+    let messages: Vec<(&[u8], Option<&str>)> = bodies
+        .iter()
+        .map(|(b, u)| (b.as_slice(), Some(u.as_str())))
+        .collect();
+    let tallies =
+        salur::stages::process_group(&env.settings, &env.pool, Input::BankReplies, &messages)
+            .await
+            .expect("three answers naming distinct records are handled together");
+    for tally in &tallies[0..2] {
+        let decided: Vec<_> = tally.outcomes.iter().filter(|(_, n)| **n > 0).collect();
+        assert_eq!(
+            decided,
+            [(&(Stage::AccountOpening, Outcome::AccountOpened), &2)],
+            "{tally:?}"
+        );
+    }
+    one(&tallies[2], Stage::Transfer, Outcome::Disbursed);
+    for id in &ids {
+        assert_eq!(
+            moves(&env, *id, "account_requested", "account_opened").await,
+            1
+        );
+    }
+    // The late answer is applied as the bank decided, from where the record was.
+    assert_eq!(record(&env, late_ids[0]).await.0, "disbursed");
+    let (from, to, _, detail) = last_event(&env, late_ids[0]).await;
+    assert_eq!((from.as_deref(), to.as_str()), (Some("dead"), "disbursed"));
+    assert_eq!(detail["late_answer"], true);
+    // Each account-opening answer hands its own records on, in a message of its own.
+    let mut handed: Vec<Value> = take_outbox(&env)
+        .await
+        .into_iter()
+        .filter(|s| s.exchange == names::WORK && s.routing_key == "verification")
+        .map(|s| s.payload["record_ids"].clone())
+        .collect();
+    handed.sort_by_key(|ids| ids[0].as_i64());
+    assert_eq!(
+        handed,
+        [serde_json::json!(ids[0..2]), serde_json::json!(ids[2..4])]
+    );
+    env.cleanup().await;
+}
