@@ -413,12 +413,11 @@ async fn handle_group(ctx: &Ctx, input: Input, group: Vec<Delivery>, publisher: 
                 .messages_per_transaction
                 .with_label_values(&[input.label()])
                 .observe(group.len() as f64);
-            let elapsed = started.elapsed().as_secs_f64();
+            ctx.metrics
+                .stage_duration
+                .with_label_values(&[input.label()])
+                .observe(started.elapsed().as_secs_f64());
             for (delivery, tally) in group.iter().zip(tallies) {
-                ctx.metrics
-                    .stage_duration
-                    .with_label_values(&[input.label()])
-                    .observe(elapsed);
                 settle(ctx, input, delivery, tally, publisher).await;
             }
             return;

@@ -1330,7 +1330,8 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
     let bank_user = salur::bank::users::user_name(&env.settings, &requests[0].bank_code);
     let body = |r: &BankReply| serde_json::to_vec(r).unwrap();
     // The first answer refuses one transfer (its handler gives the NIK's claim up as it goes)
-    // and pays the other; the second pays both, but the database refuses one of those payments.
+    // and pays the other; the second fails one for a while (a retry to send) and pays the
+    // other, but the database refuses that payment.
     let refusing = body(&reply(&requests[0], |id, name| {
         if id == ids[0].to_string() {
             refused(id, "ACCOUNT_CLOSED")
@@ -1338,7 +1339,13 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
             ok(id, name)
         }
     }));
-    let paid = body(&reply(&requests[1], ok));
+    let paid = body(&reply(&requests[1], |id, name| {
+        if id == ids[2].to_string() {
+            transient(id, name)
+        } else {
+            ok(id, name)
+        }
+    }));
     sqlx::raw_sql(&format!(
         "CREATE FUNCTION refuse_payment() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
@@ -1381,7 +1388,7 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
         all,
         "the refused transfer's claim is given up only when its answer commits"
     );
-    assert!(take_outbox(&env).await.is_empty());
+    assert!(take_outbox(&env).await.is_empty(), "no retry is sent");
 
     // Once the database takes them, the same two answers together apply each as alone.
     sqlx::raw_sql("DROP TRIGGER refuse_payment ON records")
@@ -1391,15 +1398,23 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
     let tallies = group().await.expect("the same group, accepted");
     assert_eq!(tallies[0].outcome(Stage::Transfer, Outcome::Failed), 1);
     assert_eq!(tallies[0].outcome(Stage::Transfer, Outcome::Disbursed), 1);
-    assert_eq!(tallies[1].outcome(Stage::Transfer, Outcome::Disbursed), 2);
+    assert_eq!(tallies[1].outcome(Stage::Transfer, Outcome::Disbursed), 1);
+    assert_eq!(tallies[1].outcome(Stage::Transfer, Outcome::Retried), 1);
     assert_eq!(
         record(&env, ids[0]).await,
         ("failed".into(), vec!["ACCOUNT_CLOSED".into()], 0)
     );
-    for id in &ids[1..] {
-        assert_eq!(record(&env, *id).await.0, "disbursed", "record {id}");
-        assert_eq!(moves(&env, *id, "transfer_requested", "disbursed").await, 1);
+    assert_eq!(record(&env, ids[2]).await, ("verified".into(), vec![], 1));
+    for id in [ids[1], ids[3]] {
+        assert_eq!(record(&env, id).await.0, "disbursed", "record {id}");
+        assert_eq!(moves(&env, id, "transfer_requested", "disbursed").await, 1);
     }
+    let sent = take_outbox(&env).await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].routing_key,
+        format!("{}.transfer", env.settings.retry_tier(1).name)
+    );
     let kept: Vec<i64> = all.iter().copied().filter(|id| *id != ids[0]).collect();
     assert_eq!(claimed(&env).await, kept);
     env.cleanup().await;
