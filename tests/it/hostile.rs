@@ -759,20 +759,11 @@ async fn a_record_its_stage_cannot_write_is_parked_and_the_rest_of_its_chunk_goe
         let records: Vec<_> = (1..=3).map(valid_record).collect();
         let batch = env.submit(&records, "2026-Q4").await;
         // The database refuses to move row 2 on, for a reason that will never pass.
-        sqlx::raw_sql(
-            "CREATE FUNCTION refuse_row_2() RETURNS trigger LANGUAGE plpgsql AS $$
-             BEGIN
-                 IF NEW.row_number = 2 AND NEW.state = 'account_requested' THEN
-                     RAISE EXCEPTION 'numeric field overflow' USING ERRCODE = '22003';
-                 END IF;
-                 RETURN NEW;
-             END $$;
-             CREATE TRIGGER refuse_row_2 BEFORE UPDATE ON records
-                 FOR EACH ROW EXECUTE FUNCTION refuse_row_2();",
+        harness::refuse_updates(
+            &env.pool,
+            "NEW.row_number = 2 AND NEW.state = 'account_requested'",
         )
-        .execute(&env.pool)
-        .await
-        .unwrap();
+        .await;
         let ids: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM records WHERE batch_id = $1 ORDER BY row_number")
                 .bind(batch)

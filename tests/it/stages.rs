@@ -255,9 +255,29 @@ async fn transfer_requested(env: &TestEnv, records: &[RawRecord]) -> (Uuid, Vec<
     (batch, ids, req)
 }
 
+/// `stage` handled two records of `ids` at a time: the bank request each step sent.
+async fn requested_by_pairs(
+    env: &TestEnv,
+    stage: Stage,
+    batch: Uuid,
+    ids: &[i64],
+) -> Vec<BankRequest> {
+    let mut requests = Vec::new();
+    for pair in ids.chunks(2) {
+        step(env, stage, batch, pair).await;
+        requests.push(request(&take_outbox(env).await));
+    }
+    requests
+}
+
 fn one(tally: &Tally, stage: Stage, outcome: Outcome) {
+    only(tally, stage, outcome, 1);
+}
+
+/// The tally decided `outcome` for `n` records and nothing else.
+fn only(tally: &Tally, stage: Stage, outcome: Outcome, n: u64) {
     let decided: Vec<_> = tally.outcomes.iter().filter(|(_, n)| **n > 0).collect();
-    assert_eq!(decided, [(&(stage, outcome), &1)], "{tally:?}");
+    assert_eq!(decided, [(&(stage, outcome), &n)], "{tally:?}");
 }
 
 fn parked(sent: &Sent) -> ParkedRecord {
@@ -1203,11 +1223,7 @@ async fn bank_answers_handled_together_are_each_checked_and_applied_as_alone() {
     let records: Vec<RawRecord> = (1..=6).map(valid_record).collect();
     let (batch, ids) = verified(&env, &records).await;
     // Three transfer requests of two records each.
-    let mut requests = Vec::new();
-    for pair in ids.chunks(2) {
-        step(&env, Stage::Transfer, batch, pair).await;
-        requests.push(request(&take_outbox(&env).await));
-    }
+    let requests = requested_by_pairs(&env, Stage::Transfer, batch, &ids).await;
     let bank_user = salur::bank::users::user_name(&env.settings, &requests[0].bank_code);
     let body = |r: &BankReply| serde_json::to_vec(r).unwrap();
     // Both paid; one refused and one failing for a while; both paid, but said by a RabbitMQ
@@ -1322,11 +1338,7 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
     let env = env().await;
     let records: Vec<RawRecord> = (1..=4).map(valid_record).collect();
     let (batch, ids) = verified(&env, &records).await;
-    let mut requests = Vec::new();
-    for pair in ids.chunks(2) {
-        step(&env, Stage::Transfer, batch, pair).await;
-        requests.push(request(&take_outbox(&env).await));
-    }
+    let requests = requested_by_pairs(&env, Stage::Transfer, batch, &ids).await;
     let bank_user = salur::bank::users::user_name(&env.settings, &requests[0].bank_code);
     let body = |r: &BankReply| serde_json::to_vec(r).unwrap();
     // The first answer refuses one transfer (its handler gives the NIK's claim up as it goes)
@@ -1346,21 +1358,11 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
             ok(id, name)
         }
     }));
-    sqlx::raw_sql(&format!(
-        "CREATE FUNCTION refuse_payment() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF NEW.id = {} AND NEW.state = 'disbursed' THEN
-                 RAISE EXCEPTION 'numeric field overflow' USING ERRCODE = '22003';
-             END IF;
-             RETURN NEW;
-         END $$;
-         CREATE TRIGGER refuse_payment BEFORE UPDATE ON records
-             FOR EACH ROW EXECUTE FUNCTION refuse_payment();",
-        ids[3]
-    ))
-    .execute(&env.pool)
-    .await
-    .unwrap();
+    crate::harness::refuse_updates(
+        &env.pool,
+        &format!("NEW.id = {} AND NEW.state = 'disbursed'", ids[3]),
+    )
+    .await;
     async fn claimed(env: &TestEnv) -> Vec<i64> {
         sqlx::query_scalar("SELECT record_id FROM recipient_claims ORDER BY record_id")
             .fetch_all(&env.pool)
@@ -1391,7 +1393,7 @@ async fn a_group_of_bank_answers_the_database_refuses_writes_nothing_not_even_a_
     assert!(take_outbox(&env).await.is_empty(), "no retry is sent");
 
     // Once the database takes them, the same two answers together apply each as alone.
-    sqlx::raw_sql("DROP TRIGGER refuse_payment ON records")
+    sqlx::raw_sql("DROP TRIGGER refuse_update ON records")
         .execute(&env.pool)
         .await
         .unwrap();
@@ -1434,11 +1436,7 @@ async fn account_opening_answers_and_a_late_answer_handled_together_each_hand_on
     take_outbox(&env).await;
     // Two account-opening requests of two records each.
     let (batch, ids) = submit(&env, &(1..=4).map(valid_record).collect::<Vec<_>>()).await;
-    let mut requests = Vec::new();
-    for pair in ids.chunks(2) {
-        step(&env, Stage::AccountOpening, batch, pair).await;
-        requests.push(request(&take_outbox(&env).await));
-    }
+    let requests = requested_by_pairs(&env, Stage::AccountOpening, batch, &ids).await;
     let bodies: Vec<(Vec<u8>, String)> = [&requests[0], &requests[1], &transfer]
         .into_iter()
         .map(|r| {
@@ -1457,12 +1455,7 @@ async fn account_opening_answers_and_a_late_answer_handled_together_each_hand_on
             .await
             .expect("three answers naming distinct records are handled together");
     for tally in &tallies[0..2] {
-        let decided: Vec<_> = tally.outcomes.iter().filter(|(_, n)| **n > 0).collect();
-        assert_eq!(
-            decided,
-            [(&(Stage::AccountOpening, Outcome::AccountOpened), &2)],
-            "{tally:?}"
-        );
+        only(tally, Stage::AccountOpening, Outcome::AccountOpened, 2);
     }
     one(&tallies[2], Stage::Transfer, Outcome::Disbursed);
     for id in &ids {

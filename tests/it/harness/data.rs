@@ -121,3 +121,23 @@ pub async fn within_limit(body: impl std::future::Future<Output = ()>) {
 pub fn operator() -> salur::domain::Actor {
     salur::domain::Actor::cli(Some("Test Operator".into()))
 }
+
+/// Makes the database refuse, for a reason that will never pass (SQLSTATE 22003), every update
+/// of a record whose new row satisfies `when` (SQL over `NEW`); `DROP TRIGGER refuse_update ON
+/// records` lifts it.
+pub async fn refuse_updates(pool: &PgPool, when: &str) {
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF {when} THEN
+                 RAISE EXCEPTION 'numeric field overflow' USING ERRCODE = '22003';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_update BEFORE UPDATE ON records
+             FOR EACH ROW EXECUTE FUNCTION refuse_update();"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}
