@@ -49,7 +49,7 @@ USAGE = re.compile(r"([\d.]+) s user, ([\d.]+) s system, ([\d.]+) s elapsed")
 
 
 def parse(lines):
-    """Yields (database, message kind, cpu seconds, elapsed seconds, statement text)."""
+    """Yields (database, message kind, cpu seconds, elapsed seconds, the statement's lines)."""
     open_entry = {}  # pid -> the entry its last STATISTICS line started
     target = None  # (field, entry) that continuation lines (tab-indented) belong to
     done = []
@@ -68,7 +68,6 @@ def parse(lines):
                     target = ("detail", e)
             elif level == "DETAIL" and pid in open_entry:
                 target = ("detail", open_entry[pid])
-                target[1]["detail"] = rest
             elif level == "STATEMENT" and pid in open_entry and not open_entry[pid]["sql"]:
                 target = ("sql", open_entry.pop(pid))
                 target[1]["sql"].append(rest)
