@@ -10,18 +10,10 @@
 # use the same databases for other record counts). SALUR_BIN picks the binary
 # (default: a release build of this checkout); PG_LOG the server log, if it is not where
 # Debian's cluster writes it. The run's part of the log is kept in PROFILE_LOG (default
-# /tmp/salur_db_cpu_profile.log) for `scripts/db_cpu_profile.py PROFILE_LOG RECIPIENTS`. Other sessions' statements are logged too while it runs, under
-# their own databases.
+# /tmp/salur_db_cpu_profile.log) for `scripts/db_cpu_profile.py PROFILE_LOG RECIPIENTS`. Other
+# sessions' statements are logged too while it runs, under their own databases.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/services.sh >/dev/null
-N=${1:-50000}
-shift || true
-BIN=${SALUR_BIN:-target/release/salur}
-if [[ -z "${SALUR_BIN:-}" ]]; then
-  cargo build --release --quiet
-fi
-psql_() { psql -h 127.0.0.1 -U postgres -d postgres -Atqc "$1"; }
+source "$(dirname "$0")/profile_common.sh"
 if [[ -z "${PG_LOG:-}" ]]; then
   current=$(psql_ "SELECT pg_current_logfile()")
   if [[ -n "$current" ]]; then
@@ -38,15 +30,14 @@ if [[ ! -r "$PG_LOG" ]]; then
 fi
 start=$(stat -c %s "$PG_LOG")
 out=${PROFILE_LOG:-/tmp/salur_db_cpu_profile.log}
-trap 'psql_ "ALTER SYSTEM RESET log_statement_stats" >/dev/null; psql_ "SELECT pg_reload_conf()" >/dev/null' EXIT
-psql_ "ALTER SYSTEM SET log_statement_stats = on" >/dev/null
-psql_ "SELECT pg_reload_conf()" >/dev/null
+statement_stats() { psql_ "ALTER SYSTEM $1" >/dev/null && psql_ "SELECT pg_reload_conf()" >/dev/null; }
+trap 'statement_stats "RESET log_statement_stats"' EXIT
+statement_stats "SET log_statement_stats = on"
 once=(--skip-baselines)
 # (A build from before bank-sim's ledger had a database of its own has no shared-ledger run.)
 if "$BIN" bench --help | grep -q -- --skip-shared-ledger; then once+=(--skip-shared-ledger); fi
 "$BIN" bench --recipients "$N" "${once[@]}" "$@"
-psql_ "ALTER SYSTEM RESET log_statement_stats" >/dev/null
-psql_ "SELECT pg_reload_conf()" >/dev/null
+statement_stats "RESET log_statement_stats"
 tail -c +"$((start + 1))" "$PG_LOG" > "$out"
 echo
 echo "PostgreSQL CPU per statement (log_statement_stats; bind includes planning; wall is the"

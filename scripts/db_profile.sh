@@ -5,15 +5,7 @@
 # setting back as it was. Usage: scripts/db_profile.sh [RECIPIENTS] [more bench options]
 # (default 50000). Do not run it beside tests: restarting PostgreSQL cuts their connections.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-scripts/services.sh >/dev/null
-N=${1:-50000}
-shift || true
-BIN=${SALUR_BIN:-target/release/salur}
-if [[ -z "${SALUR_BIN:-}" ]]; then
-  cargo build --release --quiet
-fi
-psql_() { psql -h 127.0.0.1 -U postgres -d postgres -Atqc "$1"; }
+source "$(dirname "$0")/profile_common.sh"
 cluster=$(ls /etc/postgresql)
 restart() { pg_ctlcluster --skip-systemctl-redirect "$cluster" main restart; }
 before=$(psql_ "SHOW shared_preload_libraries")
