@@ -537,10 +537,7 @@ async fn settle(ctx: &Ctx, input: Input, delivery: &Delivery, tally: Tally, publ
     if !tally.unknown_ids.is_empty() {
         // The known records are handled (committed); the message is kept for an operator
         // because it named records that do not exist.
-        let reason = format!(
-            "the message names record ids that do not exist: {:?}",
-            tally.unknown_ids
-        );
+        let reason = unknown_records_reason(ctx, input, delivery, &tally.unknown_ids).await;
         if !park(ctx, input, delivery, &reason, publisher).await {
             return;
         }
@@ -548,6 +545,36 @@ async fn settle(ctx: &Ctx, input: Input, delivery: &Delivery, tally: Tally, publ
     if let Err(e) = delivery.acker.ack(BasicAckOptions::default()).await {
         tracing::warn!(error = %e, "ack failed; the message will be redelivered and skipped");
     }
+}
+
+/// Why a message naming records that do not exist is parked. A stage message whose batch is
+/// not in this worker's database either was most likely sent by another salur deployment
+/// (another `DATABASE_URL`) on the same vhost and namespace, whose workers and this one take
+/// each other's messages: the reason says so, and what to do.
+async fn unknown_records_reason(
+    ctx: &Ctx,
+    input: Input,
+    delivery: &Delivery,
+    unknown: &[i64],
+) -> String {
+    let mut reason = format!("the message names record ids that do not exist: {unknown:?}");
+    let Input::Stage(_) = input else {
+        return reason;
+    };
+    let Ok(msg) = serde_json::from_slice::<messages::StageMessage>(&delivery.data) else {
+        return reason;
+    };
+    if let Ok(false) = crate::store::batches::visible(&ctx.pool, msg.batch_id, None).await {
+        reason.push_str(&format!(
+            ", and its batch {} is not in this worker's database either: if another salur \
+             deployment (another DATABASE_URL) uses the same RabbitMQ vhost and \
+             SALUR_NAMESPACE as this one, each takes the other's messages; give each its own \
+             SALUR_NAMESPACE or vhost, and that deployment's sweeper sends its records' work \
+             again",
+            msg.batch_id
+        ));
+    }
+    reason
 }
 
 /// Bank answer items that cannot be trusted: each is logged (bank and record id) and counted,

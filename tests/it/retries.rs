@@ -213,6 +213,7 @@ async fn poison_messages_are_parked_with_body_and_reason() {
                 .unwrap()
                 .replace("\"v\":1", "\"v\":99")
                 .into_bytes();
+            let foreign_batch = uuid::Uuid::new_v4();
             let reply = BankReply {
                 v: 7,
                 request_id: uuid::Uuid::new_v4(),
@@ -229,6 +230,8 @@ async fn poison_messages_are_parked_with_body_and_reason() {
                 },
                 unknown_version,
                 stage_message(s, Stage::Transfer, good, vec![987_654_321]),
+                // As another deployment on the same vhost and namespace would send it.
+                stage_message(s, Stage::Transfer, foreign_batch, vec![987_654_322]),
                 Outgoing {
                     exchange: s.name(names::BANK_REPLIES),
                     routing_key: "bank.002.transfer".into(),
@@ -251,7 +254,7 @@ async fn poison_messages_are_parked_with_body_and_reason() {
 
             let mut parked = Vec::new();
             for _ in 0..100 {
-                if env.queue_depth(names::DEAD_QUEUE).await >= 4 {
+                if env.queue_depth(names::DEAD_QUEUE).await >= 5 {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -262,7 +265,7 @@ async fn poison_messages_are_parked_with_body_and_reason() {
             }
             let _ = ch.close(200, "ok".into()).await;
             broker.close().await;
-            assert_eq!(parked.len(), 4, "{parked:?}");
+            assert_eq!(parked.len(), 5, "{parked:?}");
             let reasons: Vec<&str> = parked.iter().map(|p| p.reason.as_str()).collect();
             assert!(
                 reasons.iter().any(|r| r.starts_with("not a stage message")),
@@ -272,8 +275,19 @@ async fn poison_messages_are_parked_with_body_and_reason() {
                 reasons.iter().any(|r| r.contains("version 99")),
                 "{reasons:?}"
             );
+            // An unknown record of a known batch is only that; a message whose batch is not in
+            // this database either names the likely cause: another deployment's message.
+            let of_known_batch = reasons.iter().find(|r| r.contains("987654321"));
             assert!(
-                reasons.iter().any(|r| r.contains("987654321")),
+                of_known_batch.is_some_and(|r| !r.contains("SALUR_NAMESPACE")),
+                "{reasons:?}"
+            );
+            let foreign = reasons.iter().find(|r| r.contains("987654322"));
+            assert!(
+                foreign.is_some_and(|r| r.contains(&format!(
+                    "its batch {foreign_batch} is not in this worker's database"
+                )) && r
+                    .contains("give each its own SALUR_NAMESPACE or vhost")),
                 "{reasons:?}"
             );
             assert!(
